@@ -1,0 +1,70 @@
+// The `tronada` program. It only parses and dispatches: each subcommand lives in its own
+// cli/<name>_command.{h,cpp} and adds itself to the root app through one registration function,
+// listed in kCommands below.
+//
+// Exit status: 0 on success (including --help and --version), 1 when a command fails, 2 for a
+// usage error (unknown flag, bad value, no command). 2 is what gunicorn (argparse) and most Unix
+// tools use; CLI11's own codes (105, 106, 109, ...) mean nothing to a shell script or systemd.
+//
+// No subcommand: the help goes to stderr and the exit status is 2, as git and go do. A person
+// typing `tronada` still sees every command, while a script whose command word went missing fails
+// instead of silently doing nothing. (cargo and Caddy exit 0 here; we prefer the loud failure.)
+#include <CLI/CLI.hpp>
+
+#include <array>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "cli/common_options.h"
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+using RegisterCommand = void (*)(CLI::App&);
+
+// Later: register_wsgi_command, register_fastcgi_command, register_proxy_command,
+// register_static_command, register_serve_command, register_check_command,
+// register_run_command, register_new_command.
+constexpr std::array<RegisterCommand, 0> kCommands{};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "tronada: a Tornado-style web server in C++.\n"
+      "Runs native C++ handlers, and fronts WSGI apps, FastCGI responders (PHP), HTTP upstreams\n"
+      "and static files with the same HTTP/1.1, HTTP/2 and WebSocket server.",
+      "tronada"};
+  app.set_version_flag("--version", std::string("tronada ") + TRONADA_VERSION,
+                       "Print the version and exit");
+  app.footer("Run 'tronada COMMAND --help' for a command's options.");
+  app.require_subcommand(0, 1);
+
+  tronada::cli::CommonOptions global;
+  tronada::cli::add_logging_options(app, global);
+  // Runs before any subcommand's callback, so a command's own --log-level can still override it.
+  app.parse_complete_callback([&global] { tronada::cli::apply_logging(global); });
+
+  for (RegisterCommand register_command : kCommands) register_command(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  } catch (const CLI::Error& e) {
+    // A command asked for a specific exit status (CLI::RuntimeError) and has reported already.
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tronada: error: %s\n", e.what());
+    return kExitFailure;
+  }
+
+  if (app.get_subcommands().empty()) {
+    std::cerr << app.help();
+    return kExitUsage;
+  }
+  return 0;
+}

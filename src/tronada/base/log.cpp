@@ -1,0 +1,113 @@
+#include "tronada/base/log.h"
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <string>
+
+namespace tronada::log {
+namespace {
+
+std::atomic<Level> g_level{Level::info};
+std::atomic<Format> g_format{Format::text};
+std::atomic<std::FILE*> g_sink{nullptr};
+
+void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+std::string timestamp() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+            1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+}  // namespace
+
+Level level() { return g_level.load(std::memory_order_relaxed); }
+void set_level(Level l) { g_level.store(l, std::memory_order_relaxed); }
+Format format() { return g_format.load(std::memory_order_relaxed); }
+void set_format(Format f) { g_format.store(f, std::memory_order_relaxed); }
+void set_sink(std::FILE* sink) { g_sink.store(sink); }
+
+std::string_view level_name(Level l) {
+  switch (l) {
+    case Level::debug: return "debug";
+    case Level::info: return "info";
+    case Level::warning: return "warning";
+    case Level::error: return "error";
+    case Level::critical: return "critical";
+    case Level::off: return "off";
+  }
+  return "unknown";
+}
+
+std::optional<Level> parse_level(std::string_view name) {
+  for (Level l : {Level::debug, Level::info, Level::warning, Level::error, Level::critical,
+                  Level::off}) {
+    if (name == level_name(l)) return l;
+  }
+  if (name == "warn") return Level::warning;
+  return std::nullopt;
+}
+
+std::optional<Format> parse_format(std::string_view name) {
+  if (name == "text") return Format::text;
+  if (name == "json") return Format::json;
+  return std::nullopt;
+}
+
+void write(Level l, std::string_view logger, std::string_view message) {
+  std::string line;
+  line.reserve(message.size() + 64);
+  if (format() == Format::json) {
+    line += "{\"time\":\"" + timestamp() + "\",\"level\":\"";
+    line += level_name(l);
+    line += "\",\"logger\":";
+    append_json_string(line, logger);
+    line += ",\"message\":";
+    append_json_string(line, message);
+    line += "}\n";
+  } else {
+    line += timestamp();
+    line += ' ';
+    line += level_name(l);
+    line += " [";
+    line += logger;
+    line += "] ";
+    line += message;
+    line += '\n';
+  }
+  std::FILE* sink = g_sink.load();
+  if (!sink) sink = stderr;
+  // One fwrite per line: stdio locks the stream, so lines from threads never interleave.
+  std::fwrite(line.data(), 1, line.size(), sink);
+  std::fflush(sink);
+}
+
+}  // namespace tronada::log

@@ -1,0 +1,45 @@
+// Process-wide logging: levels, text or JSON lines, one sink (stderr by default).
+#pragma once
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tronada::log {
+
+enum class Level { debug = 10, info = 20, warning = 30, error = 40, critical = 50, off = 100 };
+enum class Format { text, json };
+
+/// Current threshold: messages below it are dropped before they are formatted.
+Level level();
+void set_level(Level level);
+Format format();
+void set_format(Format format);
+/// Where log lines go; the stream is not owned. nullptr restores stderr.
+void set_sink(std::FILE* sink);
+
+inline bool enabled(Level l) { return l >= level(); }
+
+/// Writes one line; `logger` names the part of the system ("loop", "http", "wsgi").
+/// Safe from any thread: a line is written with one call so lines never interleave.
+void write(Level l, std::string_view logger, std::string_view message);
+
+std::optional<Level> parse_level(std::string_view name);
+std::optional<Format> parse_format(std::string_view name);
+std::string_view level_name(Level l);
+
+inline void debug(std::string_view logger, std::string_view m) {
+  if (enabled(Level::debug)) write(Level::debug, logger, m);
+}
+inline void info(std::string_view logger, std::string_view m) {
+  if (enabled(Level::info)) write(Level::info, logger, m);
+}
+inline void warning(std::string_view logger, std::string_view m) {
+  if (enabled(Level::warning)) write(Level::warning, logger, m);
+}
+inline void error(std::string_view logger, std::string_view m) {
+  if (enabled(Level::error)) write(Level::error, logger, m);
+}
+
+}  // namespace tronada::log

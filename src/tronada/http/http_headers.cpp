@@ -1,0 +1,112 @@
+#include "tronada/http/http_headers.h"
+
+#include <algorithm>
+#include <array>
+
+namespace tronada {
+
+namespace detail {
+
+namespace {
+
+constexpr std::array<bool, 256> make_tchar_table() {
+  std::array<bool, 256> table{};
+  for (int c = '0'; c <= '9'; ++c) table[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) table[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) table[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) table[static_cast<unsigned char>(c)] = true;
+  return table;
+}
+
+constexpr std::array<bool, 256> kTchar = make_tchar_table();
+
+constexpr char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+}  // namespace
+
+bool is_tchar(unsigned char c) { return kTchar[c]; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i] != b[i] && ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  }
+  return true;
+}
+
+std::string_view trim_ows(std::string_view s) {
+  std::size_t begin = 0;
+  std::size_t end = s.size();
+  while (begin < end && (s[begin] == ' ' || s[begin] == '\t')) ++begin;
+  while (end > begin && (s[end - 1] == ' ' || s[end - 1] == '\t')) --end;
+  return s.substr(begin, end - begin);
+}
+
+}  // namespace detail
+
+void HTTPHeaders::add(std::string_view name, std::string_view value) {
+  fields_.push_back(HeaderField{std::string(name), std::string(value)});
+}
+
+void HTTPHeaders::set(std::string_view name, std::string_view value) {
+  auto first = std::find_if(fields_.begin(), fields_.end(),
+                            [&](const HeaderField& f) { return detail::iequals(f.name, name); });
+  if (first == fields_.end()) {
+    add(name, value);
+    return;
+  }
+  first->name.assign(name);
+  first->value.assign(value);
+  fields_.erase(std::remove_if(std::next(first), fields_.end(),
+                               [&](const HeaderField& f) { return detail::iequals(f.name, name); }),
+                fields_.end());
+}
+
+std::optional<std::string_view> HTTPHeaders::get(std::string_view name) const {
+  for (const HeaderField& f : fields_) {
+    if (detail::iequals(f.name, name)) return std::string_view(f.value);
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string_view> HTTPHeaders::get_all(std::string_view name) const {
+  std::vector<std::string_view> values;
+  for (const HeaderField& f : fields_) {
+    if (detail::iequals(f.name, name)) values.emplace_back(f.value);
+  }
+  return values;
+}
+
+std::optional<std::string> HTTPHeaders::get_joined(std::string_view name) const {
+  std::optional<std::string> joined;
+  for (const HeaderField& f : fields_) {
+    if (!detail::iequals(f.name, name)) continue;
+    if (!joined) {
+      joined.emplace(f.value);
+    } else {
+      joined->append(", ").append(f.value);
+    }
+  }
+  return joined;
+}
+
+bool HTTPHeaders::contains(std::string_view name) const {
+  return std::any_of(fields_.begin(), fields_.end(),
+                     [&](const HeaderField& f) { return detail::iequals(f.name, name); });
+}
+
+std::size_t HTTPHeaders::remove(std::string_view name) {
+  return std::erase_if(fields_, [&](const HeaderField& f) { return detail::iequals(f.name, name); });
+}
+
+bool is_valid_header_name(std::string_view name) {
+  if (name.empty()) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return detail::is_tchar(static_cast<unsigned char>(c)); });
+}
+
+bool is_valid_header_value(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+}  // namespace tronada

@@ -1,0 +1,135 @@
+// The event loop: callbacks, timeouts, fd handlers, signals and an executor on libuv.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace tronada {
+
+using Clock = std::chrono::steady_clock;
+using Duration = Clock::duration;
+using TimePoint = Clock::time_point;
+using Callback = std::function<void()>;
+
+/// Identifies a pending timeout; a default-constructed handle names nothing. Removing a
+/// handle whose timeout already ran (or was removed) is a harmless no-op.
+struct TimeoutHandle {
+  std::uint64_t id = 0;
+  explicit operator bool() const { return id != 0; }
+};
+
+namespace detail {
+struct Timer;
+struct FdWatcher;
+struct SignalWatcher;
+}  // namespace detail
+
+/// One event loop per thread, as Tornado's IOLoop. Each iteration runs the callbacks
+/// that were ready when it began, then due timeouts, then polls for I/O and dispatches
+/// events; callbacks added while callbacks run wait for the next iteration so they can
+/// never starve I/O.
+///
+/// Lifetime: the IOLoop owns every libuv handle it creates (the wakeup async, the
+/// check/idle pair, timers, fd pollers, signal watchers). Each is heap-allocated, closed
+/// through uv_close and freed in its close callback. `close()` (also run by the
+/// destructor) closes them all and runs the loop until libuv reports none left.
+class IOLoop {
+ public:
+  enum Events : int { READ = 1, WRITE = 2, ERROR = 4 };
+  using FdHandler = std::function<void(int fd, int events)>;
+
+  IOLoop();
+  ~IOLoop();
+  IOLoop(const IOLoop&) = delete;
+  IOLoop& operator=(const IOLoop&) = delete;
+
+  /// The loop of the calling thread, created on first use.
+  static IOLoop& current();
+  /// The loop of the calling thread if one was created or made current, else nullptr.
+  static IOLoop* current_or_null();
+  /// Makes this loop the current one of the calling thread (tests, worker threads).
+  void make_current();
+
+  /// Runs until stop(). Exceptions escaping callbacks are logged and the loop goes on.
+  void start();
+  /// Asks the loop to return from start() after the current iteration. Thread-safe.
+  void stop();
+  bool running() const { return running_; }
+
+  /// Schedules `cb` on the next iteration. Callable from any thread; wakes the loop.
+  void add_callback(Callback cb);
+
+  /// Monotonic time as the loop sees it (libuv's cached loop time, refreshed each
+  /// iteration), so timeouts set from one callback share one notion of "now".
+  TimePoint time() const;
+  TimeoutHandle call_later(Duration delay, Callback cb);
+  TimeoutHandle call_at(TimePoint when, Callback cb);
+  void remove_timeout(TimeoutHandle handle);
+
+  /// Watches any file descriptor with uv_poll. `events` is a mask of READ and WRITE;
+  /// ERROR is reported to the handler whether asked for or not. One handler per fd.
+  void add_handler(int fd, FdHandler handler, int events);
+  void update_handler(int fd, int events);
+  void remove_handler(int fd);
+
+  /// Runs `handler` on the loop thread each time `signum` arrives (uv_signal).
+  void add_signal_handler(int signum, Callback handler);
+  void remove_signal_handler(int signum);
+
+  /// Runs `fn` on the executor (libuv's thread pool, UV_THREADPOOL_SIZE threads) and then
+  /// `done` on the loop thread with the exception `fn` threw, if any. The coroutine
+  /// form is `run_in_executor` in tronada/async/executor.h.
+  void run_in_threadpool(std::function<void()> fn, std::function<void(std::exception_ptr)> done);
+
+  /// Closes every handle this loop owns and runs libuv until all close callbacks ran.
+  /// The loop cannot be started again afterwards.
+  void close();
+
+  uv_loop_t* uv() { return &loop_; }
+  bool in_loop_thread() const { return std::this_thread::get_id() == thread_id_; }
+
+  /// Runs `fn` catching any exception, logging it with `context`. Used by every place
+  /// that invokes user callbacks so that a throwing callback never stops the loop.
+  static void invoke_logged(const char* context, const std::function<void()>& fn) noexcept;
+
+ private:
+  static void on_async(uv_async_t* handle);
+  static void on_check(uv_check_t* handle);
+  void run_ready_callbacks();
+  void arm_idle();
+
+  uv_loop_t loop_;
+  std::thread::id thread_id_;
+  bool running_ = false;
+  std::atomic<bool> stop_requested_{false};
+  bool closed_ = false;
+
+  // Wakeup and callback queue. Owned handles, closed in close().
+  uv_async_t* wakeup_ = nullptr;
+  uv_check_t* check_ = nullptr;
+  uv_idle_t* idle_ = nullptr;
+  bool idle_active_ = false;
+  std::mutex callbacks_mutex_;
+  std::vector<Callback> callbacks_;
+  std::vector<Callback> running_callbacks_;
+
+  std::uint64_t next_timer_id_ = 1;
+  std::unordered_map<std::uint64_t, detail::Timer*> timers_;
+  std::unordered_map<int, detail::FdWatcher*> fd_watchers_;
+  std::unordered_map<int, detail::SignalWatcher*> signal_watchers_;
+
+  friend struct detail::Timer;
+};
+
+}  // namespace tronada

@@ -1,0 +1,228 @@
+// IOStream: buffered, non-blocking reads and writes over a libuv stream (TCP, Unix
+// socket, pipe), in callback and co_await forms.
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "tronada/async/future.h"
+#include "tronada/base/error.h"
+#include "tronada/loop/io_loop.h"
+
+namespace tronada {
+
+/// Raised by a read or write on a stream that closed; `real_error` tells why (UV_EOF for
+/// a clean close by the peer, a reset, a limit we enforced, or empty when we closed it).
+class StreamClosedError : public std::runtime_error {
+ public:
+  explicit StreamClosedError(std::error_code real_error = {});
+  std::error_code real_error;
+};
+
+/// Raised when a read cannot be satisfied within its max_bytes (read_until without the
+/// delimiter in max_bytes). The stream is closed, as Tornado does.
+class UnsatisfiableReadError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Limits and tuning that every stream carries.
+struct IOStreamOptions {
+  /// Most bytes held in the read buffer; a read that would need more closes the stream
+  /// with UV_ENOBUFS. Tornado's default is 100 MiB; ours is 64 MiB.
+  std::size_t max_buffer_size = 64 * 1024 * 1024;
+  /// Producers that await `drain()` wait while more than this many bytes are queued.
+  std::size_t write_high_water = 1024 * 1024;
+};
+
+/// A stream of bytes between us and one peer, as Tornado's IOStream.
+///
+/// Reads: one read operation may be pending at a time (read_until, read_until_regex,
+/// read_bytes, read_until_close, each with an optional streaming callback). The socket
+/// is read only while an operation is pending, so a peer that sends faster than we
+/// consume is held back by TCP flow control instead of our memory. Protocol connections
+/// (HTTP/1, HTTP/2) use `set_data_handler` instead and get each chunk as it arrives,
+/// without a copy.
+///
+/// Writes: `write` queues bytes and completes when they have left our buffer for the
+/// kernel. Most writes finish at once through uv_try_write and cost no allocation.
+///
+/// Errors: in the co_await forms a read or write on a closed stream throws
+/// StreamClosedError; in the callback forms the callback is not called and the close
+/// callback runs instead (Tornado's callback-era contract).
+///
+/// Lifetime: an IOStream owns one libuv stream handle and is always held by
+/// shared_ptr. It keeps a reference to itself from creation until the handle's close
+/// callback, so `close()` only requests teardown and the object outlives every libuv
+/// callback that can still name it. The handle's memory is freed in the close callback.
+class IOStream : public std::enable_shared_from_this<IOStream> {
+ public:
+  using ReadCallback = std::function<void(std::string)>;
+  using StreamingCallback = std::function<void(std::string_view)>;
+  using WriteCallback = std::function<void()>;
+  using CloseCallback = std::function<void()>;
+  using DataHandler = std::function<void(std::string_view)>;
+
+  /// Takes ownership of an initialized, connected libuv stream (uv_tcp_t or uv_pipe_t
+  /// allocated with `new`; freed with `delete` in the close callback).
+  static std::shared_ptr<IOStream> adopt(uv_stream_t* handle, IOStreamOptions options = {});
+  /// Wraps an open file descriptor: a connected socket or a pipe end (uv_pipe_open).
+  static std::shared_ptr<IOStream> from_fd(int fd, IOStreamOptions options = {},
+                                           IOLoop* loop = nullptr);
+
+  virtual ~IOStream();
+  IOStream(const IOStream&) = delete;
+  IOStream& operator=(const IOStream&) = delete;
+
+  // --- co_await forms ---
+  /// Bytes up to and including `delimiter`. max_bytes 0 means up to max_buffer_size.
+  Future<std::string> read_until(std::string delimiter, std::size_t max_bytes = 0);
+  Future<std::string> read_until_regex(std::regex pattern, std::size_t max_bytes = 0);
+  /// Exactly `n` bytes, or with `partial` whatever is available as soon as there is any
+  /// (at most n).
+  Future<std::string> read_bytes(std::size_t n, bool partial = false);
+  /// Everything until the peer closes. With a streaming callback the data goes to it and
+  /// the result is empty.
+  Future<std::string> read_until_close(StreamingCallback streaming = nullptr);
+  /// `n` bytes delivered in pieces to `streaming` as they arrive; completes after the last.
+  Future<std::string> read_bytes_streaming(std::size_t n, StreamingCallback streaming);
+  Future<void> write(std::string data);
+  /// Completes once the queued write bytes are at or below the high-water mark.
+  Future<void> drain();
+
+  // --- callback forms (the tour's read_until(delim, cb)) ---
+  void read_until(std::string delimiter, ReadCallback cb, std::size_t max_bytes = 0);
+  void read_until_regex(std::regex pattern, ReadCallback cb, std::size_t max_bytes = 0);
+  void read_bytes(std::size_t n, ReadCallback cb, bool partial = false);
+  void read_until_close(ReadCallback cb, StreamingCallback streaming = nullptr);
+  void read_bytes_streaming(std::size_t n, StreamingCallback streaming, ReadCallback done);
+  void write(std::string data, WriteCallback cb);
+  /// Writes several pieces with one system call when possible (headers + body).
+  void write_pieces(const std::string_view* pieces, std::size_t count, WriteCallback cb = nullptr);
+
+  // --- raw mode for protocol connections ---
+  /// Delivers every chunk read to `handler` without buffering; the view is valid only
+  /// during the call. Anything already buffered is delivered first. EOF and errors
+  /// close the stream (the close callback tells). Pass nullptr to return to buffered mode.
+  void set_data_handler(DataHandler handler);
+  /// Stops reading from the socket (backpressure) until resume_reading().
+  void pause_reading();
+  void resume_reading();
+
+  void set_close_callback(CloseCallback cb) { close_callback_ = std::move(cb); }
+  /// Closes the stream; `error` is recorded as the reason (pending operations fail with
+  /// it). Idempotent; the close callback runs once, from the loop, after libuv closed
+  /// the handle.
+  void close(std::error_code error = {});
+  bool closed() const { return closing_; }
+  std::error_code error() const { return error_; }
+
+  bool reading() const { return read_op_ != ReadOp::none; }
+  bool writing() const { return write_queued_ > 0; }
+  std::size_t write_buffer_size() const { return write_queued_; }
+  std::size_t read_buffer_size() const { return buffer_.size() - buffer_pos_; }
+
+  /// TCP_NODELAY on TCP streams; a no-op on others.
+  void set_nodelay(bool on);
+  uv_stream_t* handle() { return handle_; }
+  IOLoop& loop() { return *loop_; }
+  const IOStreamOptions& options() const { return options_; }
+  /// Peer address as text ("127.0.0.1", "::1", "unix") and port (0 if none).
+  std::string peer_ip() const;
+  int peer_port() const;
+
+ protected:
+  IOStream(uv_stream_t* handle, IOStreamOptions options);
+
+  /// The transport layer: plaintext arriving from below (SSLIOStream decrypts first).
+  virtual void on_transport_data(const char* data, std::size_t len) { deliver(data, len); }
+  /// Plaintext going down; SSLIOStream encrypts before calling send_raw.
+  virtual void send_plain(const std::string_view* pieces, std::size_t count);
+  /// Hooks for SSLIOStream to learn about EOF before the stream closes.
+  virtual void on_transport_eof() { close(uv_error(UV_EOF)); }
+  /// True while the transport itself needs socket reads (a TLS handshake in progress).
+  virtual bool transport_wants_reads() const { return false; }
+  /// Re-evaluates whether the socket should be read (after a handler, op or pause change).
+  void maybe_update_reading();
+
+  /// Hands plaintext to the pending read or the data handler.
+  void deliver(const char* data, std::size_t len);
+  /// Writes bytes to the socket: uv_try_write first, the rest queued with uv_write.
+  /// `plain_bytes` is how many plaintext bytes these carry, for completion tracking.
+  void send_raw(const std::string_view* pieces, std::size_t count, std::size_t plain_bytes);
+  /// Marks `n` plaintext bytes as written and fires the write callbacks they complete.
+  void complete_written(std::size_t n);
+  void start_socket_reads();
+  void stop_socket_reads();
+
+  IOLoop* loop_;
+
+ private:
+  enum class ReadOp { none, until, regex, bytes, until_close };
+
+  struct PendingWrite {
+    std::uint64_t end_offset;  // plaintext offset at which this write is complete
+    std::function<void(bool ok)> cb;
+  };
+  // Completion of the pending read: an empty error_code means success.
+  using ReadDone = std::function<void(std::error_code, std::string&&)>;
+
+  static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void on_closed(uv_handle_t* h);
+
+  void begin_read(ReadOp op, ReadDone done);
+  void start_until(std::string delimiter, std::size_t max_bytes, ReadDone done);
+  void start_regex(std::regex pattern, std::size_t max_bytes, ReadDone done);
+  void start_bytes(std::size_t n, bool partial, StreamingCallback streaming, ReadDone done);
+  void start_until_close(StreamingCallback streaming, ReadDone done);
+  static ReadDone future_completion(Promise<std::string> promise);
+  ReadDone callback_completion(ReadCallback cb);
+  /// Tries to complete the pending read from the buffer; true if it did.
+  bool try_complete_read();
+  void finish_read(std::size_t consume);
+  void fail_pending(std::error_code error);
+  void compact_buffer();
+
+  uv_stream_t* handle_;
+  IOStreamOptions options_;
+  std::shared_ptr<IOStream> self_;  // held from creation until on_closed
+
+  // Read buffer: bytes [buffer_pos_, size) are unread. Empty and without capacity while
+  // nothing is pending, so an idle connection costs no buffer memory.
+  std::string buffer_;
+  std::size_t buffer_pos_ = 0;
+  ReadOp read_op_ = ReadOp::none;
+  ReadDone read_done_;
+  StreamingCallback streaming_cb_;
+  std::string read_delimiter_;
+  std::unique_ptr<std::regex> read_regex_;
+  std::size_t read_bytes_ = 0;  // wanted count, or max_bytes for until/regex
+  bool read_partial_ = false;
+  std::size_t delimiter_scan_from_ = 0;
+  DataHandler data_handler_;
+  bool reading_paused_ = false;
+  bool socket_reading_ = false;
+
+  // Write accounting in plaintext bytes: written_ of accepted_ have left our buffer.
+  std::size_t write_queued_ = 0;
+  std::uint64_t write_accepted_ = 0;
+  std::uint64_t write_done_ = 0;
+  std::vector<PendingWrite> pending_writes_;  // rarely more than one; vector costs nothing idle
+  std::vector<Promise<void>> drain_waiters_;
+
+  CloseCallback close_callback_;
+  std::error_code error_;
+  bool closing_ = false;
+};
+
+}  // namespace tronada

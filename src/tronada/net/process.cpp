@@ -1,0 +1,107 @@
+#include "tronada/net/process.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include "tronada/base/log.h"
+
+namespace tronada {
+
+namespace {
+
+int g_task_id = -1;
+volatile sig_atomic_t g_forward_signal = 0;
+
+void on_parent_signal(int sig) { g_forward_signal = sig; }
+
+std::string describe_status(int status) {
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    return std::string("killed by signal ") + std::to_string(sig) + " (" + strsignal(sig) + ")";
+  }
+  return "exited with status " + std::to_string(WEXITSTATUS(status));
+}
+
+}  // namespace
+
+int task_id() { return g_task_id; }
+
+int fork_processes(int num_processes, int max_restarts) {
+  if (num_processes <= 0) {
+    num_processes = static_cast<int>(std::thread::hardware_concurrency());
+    if (num_processes <= 0) num_processes = 1;
+  }
+  std::map<pid_t, int> children;
+  auto start_child = [&](int id) -> bool {
+    pid_t pid = fork();
+    if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
+    if (pid == 0) {
+      g_task_id = id;
+      signal(SIGTERM, SIG_DFL);
+      signal(SIGINT, SIG_DFL);
+      signal(SIGHUP, SIG_DFL);
+      return true;
+    }
+    children[pid] = id;
+    return false;
+  };
+
+  for (int i = 0; i < num_processes; ++i) {
+    if (start_child(i)) return i;
+  }
+
+  struct sigaction sa{};
+  sa.sa_handler = on_parent_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+
+  int restarts = 0;
+  bool stopping = false;
+  while (!children.empty()) {
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0) {
+      if (errno == EINTR) {
+        if (int sig = g_forward_signal) {
+          g_forward_signal = 0;
+          if (sig != SIGHUP) stopping = true;
+          for (auto& [child, id] : children) kill(child, sig);
+        }
+        continue;
+      }
+      throw std::system_error(errno, std::generic_category(), "waitpid");
+    }
+    auto it = children.find(pid);
+    if (it == children.end()) continue;
+    int id = it->second;
+    children.erase(it);
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (clean || stopping) {
+      log::info("process", "child " + std::to_string(id) + " (pid " + std::to_string(pid) +
+                               ") exited normally");
+      continue;
+    }
+    log::warning("process", "child " + std::to_string(id) + " (pid " + std::to_string(pid) +
+                                ") " + describe_status(status));
+    if (++restarts > max_restarts) {
+      log::error("process", "too many child restarts, giving up");
+      for (auto& [child, cid] : children) kill(child, SIGTERM);
+      std::exit(1);
+    }
+    if (start_child(id)) return id;
+  }
+  std::exit(0);
+}
+
+}  // namespace tronada

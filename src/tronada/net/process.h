@@ -1,0 +1,18 @@
+// Prefork: run several copies of the server sharing listening sockets (Tornado's
+// tornado.process.fork_processes).
+#pragma once
+
+namespace tronada {
+
+/// Forks `num_processes` children (0 means one per CPU) and returns in each child its
+/// task id (0..n-1). The parent never returns: it supervises, restarting a child that
+/// exits with an error or a signal (at most `max_restarts` times in all), forwards
+/// SIGTERM/SIGINT/SIGHUP to the children, and exits with status 0 once every child has
+/// exited cleanly. Call it before any IOLoop exists in the process: libuv state must
+/// not be shared across fork.
+int fork_processes(int num_processes, int max_restarts = 100);
+
+/// The task id given by fork_processes in this process, or -1 if not forked.
+int task_id();
+
+}  // namespace tronada

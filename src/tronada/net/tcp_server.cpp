@@ -1,0 +1,180 @@
+#include "tronada/net/tcp_server.h"
+
+#include <unistd.h>
+
+#include "tronada/base/error.h"
+#include "tronada/base/log.h"
+#include "tronada/net/process.h"
+
+namespace tronada {
+
+struct TCPServer::Listener {
+  union {
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } handle;
+  TCPServer* server;  // nulled by stop(): a close in flight must not reach a dead server
+  int fd;
+  bool is_unix;
+  bool listening = false;
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&handle); }
+};
+
+TCPServer::TCPServer(IOStreamOptions stream_options) : stream_options_(stream_options) {}
+
+TCPServer::~TCPServer() {
+  *alive_ = false;
+  stop();
+}
+
+void TCPServer::listen(int port, const std::string& address, const BindOptions& options) {
+  add_sockets(bind_sockets(port, address, options));
+}
+
+void TCPServer::listen_unix(const std::string& path, int mode) {
+  add_socket(bind_unix_socket(path, mode));
+}
+
+void TCPServer::bind(int port, const std::string& address, const BindOptions& options) {
+  if (options.reuse_port) {
+    reuse_port_binds_.push_back({port, address, options});
+    return;
+  }
+  for (int fd : bind_sockets(port, address, options)) pending_fds_.push_back(fd);
+}
+
+void TCPServer::bind_unix(const std::string& path, int mode) {
+  pending_fds_.push_back(bind_unix_socket(path, mode));
+}
+
+void TCPServer::start(int num_processes, int max_restarts) {
+  if (num_processes != 1) fork_processes(num_processes, max_restarts);
+  for (auto& b : reuse_port_binds_) {
+    for (int fd : bind_sockets(b.port, b.address, b.options)) pending_fds_.push_back(fd);
+  }
+  reuse_port_binds_.clear();
+  auto fds = std::move(pending_fds_);
+  pending_fds_.clear();
+  add_sockets(fds);
+}
+
+void TCPServer::add_sockets(const std::vector<int>& fds) {
+  IOLoop& loop = IOLoop::current();
+  for (int fd : fds) {
+    auto* l = new Listener{};
+    l->server = this;
+    l->fd = fd;
+    int domain = 0;
+    socklen_t len = sizeof domain;
+    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+    l->is_unix = domain == AF_UNIX;
+    int rc = l->is_unix ? uv_pipe_init(loop.uv(), &l->handle.pipe, 0)
+                        : uv_tcp_init(loop.uv(), &l->handle.tcp);
+    check_uv(rc, "listener init");
+    l->stream()->data = l;
+    rc = l->is_unix ? uv_pipe_open(&l->handle.pipe, fd) : uv_tcp_open(&l->handle.tcp, fd);
+    if (rc == 0) rc = uv_listen(l->stream(), 1024, &TCPServer::on_connection);
+    if (rc < 0) {
+      uv_close(reinterpret_cast<uv_handle_t*>(l->stream()),
+               [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
+      check_uv(rc, "listen");
+    }
+    l->listening = true;
+    listeners_.push_back(l);
+  }
+}
+
+void TCPServer::stop() {
+  for (Listener* l : listeners_) {
+    l->server = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(l->stream()),
+             [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
+  }
+  listeners_.clear();
+  for (int fd : pending_fds_) ::close(fd);
+  pending_fds_.clear();
+}
+
+std::vector<int> TCPServer::ports() const {
+  std::vector<int> ports;
+  for (Listener* l : listeners_) {
+    if (!l->is_unix) ports.push_back(socket_port(l->fd));
+  }
+  return ports;
+}
+
+void TCPServer::on_connection(uv_stream_t* server_handle, int status) {
+  auto* l = static_cast<Listener*>(server_handle->data);
+  if (!l->server) return;
+  if (status < 0) {
+    // EMFILE and friends: log and keep listening; the kernel keeps the connection in
+    // the backlog until we can take it.
+    log::warning("tcp", std::string("accept failed: ") + uv_strerror(status));
+    return;
+  }
+  l->server->accept_from(l);
+}
+
+void TCPServer::accept_from(Listener* l) {
+  IOLoop& loop = *static_cast<IOLoop*>(l->stream()->loop->data);
+  uv_stream_t* client;
+  if (l->is_unix) {
+    auto* pipe = new uv_pipe_t;
+    uv_pipe_init(loop.uv(), pipe, 0);
+    client = reinterpret_cast<uv_stream_t*>(pipe);
+  } else {
+    auto* tcp = new uv_tcp_t;
+    uv_tcp_init(loop.uv(), tcp);
+    client = reinterpret_cast<uv_stream_t*>(tcp);
+  }
+  int rc = uv_accept(l->stream(), client);
+  if (rc < 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(client), [](uv_handle_t* h) {
+      if (h->type == UV_TCP) {
+        delete reinterpret_cast<uv_tcp_t*>(h);
+      } else {
+        delete reinterpret_cast<uv_pipe_t*>(h);
+      }
+    });
+    if (rc != UV_EAGAIN) log::warning("tcp", std::string("accept failed: ") + uv_strerror(rc));
+    return;
+  }
+  auto stream = IOStream::adopt(client, stream_options_);
+  ++connections_;
+  stream->set_close_callback([alive = alive_, this] {
+    if (*alive) on_stream_closed();
+  });
+  if (max_connections_ && connections_ >= max_connections_) pause_accepting();
+  IOLoop::invoke_logged("handle_stream", [&] { handle_stream(stream); });
+}
+
+void TCPServer::on_stream_closed() {
+  --connections_;
+  if (accepting_paused_ && (max_connections_ == 0 || connections_ < max_connections_)) {
+    resume_accepting();
+  }
+}
+
+void TCPServer::pause_accepting() {
+  // libuv has no "stop listening" call; stopping reads on the listener's fd does the
+  // same: connections wait in the kernel's backlog.
+  accepting_paused_ = true;
+  for (Listener* l : listeners_) uv_read_stop(l->stream());
+}
+
+void TCPServer::resume_accepting() {
+  accepting_paused_ = false;
+  for (Listener* l : listeners_) {
+    uv_listen(l->stream(), 1024, &TCPServer::on_connection);
+  }
+}
+
+void TCPServer::handle_stream(std::shared_ptr<IOStream> stream) {
+  if (handler_) {
+    handler_(std::move(stream));
+  } else {
+    stream->close();
+  }
+}
+
+}  // namespace tronada

@@ -1,0 +1,73 @@
+// Test helpers: capture log lines, and close a loop asserting that nothing was left open.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <uv.h>
+
+#include <cstdio>
+#include <string>
+
+#include "tronada/base/log.h"
+#include "tronada/loop/io_loop.h"
+
+namespace tronada::testing {
+
+/// Redirects tronada's log to a temporary file for its lifetime.
+class LogCapture {
+ public:
+  LogCapture() : file_(std::tmpfile()) { log::set_sink(file_); }
+  ~LogCapture() {
+    log::set_sink(nullptr);
+    if (file_) std::fclose(file_);
+  }
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+
+  std::string contents() const {
+    std::string out;
+    if (!file_) return out;
+    std::fflush(file_);
+    std::rewind(file_);
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, file_)) > 0) out.append(buf, n);
+    std::fseek(file_, 0, SEEK_END);
+    return out;
+  }
+
+ private:
+  std::FILE* file_;
+};
+
+/// Handles on `loop` that are neither closing nor the IOLoop's own wakeup/check/idle
+/// trio: pending timers, fd pollers and signal watchers that a test forgot (or that a
+/// primitive failed to cancel).
+inline int open_user_handles(IOLoop& loop) {
+  int open = 0;
+  uv_walk(
+      loop.uv(),
+      [](uv_handle_t* h, void* arg) {
+        if (uv_is_closing(h)) return;
+        switch (h->type) {
+          case UV_ASYNC:
+          case UV_CHECK:
+          case UV_IDLE:
+            return;
+          default:
+            ++*static_cast<int*>(arg);
+        }
+      },
+      &open);
+  return open;
+}
+
+/// Ends a test as libuv's MAKE_VALGRIND_HAPPY does: nothing of ours is left open, and
+/// closing the loop does not have to force-close stragglers (it logs when it does).
+inline void expect_clean_close(IOLoop& loop) {
+  EXPECT_EQ(open_user_handles(loop), 0);
+  LogCapture capture;
+  loop.close();
+  EXPECT_EQ(capture.contents().find("still open"), std::string::npos) << capture.contents();
+}
+
+}  // namespace tronada::testing
