@@ -1,4 +1,4 @@
-// Test helpers: capture log lines, and close a loop asserting that nothing was left open.
+// Test helpers: capture log lines, wait a loop iteration, and close a loop asserting that nothing was left open.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -7,10 +7,11 @@
 #include <cstdio>
 #include <string>
 
+#include "tronada/async/future.h"
 #include "tronada/base/log.h"
 #include "tronada/loop/io_loop.h"
 
-namespace tronada::testing {
+namespace tronada::test_support {
 
 /// Redirects tronada's log to a temporary file for its lifetime.
 class LogCapture {
@@ -38,6 +39,14 @@ class LogCapture {
  private:
   std::FILE* file_;
 };
+
+/// Completes on the loop's next iteration: lets every coroutine that is ready run.
+inline Future<void> next_tick() {
+  IOLoop& loop = IOLoop::current();
+  Promise<void> promise(&loop);
+  loop.add_callback([promise]() mutable { promise.set_result(); });
+  return promise.get_future();
+}
 
 /// Handles on `loop` that are neither closing nor the IOLoop's own wakeup/check/idle
 /// trio: pending timers, fd pollers and signal watchers that a test forgot (or that a
@@ -70,4 +79,4 @@ inline void expect_clean_close(IOLoop& loop) {
   EXPECT_EQ(capture.contents().find("still open"), std::string::npos) << capture.contents();
 }
 
-}  // namespace tronada::testing
+}  // namespace tronada::test_support
