@@ -197,6 +197,7 @@ class HTTP1RequestParser {
   HTTPHeaders trailers_;
   std::string version_text_;
   bool in_message_ = false;
+  bool request_line_done_ = false;
   bool headers_done_ = false;
   bool in_field_name_ = false;  // the last fragment was part of a field name
   bool in_chunk_data_ = false;
@@ -213,20 +214,20 @@ class HTTP1RequestParser {
   bool pending_cr_ = false;  // the last byte consumed was a CR outside the body
   std::size_t method_probe_length_ = 0;
 
-  void* llhttp();
-  const void* llhttp() const;
-
   void begin_message();
-  FeedResult execute(const char* data, const char* segment, const char* segment_end);
+  FeedResult execute(const char* data, const char* segment, const char* segment_end,
+                     const char* data_end);
   FeedResult fail(std::size_t consumed, int status, const char* reason);
   FeedResult map_llhttp_error(int err, const char* data, const char* error_pos,
-                              std::size_t len);
+                              const char* data_end);
   FeedResult probe_method(const char* data, std::size_t offset, std::size_t len);
   uint64_t body_bytes_ahead() const;
-  bool next_byte_is_body() const;
   void remember_consumed(const char* begin, const char* end);
+  int byte_before(const char* at, std::size_t distance) const;
   bool preceded_by(const char* at, std::string_view expected) const;
+  HTTPHeaders& current_fields() { return headers_done_ ? trailers_ : headers_; }
   int set_error(int status, const char* reason);
+  int run_delegate(auto&& call);
 
   // llhttp callbacks, forwarded by detail::LlhttpCallbacks.
   int on_message_begin();
@@ -234,6 +235,7 @@ class HTTP1RequestParser {
   int on_version(const char* at, std::size_t length);
   int on_version_complete();
   int on_header_field(const char* at, std::size_t length);
+  int on_header_field_complete();
   int on_header_value(const char* at, std::size_t length);
   int on_header_value_complete();
   int on_headers_complete();

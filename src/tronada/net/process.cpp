@@ -89,7 +89,7 @@ int fork_processes(int num_processes, int max_restarts) {
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (clean || stopping) {
       log::info("process", "child " + std::to_string(id) + " (pid " + std::to_string(pid) +
-                               ") exited normally");
+                               ") " + (clean ? "exited normally" : "stopped"));
       continue;
     }
     log::warning("process", "child " + std::to_string(id) + " (pid " + std::to_string(pid) +

@@ -17,6 +17,7 @@ struct TCPServer::Listener {
   int fd;
   bool is_unix;
   bool listening = false;
+  bool accept_pending = false;  // libuv holds an accepted fd we have not taken yet
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&handle); }
 };
 
@@ -112,7 +113,15 @@ void TCPServer::on_connection(uv_stream_t* server_handle, int status) {
     log::warning("tcp", std::string("accept failed: ") + uv_strerror(status));
     return;
   }
-  l->server->accept_from(l);
+  TCPServer* server = l->server;
+  if (server->max_connections_ && server->connections_ >= server->max_connections_) {
+    // Not calling uv_accept makes libuv stop polling this listener until we do, so
+    // further connections wait in the kernel's backlog.
+    l->accept_pending = true;
+    server->accepting_paused_ = true;
+    return;
+  }
+  server->accept_from(l);
 }
 
 void TCPServer::accept_from(Listener* l) {
@@ -144,7 +153,6 @@ void TCPServer::accept_from(Listener* l) {
   stream->set_close_callback([alive = alive_, this] {
     if (*alive) on_stream_closed();
   });
-  if (max_connections_ && connections_ >= max_connections_) pause_accepting();
   IOLoop::invoke_logged("handle_stream", [&] { handle_stream(stream); });
 }
 
@@ -155,17 +163,14 @@ void TCPServer::on_stream_closed() {
   }
 }
 
-void TCPServer::pause_accepting() {
-  // libuv has no "stop listening" call; stopping reads on the listener's fd does the
-  // same: connections wait in the kernel's backlog.
-  accepting_paused_ = true;
-  for (Listener* l : listeners_) uv_read_stop(l->stream());
-}
-
 void TCPServer::resume_accepting() {
   accepting_paused_ = false;
-  for (Listener* l : listeners_) {
-    uv_listen(l->stream(), 1024, &TCPServer::on_connection);
+  auto listeners = listeners_;
+  for (Listener* l : listeners) {
+    if (l->accept_pending && (max_connections_ == 0 || connections_ < max_connections_)) {
+      l->accept_pending = false;
+      accept_from(l);
+    }
   }
 }
 

@@ -65,7 +65,6 @@ class TCPServer {
   static void on_connection(uv_stream_t* server, int status);
   void accept_from(Listener* l);
   void on_stream_closed();
-  void pause_accepting();
   void resume_accepting();
 
   std::vector<Listener*> listeners_;

@@ -1,0 +1,274 @@
+#include "tronada/net/tcp_server.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <thread>
+
+#include "tronada/async/run_sync.h"
+#include "tronada/async/sleep.h"
+#include "tronada/async/spawn.h"
+#include "tronada/net/process.h"
+
+using namespace tronada;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A blocking client in a thread: the loop under test must not be blocked by it.
+std::string blocking_exchange(int port, const std::string& send, std::size_t expect) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+    close(fd);
+    return "connect failed";
+  }
+  if (!send.empty()) (void)!write(fd, send.data(), send.size());
+  std::string got;
+  char buf[4096];
+  while (got.size() < expect) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  close(fd);
+  return got;
+}
+
+Task<void> echo_lines(std::shared_ptr<IOStream> stream) {
+  try {
+    for (;;) co_await stream->write(co_await stream->read_until("\n"));
+  } catch (const StreamClosedError&) {
+  }
+}
+
+class EchoServer : public TCPServer {
+ protected:
+  void handle_stream(std::shared_ptr<IOStream> stream) override {
+    spawn_logged(echo_lines(std::move(stream)));
+  }
+};
+
+}  // namespace
+
+TEST(TCPServer, EchoOverLoopbackOnEphemeralPort) {
+  IOLoop loop;
+  loop.make_current();
+  EchoServer server;
+  server.listen(0, "127.0.0.1");
+  ASSERT_EQ(server.ports().size(), 1u);
+  int port = server.ports()[0];
+  EXPECT_GT(port, 0);
+  std::string got;
+  std::thread client([&] {
+    got = blocking_exchange(port, "one\ntwo\n", 8);
+    loop.add_callback([&] { loop.stop(); });
+  });
+  loop.start();
+  client.join();
+  EXPECT_EQ(got, "one\ntwo\n");
+  server.stop();
+}
+
+TEST(TCPServer, ManyConcurrentClients) {
+  IOLoop loop;
+  loop.make_current();
+  EchoServer server;
+  server.listen(0, "127.0.0.1");
+  int port = server.ports()[0];
+  constexpr int kClients = 32;
+  std::atomic<int> ok{0}, finished{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      std::string line = "client " + std::to_string(i) + "\n";
+      if (blocking_exchange(port, line, line.size()) == line) ++ok;
+      if (++finished == kClients) loop.add_callback([&] { loop.stop(); });
+    });
+  }
+  loop.start();
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), kClients);
+}
+
+TEST(TCPServer, UnixSocket) {
+  IOLoop loop;
+  loop.make_current();
+  EchoServer server;
+  std::string path = "/tmp/tronada-test-" + std::to_string(getpid()) + ".sock";
+  server.listen_unix(path);
+  std::string got;
+  std::thread client([&] {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, path.c_str());
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      (void)!write(fd, "unix\n", 5);
+      char buf[16];
+      ssize_t n = read(fd, buf, sizeof buf);
+      if (n > 0) got.assign(buf, static_cast<std::size_t>(n));
+    }
+    close(fd);
+    loop.add_callback([&] { loop.stop(); });
+  });
+  loop.start();
+  client.join();
+  EXPECT_EQ(got, "unix\n");
+  server.stop();
+  unlink(path.c_str());
+}
+
+TEST(TCPServer, RefusesToReplaceARegularFileWithASocket) {
+  IOLoop loop;
+  loop.make_current();
+  std::string path = "/tmp/tronada-test-file-" + std::to_string(getpid());
+  FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_TRUE(f);
+  std::fclose(f);
+  TCPServer server;
+  EXPECT_THROW(server.listen_unix(path), std::runtime_error);
+  unlink(path.c_str());
+}
+
+TEST(TCPServer, BindErrorNamesTheAddress) {
+  IOLoop loop;
+  loop.make_current();
+  TCPServer first;
+  first.listen(0, "127.0.0.1");
+  TCPServer second;
+  try {
+    second.listen(first.ports()[0], "127.0.0.1");
+    FAIL() << "second bind succeeded";
+  } catch (const std::system_error& e) {
+    EXPECT_NE(std::string(e.what()).find("127.0.0.1:" + std::to_string(first.ports()[0])),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(TCPServer, StopClosesListenerButKeepsConnections) {
+  IOLoop loop;
+  loop.make_current();
+  TCPServer server;
+  std::shared_ptr<IOStream> accepted;
+  server.set_stream_handler([&](std::shared_ptr<IOStream> s) {
+    accepted = s;
+    server.stop();
+    spawn_logged([](std::shared_ptr<IOStream> st) -> Task<void> {
+      co_await st->write("still here\n");
+    }(s));
+  });
+  server.listen(0, "127.0.0.1");
+  int port = server.ports()[0];
+  std::string first, second;
+  std::thread client([&] {
+    first = blocking_exchange(port, "", 11);
+    second = blocking_exchange(port, "", 1);
+    loop.add_callback([&] { loop.stop(); });
+  });
+  loop.start();
+  client.join();
+  EXPECT_EQ(first, "still here\n");
+  EXPECT_EQ(second, "connect failed");
+  if (accepted) accepted->close();
+}
+
+TEST(TCPServer, MaxConnectionsHoldsNewOnesInTheBacklog) {
+  IOLoop loop;
+  loop.make_current();
+  TCPServer server;
+  std::vector<std::shared_ptr<IOStream>> streams;
+  server.set_max_connections(1);
+  server.set_stream_handler([&](std::shared_ptr<IOStream> s) {
+    streams.push_back(s);
+    s->write("hi\n", [] {});
+  });
+  server.listen(0, "127.0.0.1");
+  int port = server.ports()[0];
+  std::string second;
+  std::thread client([&] {
+    // The first connection is accepted and left open; the second waits in the backlog
+    // until the first closes.
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    (void)!connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    char buf[8];
+    (void)!read(fd, buf, 3);
+    loop.add_callback([&] {
+      EXPECT_EQ(server.connection_count(), 1u);
+      loop.call_later(100ms, [&] {
+        EXPECT_EQ(streams.size(), 1u);  // the second was not accepted meanwhile
+        streams[0]->close();
+      });
+    });
+    second = blocking_exchange(port, "", 3);
+    close(fd);
+    loop.add_callback([&] { loop.stop(); });
+  });
+  loop.start();
+  client.join();
+  EXPECT_EQ(second, "hi\n");
+  EXPECT_EQ(streams.size(), 2u);
+  for (auto& s : streams) s->close();
+}
+
+// Prefork: a supervisor forks three children that share the listening socket; each
+// answers with its pid, and connections reach more than one child.
+TEST(TCPServer, PreforkServesFromSeveralProcesses) {
+  int port_pipe[2];
+  ASSERT_EQ(pipe(port_pipe), 0);
+  pid_t supervisor = fork();
+  ASSERT_GE(supervisor, 0);
+  if (supervisor == 0) {
+    setpgid(0, 0);
+    close(port_pipe[0]);
+    TCPServer server;
+    server.bind(0, "127.0.0.1");
+    // The socket bound before the fork is shared by the children; child 0 reports
+    // its port.
+    fork_processes(3);
+    IOLoop& loop = IOLoop::current();
+    server.set_stream_handler([](std::shared_ptr<IOStream> s) {
+      s->write(std::to_string(getpid()) + "\n", [s] { s->close(); });
+    });
+    server.start(1);
+    if (task_id() == 0) {
+      std::string p = std::to_string(server.ports()[0]) + "\n";
+      (void)!write(port_pipe[1], p.data(), p.size());
+    }
+    close(port_pipe[1]);
+    loop.start();
+    _exit(0);
+  }
+  close(port_pipe[1]);
+  char buf[16] = {};
+  ssize_t n = read(port_pipe[0], buf, sizeof buf - 1);
+  close(port_pipe[0]);
+  ASSERT_GT(n, 0);
+  int port = std::atoi(buf);
+  std::set<std::string> pids;
+  for (int i = 0; i < 200 && pids.size() < 2; ++i) {
+    std::string got = blocking_exchange(port, "", 64);
+    if (!got.empty()) pids.insert(got);
+    if (i % 20 == 19) usleep(10000);
+  }
+  kill(-supervisor, SIGTERM);
+  int status = 0;
+  waitpid(supervisor, &status, 0);
+  EXPECT_GE(pids.size(), 2u);
+}
