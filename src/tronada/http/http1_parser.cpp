@@ -18,6 +18,10 @@ llhttp_t* as_llhttp(unsigned char* storage) {
   return std::launder(reinterpret_cast<llhttp_t*>(storage));
 }
 
+const llhttp_t* as_llhttp(const unsigned char* storage) {
+  return std::launder(reinterpret_cast<const llhttp_t*>(storage));
+}
+
 // Unknown methods longer than this are garbage rather than an extension method.
 constexpr std::size_t kMaxMethodLength = 32;
 
@@ -174,7 +178,7 @@ void HTTP1RequestParser::reset() {
   max_body_bytes_ = limits_.max_body_bytes;
   segment_begin_ = nullptr;
   recent_len_ = 0;
-  pending_cr_ = false;
+  framing_tail_ = FramingTail::kOther;
   method_probe_length_ = 0;
 }
 
@@ -222,7 +226,7 @@ int HTTP1RequestParser::run_delegate(auto&& call) {
 uint64_t HTTP1RequestParser::body_bytes_ahead() const {
   // llhttp counts content_length down as it consumes an identity body or a chunk's data.
   if (!headers_done_ || !in_message_) return 0;
-  const llhttp_t* p = as_llhttp(const_cast<unsigned char*>(llhttp_storage_));
+  const llhttp_t* p = as_llhttp(llhttp_storage_);
   if ((p->flags & F_CHUNKED) && !in_chunk_data_) return 0;
   return p->content_length;
 }
@@ -276,36 +280,44 @@ FeedResult HTTP1RequestParser::feed(const char* data, std::size_t len) {
   }
   if (len == 0) return {0, FeedStatus::kNeedMore};
 
-  // CR and LF only come as CRLF outside the body. llhttp's strict build checks this itself;
-  // its loose build (the default) takes "\r\n\rX" as the end of the header section, the bare
-  // CR behind request smuggling, so the framing bytes are screened here before llhttp reads
-  // them. Body bytes are skipped because llhttp knows how many are coming.
+  // Outside the body, CR and LF only come as CRLF and a line never starts with whitespace.
+  // llhttp's strict build checks the former itself; its loose build (the default) takes
+  // "\r\n\rX" as the end of the header section, the bare CR behind request smuggling. Both
+  // builds accept obs-fold, which RFC 9112 section 5.2 lets a server refuse, and pass the
+  // continuation on as more of the value (or, after an empty value, silently skip it).
+  // So framing bytes are screened here before llhttp reads them; body bytes are skipped
+  // because llhttp knows how many are coming. A suspect byte is only an error if llhttp, once
+  // it has read everything before it, is not about to read body data.
   const char* const end = data + len;
   const char* pos = data;
-  bool cr_before = pending_cr_;
-  if (pending_cr_ && *data != '\n') return fail(0, 400, "bare CR in the request framing");
-  pending_cr_ = false;
+  if (framing_tail_ == FramingTail::kCR && *data != '\n') {
+    return fail(0, 400, "bare CR in the request framing");
+  }
+  FramingTail tail = framing_tail_;
+  framing_tail_ = FramingTail::kOther;
   while (pos < end) {
     uint64_t ahead = body_bytes_ahead();
     const char* scan = pos + std::min<uint64_t>(ahead, static_cast<uint64_t>(end - pos));
-    if (ahead > 0) cr_before = false;
+    if (ahead > 0) tail = FramingTail::kOther;
     const char* suspect = nullptr;
     for (const char* q = scan; q < end; ++q) {
       char c = *q;
-      if (cr_before) {
+      if (tail == FramingTail::kCR) {
         if (c != '\n') {
           suspect = q - 1;
           break;
         }
-        cr_before = false;
+        tail = FramingTail::kCRLF;
       } else if (c == '\r') {
-        cr_before = true;
-      } else if (c == '\n') {
+        tail = FramingTail::kCR;
+      } else if (c == '\n' || (tail == FramingTail::kCRLF && (c == ' ' || c == '\t'))) {
         suspect = q;
         break;
+      } else {
+        tail = FramingTail::kOther;
       }
     }
-    if (suspect == nullptr && cr_before) suspect = end - 1;  // its LF may be in the next feed
+    if (suspect == nullptr && tail == FramingTail::kCR) suspect = end - 1;  // LF may come next
     const char* stop = suspect != nullptr ? suspect : end;
     if (stop > pos) {
       bool in_head = !headers_done_;
@@ -323,17 +335,22 @@ FeedResult HTTP1RequestParser::feed(const char* data, std::size_t len) {
       }
       pos = stop;
     }
-    if (suspect == nullptr) break;
-    cr_before = false;
-    if (body_bytes_ahead() > 0) continue;  // a CR or LF inside the body: data, not framing
-    if (*suspect == '\r' && suspect + 1 == end) {
+    if (suspect == nullptr) {
+      framing_tail_ = tail;
+      break;
+    }
+    if (body_bytes_ahead() > 0) continue;  // inside the body: data, not framing
+    char c = *suspect;
+    if (c == '\r' && suspect + 1 == end) {
       FeedResult result = execute(data, suspect, end, end);
-      if (result.status == FeedStatus::kNeedMore) pending_cr_ = true;
+      if (result.status == FeedStatus::kNeedMore) framing_tail_ = FramingTail::kCR;
       return result;
     }
-    return fail(static_cast<std::size_t>(suspect - data), 400,
-                *suspect == '\r' ? "bare CR in the request framing"
-                                 : "bare LF in the request framing (lines end with CRLF)");
+    if (c == '\r') return fail(suspect - data, 400, "bare CR in the request framing");
+    if (c == '\n') {
+      return fail(suspect - data, 400, "bare LF in the request framing (lines end with CRLF)");
+    }
+    return fail(suspect - data, 400, "obsolete line folding is not allowed");
   }
   return {len, FeedStatus::kNeedMore};
 }
@@ -354,8 +371,10 @@ FeedResult HTTP1RequestParser::execute(const char* data, const char* segment,
     case HPE_PAUSED:
     case HPE_PAUSED_UPGRADE: {
       const char* stop = llhttp_get_error_pos(p);
-      // The next request starts with a fresh look-behind: a body byte is no method prefix.
+      // The next request starts afresh: a body byte is no method prefix, and a CRLF that
+      // ended this request does not make a leading space of the next one a fold.
       recent_len_ = 0;
+      framing_tail_ = FramingTail::kOther;
       state_ = err == HPE_PAUSED ? State::kPaused : State::kUpgrade;
       return {static_cast<std::size_t>(stop - data),
               err == HPE_PAUSED ? FeedStatus::kPaused : FeedStatus::kUpgrade};
@@ -530,10 +549,6 @@ int HTTP1RequestParser::on_header_field_complete() {
 }
 
 int HTTP1RequestParser::on_header_value(const char* at, std::size_t length) {
-  // llhttp accepts obs-fold and hands the continuation line over as more of the value. A
-  // value fragment never starts right after a line break otherwise: llhttp skips the OWS
-  // after the colon, and a fragment cut by the end of a feed starts after a value byte.
-  if (preceded_by(at, "\n")) return set_error(400, "obsolete line folding is not allowed");
   HTTPHeaders& fields = current_fields();
   if (fields.fields_.empty()) return set_error(400, "header value without a name");
   field_bytes_ += length;

@@ -179,6 +179,9 @@ class HTTP1RequestParser {
   friend struct detail::LlhttpCallbacks;
 
   enum class State { kRunning, kPaused, kUpgrade, kProbingMethod, kClosed, kError };
+  // The last framing bytes llhttp consumed: a CR still owes its LF; after a CRLF a line must
+  // not start with whitespace.
+  enum class FramingTail { kOther, kCR, kCRLF };
 
   // The llhttp_t, see kLlhttpStorageSize.
   alignas(8) unsigned char llhttp_storage_[detail::kLlhttpStorageSize];
@@ -211,7 +214,7 @@ class HTTP1RequestParser {
   const char* segment_begin_ = nullptr;
   char recent_[8] = {};
   std::size_t recent_len_ = 0;
-  bool pending_cr_ = false;  // the last byte consumed was a CR outside the body
+  FramingTail framing_tail_ = FramingTail::kOther;
   std::size_t method_probe_length_ = 0;
 
   void begin_message();

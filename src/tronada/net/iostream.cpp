@@ -1,7 +1,10 @@
 #include "tronada/net/iostream.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "tronada/base/error.h"
 #include "tronada/base/log.h"
@@ -32,11 +35,28 @@ void delete_handle(uv_handle_t* h) {
   }
 }
 
+// The bytes of a queued uv_write, owned by the request until its callback runs (even
+// with UV_ECANCELED), since libuv reads them until then.
 struct WriteReq {
   uv_write_t req;
+  IOStream* stream;
   std::string data;
   std::size_t plain_bytes;
 };
+
+// A write to a peer that is gone must fail that one stream with UV_EPIPE, not kill the
+// process with SIGPIPE (libuv writes with write(2), without MSG_NOSIGNAL). Node and
+// CPython ignore SIGPIPE for the same reason; a handler the program installed is kept.
+void ignore_sigpipe_once() {
+  static const bool done = [] {
+    struct sigaction current {};
+    if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+      signal(SIGPIPE, SIG_IGN);
+    }
+    return true;
+  }();
+  (void)done;
+}
 
 }  // namespace
 
@@ -45,7 +65,7 @@ StreamClosedError::StreamClosedError(std::error_code ec)
 
 std::shared_ptr<IOStream> IOStream::adopt(uv_stream_t* handle, IOStreamOptions options) {
   std::shared_ptr<IOStream> s(new IOStream(handle, options));
-  s->self_ = s;
+  keep_alive_until_closed(s);
   return s;
 }
 
@@ -75,67 +95,77 @@ std::shared_ptr<IOStream> IOStream::from_fd(int fd, IOStreamOptions options, IOL
 IOStream::IOStream(uv_stream_t* handle, IOStreamOptions options)
     : loop_(static_cast<IOLoop*>(handle->loop->data)), handle_(handle), options_(options) {
   handle_->data = this;
+  ignore_sigpipe_once();
 }
 
 IOStream::~IOStream() = default;
 
 // --- reads -----------------------------------------------------------------
 
-IOStream::ReadDone IOStream::future_completion(
-    Promise<std::string> promise) {
-  return [promise](std::error_code ec, std::string&& data) mutable {
-    if (!ec) {
-      promise.set_result(std::move(data));
-    } else if (ec == kUnsatisfiable) {
-      promise.set_exception(std::make_exception_ptr(
-          UnsatisfiableReadError("read could not be satisfied within max_bytes")));
-    } else {
-      promise.set_exception(std::make_exception_ptr(StreamClosedError(ec)));
+IOStream::ReadDone IOStream::future_completion(Promise<std::string> promise) {
+  return [promise](ReadStatus status, std::error_code ec, std::string&& data) mutable {
+    switch (status) {
+      case ReadStatus::ok: promise.set_result(std::move(data)); break;
+      case ReadStatus::unsatisfiable:
+        promise.set_exception(std::make_exception_ptr(
+            UnsatisfiableReadError("read could not be satisfied within max_bytes")));
+        break;
+      case ReadStatus::closed:
+        promise.set_exception(std::make_exception_ptr(StreamClosedError(ec)));
+        break;
     }
   };
 }
 
-IOStream::ReadDone IOStream::callback_completion(
-    ReadCallback cb) {
+IOStream::ReadDone IOStream::callback_completion(ReadCallback cb) {
   // Callbacks run from the loop, never from inside the read that completed them, so a
   // callback that starts the next read cannot recurse once per buffered message.
-  return [this, cb = std::move(cb)](std::error_code ec, std::string&& data) mutable {
-    if (ec || !cb) return;  // the close callback reports errors in this form
+  return [this, cb = std::move(cb)](ReadStatus status, std::error_code,
+                                    std::string&& data) mutable {
+    if (status != ReadStatus::ok || !cb) return;  // the close callback reports errors
     loop_->add_callback([self = shared_from_this(), cb = std::move(cb),
                          data = std::move(data)]() mutable { cb(std::move(data)); });
   };
 }
 
 void IOStream::begin_read(ReadOp op, ReadDone done) {
-  if (read_op_ != ReadOp::none) {
-    throw std::logic_error("IOStream: a read is already pending");
-  }
-  if (data_handler_) throw std::logic_error("IOStream: read on a stream in raw mode");
   read_op_ = op;
   read_done_ = std::move(done);
-  delimiter_scan_from_ = buffer_pos_;
+  delimiter_scanned_ = 0;
+  // As Tornado: what is already buffered can still be read after the stream closed.
+  if (try_complete_read()) return;
   if (closing_) {
-    fail_pending(error_ ? error_ : uv_error(UV_EOF));
+    fail_pending(error_);
     return;
   }
-  if (!try_complete_read()) maybe_update_reading();
+  maybe_update_reading();
 }
 
+namespace {
+void check_can_read(bool pending, bool raw) {
+  if (pending) throw std::logic_error("IOStream: a read is already pending");
+  if (raw) throw std::logic_error("IOStream: read on a stream in raw mode");
+}
+}  // namespace
+
 void IOStream::start_until(std::string delimiter, std::size_t max_bytes, ReadDone done) {
+  check_can_read(read_op_ != ReadOp::none, static_cast<bool>(data_handler_));
   if (delimiter.empty()) throw std::invalid_argument("read_until: empty delimiter");
   read_delimiter_ = std::move(delimiter);
-  read_bytes_ = max_bytes ? max_bytes : options_.max_buffer_size;
+  read_bytes_ = max_bytes ? max_bytes : std::numeric_limits<std::size_t>::max();
   begin_read(ReadOp::until, std::move(done));
 }
 
 void IOStream::start_regex(std::regex pattern, std::size_t max_bytes, ReadDone done) {
+  check_can_read(read_op_ != ReadOp::none, static_cast<bool>(data_handler_));
   read_regex_ = std::make_unique<std::regex>(std::move(pattern));
-  read_bytes_ = max_bytes ? max_bytes : options_.max_buffer_size;
+  read_bytes_ = max_bytes ? max_bytes : std::numeric_limits<std::size_t>::max();
   begin_read(ReadOp::regex, std::move(done));
 }
 
 void IOStream::start_bytes(std::size_t n, bool partial, StreamingCallback streaming,
                            ReadDone done) {
+  check_can_read(read_op_ != ReadOp::none, static_cast<bool>(data_handler_));
   read_bytes_ = n;
   read_partial_ = partial;
   streaming_cb_ = std::move(streaming);
@@ -143,6 +173,7 @@ void IOStream::start_bytes(std::size_t n, bool partial, StreamingCallback stream
 }
 
 void IOStream::start_until_close(StreamingCallback streaming, ReadDone done) {
+  check_can_read(read_op_ != ReadOp::none, static_cast<bool>(data_handler_));
   streaming_cb_ = std::move(streaming);
   begin_read(ReadOp::until_close, std::move(done));
 }
@@ -183,7 +214,8 @@ Future<std::string> IOStream::read_bytes_streaming(std::size_t n, StreamingCallb
   return p.get_future();
 }
 
-void IOStream::read_bytes_streaming(std::size_t n, StreamingCallback streaming, ReadCallback done) {
+void IOStream::read_bytes_streaming(std::size_t n, StreamingCallback streaming,
+                                    ReadCallback done) {
   start_bytes(n, false, std::move(streaming), callback_completion(std::move(done)));
 }
 
@@ -198,59 +230,56 @@ void IOStream::read_until_close(ReadCallback cb, StreamingCallback streaming) {
 }
 
 bool IOStream::try_complete_read() {
-  std::size_t available = buffer_.size() - buffer_pos_;
+  std::string_view avail = unread();
   switch (read_op_) {
     case ReadOp::none: return false;
     case ReadOp::until: {
-      std::string_view view(buffer_.data() + buffer_pos_, available);
-      std::size_t from = delimiter_scan_from_ - buffer_pos_;
-      std::size_t pos = view.find(read_delimiter_, from);
+      std::size_t pos = avail.find(read_delimiter_, delimiter_scanned_);
       if (pos != std::string_view::npos) {
         std::size_t n = pos + read_delimiter_.size();
         if (n > read_bytes_) {
-          close(kUnsatisfiable);
-          return true;
+          fail_unsatisfiable();
+        } else {
+          finish_read(n);
         }
-        finish_read(n);
         return true;
       }
-      if (available >= read_bytes_ + read_delimiter_.size()) {
-        close(kUnsatisfiable);
+      // Every match still possible would end past the bytes we have, so past max_bytes.
+      if (avail.size() >= read_bytes_) {
+        fail_unsatisfiable();
         return true;
       }
       // Resume the scan where a delimiter could still start: no rescans of old bytes.
       std::size_t keep = read_delimiter_.size() - 1;
-      delimiter_scan_from_ = buffer_pos_ + (available > keep ? available - keep : 0);
+      delimiter_scanned_ = avail.size() > keep ? avail.size() - keep : 0;
       return false;
     }
     case ReadOp::regex: {
       std::cmatch m;
-      const char* begin = buffer_.data() + buffer_pos_;
-      if (std::regex_search(begin, begin + available, m, *read_regex_)) {
+      if (std::regex_search(avail.data(), avail.data() + avail.size(), m, *read_regex_)) {
         std::size_t n = static_cast<std::size_t>(m.position(0) + m.length(0));
         if (n > read_bytes_) {
-          close(kUnsatisfiable);
-          return true;
+          fail_unsatisfiable();
+        } else {
+          finish_read(n);
         }
-        finish_read(n);
         return true;
       }
-      if (available >= read_bytes_) {
-        close(kUnsatisfiable);
+      if (avail.size() >= read_bytes_) {
+        fail_unsatisfiable();
         return true;
       }
       return false;
     }
     case ReadOp::bytes: {
       if (streaming_cb_) {
-        if (available > 0 && read_bytes_ > 0) {
-          std::size_t n = std::min(available, read_bytes_);
-          std::string_view piece(buffer_.data() + buffer_pos_, n);
-          buffer_pos_ += n;
+        if (!avail.empty() && read_bytes_ > 0) {
+          std::size_t n = std::min(avail.size(), read_bytes_);
+          consume(n);
           read_bytes_ -= n;
-          auto cb = streaming_cb_;
-          IOLoop::invoke_logged("streaming callback", [&] { cb(piece); });
-          compact_buffer();
+          // The piece stays valid: nothing can append to the buffer while a read is
+          // pending and we are inside this call.
+          if (!run_streaming(avail.substr(0, n))) return true;
         }
         if (read_bytes_ == 0) {
           finish_read(0);
@@ -258,69 +287,120 @@ bool IOStream::try_complete_read() {
         }
         return false;
       }
-      if (available >= read_bytes_) {
+      if (avail.size() >= read_bytes_) {
         finish_read(read_bytes_);
         return true;
       }
-      if (read_partial_ && available > 0) {
-        finish_read(available);
+      if (read_partial_ && !avail.empty()) {
+        finish_read(avail.size());
         return true;
       }
       return false;
     }
     case ReadOp::until_close: {
-      if (streaming_cb_ && available > 0) {
-        std::string_view piece(buffer_.data() + buffer_pos_, available);
-        buffer_pos_ += available;
-        auto cb = streaming_cb_;
-        IOLoop::invoke_logged("streaming callback", [&] { cb(piece); });
+      if (streaming_cb_ && !avail.empty()) {
+        consume(avail.size());
+        if (!run_streaming(avail)) return true;
         compact_buffer();
       }
-      return false;  // completes only at EOF
+      return false;  // completes only when the stream closes
     }
   }
   return false;
 }
 
-void IOStream::finish_read(std::size_t consume) {
-  std::string result(buffer_.data() + buffer_pos_, consume);
-  buffer_pos_ += consume;
+bool IOStream::run_streaming(std::string_view piece) {
+  // A copy: the callback may close the stream, which ends the read and its callback.
+  StreamingCallback cb = streaming_cb_;
+  try {
+    cb(piece);
+    return read_op_ != ReadOp::none;
+  } catch (const std::exception& e) {
+    log::error("iostream", std::string("closing stream: streaming callback threw: ") + e.what());
+  } catch (...) {
+    log::error("iostream", "closing stream: streaming callback threw");
+  }
+  // Bytes the reader never took are lost, so the stream cannot go on.
+  close(uv_error(UV_ECANCELED));
+  return false;
+}
+
+IOStream::ReadDone IOStream::take_read() {
   read_op_ = ReadOp::none;
   streaming_cb_ = nullptr;
   read_regex_.reset();
+  ReadDone done = std::move(read_done_);
+  read_done_ = nullptr;
+  return done;
+}
+
+void IOStream::finish_read(std::size_t n) {
+  std::string result;
+  if (input_.empty() && buffer_pos_ == 0 && n == buffer_.size()) {
+    result = std::move(buffer_);  // the whole buffer is the answer: no copy
+    buffer_ = std::string();
+  } else {
+    result.assign(unread().substr(0, n));
+    consume(n);
+  }
+  ReadDone done = take_read();
+  // The state is final before `done` runs: it may start the next read at once.
+  spill_input();
   compact_buffer();
   maybe_update_reading();
-  auto done = std::move(read_done_);
-  read_done_ = nullptr;
-  if (done) done({}, std::move(result));
+  if (done) done(ReadStatus::ok, {}, std::move(result));
+}
+
+void IOStream::fail_unsatisfiable() {
+  ReadDone done = take_read();
+  spill_input();
+  close(kUnsatisfiable);
+  if (done) done(ReadStatus::unsatisfiable, kUnsatisfiable, {});
 }
 
 void IOStream::fail_pending(std::error_code error) {
   if (read_op_ == ReadOp::none) return;
-  ReadOp op = read_op_;
-  read_op_ = ReadOp::none;
-  std::string rest;
-  bool success = false;
-  if (op == ReadOp::until_close && error == uv_error(UV_EOF)) {
-    // A clean EOF is the normal end of read_until_close: hand over what is left.
-    std::size_t available = buffer_.size() - buffer_pos_;
+  // read_until_close ends normally when the peer or we close; a reset or a limit fails it.
+  if (read_op_ == ReadOp::until_close && (!error || error == uv_error(UV_EOF))) {
+    std::string_view rest = unread();
+    std::string result;
+    bool ok = true;
     if (streaming_cb_) {
-      if (available) {
-        std::string_view piece(buffer_.data() + buffer_pos_, available);
-        auto cb = streaming_cb_;
-        IOLoop::invoke_logged("streaming callback", [&] { cb(piece); });
-      }
+      consume(rest.size());
+      if (!rest.empty()) ok = run_streaming(rest);
     } else {
-      rest.assign(buffer_.data() + buffer_pos_, available);
+      result.assign(rest);
+      consume(rest.size());
     }
-    buffer_pos_ = buffer_.size();
-    success = true;
+    ReadDone done = take_read();
+    spill_input();
+    compact_buffer();
+    if (done) {
+      done(ok ? ReadStatus::ok : ReadStatus::closed, ok ? std::error_code() : error_,
+           std::move(result));
+    }
+    return;
   }
-  streaming_cb_ = nullptr;
-  read_regex_.reset();
-  auto done = std::move(read_done_);
-  read_done_ = nullptr;
-  if (done) done(success ? std::error_code() : error, std::move(rest));
+  ReadDone done = take_read();
+  if (done) done(ReadStatus::closed, error, {});
+}
+
+void IOStream::consume(std::size_t n) {
+  if (!input_.empty()) {
+    input_.remove_prefix(n);
+  } else {
+    buffer_pos_ += n;
+  }
+}
+
+void IOStream::spill_input() {
+  if (input_.empty()) return;
+  if (buffer_pos_ == buffer_.size()) {
+    buffer_.clear();
+    buffer_pos_ = 0;
+  }
+  buffer_.append(input_);
+  input_ = {};
 }
 
 void IOStream::compact_buffer() {
@@ -333,48 +413,94 @@ void IOStream::compact_buffer() {
     }
   } else if (buffer_pos_ > 4096 && buffer_pos_ * 2 > buffer_.size()) {
     buffer_.erase(0, buffer_pos_);
-    delimiter_scan_from_ -= std::min(delimiter_scan_from_, buffer_pos_);
     buffer_pos_ = 0;
   }
 }
 
 void IOStream::deliver(const char* data, std::size_t len) {
-  if (data_handler_ && buffer_pos_ == buffer_.size()) {
-    auto& handler = data_handler_;
-    handler(std::string_view(data, len));
+  // A transport may decode several chunks from one socket read; once a handler or a
+  // failed read closed the stream, the rest has nobody to go to.
+  if (closing_ || len == 0) return;
+  if (data_handler_) {
+    if (read_buffer_size() == 0 && !reading_paused_) {
+      dispatch_raw(std::string_view(data, len));
+      return;
+    }
+    // Older bytes wait in the buffer (paused, or not yet flushed after set_data_handler):
+    // keep the order.
+    buffer_.append(data, len);
+    if (read_buffer_size() > options_.max_buffer_size) {
+      log::warning("iostream", "closing stream: read buffer over max_buffer_size (" +
+                                   std::to_string(options_.max_buffer_size) + " bytes)");
+      close(uv_error(UV_ENOBUFS));
+      return;
+    }
+    flush_raw();
     return;
   }
-  if (read_buffer_size() + len > options_.max_buffer_size) {
+  if (read_buffer_size() == 0) {
+    buffer_.clear();
+    buffer_pos_ = 0;
+    input_ = std::string_view(data, len);
+  } else {
+    buffer_.append(data, len);
+  }
+  try_complete_read();
+  spill_input();
+  // Only a read that still waits counts against the limit: bytes left over after a read
+  // completed are pipelined data (at most one chunk) that no read asked for yet.
+  if (read_op_ != ReadOp::none && !closing_ && read_buffer_size() > options_.max_buffer_size) {
     log::warning("iostream", "closing stream: read buffer over max_buffer_size (" +
                                  std::to_string(options_.max_buffer_size) + " bytes)");
     close(uv_error(UV_ENOBUFS));
-    return;
   }
-  buffer_.append(data, len);
-  if (data_handler_) {
+}
+
+void IOStream::dispatch_raw(std::string_view data) {
+  dispatching_ = true;
+  try {
+    data_handler_(data);
+  } catch (const std::exception& e) {
+    log::error("iostream", std::string("closing stream: data handler threw: ") + e.what());
+    close(uv_error(UV_ECANCELED));
+  } catch (...) {
+    log::error("iostream", "closing stream: data handler threw");
+    close(uv_error(UV_ECANCELED));
+  }
+  dispatching_ = false;
+  retired_handler_ = nullptr;
+}
+
+void IOStream::flush_raw() {
+  while (data_handler_ && !reading_paused_ && !closing_ && read_buffer_size() > 0) {
     std::string pending = std::move(buffer_);
-    buffer_.clear();
+    buffer_ = std::string();
+    pending.erase(0, buffer_pos_);
     buffer_pos_ = 0;
-    data_handler_(std::string_view(pending));
-    return;
+    dispatch_raw(pending);
   }
-  try_complete_read();
+}
+
+void IOStream::schedule_flush_raw() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  // From the loop, so a handler is never entered from inside set_data_handler or
+  // resume_reading, which its own code may be calling.
+  loop_->add_callback([self = shared_from_this()] {
+    self->flush_scheduled_ = false;
+    self->flush_raw();
+  });
 }
 
 void IOStream::set_data_handler(DataHandler handler) {
   if (handler && read_op_ != ReadOp::none) {
     throw std::logic_error("IOStream: raw mode while a read is pending");
   }
+  // A handler replacing itself must not destroy the function that is running.
+  if (dispatching_ && !retired_handler_) retired_handler_ = std::move(data_handler_);
   data_handler_ = std::move(handler);
-  if (data_handler_ && read_buffer_size() > 0) {
-    // Bytes read ahead in buffered mode (an upgrade's first frames) come first.
-    std::string pending = buffer_.substr(buffer_pos_);
-    std::string().swap(buffer_);
-    buffer_pos_ = 0;
-    loop_->add_callback([self = shared_from_this(), pending = std::move(pending)]() {
-      if (!self->closed() && self->data_handler_) self->data_handler_(pending);
-    });
-  }
+  // Bytes read ahead in buffered mode (an upgrade's first frames) come first.
+  if (data_handler_ && read_buffer_size() > 0) schedule_flush_raw();
   maybe_update_reading();
 }
 
@@ -385,12 +511,14 @@ void IOStream::pause_reading() {
 
 void IOStream::resume_reading() {
   reading_paused_ = false;
+  if (data_handler_ && read_buffer_size() > 0) schedule_flush_raw();
   maybe_update_reading();
 }
 
 void IOStream::maybe_update_reading() {
-  bool want = !closing_ && (transport_wants_reads() ||
-                            (!reading_paused_ && (data_handler_ || read_op_ != ReadOp::none)));
+  bool want = !closing_ && !socket_ended_ &&
+              (transport_wants_reads() ||
+               (!reading_paused_ && (data_handler_ || read_op_ != ReadOp::none)));
   if (want && !socket_reading_) {
     start_socket_reads();
   } else if (!want && socket_reading_) {
@@ -399,7 +527,7 @@ void IOStream::maybe_update_reading() {
 }
 
 void IOStream::start_socket_reads() {
-  if (closing_ || socket_reading_) return;
+  if (closing_ || socket_reading_ || socket_ended_) return;
   int rc = uv_read_start(handle_, &IOStream::on_alloc, &IOStream::on_read);
   if (rc < 0) {
     close(uv_error(rc));
@@ -423,10 +551,15 @@ void IOStream::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* self = static_cast<IOStream*>(s->data);
   if (nread > 0) {
     self->on_transport_data(buf->base, static_cast<std::size_t>(nread));
-  } else if (nread == UV_EOF) {
-    self->on_transport_eof();
   } else if (nread < 0) {
-    self->close(uv_error(static_cast<int>(nread)));
+    // libuv stops reading by itself after EOF or an error; restarting would fail.
+    self->socket_reading_ = false;
+    self->socket_ended_ = true;
+    if (nread == UV_EOF) {
+      self->on_transport_eof();
+    } else {
+      self->close(uv_error(static_cast<int>(nread)));
+    }
   }
 }
 
@@ -441,12 +574,12 @@ Future<void> IOStream::write(std::string data) {
   std::string_view view(data);
   write_accepted_ += view.size();
   write_queued_ += view.size();
-  pending_writes_.push_back({write_accepted_, [p](bool ok) mutable {
+  pending_writes_.push_back({write_accepted_, [this, p](bool ok) mutable {
                                if (ok) {
                                  p.try_set_result();
                                } else {
                                  p.try_set_exception(
-                                     std::make_exception_ptr(StreamClosedError(uv_error(UV_ECANCELED))));
+                                     std::make_exception_ptr(StreamClosedError(error_)));
                                }
                              }});
   send_plain(&view, 1);
@@ -496,17 +629,17 @@ void IOStream::send_raw(const std::string_view* pieces, std::size_t count,
                         std::size_t plain_bytes) {
   if (closing_) return;
   constexpr std::size_t kMaxPieces = 16;
-  uv_buf_t bufs[kMaxPieces];
-  std::size_t n = std::min(count, kMaxPieces);
   std::size_t total = 0;
   for (std::size_t i = 0; i < count; ++i) total += pieces[i].size();
-  for (std::size_t i = 0; i < n; ++i) {
-    bufs[i] = uv_buf_init(const_cast<char*>(pieces[i].data()),
-                          static_cast<unsigned>(pieces[i].size()));
-  }
   std::size_t written = 0;
-  if (handle_->write_queue_size == 0 && count <= kMaxPieces) {
-    int rc = uv_try_write(handle_, bufs, static_cast<unsigned>(n));
+  // uv_try_write only with nothing queued in libuv, or these bytes would overtake those.
+  if (total > 0 && handle_->write_queue_size == 0 && count <= kMaxPieces) {
+    uv_buf_t bufs[kMaxPieces];
+    for (std::size_t i = 0; i < count; ++i) {
+      bufs[i] = uv_buf_init(const_cast<char*>(pieces[i].data()),
+                            static_cast<unsigned>(pieces[i].size()));
+    }
+    int rc = uv_try_write(handle_, bufs, static_cast<unsigned>(count));
     if (rc >= 0) {
       written = static_cast<std::size_t>(rc);
     } else if (rc != UV_EAGAIN && rc != UV_ENOSYS) {
@@ -515,11 +648,12 @@ void IOStream::send_raw(const std::string_view* pieces, std::size_t count,
     }
   }
   if (written == total) {
-    if (plain_bytes) complete_written(plain_bytes);
+    // Also for an empty write, which completes once everything before it has.
+    complete_written(plain_bytes);
     return;
   }
   // The kernel took only part: queue the rest, owned by the request until its callback.
-  auto* req = new WriteReq{{}, {}, plain_bytes};
+  auto* req = new WriteReq{{}, this, {}, plain_bytes};
   req->data.reserve(total - written);
   std::size_t skip = written;
   for (std::size_t i = 0; i < count; ++i) {
@@ -531,16 +665,16 @@ void IOStream::send_raw(const std::string_view* pieces, std::size_t count,
     req->data.append(p.substr(skip));
     skip = 0;
   }
-  req->req.data = this;
+  req->req.data = req;
   uv_buf_t buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
   int rc = uv_write(&req->req, handle_, &buf, 1, [](uv_write_t* r, int status) {
-    std::unique_ptr<WriteReq> owned(reinterpret_cast<WriteReq*>(r));
-    auto* self = static_cast<IOStream*>(r->data);
+    std::unique_ptr<WriteReq> owned(static_cast<WriteReq*>(r->data));
+    IOStream* self = owned->stream;  // alive: the handle (and self_) outlive its requests
     if (status < 0) {
       if (status != UV_ECANCELED) self->close(uv_error(status));
       return;
     }
-    if (owned->plain_bytes) self->complete_written(owned->plain_bytes);
+    self->complete_written(owned->plain_bytes);
   });
   if (rc < 0) {
     delete req;
@@ -556,6 +690,7 @@ void IOStream::complete_written(std::size_t n) {
     ++fired;
   }
   if (fired) {
+    // Out of the vector first: a callback may write (append) or close (clear).
     std::vector<PendingWrite> done(std::make_move_iterator(pending_writes_.begin()),
                                    std::make_move_iterator(pending_writes_.begin() + fired));
     pending_writes_.erase(pending_writes_.begin(), pending_writes_.begin() + fired);
@@ -575,11 +710,12 @@ void IOStream::close(std::error_code error) {
   closing_ = true;
   error_ = error;
   stop_socket_reads();
-  fail_pending(error ? error : uv_error(UV_ECANCELED));
+  fail_pending(error);
   // Writes that cannot complete now fail: co_await forms get StreamClosedError,
   // callback forms are simply not called (the close callback reports the error).
   auto writes = std::move(pending_writes_);
   pending_writes_.clear();
+  write_queued_ = 0;
   for (auto& w : writes) w.cb(false);
   auto waiters = std::move(drain_waiters_);
   drain_waiters_.clear();

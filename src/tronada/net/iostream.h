@@ -84,14 +84,16 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   IOStream& operator=(const IOStream&) = delete;
 
   // --- co_await forms ---
-  /// Bytes up to and including `delimiter`. max_bytes 0 means up to max_buffer_size.
+  /// Bytes up to and including `delimiter`. Without the delimiter in the first
+  /// `max_bytes` bytes the stream closes and the read throws UnsatisfiableReadError.
+  /// max_bytes 0 means no limit but max_buffer_size (beyond it: UV_ENOBUFS, closed).
   Future<std::string> read_until(std::string delimiter, std::size_t max_bytes = 0);
   Future<std::string> read_until_regex(std::regex pattern, std::size_t max_bytes = 0);
   /// Exactly `n` bytes, or with `partial` whatever is available as soon as there is any
   /// (at most n).
   Future<std::string> read_bytes(std::size_t n, bool partial = false);
-  /// Everything until the peer closes. With a streaming callback the data goes to it and
-  /// the result is empty.
+  /// Everything until the peer closes (or we close the stream). With a streaming callback
+  /// the data goes to it and the result is empty. A reset or a limit still fails the read.
   Future<std::string> read_until_close(StreamingCallback streaming = nullptr);
   /// `n` bytes delivered in pieces to `streaming` as they arrive; completes after the last.
   Future<std::string> read_bytes_streaming(std::size_t n, StreamingCallback streaming);
@@ -111,10 +113,14 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
 
   // --- raw mode for protocol connections ---
   /// Delivers every chunk read to `handler` without buffering; the view is valid only
-  /// during the call. Anything already buffered is delivered first. EOF and errors
-  /// close the stream (the close callback tells). Pass nullptr to return to buffered mode.
+  /// during the call. Anything already buffered is delivered first, from the loop. EOF
+  /// and errors close the stream (the close callback tells); so does an exception thrown
+  /// by the handler. Pass nullptr to return to buffered mode. The handler may replace or
+  /// clear itself while it runs.
   void set_data_handler(DataHandler handler);
-  /// Stops reading from the socket (backpressure) until resume_reading().
+  /// Stops reading from the socket (backpressure) until resume_reading(). In raw mode no
+  /// chunk reaches the handler while paused; bytes the transport already decoded wait in
+  /// the read buffer and are delivered, from the loop, after resume_reading().
   void pause_reading();
   void resume_reading();
 
@@ -129,7 +135,11 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   bool reading() const { return read_op_ != ReadOp::none; }
   bool writing() const { return write_queued_ > 0; }
   std::size_t write_buffer_size() const { return write_queued_; }
-  std::size_t read_buffer_size() const { return buffer_.size() - buffer_pos_; }
+  std::size_t read_buffer_size() const { return buffer_.size() - buffer_pos_ + input_.size(); }
+  /// Heap bytes the read buffer holds (0 when idle: see the read buffer's comment).
+  std::size_t buffered_capacity() const {
+    return buffer_.capacity() > std::string().capacity() ? buffer_.capacity() : 0;
+  }
 
   /// TCP_NODELAY on TCP streams; a no-op on others.
   void set_nodelay(bool on);
@@ -142,6 +152,11 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
 
  protected:
   IOStream(uv_stream_t* handle, IOStreamOptions options);
+  /// For factories (adopt, a subclass's): the stream holds itself from now until its
+  /// close callback, so callers may drop their references at any time.
+  static void keep_alive_until_closed(const std::shared_ptr<IOStream>& stream) {
+    stream->self_ = stream;
+  }
 
   /// The transport layer: plaintext arriving from below (SSLIOStream decrypts first).
   virtual void on_transport_data(const char* data, std::size_t len) { deliver(data, len); }
@@ -173,8 +188,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
     std::uint64_t end_offset;  // plaintext offset at which this write is complete
     std::function<void(bool ok)> cb;
   };
-  // Completion of the pending read: an empty error_code means success.
-  using ReadDone = std::function<void(std::error_code, std::string&&)>;
+  enum class ReadStatus { ok, closed, unsatisfiable };
+  // Completion of the pending read; the error_code is the stream's error for `closed`.
+  using ReadDone = std::function<void(ReadStatus, std::error_code, std::string&&)>;
 
   static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
@@ -187,11 +203,25 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void start_until_close(StreamingCallback streaming, ReadDone done);
   static ReadDone future_completion(Promise<std::string> promise);
   ReadDone callback_completion(ReadCallback cb);
-  /// Tries to complete the pending read from the buffer; true if it did.
+  /// Tries to complete the pending read from the buffer; true if it did (or failed it).
   bool try_complete_read();
   void finish_read(std::size_t consume);
+  void fail_unsatisfiable();
   void fail_pending(std::error_code error);
+  /// Ends the pending read and returns its completion, to be called last.
+  ReadDone take_read();
+  /// Runs the streaming callback; false if the read ended meanwhile (the callback closed
+  /// the stream, or threw, which closes it).
+  bool run_streaming(std::string_view piece);
+  std::string_view unread() const {
+    return input_.empty() ? std::string_view(buffer_).substr(buffer_pos_) : input_;
+  }
+  void consume(std::size_t n);
+  void spill_input();
   void compact_buffer();
+  void dispatch_raw(std::string_view data);
+  void flush_raw();
+  void schedule_flush_raw();
 
   uv_stream_t* handle_;
   IOStreamOptions options_;
@@ -201,6 +231,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   // nothing is pending, so an idle connection costs no buffer memory.
   std::string buffer_;
   std::size_t buffer_pos_ = 0;
+  // The chunk being delivered while buffer_ holds nothing unread: reads take their bytes
+  // straight from it, and only what is left over is copied into buffer_ (spill_input).
+  std::string_view input_;
   ReadOp read_op_ = ReadOp::none;
   ReadDone read_done_;
   StreamingCallback streaming_cb_;
@@ -208,10 +241,15 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   std::unique_ptr<std::regex> read_regex_;
   std::size_t read_bytes_ = 0;  // wanted count, or max_bytes for until/regex
   bool read_partial_ = false;
-  std::size_t delimiter_scan_from_ = 0;
+  std::size_t delimiter_scanned_ = 0;  // unread bytes known not to start a delimiter
   DataHandler data_handler_;
+  // The handler that is running when it replaces itself, kept alive until it returns.
+  DataHandler retired_handler_;
+  bool dispatching_ = false;
+  bool flush_scheduled_ = false;
   bool reading_paused_ = false;
   bool socket_reading_ = false;
+  bool socket_ended_ = false;  // libuv reported EOF or an error: it reads no more
 
   // Write accounting in plaintext bytes: written_ of accepted_ have left our buffer.
   std::size_t write_queued_ = 0;

@@ -1,0 +1,144 @@
+// HTTP1Connection: moves bytes between an IOStream and the sans-I/O HTTP/1 parser, and
+// writes the responses.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_set>
+
+#include "tronada/http/http1_parser.h"
+#include "tronada/http/http_connection.h"
+#include "tronada/http/http_server_request.h"
+#include "tronada/loop/timeout_list.h"
+#include "tronada/net/iostream.h"
+
+namespace tronada {
+
+/// Settings of an HTTP server's connections, with nginx-like defaults.
+struct HTTPServerOptions {
+  HTTP1Limits limits;  // request line 8 KiB, headers 64 KiB / 100 fields, body 1 MiB
+  /// Waiting for the next request on a kept-alive connection (nginx keepalive_timeout).
+  Duration idle_timeout = std::chrono::seconds(75);
+  /// From a request's first byte to the end of its headers: a slowloris client that
+  /// trickles a header section is cut off after this, however steadily it sends.
+  Duration header_timeout = std::chrono::seconds(60);
+  /// Longest gap between two reads of a request body (nginx client_body_timeout).
+  Duration body_timeout = std::chrono::seconds(60);
+  /// Longest time queued response bytes may wait without the client taking any.
+  Duration write_timeout = std::chrono::seconds(60);
+  /// Trust X-Real-IP / X-Forwarded-For / X-Forwarded-Proto (behind a proxy you run).
+  bool xheaders = false;
+  /// "http" or "https"; set by the server for TLS listeners.
+  std::string protocol = "http";
+  /// Value of the Server header; empty sends none.
+  std::string server_name = "tronada";
+  /// Connections open at once; more wait in the kernel's backlog. 0: no limit.
+  std::size_t max_connections = 0;
+  /// Keep connections alive between requests.
+  bool keep_alive = true;
+};
+
+class HTTP1Connection;
+
+namespace detail {
+
+/// What every connection of one server shares. Owned by a shared_ptr that connections
+/// hold too, so a connection that outlives its server still finds its settings.
+struct HTTP1ServerContext {
+  HTTP1ServerContext(IOLoop& loop, HTTPServerOptions opts, HTTPServerDelegate* delegate);
+  HTTPServerOptions options;
+  HTTPServerDelegate* delegate;  // nulled when the server goes away
+  TimeoutList idle_timeouts;
+  TimeoutList header_timeouts;
+  TimeoutList body_timeouts;
+  TimeoutList write_timeouts;
+  std::unordered_set<HTTP1Connection*> connections;
+};
+
+}  // namespace detail
+
+/// One HTTP/1.x connection on the server side: keep-alive, pipelining (one request at a
+/// time, responses in order), chunked bodies both ways, 100-continue, timeouts, and
+/// rejections with the parser's status and a closed connection.
+///
+/// Lifetime: held by shared_ptr. The stream's data handler holds one reference until
+/// the stream closes; each request's response channel holds another, so a handler that
+/// answers late finds the connection (closed, perhaps) rather than freed memory.
+class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
+                        private HTTP1ParserDelegate {
+ public:
+  HTTP1Connection(std::shared_ptr<IOStream> stream,
+                  std::shared_ptr<detail::HTTP1ServerContext> context);
+  ~HTTP1Connection() override;
+
+  /// Starts reading requests.
+  void start();
+  /// Closes the connection now; an active request sees on_connection_close.
+  void close();
+  /// Closes once the current response (if any) is done; idle connections close now.
+  void close_when_idle();
+  bool idle() const { return !request_active_; }
+
+  // The response side, called through the request's HTTPConnection (HTTP1Stream).
+  void write_headers(std::uint64_t seq, int status, const HTTPHeaders& headers);
+  void write_body(std::uint64_t seq, std::string_view chunk);
+  void finish_response(std::uint64_t seq);
+  Future<void> drain(std::uint64_t seq);
+  bool response_closed(std::uint64_t seq) const;
+  void set_close_callback(std::uint64_t seq, std::function<void()> cb);
+
+ private:
+  // HTTP1ParserDelegate
+  HeadersAction on_headers(RequestStartLine&& start_line, HTTPHeaders&& headers,
+                           const RequestInfo& info) override;
+  void on_body(std::string_view chunk) override;
+  void on_message_complete() override;
+
+  void on_data(std::string_view data);
+  void process(std::string_view data);
+  void on_request_done();
+  void send_error(int status, std::string_view reason);
+  void flush();
+  void schedule_flush();
+  void close_after_flush();
+  void on_stream_closed();
+  void apply_xheaders(HTTPServerRequest& req);
+  static void on_timeout(void* self);
+
+  enum class Phase : std::uint8_t { idle, headers, body, handling };
+
+  std::shared_ptr<IOStream> stream_;
+  std::shared_ptr<detail::HTTP1ServerContext> context_;
+  HTTP1RequestParser parser_;
+  TimeoutEntry timeout_;
+
+  // The current request.
+  std::shared_ptr<HTTPServerRequest> request_;
+  std::unique_ptr<HTTPMessageDelegate> message_;
+  std::function<void()> request_close_callback_;
+  std::uint64_t seq_ = 0;  // numbers requests; a stale response channel can't write
+  std::uint64_t body_remaining_ = 0;
+  std::size_t write_timeout_queued_ = 0;  // write queue size when the write timeout armed
+
+  std::string out_;      // response bytes not yet handed to the stream
+  std::string pending_;  // pipelined input read ahead of the current request
+
+  Phase phase_ = Phase::idle;
+  bool request_active_ = false;
+  bool stream_body_ = false;
+  bool keep_alive_ = true;
+  bool headers_written_ = false;
+  bool chunked_ = false;
+  bool fixed_length_ = false;
+  bool no_body_ = false;
+  bool head_request_ = false;
+  bool http10_ = false;
+  bool dispatching_ = false;
+  bool flush_scheduled_ = false;
+  bool closing_ = false;
+  bool close_when_idle_ = false;
+  bool message_complete_ = false;
+};
+
+}  // namespace tronada

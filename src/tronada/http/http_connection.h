@@ -1,0 +1,83 @@
+// The interfaces between the wire protocols (HTTP/1, HTTP/2) and what serves requests
+// (the framework, the gateway): one request's response channel, and the delegates a
+// server calls as a request arrives. HTTP/1 and HTTP/2 hand over the same objects, so
+// handlers never know which protocol carried them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "tronada/async/future.h"
+#include "tronada/http/http_headers.h"
+
+namespace tronada {
+
+class HTTPServerRequest;
+
+/// One request's response channel (Tornado's HTTPConnection as seen by a handler).
+/// Calls must come in order: write_headers once, write any number of times, finish
+/// once. After the peer went away every call is a harmless no-op and closed() is true.
+class HTTPConnection {
+ public:
+  virtual ~HTTPConnection() = default;
+
+  /// Sends the status line and header fields. The protocol adds Date and Server when
+  /// absent and picks the framing: Content-Length if the headers have one, otherwise
+  /// chunked (HTTP/1.1) or close-delimited (HTTP/1.0) on HTTP/1, DATA frames on HTTP/2.
+  /// Throws std::invalid_argument for a field name or value that could split the
+  /// response (CR, LF, NUL): handlers must never be able to inject headers.
+  virtual void write_headers(int status, const HTTPHeaders& headers) = 0;
+  /// A piece of the body. Bodies of HEAD requests and of 204/304 responses are dropped.
+  virtual void write(std::string_view chunk) = 0;
+  /// Ends the response. A body shorter than its Content-Length closes the connection.
+  virtual void finish() = 0;
+  /// Completes once buffered output is below the high-water mark (backpressure for
+  /// handlers that stream large bodies).
+  virtual Future<void> drain() = 0;
+  /// True once the client is gone; writes are then dropped.
+  virtual bool closed() const = 0;
+  /// Runs `cb` if the connection closes before the response finished.
+  virtual void set_close_callback(std::function<void()> cb) = 0;
+
+  /// The whole response at once: the common case, and the cheapest.
+  virtual void write_response(int status, const HTTPHeaders& headers, std::string_view body) {
+    write_headers(status, headers);
+    if (!body.empty()) write(body);
+    finish();
+  }
+};
+
+/// Receives one request's body and end (Tornado's HTTPMessageDelegate).
+class HTTPMessageDelegate {
+ public:
+  virtual ~HTTPMessageDelegate() = default;
+  /// A piece of the body, when the request is streamed (RequestStart::stream_body).
+  virtual void data_received(std::string_view chunk) { (void)chunk; }
+  /// The request arrived whole; a buffered body is in request->body.
+  virtual void finish() = 0;
+  /// The connection closed before the response finished.
+  virtual void on_connection_close() {}
+};
+
+/// What a server delegate decides when a request's headers arrive.
+struct RequestStart {
+  std::unique_ptr<HTTPMessageDelegate> delegate;
+  /// Deliver the body piece by piece to data_received instead of buffering it.
+  bool stream_body = false;
+  /// Body limit for this request; unset keeps the server's (0 means none).
+  std::optional<std::uint64_t> max_body_size;
+};
+
+/// What a server calls for each request (Tornado's HTTPServerConnectionDelegate).
+class HTTPServerDelegate {
+ public:
+  virtual ~HTTPServerDelegate() = default;
+  /// The request's start line and headers are known; body not read yet.
+  virtual RequestStart start_request(const std::shared_ptr<HTTPServerRequest>& request) = 0;
+};
+
+}  // namespace tronada

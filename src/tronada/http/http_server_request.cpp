@@ -1,0 +1,50 @@
+#include "tronada/http/http_server_request.h"
+
+#include <chrono>
+
+namespace tronada {
+
+double HTTPServerRequest::request_time() const {
+  TimePoint end = finish_time_ == TimePoint{} ? Clock::now() : finish_time_;
+  return std::chrono::duration<double>(end - start_time).count();
+}
+
+std::string HTTPServerRequest::full_url() const {
+  return protocol + "://" + host + uri;
+}
+
+std::string_view split_host_name(std::string_view host) {
+  if (!host.empty() && host.front() == '[') {
+    auto end = host.find(']');
+    return end == std::string_view::npos ? host : host.substr(0, end + 1);
+  }
+  auto colon = host.rfind(':');
+  return colon == std::string_view::npos ? host : host.substr(0, colon);
+}
+
+bool HTTPServerRequest::parse_target() {
+  std::string_view target = uri;
+  if (auto h = headers.get("Host")) host.assign(*h);
+  if (target.size() > 1 && target[0] != '/' && target != "*") {
+    // absolute-form: "http://host/path". Its authority wins over Host (RFC 9112 3.2.2).
+    auto scheme_end = target.find("://");
+    if (scheme_end == std::string_view::npos) return method == "CONNECT";
+    std::string_view rest = target.substr(scheme_end + 3);
+    auto slash = rest.find_first_of("/?");
+    host.assign(rest.substr(0, slash));
+    target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+  }
+  auto q = target.find('?');
+  if (q == std::string_view::npos) {
+    path.assign(target);
+    query.clear();
+  } else {
+    path.assign(target.substr(0, q));
+    query.assign(target.substr(q + 1));
+  }
+  if (!path.empty() && path[0] != '/' && path != "*") path.insert(0, "/");
+  host_name.assign(split_host_name(host));
+  return true;
+}
+
+}  // namespace tronada

@@ -1,0 +1,143 @@
+#include "tronada/http/http_headers.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace tronada {
+namespace {
+
+std::vector<std::string> names_in_order(const HTTPHeaders& headers) {
+  std::vector<std::string> names;
+  for (const HeaderField& field : headers) names.push_back(field.name + "=" + field.value);
+  return names;
+}
+
+TEST(HTTPHeadersTest, StartsEmpty) {
+  HTTPHeaders headers;
+  EXPECT_TRUE(headers.empty());
+  EXPECT_EQ(headers.size(), 0u);
+  EXPECT_EQ(headers.begin(), headers.end());
+  EXPECT_FALSE(headers.get("Host").has_value());
+  EXPECT_TRUE(headers.get_all("Host").empty());
+  EXPECT_FALSE(headers.get_joined("Host").has_value());
+  EXPECT_FALSE(headers.contains("Host"));
+}
+
+TEST(HTTPHeadersTest, LookupIsCaseInsensitiveAndKeepsSpelling) {
+  HTTPHeaders headers;
+  headers.add("Content-Type", "text/plain");
+  EXPECT_EQ(headers.get("content-type"), "text/plain");
+  EXPECT_EQ(headers.get("CONTENT-TYPE"), "text/plain");
+  EXPECT_TRUE(headers.contains("cOnTeNt-TyPe"));
+  EXPECT_FALSE(headers.contains("Content-Typ"));
+  EXPECT_FALSE(headers.contains("Content-Types"));
+  EXPECT_EQ(headers.begin()->name, "Content-Type");
+}
+
+TEST(HTTPHeadersTest, AddKeepsDuplicatesInInsertionOrder) {
+  HTTPHeaders headers;
+  headers.add("Accept", "a");
+  headers.add("X-One", "1");
+  headers.add("accept", "b");
+  headers.add("ACCEPT", "c");
+  EXPECT_EQ(headers.size(), 4u);
+  EXPECT_EQ(headers.get("Accept"), "a");
+  EXPECT_EQ(headers.get_all("accept"), (std::vector<std::string_view>{"a", "b", "c"}));
+  EXPECT_EQ(names_in_order(headers),
+            (std::vector<std::string>{"Accept=a", "X-One=1", "accept=b", "ACCEPT=c"}));
+}
+
+TEST(HTTPHeadersTest, GetJoinedCombinesWithCommaSpace) {
+  HTTPHeaders headers;
+  headers.add("Cache-Control", "no-cache");
+  headers.add("Other", "x");
+  headers.add("cache-control", "no-store");
+  EXPECT_EQ(headers.get_joined("Cache-Control"), "no-cache, no-store");
+  EXPECT_EQ(headers.get_joined("Other"), "x");
+  headers.add("Empty", "");
+  EXPECT_EQ(headers.get_joined("Empty"), "");  // present but empty is not absent
+}
+
+TEST(HTTPHeadersTest, SetReplacesAllAndKeepsFirstPosition) {
+  HTTPHeaders headers;
+  headers.add("A", "1");
+  headers.add("Vary", "x");
+  headers.add("B", "2");
+  headers.add("vary", "y");
+  headers.set("VARY", "z");
+  EXPECT_EQ(names_in_order(headers), (std::vector<std::string>{"A=1", "VARY=z", "B=2"}));
+  headers.set("New", "n");
+  EXPECT_EQ(names_in_order(headers), (std::vector<std::string>{"A=1", "VARY=z", "B=2", "New=n"}));
+}
+
+TEST(HTTPHeadersTest, RemoveDropsEveryMatch) {
+  HTTPHeaders headers;
+  headers.add("Cookie", "a=1");
+  headers.add("Host", "h");
+  headers.add("cookie", "b=2");
+  EXPECT_EQ(headers.remove("COOKIE"), 2u);
+  EXPECT_EQ(headers.remove("cookie"), 0u);
+  EXPECT_EQ(names_in_order(headers), (std::vector<std::string>{"Host=h"}));
+}
+
+TEST(HTTPHeadersTest, ClearEmpties) {
+  HTTPHeaders headers;
+  headers.add("A", "1");
+  headers.clear();
+  EXPECT_TRUE(headers.empty());
+  EXPECT_FALSE(headers.contains("A"));
+}
+
+TEST(HTTPHeadersTest, EqualityComparesOrderAndSpelling) {
+  HTTPHeaders a;
+  HTTPHeaders b;
+  a.add("A", "1");
+  b.add("A", "1");
+  EXPECT_EQ(a, b);
+  b.add("B", "2");
+  EXPECT_NE(a, b);
+}
+
+TEST(HTTPHeadersTest, ValidNames) {
+  EXPECT_TRUE(is_valid_header_name("Content-Type"));
+  EXPECT_TRUE(is_valid_header_name("x"));
+  EXPECT_TRUE(is_valid_header_name("!#$%&'*+-.^_`|~09azAZ"));
+  EXPECT_FALSE(is_valid_header_name(""));
+  EXPECT_FALSE(is_valid_header_name("Content Type"));
+  EXPECT_FALSE(is_valid_header_name("Host "));
+  EXPECT_FALSE(is_valid_header_name("Host:"));
+  EXPECT_FALSE(is_valid_header_name("X\tY"));
+  EXPECT_FALSE(is_valid_header_name("X\r\nY"));
+  EXPECT_FALSE(is_valid_header_name(std::string("X\0Y", 3)));
+  EXPECT_FALSE(is_valid_header_name("(comment)"));
+  EXPECT_FALSE(is_valid_header_name("a\"b"));
+  EXPECT_FALSE(is_valid_header_name("a/b"));
+  EXPECT_FALSE(is_valid_header_name("a@b"));
+  EXPECT_FALSE(is_valid_header_name("\xc3\xa9"));
+}
+
+TEST(HTTPHeadersTest, ValidValuesRefuseInjection) {
+  EXPECT_TRUE(is_valid_header_value(""));
+  EXPECT_TRUE(is_valid_header_value("text/html; charset=utf-8"));
+  EXPECT_TRUE(is_valid_header_value("tab\tinside"));
+  EXPECT_TRUE(is_valid_header_value("caf\xc3\xa9"));  // obs-text is tolerated
+  EXPECT_FALSE(is_valid_header_value("a\r\nSet-Cookie: evil=1"));
+  EXPECT_FALSE(is_valid_header_value("a\rb"));
+  EXPECT_FALSE(is_valid_header_value("a\nb"));
+  EXPECT_FALSE(is_valid_header_value(std::string("a\0b", 3)));
+}
+
+TEST(HTTPHeadersTest, DetailHelpers) {
+  EXPECT_TRUE(detail::iequals("Transfer-Encoding", "transfer-encoding"));
+  EXPECT_FALSE(detail::iequals("chunked", "chunke"));
+  // Only ASCII letters fold: '@' (0x40) and '`' (0x60) differ by the case bit but are not letters.
+  EXPECT_FALSE(detail::iequals("@", "`"));
+  EXPECT_EQ(detail::trim_ows(" \t value \t "), "value");
+  EXPECT_EQ(detail::trim_ows("   "), "");
+  EXPECT_EQ(detail::trim_ows("a b"), "a b");
+}
+
+}  // namespace
+}  // namespace tronada
