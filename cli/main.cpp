@@ -17,6 +17,7 @@
 #include <iostream>
 
 #include "cli/common_options.h"
+#include "cli/static_command.h"
 
 namespace {
 
@@ -26,9 +27,11 @@ constexpr int kExitUsage = 2;
 using RegisterCommand = void (*)(CLI::App&);
 
 // Later: register_wsgi_command, register_fastcgi_command, register_proxy_command,
-// register_static_command, register_serve_command, register_check_command,
+// register_serve_command, register_check_command,
 // register_run_command, register_new_command.
-constexpr std::array<RegisterCommand, 0> kCommands{};
+constexpr std::array<RegisterCommand, 1> kCommands{
+    tronada::cli::register_static_command,
+};
 
 }  // namespace
 
