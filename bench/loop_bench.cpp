@@ -460,8 +460,8 @@ int main(int argc, char** argv) {
     std::printf("| `%s`: %s | %zu | %s | %s | **%.2f** (%.2f–%.2f) |\n", w.name, w.what, w.n,
                 fmt_cell(w.tr).c_str(), fmt_cell(w.rw).c_str(), median(w.ratio), *lo, *hi);
   }
-  std::printf("\nMedians of %d interleaved rounds (min–max in brackets); the ratio column is "
+  std::printf("\nMedians of %d interleaved round%s (min–max in brackets); the ratio column is "
               "the median of the per-round ratios. Goal: tronada/raw ≥ 0.80.\n",
-              rounds);
+              rounds, rounds == 1 ? "" : "s");
   return 0;
 }

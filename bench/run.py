@@ -1,0 +1,1073 @@
+#!/usr/bin/python3
+"""tronada's benchmark harness: starts servers, loads them, writes docs/benchmarks.md.
+
+    /usr/bin/python3 bench/run.py --quick echo            # one workload, short runs
+    /usr/bin/python3 bench/run.py http-plaintext http-close
+    /usr/bin/python3 bench/run.py all                     # every workload
+    /usr/bin/python3 bench/run.py --list
+
+The server runs pinned to one CPU (--server-cpu, default 0) and the load generator to
+another (--client-cpu, default 1), both with taskset. Each workload starts its servers
+once (memory workloads: once per round), then runs ROUNDS rounds interleaved across
+servers (the order rotates each round); each run is a warm-up followed by a measured
+window. Reported: the median and min-max of throughput, the median p50/p99 latency,
+and the server's CPU time per request (utime+stime of the server's process tree from
+/proc/<pid>/stat over the measured window, divided by the requests completed).
+
+Results go to stdout and, unless --no-write, into docs/benchmarks.md between the
+markers <!-- bench:WORKLOAD --> and <!-- /bench:WORKLOAD --> (other sections are kept;
+a missing section is appended), with a plot in docs/img/bench-WORKLOAD.png.
+
+A server whose binary or interpreter module is missing is skipped with a note; so is a
+workload whose load generator is missing. Servers are killed on exit, error or Ctrl-C.
+Standard library only, plus matplotlib for the plots (skipped with a note if absent).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("TRONADA_BUILD_DIR", ROOT / "build"))
+BIN = BUILD / "bin"
+PEERS = Path(__file__).resolve().parent / "peers"
+DOC = ROOT / "docs" / "benchmarks.md"
+IMG = ROOT / "docs" / "img"
+PYTHON = "/usr/bin/python3"  # Debian's, whatever python3 comes first on PATH
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HOST = "127.0.0.1"
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------
+# Processes
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def proc_tree(root_pid):
+    """root_pid and all its descendants, from /proc/*/stat."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        parents.setdefault(int(fields[1]), []).append(int(entry))
+    pids, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo.extend(parents.get(pid, []))
+    return pids
+
+
+def cpu_ticks(pids):
+    """utime + stime (clock ticks) summed over pids; vanished pids count 0."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    return total
+
+
+def memory(pids):
+    """Rss, Pss and Private (clean + dirty) in bytes, summed over pids (smaps_rollup)."""
+    out = {"rss": 0, "pss": 0, "private": 0}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                text = f.read()
+        except OSError:
+            continue
+        kb = {}
+        for line in text.splitlines():
+            m = re.match(r"(\w+):\s+(\d+) kB", line)
+            if m:
+                kb[m.group(1)] = int(m.group(2))
+        out["rss"] += kb.get("Rss", 0) * 1024
+        out["pss"] += kb.get("Pss", 0) * 1024
+        out["private"] += (kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)) * 1024
+    return out
+
+
+class Server:
+    """A running server process (its own session, pinned with taskset)."""
+
+    live = []  # every started server, for cleanup
+
+    def __init__(self, spec, port, workdir, cpu):
+        self.spec = spec
+        self.port = port
+        self.workdir = workdir
+        self.log_path = Path(workdir) / f"{spec.name}.log"
+        argv = ["taskset", "-c", str(cpu)] + spec.command(port, workdir)
+        self.log_file = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=workdir,
+                                     start_new_session=True)
+        Server.live.append(self)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def pids(self):
+        return proc_tree(self.pid)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def log_tail(self, n=15):
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def wait_ready(self, timeout=20.0):
+        """Waits until the port accepts and the server answers one request."""
+        deadline = time.monotonic() + timeout
+        last_error = None
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.spec.name} exited with status "
+                                   f"{self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with socket.create_connection((HOST, self.port), timeout=2) as s:
+                    s.settimeout(5)
+                    self.spec.probe(s)
+                return
+            except (OSError, ValueError) as e:
+                last_error = e
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.spec.name} not ready on port {self.port} after "
+                           f"{timeout:.0f} s ({last_error}):\n{self.log_tail()}")
+
+    def stop(self):
+        if self in Server.live:
+            Server.live.remove(self)
+        if self.alive():
+            try:
+                os.killpg(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=5)
+        # Stragglers of the group (nginx workers) die with it, but make sure.
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.log_file.close()
+
+    @classmethod
+    def stop_all(cls):
+        for server in list(cls.live):
+            try:
+                server.stop()
+            except Exception as e:  # keep stopping the others
+                log(f"warning: stopping {server.spec.name}: {e}")
+
+
+# --------------------------------------------------------------------------------------
+# Protocols: readiness probes and the one request an idle connection makes
+
+ECHO_LINE = b"x" * 63 + b"\n"
+HTTP_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def recv_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ValueError("connection closed")
+        data += chunk
+    return data
+
+
+def echo_send(sock):
+    sock.sendall(ECHO_LINE)
+
+
+def echo_receive(sock):
+    if recv_exact(sock, len(ECHO_LINE)) != ECHO_LINE:
+        raise ValueError("echo mismatch")
+
+
+def echo_roundtrip(sock):
+    echo_send(sock)
+    echo_receive(sock)
+
+
+def http_send(sock):
+    sock.sendall(HTTP_REQUEST)
+
+
+def http_roundtrip(sock):
+    http_send(sock)
+    return http_receive(sock)
+
+
+def http_receive(sock):
+    """Reads one whole response to GET / (Content-Length or chunked); returns it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ValueError("connection closed before the response headers")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0]
+    if not re.match(rb"HTTP/1\.[01] 200 ", status):
+        raise ValueError(f"unexpected status line {status!r}")
+    m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    if m:
+        body += recv_exact(sock, int(m.group(1)) - len(body)) if int(m.group(1)) > len(body) else b""
+    elif re.search(rb"(?im)^transfer-encoding:\s*chunked", head):
+        while not body.endswith(b"0\r\n\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ValueError("connection closed in a chunked body")
+            body += chunk
+    return head, body
+
+
+# --------------------------------------------------------------------------------------
+# Servers
+
+
+class Spec:
+    """How to start one server and probe it; `missing()` names what is absent, if any."""
+
+    def __init__(self, name, label, proto, command, missing, version=None):
+        self.name = name
+        self.label = label
+        self.proto = proto
+        self._command = command
+        self._missing = missing
+        self._version = version
+
+    def command(self, port, workdir):
+        return self._command(port, workdir)
+
+    def missing(self):
+        return self._missing()
+
+    def version(self):
+        try:
+            return self._version() if self._version else ""
+        except Exception:
+            return ""
+
+    def probe(self, sock):
+        if self.proto == "echo":
+            echo_roundtrip(sock)
+        else:
+            http_roundtrip(sock)
+
+
+def missing_binary(path, hint):
+    return lambda: None if os.access(path, os.X_OK) else f"`{os.path.relpath(path, ROOT)}` missing ({hint})"
+
+
+def missing_tornado():
+    r = subprocess.run([PYTHON, "-c", "import tornado"], capture_output=True)
+    return None if r.returncode == 0 else "Python module tornado missing (python3-tornado)"
+
+
+def tornado_version():
+    r = subprocess.run([PYTHON, "-c", "import tornado; print(tornado.version)"],
+                       capture_output=True, text=True)
+    return f"Tornado {r.stdout.strip()}" if r.returncode == 0 else ""
+
+
+def nginx_path():
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+
+
+def nginx_version():
+    r = subprocess.run([nginx_path(), "-v"], capture_output=True, text=True)
+    return r.stderr.strip().replace("nginx version: ", "")
+
+
+def nginx_command(port, workdir):
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    conns = max(1024, min(nofile - 100, 30000))
+    configure = subprocess.run([nginx_path(), "-V"], capture_output=True, text=True).stderr
+    temp_paths = [f"client_body_temp_path {workdir}/client_body;"]
+    for module in ("proxy", "fastcgi", "uwsgi", "scgi"):
+        if f"--without-http_{module}_module" not in configure:
+            temp_paths.append(f"{module}_temp_path {workdir}/{module};")
+    # Its best configuration for this test: one worker, no access log, keep-alive
+    # connections that are never cut short by a request count or a short timeout.
+    conf = f"""
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile {nofile};
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log warn;
+events {{
+    worker_connections {conns};
+    multi_accept on;
+}}
+http {{
+    access_log off;
+    default_type text/plain;
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+    {" ".join(temp_paths)}
+    server {{
+        listen {HOST}:{port} backlog=4096;
+        location / {{
+            return 200 "Hello, world";
+        }}
+    }}
+}}
+"""
+    conf_path = Path(workdir) / f"nginx-{port}.conf"
+    conf_path.write_text(conf)
+    return [nginx_path(), "-p", str(workdir), "-e", f"{workdir}/nginx-error.log",
+            "-c", str(conf_path)]
+
+
+SERVERS = {
+    "tronada-echo": Spec(
+        "tronada-echo", "tronada (0b_tcpserver)", "echo",
+        lambda port, wd: [str(BIN / "0b_tcpserver"), "--port", str(port), "--address", HOST],
+        missing_binary(BIN / "0b_tcpserver", "run ./scripts/build")),
+    "tornado-echo": Spec(
+        "tornado-echo", "Tornado TCPServer", "echo",
+        lambda port, wd: [PYTHON, str(PEERS / "tornado_echo.py"), "--port", str(port),
+                          "--address", HOST],
+        missing_tornado, tornado_version),
+    "nginx": Spec(
+        "nginx", "nginx", "http", nginx_command,
+        lambda: None if nginx_path() else "nginx missing (nginx-light)", nginx_version),
+    "tornado-http": Spec(
+        "tornado-http", "Tornado hello", "http",
+        lambda port, wd: [PYTHON, str(PEERS / "tornado_hello.py"), "--port", str(port),
+                          "--address", HOST],
+        missing_tornado, tornado_version),
+    "tronada-http": Spec(
+        "tronada-http", "tronada (01_getting_started)", "http",
+        lambda port, wd: [str(BIN / "01_getting_started"), "--port", str(port),
+                          "--address", HOST],
+        missing_binary(BIN / "01_getting_started", "not built: run ./scripts/build")),
+}
+
+
+# --------------------------------------------------------------------------------------
+# Load generators
+
+
+def parse_duration_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if not m:
+        raise ValueError(f"bad wrk duration {text!r}")
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+def parse_wrk(out):
+    res = {}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not m:
+        raise RuntimeError(f"cannot parse wrk output:\n{out}")
+    res["rps"] = float(m.group(1))
+    m = re.search(r"(\d+) requests in ([\d.]+\w+)", out)
+    res["requests"] = int(m.group(1))
+    res["seconds"] = parse_duration_ms(m.group(2)) / 1e3
+    for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
+        m = re.search(rf"^\s+{pct}(?:\.0+)?%\s+([\d.]+\w+)", out, re.M)
+        res[key] = parse_duration_ms(m.group(1)) if m else None
+    errors = 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errors += sum(int(x) for x in m.groups())
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        errors += int(m.group(1))
+    res["errors"] = errors
+    return res
+
+
+def run_wrk(opts, port, conns, seconds, close):
+    argv = ["taskset", "-c", str(opts.client_cpu), "wrk", "-t1", f"-c{conns}",
+            f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "5s"]  # whole seconds only
+    if close:
+        argv += ["-H", "Connection: close"]
+    argv.append(f"http://{HOST}:{port}/")
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    if r.returncode != 0:
+        raise RuntimeError(f"wrk failed ({r.returncode}): {(r.stderr or r.stdout).strip()[:500]}")
+    return parse_wrk(r.stdout)
+
+
+def run_echo_client(opts, port, conns, seconds):
+    argv = ["taskset", "-c", str(opts.client_cpu), str(BIN / "echo_client"), "--port",
+            str(port), "-c", str(conns), "-d", str(seconds), "--size", "64"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    try:
+        data = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RuntimeError(f"echo_client failed ({r.returncode}): {r.stderr.strip()}")
+    return {"rps": data["rps"], "requests": data["round_trips"], "seconds": data["seconds"],
+            "p50_ms": data["p50_us"] / 1e3, "p99_ms": data["p99_us"] / 1e3,
+            "errors": data["errors"] + data["mismatches"]}
+
+
+# --------------------------------------------------------------------------------------
+# Workloads
+
+
+class Workload:
+    def __init__(self, name, title, kind, servers, reference, what, concurrency=None,
+                 close=False):
+        self.name = name
+        self.title = title
+        self.kind = kind  # "throughput", "memory", "loop"
+        self.servers = servers
+        self.reference = reference
+        self.what = what
+        self.concurrency = concurrency or []
+        self.close = close
+
+
+WORKLOADS = {
+    "loop": Workload(
+        "loop", "IOLoop callbacks and timers against raw libuv", "loop", [], None,
+        "`build/bin/loop_bench` pinned to the server CPU: the same callback and timer "
+        "workloads through tronada's IOLoop and written directly on libuv, 5 rounds "
+        "interleaved in one process."),
+    "echo": Workload(
+        "echo", "Line echo round trips", "throughput", ["tronada-echo", "tornado-echo"],
+        "tornado-echo",
+        "`build/bin/echo_client` (bench/echo_client.cpp): N connections, each sending a "
+        "64-byte line and waiting for it to come back before sending the next. "
+        "Throughput is round trips per second.", concurrency=[64]),
+    "idle": Workload(
+        "idle", "Memory per idle echo connection", "memory",
+        ["tronada-echo", "tornado-echo"], "tornado-echo",
+        "N TCP connections to the echo server, each echoing one line and then staying "
+        "open; server memory before and after (smaps_rollup of the server's process "
+        "tree), divided by N. Kernel socket buffers are not counted."),
+    "http-plaintext": Workload(
+        "http-plaintext", "HTTP/1.1 hello world, keep-alive", "throughput",
+        ["nginx", "tornado-http", "tronada-http"], "nginx",
+        "`wrk -t1 -cN --latency` on `GET /` answered with `Hello, world`; connections "
+        "kept alive.", concurrency=[64, 256]),
+    "http-close": Workload(
+        "http-close", "HTTP/1.1 hello world, `Connection: close`", "throughput",
+        ["nginx", "tornado-http", "tronada-http"], "nginx",
+        "`wrk -t1 -cN --latency -H 'Connection: close'`: a new TCP connection per "
+        "request.", concurrency=[64], close=True),
+    "http-idle": Workload(
+        "http-idle", "Memory per idle keep-alive HTTP connection", "memory",
+        ["nginx", "tornado-http", "tronada-http"], "nginx",
+        "N connections, each sending one `GET /`, reading the response and staying "
+        "open; server memory before and after (smaps_rollup of the server's process "
+        "tree: nginx's master and worker), divided by N. Kernel socket buffers are not "
+        "counted."),
+}
+
+
+def start_servers(opts, names, workdir, notes):
+    """Starts each available server; returns {name: Server}. Missing ones go to notes."""
+    servers = {}
+    for name in names:
+        spec = SERVERS[name]
+        why = spec.missing()
+        if why:
+            notes.append(f"{spec.label} skipped: {why}.")
+            log(f"  skip {name}: {why}")
+            continue
+        for attempt in (1, 2):  # a second port if another process took the free one
+            server = Server(spec, free_port(), workdir, opts.server_cpu)
+            try:
+                server.wait_ready()
+            except RuntimeError as e:
+                server.stop()
+                log(f"  {name} failed to start (attempt {attempt}): {e}")
+                if attempt == 2:
+                    notes.append(f"{spec.label} skipped: failed to start "
+                                 f"({str(e).splitlines()[0]}).")
+                continue
+            servers[name] = server
+            break
+    return servers
+
+
+def rotated(items, r):
+    items = list(items)
+    if not items:
+        return items
+    r %= len(items)
+    return items[r:] + items[:r]
+
+
+def measure_throughput(opts, wl, workdir, notes):
+    if wl.name == "echo":
+        if not os.access(BIN / "echo_client", os.X_OK):
+            notes.append(f"Skipped: `{os.path.relpath(BIN / 'echo_client', ROOT)}` missing "
+                         "(run ./scripts/build).")
+            return {}
+        runner = lambda port, conns, secs: run_echo_client(opts, port, conns, secs)
+    else:
+        if not shutil.which("wrk"):
+            notes.append("Skipped: wrk missing (apt-get install wrk).")
+            return {}
+        runner = lambda port, conns, secs: run_wrk(opts, port, conns, secs, wl.close)
+    concurrency = opts.connections or wl.concurrency
+    servers = start_servers(opts, opts.servers or wl.servers, workdir, notes)
+    results = {}  # (server, conns) -> [run dicts]
+    try:
+        for r in range(opts.rounds):
+            for conns in concurrency:
+                for name in rotated(servers, r):
+                    server = servers[name]
+                    try:
+                        runner(server.port, conns, opts.warmup)
+                        pids = server.pids()
+                        t0 = cpu_ticks(pids)
+                        res = runner(server.port, conns, opts.duration)
+                        t1 = cpu_ticks(pids)
+                        if not server.alive():
+                            raise RuntimeError(f"server exited ({server.proc.returncode}):\n"
+                                               f"{server.log_tail()}")
+                    except (RuntimeError, subprocess.TimeoutExpired) as e:
+                        # One broken server must not cost the others their results.
+                        log(f"  {name} c{conns} failed: {e}")
+                        notes.append(f"{server.spec.label} dropped in round {r + 1} at c{conns}: "
+                                     f"{str(e).splitlines()[0]}")
+                        server.stop()
+                        del servers[name]
+                        continue
+                    cpu_s = (t1 - t0) / CLK_TCK
+                    res["cpu_us"] = cpu_s * 1e6 / res["requests"] if res["requests"] else None
+                    res["cpu_util"] = cpu_s / res["seconds"] if res["seconds"] else None
+                    results.setdefault((name, conns), []).append(res)
+                    log(f"  round {r + 1} {name:13} c{conns:<4} {res['rps']:>10.0f}/s  "
+                        f"p50 {fmt_ms(res['p50_ms'])} p99 {fmt_ms(res['p99_ms'])}  "
+                        f"cpu {fmt_num(res['cpu_us'], 1)} µs/req "
+                        f"({fmt_num(100 * (res['cpu_util'] or 0), 0)}%)  errors {res['errors']}")
+    finally:
+        for server in servers.values():
+            server.stop()
+    return results
+
+
+def open_idle_connections(port, n, send, receive, batch=250):
+    """Opens n connections, each doing one round trip; returns the open sockets.
+    In batches: connect all, send on all, then read every answer, so the server works
+    on a whole batch at once."""
+    socks = []
+    try:
+        while len(socks) < n:
+            group = []
+            for _ in range(min(batch, n - len(socks))):
+                s = socket.create_connection((HOST, port), timeout=30)
+                group.append(s)
+                socks.append(s)
+            for s in group:
+                send(s)
+            for s in group:
+                receive(s)
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+def measure_memory(opts, wl, workdir, notes):
+    n = opts.idle_connections
+    names = opts.servers or wl.servers
+    results = {}
+    for r in range(opts.rounds):
+        for name in rotated(names, r):
+            if any(note.startswith(SERVERS[name].label + " skipped") for note in notes):
+                continue
+            servers = start_servers(opts, [name], workdir, notes)
+            if name not in servers:
+                continue
+            server = servers[name]
+            socks = []
+            try:
+                echo = server.spec.proto == "echo"
+                roundtrip = echo_roundtrip if echo else http_roundtrip
+                time.sleep(0.3)
+                before = memory(server.pids())
+                t0 = time.monotonic()
+                socks = open_idle_connections(server.port, n,
+                                              echo_send if echo else http_send,
+                                              echo_receive if echo else http_receive)
+                opened = time.monotonic() - t0
+                time.sleep(1.0)
+                after = memory(server.pids())
+                if not server.alive():
+                    raise RuntimeError(f"{name} died:\n{server.log_tail()}")
+                # Check that the connections are still open and usable: one more round
+                # trip on the first and the last.
+                for s in (socks[0], socks[-1]):
+                    roundtrip(s)
+                res = {k: (after[k] - before[k]) / n for k in after}
+                res.update({"before_rss": before["rss"], "after_rss": after["rss"],
+                            "open_s": opened})
+                results.setdefault((name, n), []).append(res)
+                log(f"  round {r + 1} {name:13} {n} conns in {opened:.1f} s: "
+                    f"private {res['private']:.0f} B/conn, pss {res['pss']:.0f}, "
+                    f"rss {res['rss']:.0f} (rss {before['rss'] / 2**20:.1f} -> "
+                    f"{after['rss'] / 2**20:.1f} MiB)")
+            except (OSError, ValueError, RuntimeError) as e:
+                log(f"  {name} failed: {e}")
+                notes.append(f"{server.spec.label} failed in round {r + 1}: "
+                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            finally:
+                for s in socks:
+                    s.close()
+                server.stop()
+    return results
+
+
+def measure_loop(opts, notes):
+    exe = BIN / "loop_bench"
+    if not os.access(exe, os.X_OK):
+        notes.append(f"Skipped: `{os.path.relpath(exe, ROOT)}` missing (run ./scripts/build).")
+        return None
+    argv = ["taskset", "-c", str(opts.server_cpu), str(exe), "--rounds", "5"]
+    if opts.quick:
+        argv += ["--scale", "0.3"]
+    notes.append(f"Command: `{' '.join(argv[3:]).replace(str(ROOT) + '/', '')}` under "
+                 f"`taskset -c {opts.server_cpu}`.")
+    log("  " + " ".join(argv))
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    sys.stderr.write(r.stderr)
+    if r.returncode != 0:
+        raise RuntimeError(f"loop_bench failed ({r.returncode})")
+    return r.stdout.strip()
+
+
+# --------------------------------------------------------------------------------------
+# Reporting
+
+
+def fmt_num(x, digits=0):
+    if x is None:
+        return "–"
+    return f"{x:,.{digits}f}"
+
+
+def fmt_ms(x):
+    if x is None:
+        return "–"
+    return f"{x * 1000:.0f} µs" if x < 1 else f"{x:.2f} ms"
+
+
+def fmt_bytes(x):
+    if abs(x) >= 10 * 1024:
+        return f"{x / 1024:,.1f} KiB"
+    return f"{x:,.0f} B"
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def throughput_table(wl, results):
+    ref = {}
+    for (name, conns), runs in results.items():
+        if name == wl.reference:
+            ref[conns] = med([x["rps"] for x in runs])
+    ref_label = SERVERS[wl.reference].label if wl.reference else ""
+    unit = "round trips/s" if wl.name == "echo" else "req/s"
+    lines = [
+        f"| server | conns | {unit}, median (min–max) | vs {ref_label} | p50 | p99 | "
+        f"server CPU per request | server CPU use | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    order = {name: i for i, name in enumerate(wl.servers)}
+    for (name, conns), runs in sorted(results.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 99))):
+        rps = [x["rps"] for x in runs]
+        m = med(rps)
+        ratio = f"{m / ref[conns]:.2f}×" if ref.get(conns) else "–"
+        lines.append(
+            f"| {SERVERS[name].label} | {conns} | **{fmt_num(m)}** ({fmt_num(min(rps))}–"
+            f"{fmt_num(max(rps))}) | {ratio} | {fmt_ms(med([x['p50_ms'] for x in runs]))} | "
+            f"{fmt_ms(med([x['p99_ms'] for x in runs]))} | "
+            f"{fmt_num(med([x['cpu_us'] for x in runs]), 1)} µs | "
+            f"{fmt_num(100 * (med([x['cpu_util'] for x in runs]) or 0))}% | "
+            f"{sum(x['errors'] for x in runs)} |")
+    return "\n".join(lines)
+
+
+def memory_table(wl, results):
+    ref = None
+    for (name, n), runs in results.items():
+        if name == wl.reference:
+            ref = med([x["private"] for x in runs])
+    ref_label = SERVERS[wl.reference].label if wl.reference else ""
+    lines = [
+        f"| server | connections | private bytes per connection, median (min–max) | "
+        f"vs {ref_label} | Pss per connection | RSS per connection | RSS before → after |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    order = {name: i for i, name in enumerate(wl.servers)}
+    for (name, n), runs in sorted(results.items(), key=lambda kv: order.get(kv[0][0], 99)):
+        priv = [x["private"] for x in runs]
+        m = med(priv)
+        ratio = f"{m / ref:.2f}×" if ref else "–"
+        lines.append(
+            f"| {SERVERS[name].label} | {n:,} | **{fmt_bytes(m)}** ({fmt_bytes(min(priv))}–"
+            f"{fmt_bytes(max(priv))}) | {ratio} | {fmt_bytes(med([x['pss'] for x in runs]))} | "
+            f"{fmt_bytes(med([x['rss'] for x in runs]))} | "
+            f"{med([x['before_rss'] for x in runs]) / 2**20:.1f} → "
+            f"{med([x['after_rss'] for x in runs]) / 2**20:.1f} MiB |")
+    return "\n".join(lines)
+
+
+def plot(wl, results, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "plot skipped: matplotlib missing (python3-matplotlib)"
+    names = [n for n in wl.servers if any(k[0] == n for k in results)]
+    names += sorted({k[0] for k in results} - set(names))
+    keys = sorted({k[1] for k in results})
+    width = 0.8 / max(1, len(names))
+    if wl.kind == "throughput":
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        metrics = [("rps", "round trips/s" if wl.name == "echo" else "requests/s"),
+                   ("cpu_us", "server CPU µs per request")]
+    else:
+        fig, axes = plt.subplots(1, 1, figsize=(6, 4))
+        axes = [axes]
+        metrics = [("private", "private bytes per idle connection")]
+    for ax, (metric, ylabel) in zip(axes, metrics):
+        for i, name in enumerate(names):
+            xs, ys, lo, hi = [], [], [], []
+            for j, key in enumerate(keys):
+                runs = results.get((name, key))
+                if not runs:
+                    continue
+                vals = [x[metric] for x in runs if x[metric] is not None]
+                if not vals:
+                    continue
+                m = statistics.median(vals)
+                xs.append(j + (i - (len(names) - 1) / 2) * width)
+                ys.append(m)
+                lo.append(m - min(vals))
+                hi.append(max(vals) - m)
+            bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=SERVERS[name].label)
+            ax.bar_label(bars, labels=[f"{y:,.0f}" if y >= 10 else f"{y:.1f}" for y in ys],
+                         fontsize=7, padding=2)
+        ax.set_xticks(range(len(keys)))
+        ax.set_xticklabels([f"c{k}" if wl.kind == "throughput" else f"{k:,} conns" for k in keys])
+        ax.set_ylabel(ylabel)
+        ax.grid(axis="y", alpha=0.3)
+    if wl.name == "http-idle":
+        axes[0].axhline(1024, color="tab:red", linestyle="--", linewidth=1,
+                        label="goal ≤ 1 KiB (DESIGN.md)")
+    axes[0].legend(fontsize=8, loc="best")
+    fig.suptitle(f"{wl.name}: {wl.title} (median, bars min–max)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return None
+
+
+def plot_loop(table, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "plot skipped: matplotlib missing (python3-matplotlib)"
+    names, ratios = [], []
+    for line in table.splitlines():
+        m = re.match(r"\| `(\w+)`.*\*\*([\d.]+)\*\*", line)
+        if m:
+            names.append(m.group(1))
+            ratios.append(float(m.group(2)))
+    if not names:
+        return "plot skipped: no ratios in loop_bench output"
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bars = ax.bar(names, ratios, color="tab:blue")
+    ax.bar_label(bars, labels=[f"{r:.2f}" for r in ratios], fontsize=8)
+    ax.axhline(0.8, color="tab:red", linestyle="--", label="goal 0.8")
+    ax.axhline(1.0, color="gray", linewidth=0.8)
+    ax.set_ylabel("tronada / raw libuv (ops/s)")
+    ax.set_title("loop: IOLoop against raw libuv (median of 5 rounds)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return None
+
+
+def machine_note(opts):
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = open("/proc/loadavg").read().split()[:3]
+    return (f"{os.cpu_count()} CPUs ({model}), Linux {platform.release()}; server on CPU "
+            f"{opts.server_cpu}, load generator on CPU {opts.client_cpu}; load average "
+            f"at start {' '.join(load)}")
+
+
+def git_rev():
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"],
+                               capture_output=True, text=True).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def section(opts, wl, body, notes, plot_name, started):
+    mode = (f"quick mode ({opts.warmup:g} s warm-up, {opts.duration:g} s measured)"
+            if opts.quick else f"{opts.warmup:g} s warm-up, {opts.duration:g} s measured")
+    versions = sorted({v for v in (SERVERS[n].version() for n in (opts.servers or wl.servers)) if v})
+    lines = [f"### `{wl.name}`: {wl.title}", ""]
+    meta = [f"Measured {started:%Y-%m-%d %H:%M} UTC on tronada {git_rev()}"]
+    rounds = f"{opts.rounds} round{'s' if opts.rounds != 1 else ''}"
+    if wl.kind == "throughput":
+        meta.append(f"{mode}, {rounds} interleaved across servers")
+    elif wl.kind == "memory":
+        meta.append(f"{opts.idle_connections:,} connections, {rounds} interleaved across "
+                    f"servers, a fresh server process each round")
+    meta.append(machine_note(opts))
+    if versions:
+        meta.append("peers: " + ", ".join(versions))
+    lines.append("; ".join(meta) + ".")
+    lines.append("")
+    if opts.note:
+        lines += [f"**Note: {opts.note}**", ""]
+    lines += [wl.what, ""]
+    if body:
+        lines += [body, ""]
+    if plot_name:
+        lines += [f"![{wl.name}](img/{plot_name})", ""]
+    for note in notes:
+        lines.append(f"- {note}")
+    if notes:
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+DOC_HEADER = """# Benchmarks
+
+Produced by `bench/run.py` (see `bench/README.md`); each section below is rewritten by
+the workload of the same name and the others are left alone. The method follows
+DESIGN.md's "Performance": public tools (wrk, plus `bench/echo_client` for line echo),
+the server pinned to one core and the load generator to the other, runs interleaved
+across servers, medians reported with their min–max, and the server's CPU time per
+request from /proc so that servers faster than one wrk core can still be told apart.
+
+Re-run a section with `/usr/bin/python3 bench/run.py WORKLOAD` (full length) or
+`--quick` (short runs).
+
+"""
+
+
+def write_doc(name, text):
+    begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    block = f"{begin}\n{text}{end}\n"
+    doc = DOC.read_text() if DOC.exists() else DOC_HEADER
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", re.S)
+    if pattern.search(doc):
+        doc = pattern.sub(lambda _: block, doc, count=1)
+    else:
+        if not doc.endswith("\n\n"):
+            doc = doc.rstrip("\n") + "\n\n"
+        doc += block
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(doc)
+
+
+# --------------------------------------------------------------------------------------
+
+
+def raise_nofile(needed):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(needed, soft)
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def on_signal(signum, frame):
+    raise SystemExit(f"bench: signal {signum}")
+
+
+def run_workload(opts, wl, workdir):
+    started = datetime.datetime.now(datetime.timezone.utc)
+    notes = []
+    log(f"== {wl.name}: {wl.title}")
+    plot_name = f"bench-{wl.name}.png"
+    if wl.kind == "loop":
+        table = measure_loop(opts, notes)
+        body = table
+        if table and not opts.no_write:
+            err = plot_loop(table, IMG / plot_name)
+        else:
+            err = "no results"
+    else:
+        if wl.kind == "throughput":
+            results = measure_throughput(opts, wl, workdir, notes)
+            body = throughput_table(wl, results) if results else ""
+        else:
+            results = measure_memory(opts, wl, workdir, notes)
+            body = memory_table(wl, results) if results else ""
+        err = (plot(wl, results, IMG / plot_name) if results and not opts.no_write
+               else "no results")
+    if err:
+        if err != "no results":
+            notes.append(err)
+        plot_name = None
+    text = section(opts, wl, body, notes, plot_name, started)
+    print(f"<!-- bench:{wl.name} -->\n{text}<!-- /bench:{wl.name} -->\n", flush=True)
+    if not opts.no_write:
+        write_doc(wl.name, text)
+        log(f"  wrote {DOC.relative_to(ROOT)}" + (f" and docs/img/{plot_name}" if plot_name else ""))
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description="Run tronada's benchmarks against their peers; see bench/README.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="workloads: " + ", ".join(WORKLOADS) + ", or all")
+    parser.add_argument("workloads", nargs="*", help="workload names (default: all)")
+    parser.add_argument("--quick", action="store_true",
+                        help="short runs: 1 s warm-up and 3 s measured unless given, "
+                             "loop_bench at 0.3 scale")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=float, help="warm-up seconds (default 2, quick 1)")
+    parser.add_argument("--duration", type=float, help="measured seconds (default 10, quick 3)")
+    parser.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")],
+                        help="override the workload's connection counts, e.g. 64,256")
+    parser.add_argument("--idle-connections", type=int,
+                        help="connections for idle and http-idle (default 10000)")
+    parser.add_argument("--servers", type=lambda s: s.split(","),
+                        help="only these servers: " + ", ".join(SERVERS))
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--note", help="a note printed in bold in each section written")
+    parser.add_argument("--no-write", action="store_true",
+                        help="print the sections only; leave docs/ alone")
+    parser.add_argument("--list", action="store_true", help="list workloads and servers")
+    opts = parser.parse_args()
+
+    if opts.list:
+        for wl in WORKLOADS.values():
+            print(f"{wl.name:15} {wl.title}  [{', '.join(wl.servers) or 'loop_bench'}]")
+        print("\nservers:")
+        for spec in SERVERS.values():
+            why = spec.missing()
+            print(f"  {spec.name:14} {spec.label}" + (f"  (missing: {why})" if why else ""))
+        return 0
+
+    names = opts.workloads or ["all"]
+    if "all" in names:
+        names = list(WORKLOADS)
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workload(s): {', '.join(unknown)}; choose from "
+                     f"{', '.join(WORKLOADS)} or all")
+    if opts.servers:
+        bad = [s for s in opts.servers if s not in SERVERS]
+        if bad:
+            parser.error(f"unknown server(s): {', '.join(bad)}; choose from {', '.join(SERVERS)}")
+    opts.warmup = opts.warmup if opts.warmup is not None else (1.0 if opts.quick else 2.0)
+    opts.duration = opts.duration if opts.duration is not None else (3.0 if opts.quick else 10.0)
+    if opts.idle_connections is None:
+        opts.idle_connections = 10000
+    if opts.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    ncpu = os.cpu_count() or 1
+    if max(opts.server_cpu, opts.client_cpu) >= ncpu:
+        parser.error(f"this machine has {ncpu} CPU(s); pick --server-cpu/--client-cpu below that")
+    if not shutil.which("taskset"):
+        parser.error("taskset missing (util-linux)")
+
+    # Both the harness (which opens the idle connections) and the servers it starts
+    # (which inherit the limit) need an fd per connection.
+    nofile = raise_nofile(opts.idle_connections + 1000)
+    if nofile < opts.idle_connections + 100:
+        log(f"warning: RLIMIT_NOFILE is {nofile}; lowering --idle-connections")
+        opts.idle_connections = max(100, nofile - 200)
+    # The harness itself is load: keep it on the client CPU.
+    try:
+        os.sched_setaffinity(0, {opts.client_cpu})
+    except OSError:
+        pass
+    # Ctrl-C raises KeyboardInterrupt even when started with SIGINT ignored (`&` in a
+    # script); the finally below then stops every server.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    workdir = tempfile.mkdtemp(prefix="tronada-bench-")
+    try:
+        for name in names:
+            run_workload(opts, WORKLOADS[name], workdir)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        Server.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
