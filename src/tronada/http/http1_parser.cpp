@@ -27,7 +27,9 @@ constexpr std::size_t kMaxMethodLength = 32;
 
 // Request-targets are visible ASCII (RFC 9112 section 3.2). llhttp's loose build lets tabs
 // and bytes over 0x7F through, so this is checked here whatever mode llhttp was built in.
-bool is_target_byte(unsigned char c) { return c > 0x20 && c < 0x7F; }
+bool is_target_byte(unsigned char c) {
+  return c > 0x20 && c < 0x7F;
+}
 
 // Host field values: the characters of RFC 3986 reg-name, IP-literal and port.
 bool is_valid_host(std::string_view host) {
@@ -39,7 +41,9 @@ bool is_valid_host(std::string_view host) {
   return true;
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 enum class CodingVerdict { kChunked, kMalformed, kUnsupported };
 
@@ -102,9 +106,7 @@ struct LlhttpCallbacks {
 
   static int on_message_begin(llhttp_t* p) { return of(p).on_message_begin(); }
   static int on_url(llhttp_t* p, const char* at, size_t n) { return of(p).on_url(at, n); }
-  static int on_version(llhttp_t* p, const char* at, size_t n) {
-    return of(p).on_version(at, n);
-  }
+  static int on_version(llhttp_t* p, const char* at, size_t n) { return of(p).on_version(at, n); }
   static int on_version_complete(llhttp_t* p) { return of(p).on_version_complete(); }
   static int on_header_field(llhttp_t* p, const char* at, size_t n) {
     return of(p).on_header_field(at, n);
@@ -179,6 +181,7 @@ void HTTP1RequestParser::reset() {
   segment_begin_ = nullptr;
   recent_len_ = 0;
   framing_tail_ = FramingTail::kOther;
+  paused_at_chunk_ = false;
   method_probe_length_ = 0;
 }
 
@@ -300,7 +303,15 @@ FeedResult HTTP1RequestParser::feed(const char* data, std::size_t len) {
     const char* scan = pos + std::min<uint64_t>(ahead, static_cast<uint64_t>(end - pos));
     if (ahead > 0) tail = FramingTail::kOther;
     const char* suspect = nullptr;
-    for (const char* q = scan; q < end; ++q) {
+    const char* reason = nullptr;
+    // Chunk data ends here and must be followed by CRLF; the loose build skips any byte
+    // there, so "3\r\nabcX5\r\n" would read "5" as the next chunk size.
+    if (in_chunk_data_ && scan < end && ahead <= static_cast<uint64_t>(end - pos) &&
+        tail != FramingTail::kCR && *scan != '\r') {
+      suspect = scan;
+      reason = "chunk data not followed by CRLF";
+    }
+    for (const char* q = scan; q < end && suspect == nullptr; ++q) {
       char c = *q;
       if (tail == FramingTail::kCR) {
         if (c != '\n') {
@@ -323,17 +334,22 @@ FeedResult HTTP1RequestParser::feed(const char* data, std::size_t len) {
       bool in_head = !headers_done_;
       FeedResult result = execute(data, pos, stop, end);
       if (result.status != FeedStatus::kNeedMore) return result;
+      const char* reached = data + result.consumed;
       if (in_head && !headers_done_) {
         // Whitespace padding and empty lines never reach the callbacks that count field
         // bytes; this bounds them, a buffer late at worst.
-        head_wire_bytes_ += static_cast<std::size_t>(stop - pos);
+        head_wire_bytes_ += static_cast<std::size_t>(reached - pos);
         if (limits_.max_request_line != 0 && limits_.max_header_bytes != 0 &&
             head_wire_bytes_ > limits_.max_request_line + limits_.max_header_bytes) {
-          return request_line_done_ ? fail(stop - data, 431, "request header section too large")
-                                    : fail(stop - data, 414, "request line too long");
+          return request_line_done_ ? fail(result.consumed, 431, "request header section too large")
+                                    : fail(result.consumed, 414, "request line too long");
         }
       }
-      pos = stop;
+      pos = reached;
+      if (reached != stop) {
+        tail = FramingTail::kOther;  // llhttp stopped at a chunk header: scan again from there
+        continue;
+      }
     }
     if (suspect == nullptr) {
       framing_tail_ = tail;
@@ -341,16 +357,17 @@ FeedResult HTTP1RequestParser::feed(const char* data, std::size_t len) {
     }
     if (body_bytes_ahead() > 0) continue;  // inside the body: data, not framing
     char c = *suspect;
-    if (c == '\r' && suspect + 1 == end) {
+    if (reason == nullptr && c == '\r' && suspect + 1 == end) {
       FeedResult result = execute(data, suspect, end, end);
       if (result.status == FeedStatus::kNeedMore) framing_tail_ = FramingTail::kCR;
       return result;
     }
-    if (c == '\r') return fail(suspect - data, 400, "bare CR in the request framing");
-    if (c == '\n') {
-      return fail(suspect - data, 400, "bare LF in the request framing (lines end with CRLF)");
+    if (reason == nullptr) {
+      reason = c == '\r'   ? "bare CR in the request framing"
+               : c == '\n' ? "bare LF in the request framing (lines end with CRLF)"
+                           : "obsolete line folding is not allowed";
     }
-    return fail(suspect - data, 400, "obsolete line folding is not allowed");
+    return fail(static_cast<std::size_t>(suspect - data), 400, reason);
   }
   return {len, FeedStatus::kNeedMore};
 }
@@ -369,6 +386,15 @@ FeedResult HTTP1RequestParser::execute(const char* data, const char* segment,
       remember_consumed(segment, segment_end);
       return {static_cast<std::size_t>(segment_end - data), FeedStatus::kNeedMore};
     case HPE_PAUSED:
+      if (paused_at_chunk_) {
+        // See on_chunk_header(): go on, now that the length of the chunk data is known.
+        paused_at_chunk_ = false;
+        const char* stop = llhttp_get_error_pos(p);
+        remember_consumed(segment, stop);
+        llhttp_resume(p);
+        return {static_cast<std::size_t>(stop - data), FeedStatus::kNeedMore};
+      }
+      [[fallthrough]];
     case HPE_PAUSED_UPGRADE: {
       const char* stop = llhttp_get_error_pos(p);
       // The next request starts afresh: a body byte is no method prefix, and a CRLF that
@@ -446,8 +472,7 @@ FeedResult HTTP1RequestParser::map_llhttp_error(int err, const char* data, const
   }
 }
 
-FeedResult HTTP1RequestParser::probe_method(const char* data, std::size_t offset,
-                                            std::size_t len) {
+FeedResult HTTP1RequestParser::probe_method(const char* data, std::size_t offset, std::size_t len) {
   for (std::size_t i = offset; i < len; ++i) {
     unsigned char c = static_cast<unsigned char>(data[i]);
     if (c == ' ') {
@@ -592,8 +617,8 @@ int HTTP1RequestParser::on_headers_complete() {
   if (target == "*" && p->method != HTTP_OPTIONS) {
     return set_error(400, "asterisk-form target on a method other than OPTIONS");
   }
-  if (p->method == HTTP_CONNECT &&
-      (target.find_first_of("/?#*") != std::string::npos || target.find(':') == std::string::npos)) {
+  if (p->method == HTTP_CONNECT && (target.find_first_of("/?#*") != std::string::npos ||
+                                    target.find(':') == std::string::npos)) {
     return set_error(400, "CONNECT needs an authority-form (host:port) target");
   }
 
@@ -657,7 +682,11 @@ int HTTP1RequestParser::on_chunk_header() {
   if (max_body_bytes_ != 0 && size > max_body_bytes_ - std::min(body_bytes_, max_body_bytes_)) {
     return set_error(413, "request body too large");
   }
-  return 0;
+  if (size == 0) return 0;
+  // Stop llhttp so that feed() screens the framing after the data from its first byte: if
+  // the data ended in CR, the loose build would take a bare LF after it for the CRLF.
+  paused_at_chunk_ = true;
+  return HPE_PAUSED;
 }
 
 int HTTP1RequestParser::on_chunk_complete() {

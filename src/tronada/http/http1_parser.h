@@ -134,7 +134,15 @@ inline constexpr std::size_t kLlhttpStorageSize = 128;
 ///        codings other than chunked ("gzip", "gzip, chunked"), as nginx answers.
 ///   505  protocol versions other than HTTP/1.0 and HTTP/1.1, including HTTP/0.9 request
 ///        lines without a version and the HTTP/2 prior-knowledge preface (the connection
-///        should sniff that preface before handing bytes to this parser).
+///        should sniff that preface before handing bytes to this parser). RFC 9112 section
+///        2.3 would have HTTP/1.2 served as 1.1, but no such version exists and llhttp
+///        refuses it; 505 says why more clearly than the 400 Node.js answers.
+///
+/// The result does not depend on the llhttp build: its strict mode (LLHTTP_STRICT_MODE)
+/// refuses bare CR, bare LF after chunk data, whitespace before the colon and bytes after
+/// "Connection: close", and this class checks each of those itself for the default build.
+/// Known llhttp 8.1 limitation: a chunk extension with a value followed by another extension
+/// ("5;a=1;b=2") is refused with 400; a single extension per chunk works.
 ///
 /// Header values reach the delegate with surrounding whitespace removed. Strings keep their
 /// capacity from one request to the next unless the delegate moved them away.
@@ -215,6 +223,7 @@ class HTTP1RequestParser {
   char recent_[8] = {};
   std::size_t recent_len_ = 0;
   FramingTail framing_tail_ = FramingTail::kOther;
+  bool paused_at_chunk_ = false;
   std::size_t method_probe_length_ = 0;
 
   void begin_message();

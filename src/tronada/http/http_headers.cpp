@@ -20,11 +20,15 @@ constexpr std::array<bool, 256> make_tchar_table() {
 
 constexpr std::array<bool, 256> kTchar = make_tchar_table();
 
-constexpr char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+constexpr char ascii_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
 
 }  // namespace
 
-bool is_tchar(unsigned char c) { return kTchar[c]; }
+bool is_tchar(unsigned char c) {
+  return kTchar[c];
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -96,7 +100,8 @@ bool HTTPHeaders::contains(std::string_view name) const {
 }
 
 std::size_t HTTPHeaders::remove(std::string_view name) {
-  return std::erase_if(fields_, [&](const HeaderField& f) { return detail::iequals(f.name, name); });
+  return std::erase_if(fields_,
+                       [&](const HeaderField& f) { return detail::iequals(f.name, name); });
 }
 
 bool is_valid_header_name(std::string_view name) {

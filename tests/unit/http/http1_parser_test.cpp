@@ -308,7 +308,8 @@ TEST(HTTP1ParserTest, Http11ConnectionClose) {
 }
 
 TEST(HTTP1ParserTest, RefusesBytesAfterARequestThatClosesTheConnection) {
-  for (std::string first : {"GET / HTTP/1.0\r\n\r\n", "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"}) {
+  for (std::string first :
+       {"GET / HTTP/1.0\r\n\r\n", "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"}) {
     Outcome o = parse(first + "GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n");
     EXPECT_EQ(o.requests.size(), 1u);
     EXPECT_EQ(o.status, FeedStatus::kError);
@@ -321,8 +322,9 @@ TEST(HTTP1ParserTest, FiftyPipelinedRequestsInOneBuffer) {
   for (int i = 0; i < 50; ++i) {
     std::string n = std::to_string(i);
     if (i % 3 == 0) {
-      input += "POST /r" + n + " HTTP/1.1\r\nHost: h\r\nContent-Length: " +
-               std::to_string(n.size()) + "\r\n\r\n" + n;
+      input += "POST /r" + n +
+               " HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(n.size()) + "\r\n\r\n" +
+               n;
     } else if (i % 3 == 1) {
       input += "PUT /r" + n + " HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" +
                std::to_string(n.size()) + "\r\n" + n + "\r\n0\r\n\r\n";
@@ -343,8 +345,9 @@ TEST(HTTP1ParserTest, FiftyPipelinedRequestsInOneBuffer) {
 
 TEST(HTTP1ParserTest, ContentLengthBody) {
   std::string body = bytes("name=value&binary=\r\r\n\n\0\xff end\r");
-  std::string input = "POST /form HTTP/1.1\r\nHost: h\r\nContent-Length: " +
-                      std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::string input =
+      "POST /form HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
   Outcome o = parse(input);
   const SeenRequest& r = only_request(o);
   EXPECT_EQ(r.info.content_length, body.size());
@@ -369,24 +372,24 @@ TEST(HTTP1ParserTest, ContentLengthWithOws) {
 
 TEST(HTTP1ParserTest, ChunkedBodyWithExtensionsAndTrailers) {
   // llhttp 8.1 takes one extension per chunk when it has a value (see the report).
-  Outcome o = parse(bytes(
-      "POST /upload HTTP/1.1\r\n"
-      "Host: h\r\n"
-      "Transfer-Encoding: chunked\r\n"
-      "Trailer: X-Checksum\r\n"
-      "\r\n"
-      "5;name=value\r\n"
-      "hello\r\n"
-      "6;flag\r\n"
-      " wor\r\n\r\n"
-      "3;quoted=\"a b\"\r\n"
-      "\0\r!\r\n"
-      "A\r\n"
-      "0123456789\r\n"
-      "0;last\r\n"
-      "X-Checksum:  abc \r\n"
-      "X-Other: 2\r\n"
-      "\r\n"));
+  Outcome o =
+      parse(bytes("POST /upload HTTP/1.1\r\n"
+                  "Host: h\r\n"
+                  "Transfer-Encoding: chunked\r\n"
+                  "Trailer: X-Checksum\r\n"
+                  "\r\n"
+                  "5;name=value\r\n"
+                  "hello\r\n"
+                  "6;flag\r\n"
+                  " wor\r\n\r\n"
+                  "3;quoted=\"a b\"\r\n"
+                  "\0\r!\r\n"
+                  "A\r\n"
+                  "0123456789\r\n"
+                  "0;last\r\n"
+                  "X-Checksum:  abc \r\n"
+                  "X-Other: 2\r\n"
+                  "\r\n"));
   const SeenRequest& r = only_request(o);
   EXPECT_TRUE(r.info.chunked);
   EXPECT_FALSE(r.info.content_length.has_value());
@@ -530,7 +533,8 @@ TEST(HTTP1ParserTest, ResumeAfterUpgradeParsesHttpAgain) {
   Recorder recorder;
   HTTP1RequestParser parser(recorder);
   recorder.parser = &parser;
-  std::string first = "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
+  std::string first =
+      "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
   std::string second = "GET /after HTTP/1.1\r\nHost: h\r\n\r\n";
   std::string input = first + second;
   FeedResult r = parser.feed(input);
@@ -759,8 +763,7 @@ std::vector<Malformed> malformed_requests() {
        req("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n", "0\r\n\r\n"), 400},
       {"TwoDifferentContentLengths", req("Content-Length: 3\r\nContent-Length: 4\r\n", "abcd"),
        400},
-      {"TwoIdenticalContentLengths", req("Content-Length: 3\r\nContent-Length: 3\r\n", "abc"),
-       400},
+      {"TwoIdenticalContentLengths", req("Content-Length: 3\r\nContent-Length: 3\r\n", "abc"), 400},
       {"ContentLengthList", req("Content-Length: 3, 3\r\n", "abc"), 400},
       {"ContentLengthPlusSign", req("Content-Length: +3\r\n", "abc"), 400},
       {"ContentLengthMinusSign", req("Content-Length: -3\r\n", "abc"), 400},
@@ -782,8 +785,8 @@ std::vector<Malformed> malformed_requests() {
       {"TransferEncodingChunkedWithParameter",
        req("Transfer-Encoding: chunked;q=1\r\n", "0\r\n\r\n"), 400},
       {"TransferEncodingNotAToken", req("Transfer-Encoding: chu\"nked\r\n", "0\r\n\r\n"), 400},
-      {"TransferEncodingOnHttp10",
-       "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+      {"TransferEncodingOnHttp10", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+       400},
       // Chunk syntax.
       {"ChunkSizeHexOverflow", req("Transfer-Encoding: chunked\r\n", "1FFFFFFFFFFFFFFFF\r\nabc"),
        400},
@@ -799,6 +802,13 @@ std::vector<Malformed> malformed_requests() {
       {"ChunkSizeBareCR", req("Transfer-Encoding: chunked\r\n", "3\rabc\r\n0\r\n\r\n"), 400},
       {"ChunkDataBareLF", req("Transfer-Encoding: chunked\r\n", "3\r\nabc\n0\r\n\r\n"), 400},
       {"ChunkDataBareCR", req("Transfer-Encoding: chunked\r\n", "3\r\nabc\r0\r\n\r\n"), 400},
+      // llhttp's loose build skips the byte after chunk data, reading on from the next one.
+      {"ChunkDataFollowedByJunk",
+       req("Transfer-Encoding: chunked\r\n", "3\r\nabcX5\r\nhello\r\n0\r\n\r\n"), 400},
+      {"ChunkDataEndingInCRThenBareLF",
+       req("Transfer-Encoding: chunked\r\n", "2\r\nx\r\n2\r\nde\r\n0\r\n\r\n"), 400},
+      {"ChunkOfCRLFThenJunk", req("Transfer-Encoding: chunked\r\n", "2\r\n\r\nde9\r\n0\r\n\r\n"),
+       400},
       {"ChunkExtensionBareCR", req("Transfer-Encoding: chunked\r\n", "3;a\rb\r\nabc\r\n0\r\n\r\n"),
        400},
       {"TrailerSectionBareCR",
@@ -824,7 +834,10 @@ std::vector<Malformed> malformed_requests() {
       {"BareLFEndingHeaderSection", "GET / HTTP/1.1\r\nHost: h\r\n\n", 400},
       {"BareLFBeforeRequest", "\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", 400},
       {"NulInHeaderValue", req(bytes("X-A: b\0c\r\n")), 400},
-      {"ControlCharInHeaderValue", req("X-A: b\x01" "c\r\n"), 400},
+      {"ControlCharInHeaderValue",
+       req("X-A: b\x01"
+           "c\r\n"),
+       400},
       {"DelInHeaderValue", req("X-A: b\x7f\r\n"), 400},
       {"InvalidCharInHeaderName", req("X@A: b\r\n"), 400},
       {"NonAsciiInHeaderName", req("X\xc3\xa9: b\r\n"), 400},
@@ -838,8 +851,7 @@ std::vector<Malformed> malformed_requests() {
       {"ControlCharInMethod", "GE\x01T / HTTP/1.1\r\nHost: h\r\n\r\n", 400},
       {"TabAfterMethod", "GET\t/ HTTP/1.1\r\nHost: h\r\n\r\n", 400},
       {"EmptyMethod", " / HTTP/1.1\r\nHost: h\r\n\r\n", 400},
-      {"TlsHandshakeOnPlainPort", bytes("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
-       400},
+      {"TlsHandshakeOnPlainPort", bytes("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), 400},
       {"ResponseInsteadOfRequest", "HTTP/1.1 200 OK\r\n\r\n", 400},
       {"MethodTooLong", std::string(100, 'X') + " / HTTP/1.1\r\nHost: h\r\n\r\n", 400},
       {"UnknownMethod", "FOO / HTTP/1.1\r\nHost: h\r\n\r\n", 501},
@@ -882,7 +894,8 @@ std::vector<Malformed> malformed_requests() {
       {"HeaderNameOverTheLimit", req(std::string(70000, 'N') + ": v\r\n"), 431},
       {"ManyHeadersOverTheByteLimit", req([] {
          std::string h;
-         for (int i = 0; i < 90; ++i) h += "X-" + std::to_string(i) + ": " + std::string(800, 'v') + "\r\n";
+         for (int i = 0; i < 90; ++i)
+           h += "X-" + std::to_string(i) + ": " + std::string(800, 'v') + "\r\n";
          return h;
        }()),
        431},
@@ -892,20 +905,23 @@ std::vector<Malformed> malformed_requests() {
          return h;  // 101 with Host
        }()),
        431},
-      {"TooManyTrailers", req("Transfer-Encoding: chunked\r\n", [] {
-         std::string t = "1\r\nx\r\n0\r\n";
-         for (int i = 0; i < 101; ++i) t += "T-" + std::to_string(i) + ": v\r\n";
-         return t + "\r\n";
-       }()),
+      {"TooManyTrailers",
+       req("Transfer-Encoding: chunked\r\n",
+           [] {
+             std::string t = "1\r\nx\r\n0\r\n";
+             for (int i = 0; i < 101; ++i) t += "T-" + std::to_string(i) + ": v\r\n";
+             return t + "\r\n";
+           }()),
        431},
       {"ContentLengthOverTheLimit", req("Content-Length: 11\r\n", "01234567890"), 413,
        small_body_limit()},
       {"HugeContentLength", req("Content-Length: 18446744073709551615\r\n", "x"), 413},
       {"ChunkedOverTheLimit",
-       req("Transfer-Encoding: chunked\r\n", "5\r\n01234\r\n5\r\n56789\r\n1\r\nx\r\n0\r\n\r\n"), 413,
-       small_body_limit()},
-      {"OneChunkOverTheLimit", req("Transfer-Encoding: chunked\r\n", "b\r\n0123456789a\r\n0\r\n\r\n"),
+       req("Transfer-Encoding: chunked\r\n", "5\r\n01234\r\n5\r\n56789\r\n1\r\nx\r\n0\r\n\r\n"),
        413, small_body_limit()},
+      {"OneChunkOverTheLimit",
+       req("Transfer-Encoding: chunked\r\n", "b\r\n0123456789a\r\n0\r\n\r\n"), 413,
+       small_body_limit()},
       {"MaxSizeChunk", req("Transfer-Encoding: chunked\r\n", "FFFFFFFFFFFFFFFF\r\nabc"), 413},
   };
   return rows;

@@ -1,0 +1,117 @@
+#include "tronada/http/http1_response_parser.h"
+
+#include <llhttp.h>
+
+namespace tronada {
+
+struct HTTP1ResponseParser::Impl {
+  llhttp_t parser;
+  llhttp_settings_t settings;
+  HTTP1ResponseParser* owner;
+  HTTPResponseHead head;
+  std::string field, value;
+  bool in_value = false;
+  std::size_t header_bytes = 0;
+
+  static Impl& of(llhttp_t* p) { return *static_cast<Impl*>(p->data); }
+
+  void flush_field() {
+    if (in_value) {
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
+      std::size_t start = value.find_first_not_of(" \t");
+      head.headers.add(std::move(field), start == std::string::npos ? "" : value.substr(start));
+      field.clear();
+      value.clear();
+      in_value = false;
+    }
+  }
+
+  Impl(HTTP1ResponseParser* o) : owner(o) {
+    llhttp_settings_init(&settings);
+    settings.on_status = [](llhttp_t* p, const char* at, size_t n) {
+      of(p).head.reason.append(at, n);
+      return 0;
+    };
+    settings.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
+      Impl& s = of(p);
+      s.flush_field();
+      s.field.append(at, n);
+      s.header_bytes += n;
+      return s.header_bytes > s.owner->max_header_bytes_ ? -1 : 0;
+    };
+    settings.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
+      Impl& s = of(p);
+      s.in_value = true;
+      s.value.append(at, n);
+      s.header_bytes += n;
+      return s.header_bytes > s.owner->max_header_bytes_ ? -1 : 0;
+    };
+    settings.on_headers_complete = [](llhttp_t* p) {
+      Impl& s = of(p);
+      s.flush_field();
+      s.head.status = p->status_code;
+      s.head.version_minor = p->http_minor;
+      s.owner->keep_alive_ = llhttp_should_keep_alive(p);
+      s.owner->events_.on_head(std::move(s.head));
+      // 1 tells llhttp there is no body (a response to HEAD).
+      return s.owner->no_body_ ? 1 : 0;
+    };
+    settings.on_body = [](llhttp_t* p, const char* at, size_t n) {
+      of(p).owner->events_.on_body(std::string_view(at, n));
+      return 0;
+    };
+    settings.on_message_complete = [](llhttp_t* p) {
+      Impl& s = of(p);
+      s.owner->complete_ = true;
+      s.owner->keep_alive_ = s.owner->keep_alive_ && llhttp_should_keep_alive(p);
+      s.owner->events_.on_complete();
+      return static_cast<int>(HPE_PAUSED);
+    };
+    llhttp_init(&parser, HTTP_RESPONSE, &settings);
+    parser.data = this;
+  }
+};
+
+HTTP1ResponseParser::HTTP1ResponseParser(Events& events, std::size_t max_header_bytes)
+    : impl_(std::make_unique<Impl>(this)), events_(events), max_header_bytes_(max_header_bytes) {}
+
+HTTP1ResponseParser::~HTTP1ResponseParser() = default;
+
+void HTTP1ResponseParser::reset() {
+  llhttp_init(&impl_->parser, HTTP_RESPONSE, &impl_->settings);
+  impl_->parser.data = impl_.get();
+  impl_->head = HTTPResponseHead();
+  impl_->field.clear();
+  impl_->value.clear();
+  impl_->in_value = false;
+  impl_->header_bytes = 0;
+  error_.clear();
+  complete_ = false;
+  no_body_ = false;
+  keep_alive_ = false;
+}
+
+std::size_t HTTP1ResponseParser::feed(std::string_view data) {
+  if (complete_ || failed()) return 0;
+  llhttp_errno_t err = llhttp_execute(&impl_->parser, data.data(), data.size());
+  if (err == HPE_OK) return data.size();
+  if (err == HPE_PAUSED) {
+    return static_cast<std::size_t>(llhttp_get_error_pos(&impl_->parser) - data.data());
+  }
+  error_ = llhttp_get_error_reason(&impl_->parser) ? llhttp_get_error_reason(&impl_->parser)
+                                                   : llhttp_errno_name(err);
+  return static_cast<std::size_t>(
+      llhttp_get_error_pos(&impl_->parser) ? llhttp_get_error_pos(&impl_->parser) - data.data() : 0);
+}
+
+void HTTP1ResponseParser::finish_eof() {
+  if (complete_ || failed()) return;
+  llhttp_errno_t err = llhttp_finish(&impl_->parser);
+  if (err != HPE_OK && err != HPE_PAUSED) {
+    error_ = "connection closed before the response was complete";
+  } else if (!complete_) {
+    error_ = "connection closed before the response was complete";
+  }
+}
+
+}  // namespace tronada
