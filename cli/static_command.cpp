@@ -13,6 +13,11 @@ namespace tronada::cli {
 
 namespace {
 
+Task<void> serve_file(const StaticFiles& files, std::shared_ptr<HTTPServerRequest> request,
+                      std::string path) {
+  co_await files.serve(std::move(request), std::move(path));
+}
+
 struct StaticCommand {
   CommonOptions common;
   std::string root;
@@ -33,7 +38,7 @@ struct StaticCommand {
     HTTPServer server(
         [&files](std::shared_ptr<HTTPServerRequest> request) {
           std::string path = request->path;
-          spawn_logged(files.serve(std::move(request), std::move(path)), "static file");
+          spawn_logged(serve_file(files, std::move(request), std::move(path)), "static file");
         },
         options);
     listen_all(server, common.binds_or_default());

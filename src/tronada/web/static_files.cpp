@@ -15,6 +15,7 @@
 #include "tronada/http/url_codec.h"
 #include "tronada/net/iostream.h"
 #include "tronada/web/mime_types.h"
+#include "tronada/web/response_transforms.h"
 
 namespace tronada {
 
@@ -118,24 +119,6 @@ std::string make_etag(const Lookup& f) {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
-bool etag_matches(std::string_view header, std::string_view etag) {
-  // If-None-Match uses weak comparison: W/"x" matches "x".
-  std::string_view bare = etag;
-  std::size_t pos = 0;
-  while (pos < header.size()) {
-    auto comma = header.find(',', pos);
-    std::string_view item = header.substr(pos, comma == std::string_view::npos ? header.npos : comma - pos);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (item == "*") return true;
-    if (item.substr(0, 2) == "W/") item.remove_prefix(2);
-    if (item == bare) return true;
-    if (comma == std::string_view::npos) break;
-    pos = comma + 1;
-  }
-  return false;
-}
-
 // Parses an IMF-fixdate; returns -1 if malformed.
 long long parse_http_date(std::string_view s) {
   std::tm tm{};
@@ -226,7 +209,7 @@ StaticFiles::StaticFiles(StaticFileOptions options) : options_(std::move(options
   real_root_ = resolved;
 }
 
-Task<void> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request,
+Task<int> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request,
                               std::string url_path) const {
   HTTPServerRequest& req = *request;
   bool head = req.method == "HEAD";
@@ -234,12 +217,12 @@ Task<void> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request,
     HTTPHeaders h;
     h.add("Allow", "GET, HEAD");
     send_simple(req, 405, "method not allowed\n", std::move(h));
-    co_return;
+    co_return 405;
   }
   auto rel = safe_relative_path(url_path);
   if (!rel) {
     send_simple(req, 404, "not found\n");
-    co_return;
+    co_return 404;
   }
   bool dir_slash = url_path.empty() || url_path.back() == '/';
   // The executor job gets its own copies; built outside the co_await expression because
@@ -253,17 +236,17 @@ Task<void> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request,
   switch (f.kind) {
     case Lookup::Kind::not_found:
       send_simple(req, 404, "not found\n");
-      co_return;
+      co_return 404;
     case Lookup::Kind::forbidden:
       send_simple(req, 403, "forbidden\n");
-      co_return;
+      co_return 403;
     case Lookup::Kind::redirect_to_dir: {
       HTTPHeaders h;
       std::string location = req.path + "/";
       if (!req.query.empty()) location += "?" + req.query;
       h.add("Location", location);
       send_simple(req, 301, "moved permanently\n", std::move(h));
-      co_return;
+      co_return 301;
     }
     case Lookup::Kind::file:
       break;
@@ -290,7 +273,7 @@ Task<void> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request,
   }
   if (not_modified) {
     req.connection->write_response(304, h, {});
-    co_return;
+    co_return 304;
   }
 
   std::uint64_t first = 0, last = f.size ? f.size - 1 : 0;
@@ -307,7 +290,7 @@ Task<void> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request,
       HTTPHeaders e;
       e.add("Content-Range", "bytes */" + std::to_string(f.size));
       send_simple(req, 416, "range not satisfiable\n", std::move(e));
-      co_return;
+      co_return 416;
     }
     if (r) {
       status = 206;
@@ -322,13 +305,13 @@ Task<void> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request,
   HTTPConnection& conn = *req.connection;
   if (head || length == 0) {
     conn.write_response(status, h, {});
-    co_return;
+    co_return status;
   }
   if (f.content_read) {
     conn.write_response(status, h,
                         std::string_view(f.content).substr(static_cast<std::size_t>(first),
                                                            static_cast<std::size_t>(length)));
-    co_return;
+    co_return status;
   }
   // Large file: pieces read on the executor, each written after the client drained
   // the previous ones, so memory stays at about two pieces per download.
@@ -354,9 +337,10 @@ Task<void> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request,
       co_await conn.drain();
     }
   } catch (const StreamClosedError&) {
-    co_return;  // the client went away
+    co_return status;  // the client went away
   }
   conn.finish();
+  co_return status;
 }
 
 }  // namespace tronada

@@ -48,8 +48,9 @@ class StaticFiles {
   explicit StaticFiles(StaticFileOptions options);
 
   /// Answers `request` with the file named by `url_path` (relative to where this tree
-  /// is mounted, starting with '/'). GET and HEAD; other methods get 405.
-  Task<void> serve(std::shared_ptr<HTTPServerRequest> request, std::string url_path) const;
+  /// is mounted, starting with '/'). GET and HEAD; other methods get 405. Completes
+  /// with the status it answered.
+  Task<int> serve(std::shared_ptr<HTTPServerRequest> request, std::string url_path) const;
 
   const StaticFileOptions& options() const { return options_; }
   /// The root with symlinks resolved, as used for the containment check.
