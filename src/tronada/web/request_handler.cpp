@@ -148,9 +148,10 @@ void RequestHandler::parse_body_arguments() {
     a.query = parse_query_string(request_->query);
     if (request_->body.empty()) return;
     std::string_view type = request_->headers.get("Content-Type").value_or("");
-    if (type.substr(0, 33) == "application/x-www-form-urlencoded") {
+    // Media types are case-insensitive.
+    if (detail::iequals(type.substr(0, 33), "application/x-www-form-urlencoded")) {
       a.body = parse_query_string(request_->body);
-    } else if (type.substr(0, 19) == "multipart/form-data") {
+    } else if (detail::iequals(type.substr(0, 19), "multipart/form-data")) {
       auto boundary = parse_boundary(type);
       if (!boundary) throw HTTPError(400, "multipart body without a boundary");
       auto parsed = parse_multipart(request_->body, *boundary);

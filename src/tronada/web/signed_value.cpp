@@ -6,7 +6,6 @@
 #include <openssl/rand.h>
 
 #include <climits>
-#include <cmath>
 #include <stdexcept>
 
 #include "tronada/base/base64.h"

@@ -4,6 +4,7 @@
 // need no real time and the framework decides where values live (cookies, headers).
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <optional>
 #include <string>
