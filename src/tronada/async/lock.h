@@ -14,6 +14,8 @@ namespace tronada {
 ///
 ///     auto guard = co_await lock.acquire();   // released when `guard` goes out of scope
 ///
+/// The guard is the lock: a bare `co_await lock.acquire();` drops it and releases at once.
+///
 /// Fair: release() hands the lock straight to the oldest waiter, so a coroutine that
 /// calls acquire() between that release and the waiter's resumption queues behind it
 /// instead of barging in. A waiter whose acquire() timed out has left the line and is

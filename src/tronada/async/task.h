@@ -19,10 +19,16 @@ struct TaskFinalAwaiter {
   bool await_ready() const noexcept { return false; }
   template <typename Promise>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
-    // Symmetric transfer: resuming the awaiter here costs no stack, so a million
-    // synchronous completions in a row cannot overflow it.
-    auto continuation = h.promise().continuation;
-    return continuation ? continuation : std::noop_coroutine();
+    auto& promise = h.promise();
+    if (promise.starting) {
+      // Finished before the awaiter's await_suspend returned: that call is still on
+      // the stack below us and carries on with the awaiter itself (see Task's Awaiter).
+      promise.starting = false;
+      promise.finished_while_starting = true;
+      return std::noop_coroutine();
+    }
+    // Finished after suspending: symmetric transfer back to the awaiter.
+    return promise.continuation ? promise.continuation : std::noop_coroutine();
   }
   void await_resume() const noexcept {}
 };
@@ -30,6 +36,9 @@ struct TaskFinalAwaiter {
 struct TaskPromiseBase {
   std::coroutine_handle<> continuation;
   std::exception_ptr exception;
+  // Set while the awaiter's await_suspend runs the task: see Task's Awaiter.
+  bool starting = false;
+  bool finished_while_starting = false;
 
   std::suspend_always initial_suspend() const noexcept { return {}; }
   void unhandled_exception() noexcept { exception = std::current_exception(); }
@@ -98,9 +107,20 @@ class [[nodiscard]] Task {
     struct Awaiter {
       std::coroutine_handle<promise_type> handle;
       bool await_ready() const noexcept { return !handle || handle.done(); }
-      std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
-        handle.promise().continuation = awaiting;
-        return handle;
+      // TRICKY: a task that completes without suspending must not resume its awaiter
+      // from final_suspend. Symmetric transfer makes that free only when the compiler
+      // turns it into a tail call, which GCC does not at -O0 or under AddressSanitizer:
+      // there a loop of a million synchronous co_awaits nested a million frames and
+      // overflowed the stack. So the task starts inside this call, and if it finishes
+      // before returning here the awaiter simply does not suspend.
+      bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
+        auto& promise = handle.promise();
+        promise.continuation = awaiting;
+        promise.starting = true;
+        handle.resume();
+        if (promise.finished_while_starting) return false;
+        promise.starting = false;
+        return true;
       }
       T await_resume() { return handle.promise().result(); }
     };

@@ -1,7 +1,11 @@
 #include "tronada/http/http1_connection.h"
 
+#include <arpa/inet.h>
+
 #include <charconv>
+#include <cstring>
 #include <stdexcept>
+#include <typeinfo>
 
 #include "tronada/base/log.h"
 #include "tronada/http/http_date.h"
@@ -11,14 +15,14 @@ namespace tronada {
 
 namespace detail {
 
-HTTP1ServerContext::HTTP1ServerContext(IOLoop& loop, HTTPServerOptions opts,
-                                       HTTPServerDelegate* d)
+HTTP1ServerContext::HTTP1ServerContext(IOLoop& loop, HTTPServerOptions opts, HTTPServerDelegate* d)
     : options(std::move(opts)),
       delegate(d),
       idle_timeouts(loop, options.idle_timeout),
       header_timeouts(loop, options.header_timeout),
       body_timeouts(loop, options.body_timeout),
-      write_timeouts(loop, options.write_timeout) {}
+      write_timeouts(loop, options.write_timeout),
+      linger_timeouts(loop, options.linger_timeout) {}
 
 }  // namespace detail
 
@@ -41,6 +45,9 @@ class HTTP1Stream final : public HTTPConnection {
   void set_close_callback(std::function<void()> cb) override {
     conn_->set_close_callback(seq_, std::move(cb));
   }
+  void write_response(int status, const HTTPHeaders& headers, std::string_view body) override {
+    conn_->write_response(seq_, status, headers, body);
+  }
 
  private:
   std::shared_ptr<HTTP1Connection> conn_;
@@ -59,18 +66,36 @@ void append_hex(std::string& out, std::uint64_t n) {
   out.append(buf, end);
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
 }
 
+bool is_valid_ip(std::string_view ip) {
+  char buf[INET6_ADDRSTRLEN + 1];
+  if (ip.empty() || ip.size() >= sizeof buf) return false;
+  std::memcpy(buf, ip.data(), ip.size());
+  buf[ip.size()] = '\0';
+  unsigned char addr[sizeof(in6_addr)];
+  return inet_pton(AF_INET, buf, addr) == 1 || inet_pton(AF_INET6, buf, addr) == 1;
+}
+
+// The last element of a comma-separated list, without surrounding whitespace.
+std::string_view last_element(std::string_view list) {
+  auto comma = list.rfind(',');
+  if (comma != std::string_view::npos) list.remove_prefix(comma + 1);
+  return detail::trim_ows(list);
+}
+
+// Response bytes are gathered in out_ and handed to the stream once per loop iteration
+// (or per read), so pipelined and small responses cost one system call. Bodies at least
+// this big go to the stream directly instead of being copied into out_ first.
+constexpr std::size_t kDirectWrite = 16 * 1024;
+// out_ is flushed early once it holds this much.
 constexpr std::size_t kFlushThreshold = 64 * 1024;
+// Pipelined input held while a request is answered; beyond this, reading pauses.
+constexpr std::size_t kPendingSlack = 64 * 1024;
+// Buffers bigger than this are given back when they empty (idle connections stay small).
+constexpr std::size_t kKeepCapacity = 16 * 1024;
 
 }  // namespace
 
@@ -79,117 +104,199 @@ HTTP1Connection::HTTP1Connection(std::shared_ptr<IOStream> stream,
     : stream_(std::move(stream)),
       context_(std::move(context)),
       parser_(*this, context_->options.limits),
-      timeout_(&HTTP1Connection::on_timeout, this) {}
+      read_timeout_(&HTTP1Connection::on_read_timeout, this),
+      write_timeout_(&HTTP1Connection::on_write_timeout, this) {}
 
-HTTP1Connection::~HTTP1Connection() { context_->connections.erase(this); }
+HTTP1Connection::~HTTP1Connection() {
+  context_->connections.erase(this);
+}
 
 void HTTP1Connection::start() {
   context_->connections.insert(this);
   keep_alive_ = context_->options.keep_alive;
-  // The stream keeps us alive through its handlers until it closes; on close it drops
-  // them, which breaks the cycle.
+  // Once per connection: a getpeername per request would be a system call on a hot path.
+  remote_ip_ = stream_->peer_ip();
+  // The stream keeps us alive through its close callback until it closes; on close it
+  // drops it, which breaks the cycle. The data handler can therefore hold `this`.
   auto self = shared_from_this();
   stream_->set_close_callback([self] { self->on_stream_closed(); });
   stream_->set_data_handler([this](std::string_view data) { on_data(data); });
-  context_->idle_timeouts.arm(timeout_);
+  arm(context_->idle_timeouts);
+}
+
+void HTTP1Connection::arm(TimeoutList& list) {
+  if (list.duration() > Duration::zero()) {
+    list.arm(read_timeout_);
+  } else {
+    read_timeout_.disarm();
+  }
 }
 
 void HTTP1Connection::close() {
   closing_ = true;
-  timeout_.disarm();
+  read_timeout_.disarm();
+  write_timeout_.disarm();
   if (!stream_->closed()) stream_->close();
 }
 
 void HTTP1Connection::close_when_idle() {
   close_when_idle_ = true;
   keep_alive_ = false;
-  if (!request_active_ && !parser_.in_message()) close_after_flush();
+  if (!request_active_ && !parser_.in_message() && pending_pos_ >= pending_.size()) {
+    close_after_flush(false);
+  }
 }
 
-void HTTP1Connection::on_timeout(void* p) {
+void HTTP1Connection::on_read_timeout(void* p) {
   auto* self = static_cast<HTTP1Connection*>(p);
   switch (self->phase_) {
     case Phase::idle:
+      if (self->stream_->write_buffer_size() > 0) {
+        // The last response is still on its way: the write timeout watches that, and the
+        // keep-alive wait starts once it is out.
+        self->arm(self->context_->idle_timeouts);
+        break;
+      }
       self->close();
       break;
     case Phase::headers:
       // Slow or stuck header section (a slowloris client): 408 as nginx logs it.
-      log::info("http", "header timeout from " + self->stream_->peer_ip());
+      log::info("http", "header timeout from " + self->remote_ip_);
       self->send_error(408, "request header timeout");
       break;
     case Phase::body:
-      log::info("http", "body timeout from " + self->stream_->peer_ip());
-      if (!self->headers_written_) {
-        self->send_error(408, "request body timeout");
-      } else {
-        self->close();
-      }
+      log::info("http", "body timeout from " + self->remote_ip_);
+      self->send_error(408, "request body timeout");
       break;
-    case Phase::handling: {
-      // Write timeout: close only if the client took nothing since we armed it.
-      std::size_t queued = self->stream_->write_buffer_size();
-      if (queued == 0) break;
-      if (queued < self->write_timeout_queued_) {
-        self->write_timeout_queued_ = queued;
-        self->context_->write_timeouts.arm(self->timeout_);
-      } else {
-        log::info("http", "write timeout to " + self->stream_->peer_ip());
-        self->close();
-      }
+    case Phase::handling:
+      break;  // the handler takes its time; nothing is read meanwhile
+    case Phase::lingering:
+      self->close();
       break;
-    }
   }
+}
+
+void HTTP1Connection::mark_write_progress() {
+  write_mark_taken_ = bytes_handed_ - stream_->write_buffer_size();
+  write_mark_handed_ = bytes_handed_;
+  uv_stream_t* h = stream_->handle();
+  write_mark_socket_queue_ = h ? h->write_queue_size : 0;
+}
+
+void HTTP1Connection::on_write_timeout(void* p) {
+  auto* self = static_cast<HTTP1Connection*>(p);
+  std::size_t queued = self->stream_->write_buffer_size();
+  if (queued == 0) return;  // all written: stop watching
+  // Progress shows as a write that completed, or, within one big write, as libuv's
+  // queue of the socket shrinking below what it held plus what was added since.
+  std::uint64_t taken = self->bytes_handed_ - queued;
+  uv_stream_t* h = self->stream_->handle();
+  std::size_t socket_queue = h ? h->write_queue_size : 0;
+  std::uint64_t expected =
+      self->write_mark_socket_queue_ + (self->bytes_handed_ - self->write_mark_handed_);
+  if (taken > self->write_mark_taken_ || socket_queue < expected) {
+    // The client took some since the last look: give it another period.
+    self->mark_write_progress();
+    self->context_->write_timeouts.arm(self->write_timeout_);
+    return;
+  }
+  log::info("http", "write timeout to " + self->remote_ip_);
+  self->close();
 }
 
 void HTTP1Connection::on_data(std::string_view data) {
-  if (closing_) return;
-  auto self = shared_from_this();  // a handler may close us while we dispatch
-  if (phase_ == Phase::idle) {
-    phase_ = Phase::headers;
-    context_->header_timeouts.arm(timeout_);
-  } else if (phase_ == Phase::body) {
-    context_->body_timeouts.arm(timeout_);
-  }
+  // No shared_from_this() here: the stream's close callback owns us until the stream has
+  // closed, which happens from the loop, never inside this call.
+  if (closing_) return;  // lingering: what the client still sends is dropped
+  if (phase_ == Phase::body) arm(context_->body_timeouts);
   dispatching_ = true;
-  if (!pending_.empty()) {
-    std::string input = std::move(pending_);
-    pending_.clear();
-    input.append(data);
-    process(input);
+  if (pending_pos_ < pending_.size()) {
+    if (!data.empty()) {
+      if (pending_pos_ > 0) {
+        pending_.erase(0, pending_pos_);
+        pending_pos_ = 0;
+      }
+      pending_.append(data);
+    }
+    process_pending();
   } else {
-    process(data);
+    std::size_t used = process(data);
+    if (used < data.size() && !closing_) {
+      pending_.assign(data.substr(used));
+      pending_pos_ = 0;
+    }
   }
   dispatching_ = false;
+  if (closing_) return;
+  // A request begun but without its header section yet (possibly after a pipelined one
+  // that was answered at once) runs against the header timeout from now on.
+  if (phase_ == Phase::idle && !request_active_ && parser_.in_message()) {
+    phase_ = Phase::headers;
+    arm(context_->header_timeouts);
+  }
+  update_read_pause();
   flush();
 }
 
-void HTTP1Connection::process(std::string_view data) {
-  while (!data.empty() && !closing_) {
-    if (message_complete_) {
-      // The previous request is still being answered: hold the pipelined bytes and
-      // stop reading until it is done (backpressure against pipelining floods).
-      pending_.append(data);
-      if (pending_.size() > context_->options.limits.max_header_bytes + 65536) {
-        stream_->pause_reading();
-      }
-      return;
+void HTTP1Connection::process_pending() {
+  std::string_view input(pending_);
+  input.remove_prefix(pending_pos_);
+  pending_pos_ += process(input);
+  if (pending_pos_ >= pending_.size()) {
+    pending_pos_ = 0;
+    if (pending_.capacity() > kKeepCapacity) {
+      std::string().swap(pending_);
+    } else {
+      pending_.clear();
     }
-    FeedResult r = parser_.feed(data);
-    data.remove_prefix(std::min(r.consumed, data.size()));
+  }
+}
+
+void HTTP1Connection::update_read_pause() {
+  // While a request is answered, what the client pipelines behind it waits in pending_;
+  // past a bound, reading stops (TCP flow control holds the client back).
+  std::size_t held = pending_.size() - pending_pos_;
+  std::size_t limit = context_->options.limits.max_header_bytes + kPendingSlack;
+  if (!reading_paused_ && held > limit) {
+    reading_paused_ = true;
+    stream_->pause_reading();
+  } else if (reading_paused_ && held <= limit) {
+    reading_paused_ = false;
+    stream_->resume_reading();
+  }
+}
+
+std::size_t HTTP1Connection::process(std::string_view data) {
+  std::size_t used = 0;
+  while (used < data.size() && !closing_) {
+    if (message_complete_) {
+      // The previous request is still being answered: the rest waits (see on_data).
+      return used;
+    }
+    FeedResult r;
+    try {
+      r = parser_.feed(data.substr(used));
+    } catch (...) {
+      // A delegate (start_request, data_received, finish) threw through the parser.
+      on_delegate_exception(std::current_exception());
+      return data.size();
+    }
+    used += std::min(r.consumed, data.size() - used);
     switch (r.status) {
       case FeedStatus::kNeedMore:
-        return;
+        return data.size();
       case FeedStatus::kPaused:
       case FeedStatus::kUpgrade:
-        // on_message_complete ran; if the handler answered synchronously the
-        // response is already finished and message_complete_ was cleared.
+        // on_message_complete ran; if the handler answered synchronously the response
+        // is already finished and message_complete_ was cleared.
         if (!message_complete_) parser_.resume();
         break;
       case FeedStatus::kError:
         send_error(parser_.error_status(), parser_.error_reason());
-        return;
+        return data.size();
     }
   }
+  return used;
 }
 
 HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHeaders&& headers,
@@ -201,26 +308,34 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
   req->version = http10_ ? "HTTP/1.0" : "HTTP/1.1";
   req->headers = std::move(headers);
   req->protocol = context_->options.protocol;
-  req->remote_ip = stream_->peer_ip();
+  req->remote_ip = remote_ip_;
   req->start_time = Clock::now();
-  req->parse_target();
+  if (!req->parse_target()) {
+    // llhttp refuses such targets already; this keeps a bad one from reaching routing.
+    send_error(400, "invalid request target");
+    return HeadersAction::kDeclineUpgrade;
+  }
   if (context_->options.xheaders) apply_xheaders(*req);
 
   ++seq_;
   request_ = req;
   request_active_ = true;
+  request_aborted_ = false;
+  request_has_body_ = info.has_body();
   message_complete_ = false;
   headers_written_ = false;
   chunked_ = fixed_length_ = no_body_ = false;
+  stream_body_ = false;
   head_request_ = req->method == "HEAD";
   keep_alive_ = keep_alive_ && info.keep_alive && !close_when_idle_;
   req->connection = std::make_shared<HTTP1Stream>(shared_from_this(), seq_);
 
-  phase_ = info.has_body() ? Phase::body : Phase::handling;
-  if (phase_ == Phase::body) {
-    context_->body_timeouts.arm(timeout_);
+  if (request_has_body_) {
+    phase_ = Phase::body;
+    arm(context_->body_timeouts);
   } else {
-    timeout_.disarm();
+    phase_ = Phase::handling;
+    read_timeout_.disarm();
   }
 
   HTTPServerDelegate* delegate = context_->delegate;
@@ -228,17 +343,21 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
     keep_alive_ = false;
     return HeadersAction::kDeclineUpgrade;
   }
+  // Exceptions propagate through the parser to process(), which answers 500.
   RequestStart start = delegate->start_request(req);
+  if (!request_active_ || closing_) {
+    // Answered (or the connection failed) from inside start_request.
+    return HeadersAction::kDeclineUpgrade;
+  }
   message_ = std::move(start.delegate);
   stream_body_ = start.stream_body;
   if (start.max_body_size) parser_.set_max_body_bytes(*start.max_body_size);
   std::uint64_t limit = parser_.max_body_bytes();
-  if (info.expect_continue && !headers_written_ &&
+  if (info.expect_continue && request_has_body_ && !headers_written_ &&
       !(limit && info.content_length && *info.content_length > limit)) {
     // The client waits for this before sending the body. A body over the limit gets
     // the parser's 413 instead, and the client never has to send it.
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
-    if (!dispatching_) flush();
   }
   // Upgrades (WebSocket, h2c) are taken over by the handlers that support them; a
   // plain server answers them as ordinary requests (RFC 9110 7.8 allows ignoring it).
@@ -246,78 +365,178 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
 }
 
 void HTTP1Connection::on_body(std::string_view chunk) {
-  if (!request_) return;
+  if (!request_active_) return;  // answered early: the rest of the body is dropped
   if (stream_body_) {
-    if (message_) message_->data_received(chunk);
-  } else {
+    if (message_) {
+      in_delegate_ = true;
+      struct Reset {
+        HTTP1Connection* c;
+        ~Reset() {
+          c->in_delegate_ = false;
+          c->retired_message_.reset();
+        }
+      } reset{this};
+      message_->data_received(chunk);
+    }
+  } else if (request_) {
     request_->body.append(chunk);
   }
 }
 
 void HTTP1Connection::on_message_complete() {
+  // A request answered (or aborted) before its end arrived needs nothing more; parsing
+  // goes on (or the connection is closing).
+  if (!request_active_) return;
   message_complete_ = true;
   if (phase_ == Phase::body) {
     phase_ = Phase::handling;
-    timeout_.disarm();
+    read_timeout_.disarm();
   }
   if (message_) {
-    auto msg = message_.get();
-    IOLoop::invoke_logged("request handler", [msg] { msg->finish(); });
-  } else if (request_active_ && !headers_written_) {
+    in_delegate_ = true;
+    struct Reset {
+      HTTP1Connection* c;
+      ~Reset() {
+        c->in_delegate_ = false;
+        c->retired_message_.reset();
+      }
+    } reset{this};
+    // Exceptions propagate through the parser to process(), which answers 500.
+    message_->finish();
+  } else if (!headers_written_) {
     send_error(503, "server is shutting down");
   }
 }
 
-void HTTP1Connection::apply_xheaders(HTTPServerRequest& req) {
-  // Behind a proxy we run: the client's address is the last X-Forwarded-For hop (the
-  // one our proxy added), or X-Real-IP.
-  if (auto real_ip = req.headers.get("X-Real-IP")) {
-    req.remote_ip.assign(*real_ip);
-  } else if (auto xff = req.headers.get_joined("X-Forwarded-For")) {
-    std::string_view list = *xff;
-    auto comma = list.rfind(',');
-    std::string_view last = comma == std::string_view::npos ? list : list.substr(comma + 1);
-    while (!last.empty() && last.front() == ' ') last.remove_prefix(1);
-    while (!last.empty() && last.back() == ' ') last.remove_suffix(1);
-    if (!last.empty()) req.remote_ip.assign(last);
+void HTTP1Connection::on_delegate_exception(std::exception_ptr e) {
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  } catch (...) {
   }
+  log::error("http", "uncaught exception in request handler: " + what);
+  // The parser stopped at the exception: this connection reads no further request.
+  if (request_active_ && !headers_written_) {
+    send_error(500, "internal server error");
+  } else {
+    if (request_active_) abort_request();
+    keep_alive_ = false;
+    close_after_flush(false);
+  }
+}
+
+void HTTP1Connection::apply_xheaders(HTTPServerRequest& req) {
+  // Behind a proxy we run: the client's address is X-Real-IP, or the last
+  // X-Forwarded-For hop (the one our proxy added); only a valid address replaces the
+  // peer's, as Tornado does.
+  std::optional<std::string_view> ip = req.headers.get("X-Real-IP");
+  std::optional<std::string> xff;
+  if (!ip) {
+    xff = req.headers.get_joined("X-Forwarded-For");
+    if (xff) ip = last_element(*xff);
+  } else {
+    ip = detail::trim_ows(*ip);
+  }
+  if (ip && is_valid_ip(*ip)) req.remote_ip.assign(*ip);
   auto proto = req.headers.get("X-Forwarded-Proto");
   if (!proto) proto = req.headers.get("X-Scheme");
-  if (proto && (*proto == "http" || *proto == "https")) req.protocol.assign(*proto);
+  if (proto) {
+    std::string_view p = last_element(*proto);
+    if (p == "http" || p == "https") req.protocol.assign(p);
+  }
 }
 
 void HTTP1Connection::write_headers(std::uint64_t seq, int status, const HTTPHeaders& headers) {
   if (seq != seq_ || !request_active_ || closing_) return;
   if (headers_written_) throw std::logic_error("write_headers called twice");
+  if (status < 200 || status > 999) {
+    // 100 Continue is the connection's to send; other interim responses (101, 103) would
+    // need a final response after them, which this channel does not model.
+    throw std::invalid_argument("invalid final response status " + std::to_string(status));
+  }
+
+  // One pass over the fields: validate every one (nothing is written if any is bad) and
+  // note the ones that decide the framing.
+  const HeaderField* content_length = nullptr;
+  const HeaderField* transfer_encoding = nullptr;
+  const HeaderField* connection = nullptr;
+  bool has_date = false, has_server = false;
   for (const auto& f : headers) {
     if (!is_valid_header_name(f.name) || !is_valid_header_value(f.value)) {
       throw std::invalid_argument("invalid response header field: " + f.name);
     }
+    switch (lower(f.name[0])) {
+      case 'c':
+        if (detail::iequals(f.name, "Content-Length")) {
+          if (content_length) throw std::invalid_argument("two Content-Length fields in response");
+          content_length = &f;
+        } else if (detail::iequals(f.name, "Connection")) {
+          connection = &f;
+        }
+        break;
+      case 'd':
+        if (detail::iequals(f.name, "Date")) has_date = true;
+        break;
+      case 's':
+        if (detail::iequals(f.name, "Server")) has_server = true;
+        break;
+      case 't':
+        if (detail::iequals(f.name, "Transfer-Encoding")) {
+          if (transfer_encoding) {
+            throw std::invalid_argument("two Transfer-Encoding fields in response");
+          }
+          transfer_encoding = &f;
+        }
+        break;
+      default:
+        break;
+    }
   }
-  headers_written_ = true;
-  no_body_ = head_request_ || status == 204 || status == 304 || (status >= 100 && status < 200);
-  std::optional<std::string_view> content_length = headers.get("Content-Length");
-  bool has_te = headers.contains("Transfer-Encoding");
+  std::uint64_t length = 0;
   if (content_length) {
-    fixed_length_ = true;
-    std::uint64_t n = 0;
-    auto cl = *content_length;
-    auto [p, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), n);
-    if (ec != std::errc() || p != cl.data() + cl.size()) {
+    if (transfer_encoding) {
+      throw std::invalid_argument("response with both Content-Length and Transfer-Encoding");
+    }
+    std::string_view cl = content_length->value;
+    auto [p, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), length);
+    if (cl.empty() || ec != std::errc() || p != cl.data() + cl.size()) {
       throw std::invalid_argument("invalid Content-Length in response");
     }
-    body_remaining_ = head_request_ ? 0 : n;
-  } else if (!no_body_ && !has_te) {
-    if (http10_) {
+  }
+
+  headers_written_ = true;
+  no_body_ = head_request_ || status == 204 || status == 304;
+  // A handler's "Transfer-Encoding: chunked" is ours to apply; other codings are the
+  // handler's, and only the close can end such a body.
+  bool handler_chunked = transfer_encoding && detail::iequals(transfer_encoding->value, "chunked");
+  if (content_length) {
+    fixed_length_ = true;
+    body_remaining_ = no_body_ ? 0 : length;
+  } else if (!no_body_) {
+    if (transfer_encoding && !handler_chunked) {
+      keep_alive_ = false;
+    } else if (http10_) {
       keep_alive_ = false;  // HTTP/1.0 without a length: the close ends the body
     } else {
       chunked_ = true;
     }
   }
-  if (!message_complete_) {
-    // Answering before the request body arrived (an error, usually): the rest of the
-    // body would have to be read and discarded; closing is simpler and safe.
+  if (!message_complete_ && request_has_body_) {
+    // Answering before the request body arrived (an error, usually): the rest of the body
+    // would have to be read and discarded; closing (after a linger) is simpler and safe.
     keep_alive_ = false;
+  }
+  bool emit_connection = false;
+  if (connection) {
+    if (detail::iequals(connection->value, "close")) {
+      keep_alive_ = false;
+      emit_connection = true;
+    } else {
+      // Kept unless we close anyway, in which case ours says so instead.
+      emit_connection = keep_alive_;
+    }
   }
 
   out_.append(http10_ ? "HTTP/1.0 " : "HTTP/1.1 ");
@@ -325,14 +544,9 @@ void HTTP1Connection::write_headers(std::uint64_t seq, int status, const HTTPHea
   out_ += ' ';
   out_.append(http_reason(status));
   out_.append("\r\n");
-  bool has_date = false, has_server = false, has_connection = false;
   for (const auto& f : headers) {
-    if (iequals(f.name, "Date")) has_date = true;
-    if (iequals(f.name, "Server")) has_server = true;
-    if (iequals(f.name, "Connection")) {
-      has_connection = true;
-      if (iequals(f.value, "close")) keep_alive_ = false;
-    }
+    if (&f == connection && !emit_connection) continue;
+    if (&f == transfer_encoding && handler_chunked) continue;  // ours follows if it applies
     out_.append(f.name);
     out_.append(": ");
     out_.append(f.value);
@@ -348,8 +562,10 @@ void HTTP1Connection::write_headers(std::uint64_t seq, int status, const HTTPHea
     out_.append(context_->options.server_name);
     out_.append("\r\n");
   }
-  if (chunked_) out_.append("Transfer-Encoding: chunked\r\n");
-  if (!has_connection) {
+  if (chunked_ || (handler_chunked && no_body_ && !http10_)) {
+    out_.append("Transfer-Encoding: chunked\r\n");
+  }
+  if (!emit_connection) {
     if (!keep_alive_) {
       out_.append("Connection: close\r\n");
     } else if (http10_) {
@@ -357,39 +573,44 @@ void HTTP1Connection::write_headers(std::uint64_t seq, int status, const HTTPHea
     }
   }
   out_.append("\r\n");
-  if (!dispatching_) schedule_flush();
+  schedule_flush();
 }
 
 void HTTP1Connection::write_body(std::uint64_t seq, std::string_view chunk) {
   if (seq != seq_ || !request_active_ || closing_ || chunk.empty()) return;
   if (!headers_written_) throw std::logic_error("write before write_headers");
   if (no_body_) return;
+  if (fixed_length_) {
+    if (chunk.size() > body_remaining_) {
+      log::error("http", "response body longer than its Content-Length; closing");
+      keep_alive_ = false;
+      chunk = chunk.substr(0, body_remaining_);
+      if (chunk.empty()) return;
+    }
+    body_remaining_ -= chunk.size();
+  }
   if (chunked_) {
     append_hex(out_, chunk.size());
     out_.append("\r\n");
-    out_.append(chunk);
-    out_.append("\r\n");
-  } else {
-    if (fixed_length_) {
-      if (chunk.size() > body_remaining_) {
-        log::error("http", "response body longer than its Content-Length; closing");
-        keep_alive_ = false;
-        chunk = chunk.substr(0, body_remaining_);
-      }
-      body_remaining_ -= chunk.size();
-    }
-    out_.append(chunk);
   }
+  if (chunk.size() >= kDirectWrite) {
+    // Big pieces go to the stream as they are: one copy fewer.
+    std::string_view pieces[3] = {out_, chunk, "\r\n"};
+    write_raw(pieces, chunked_ ? 3 : 2);
+    out_.clear();
+    return;
+  }
+  out_.append(chunk);
+  if (chunked_) out_.append("\r\n");
   if (out_.size() >= kFlushThreshold) {
     flush();
-  } else if (!dispatching_) {
+  } else {
     schedule_flush();
   }
 }
 
 void HTTP1Connection::finish_response(std::uint64_t seq) {
-  if (seq != seq_ || !request_active_) return;
-  if (closing_) return;
+  if (seq != seq_ || !request_active_ || closing_) return;
   if (!headers_written_) {
     HTTPHeaders h;
     h.add("Content-Length", "0");
@@ -400,71 +621,105 @@ void HTTP1Connection::finish_response(std::uint64_t seq) {
     log::error("http", "response body shorter than its Content-Length; closing");
     keep_alive_ = false;
   }
-  request_->mark_finished();
-  if (!message_complete_) {
-    // The request body is still arriving: finish it off by closing after the response.
-    keep_alive_ = false;
-  }
+  if (request_) request_->mark_finished();
   on_request_done();
+}
+
+void HTTP1Connection::write_response(std::uint64_t seq, int status, const HTTPHeaders& headers,
+                                     std::string_view body) {
+  if (seq != seq_ || !request_active_ || closing_) return;
+  // Headers and body are flushed together by finish(), with no flush scheduled between.
+  bool saved = defer_flush_;
+  defer_flush_ = true;
+  struct Restore {
+    bool& flag;
+    bool value;
+    ~Restore() { flag = value; }
+  } restore{defer_flush_, saved};
+  write_headers(seq, status, headers);
+  write_body(seq, body);
+  defer_flush_ = saved;
+  finish_response(seq);
 }
 
 void HTTP1Connection::on_request_done() {
   request_active_ = false;
-  message_.reset();
+  // A delegate whose own method is running (it answered from finish() or data_received())
+  // is freed once that method returned.
+  if (in_delegate_) {
+    retired_message_ = std::move(message_);
+  } else {
+    message_.reset();
+  }
   request_.reset();
   request_close_callback_ = nullptr;
   if (!keep_alive_) {
-    close_after_flush();
+    // A body still (or maybe still) on its way: linger so the client sees the response.
+    close_after_flush(!message_complete_ && request_has_body_);
     return;
   }
   phase_ = Phase::idle;
-  context_->idle_timeouts.arm(timeout_);
+  arm(context_->idle_timeouts);
+  bool was_complete = message_complete_;
   message_complete_ = false;
-  // While dispatching, process() resumes the parser and goes on with pipelined input.
+  // While dispatching, process() resumes the parser and goes on with pipelined input,
+  // and on_data flushes at its end.
   if (dispatching_) return;
   flush();
-  parser_.resume();
-  stream_->resume_reading();
-  if (!pending_.empty()) {
+  if (was_complete) parser_.resume();
+  if (pending_pos_ < pending_.size()) {
     // Pipelined requests read while this one was answered: go on with them from the
     // loop, not from inside the handler's finish() call.
     stream_->loop().add_callback([self = shared_from_this()] {
-      if (self->closing_ || self->request_active_ || self->pending_.empty()) return;
+      if (self->closing_ || self->request_active_ || self->dispatching_) return;
       self->on_data(std::string_view());
     });
   }
 }
 
+void HTTP1Connection::abort_request() {
+  request_active_ = false;
+  request_aborted_ = true;
+  auto msg = std::move(message_);
+  auto cb = std::move(request_close_callback_);
+  request_close_callback_ = nullptr;
+  request_.reset();
+  if (msg) IOLoop::invoke_logged("on_connection_close", [&] { msg->on_connection_close(); });
+  if (cb) IOLoop::invoke_logged("request close callback", cb);
+  if (in_delegate_ && msg) retired_message_ = std::move(msg);
+}
+
 void HTTP1Connection::send_error(int status, std::string_view reason) {
   if (closing_) return;
-  if (request_active_ && message_) {
-    auto msg = std::move(message_);
-    IOLoop::invoke_logged("on_connection_close", [&] { msg->on_connection_close(); });
-  }
-  if (!headers_written_ || !request_active_) {
-    std::string body(reason);
-    body += '\n';
+  // A response that has begun cannot be replaced by an error: the close tells.
+  bool can_answer = !(request_active_ && headers_written_);
+  if (request_active_) abort_request();
+  if (can_answer) {
+    std::string_view phrase = http_reason(status);
     out_.append("HTTP/1.1 ");
     append_number(out_, static_cast<std::uint64_t>(status));
     out_ += ' ';
-    out_.append(http_reason(status));
+    out_.append(phrase);
     out_.append("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
-    append_number(out_, body.size());
+    append_number(out_, reason.size() + 1);
     out_.append("\r\nConnection: close\r\nDate: ");
     out_.append(http_date_now());
+    if (!context_->options.server_name.empty()) {
+      out_.append("\r\nServer: ");
+      out_.append(context_->options.server_name);
+    }
     out_.append("\r\n\r\n");
-    out_.append(body);
+    out_.append(reason);
+    out_ += '\n';
   }
-  request_active_ = false;
-  request_.reset();
   keep_alive_ = false;
-  close_after_flush();
+  close_after_flush(true);
 }
 
 void HTTP1Connection::schedule_flush() {
   // Coalesce the headers and body pieces a handler writes in one loop iteration into
-  // one system call.
-  if (flush_scheduled_) return;
+  // one system call. Inside on_data and write_response the flush comes anyway.
+  if (flush_scheduled_ || dispatching_ || defer_flush_) return;
   flush_scheduled_ = true;
   stream_->loop().add_callback([self = shared_from_this()] {
     self->flush_scheduled_ = false;
@@ -475,35 +730,78 @@ void HTTP1Connection::schedule_flush() {
 void HTTP1Connection::flush() {
   if (out_.empty() || closing_) return;
   std::string_view piece(out_);
-  stream_->write_pieces(&piece, 1);
-  out_.clear();
-  if (out_.capacity() > kFlushThreshold * 2) std::string().swap(out_);
-  if (request_active_ && stream_->write_buffer_size() > 0) {
-    // The client is slow to read: watch that it keeps taking bytes.
-    phase_ = Phase::handling;
-    write_timeout_queued_ = stream_->write_buffer_size();
-    context_->write_timeouts.arm(timeout_);
+  write_raw(&piece, 1);
+  if (out_.capacity() > kFlushThreshold * 2) {
+    std::string().swap(out_);
+  } else {
+    out_.clear();
   }
 }
 
-void HTTP1Connection::close_after_flush() {
+void HTTP1Connection::write_raw(const std::string_view* pieces, std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) bytes_handed_ += pieces[i].size();
+  stream_->write_pieces(pieces, count);
+  watch_writes();
+}
+
+void HTTP1Connection::watch_writes() {
+  // Most responses leave at once (uv_try_write); only what the kernel did not take is
+  // watched, and the watch checks progress when it fires rather than on every write.
+  std::size_t queued = stream_->write_buffer_size();
+  if (queued == 0 || write_timeout_.armed()) return;
+  if (context_->write_timeouts.duration() <= Duration::zero()) return;
+  mark_write_progress();
+  context_->write_timeouts.arm(write_timeout_);
+}
+
+void HTTP1Connection::close_after_flush(bool linger) {
   flush();
   if (closing_) return;
-  timeout_.disarm();
-  if (stream_->write_buffer_size() == 0) {
-    close();
+  closing_ = true;
+  keep_alive_ = false;
+  read_timeout_.disarm();
+  if (stream_->closed()) return;
+  if (!linger) {
+    if (stream_->write_buffer_size() == 0) {
+      stream_->close();
+    } else {
+      // Close once the queued response has left; the write timeout watches that.
+      stream_->write_pieces(nullptr, 0, [self = shared_from_this()] { self->stream_->close(); });
+    }
     return;
   }
-  // Give the queued response its write timeout, then close.
-  phase_ = Phase::handling;
-  write_timeout_queued_ = stream_->write_buffer_size();
-  context_->write_timeouts.arm(timeout_);
-  closing_ = true;
-  stream_->write_pieces(nullptr, 0, [self = shared_from_this()] { self->stream_->close(); });
+  // Lingering close: the client may still be sending (a body we refused, pipelined
+  // requests). Closing with unread input would make the kernel reset the connection,
+  // and a reset can destroy the response before the client read it. So send FIN after
+  // the response, then read and drop what arrives until the client closes or the linger
+  // time is up.
+  phase_ = Phase::lingering;
+  arm(context_->linger_timeouts);
+  if (!read_timeout_.armed()) {
+    // Lingering disabled: close as above.
+    closing_ = false;
+    close_after_flush(false);
+    return;
+  }
+  std::string().swap(pending_);
+  pending_pos_ = 0;
+  if (reading_paused_) {
+    reading_paused_ = false;
+    stream_->resume_reading();
+  }
+  // Only a plain stream may be shut down under its feet: a TLS stream must send its
+  // close_notify first, and there the close alone ends the response.
+  IOStream& stream = *stream_;
+  if (typeid(stream) == typeid(IOStream)) {
+    auto* req = new uv_shutdown_t;
+    // Runs even when the handle closes first (UV_ECANCELED); it must not touch us.
+    int rc = uv_shutdown(req, stream_->handle(), [](uv_shutdown_t* r, int) { delete r; });
+    if (rc < 0) delete req;
+  }
 }
 
 Future<void> HTTP1Connection::drain(std::uint64_t seq) {
-  if (seq == seq_ && request_active_ && !closing_) {
+  if (seq == seq_ && !request_aborted_ && !closing_) {
     flush();
     return stream_->drain();
   }
@@ -513,30 +811,30 @@ Future<void> HTTP1Connection::drain(std::uint64_t seq) {
 }
 
 bool HTTP1Connection::response_closed(std::uint64_t seq) const {
-  return seq != seq_ || closing_ || stream_->closed();
+  return seq != seq_ || request_aborted_ || closing_ || stream_->closed();
 }
 
 void HTTP1Connection::set_close_callback(std::uint64_t seq, std::function<void()> cb) {
-  if (seq == seq_ && request_active_) request_close_callback_ = std::move(cb);
+  if (seq != seq_) return;
+  if (request_active_) {
+    request_close_callback_ = std::move(cb);
+  } else if (request_aborted_ && cb) {
+    // The connection went away before the handler asked: tell it soon, not never.
+    stream_->loop().add_callback(std::move(cb));
+  }
 }
 
 void HTTP1Connection::on_stream_closed() {
   closing_ = true;
-  timeout_.disarm();
+  read_timeout_.disarm();
+  write_timeout_.disarm();
   context_->connections.erase(this);
-  if (request_active_) {
-    request_active_ = false;
-    if (message_) {
-      auto msg = std::move(message_);
-      IOLoop::invoke_logged("on_connection_close", [&] { msg->on_connection_close(); });
-    }
-    if (request_close_callback_) {
-      auto cb = std::move(request_close_callback_);
-      IOLoop::invoke_logged("request close callback", cb);
-    }
-  }
+  if (request_active_) abort_request();
   request_.reset();
   message_.reset();
+  std::string().swap(pending_);
+  pending_pos_ = 0;
+  std::string().swap(out_);
 }
 
 }  // namespace tronada

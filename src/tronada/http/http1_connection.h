@@ -15,7 +15,8 @@
 
 namespace tronada {
 
-/// Settings of an HTTP server's connections, with nginx-like defaults.
+/// Settings of an HTTP server's connections, with nginx-like defaults. A timeout of zero
+/// disables that timeout.
 struct HTTPServerOptions {
   HTTP1Limits limits;  // request line 8 KiB, headers 64 KiB / 100 fields, body 1 MiB
   /// Waiting for the next request on a kept-alive connection (nginx keepalive_timeout).
@@ -27,6 +28,12 @@ struct HTTPServerOptions {
   Duration body_timeout = std::chrono::seconds(60);
   /// Longest time queued response bytes may wait without the client taking any.
   Duration write_timeout = std::chrono::seconds(60);
+  /// After an error response (or a response sent before the request body was read) the
+  /// connection stops sending, and reads and discards what the client still sends for at
+  /// most this long before it closes: closing with unread input would reset the
+  /// connection and could destroy the response before the client read it (nginx's
+  /// lingering close).
+  Duration linger_timeout = std::chrono::seconds(2);
   /// Trust X-Real-IP / X-Forwarded-For / X-Forwarded-Proto (behind a proxy you run).
   bool xheaders = false;
   /// "http" or "https"; set by the server for TLS listeners.
@@ -53,6 +60,7 @@ struct HTTP1ServerContext {
   TimeoutList header_timeouts;
   TimeoutList body_timeouts;
   TimeoutList write_timeouts;
+  TimeoutList linger_timeouts;
   std::unordered_set<HTTP1Connection*> connections;
 };
 
@@ -62,9 +70,13 @@ struct HTTP1ServerContext {
 /// time, responses in order), chunked bodies both ways, 100-continue, timeouts, and
 /// rejections with the parser's status and a closed connection.
 ///
-/// Lifetime: held by shared_ptr. The stream's data handler holds one reference until
+/// Lifetime: held by shared_ptr. The stream's close callback holds one reference until
 /// the stream closes; each request's response channel holds another, so a handler that
 /// answers late finds the connection (closed, perhaps) rather than freed memory.
+///
+/// Timeouts: one entry for the reading side (idle, header, body, lingering, by phase)
+/// and one that watches queued response bytes (write timeout), each on a list of the
+/// server's context, so that arming one costs a few pointer writes.
 class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
                         private HTTP1ParserDelegate {
  public:
@@ -84,6 +96,8 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   void write_headers(std::uint64_t seq, int status, const HTTPHeaders& headers);
   void write_body(std::uint64_t seq, std::string_view chunk);
   void finish_response(std::uint64_t seq);
+  void write_response(std::uint64_t seq, int status, const HTTPHeaders& headers,
+                      std::string_view body);
   Future<void> drain(std::uint64_t seq);
   bool response_closed(std::uint64_t seq) const;
   void set_close_callback(std::uint64_t seq, std::function<void()> cb);
@@ -95,37 +109,59 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   void on_body(std::string_view chunk) override;
   void on_message_complete() override;
 
+  enum class Phase : std::uint8_t { idle, headers, body, handling, lingering };
+
   void on_data(std::string_view data);
-  void process(std::string_view data);
+  std::size_t process(std::string_view data);
+  void process_pending();
+  void update_read_pause();
   void on_request_done();
+  void on_delegate_exception(std::exception_ptr e);
+  void abort_request();
   void send_error(int status, std::string_view reason);
   void flush();
   void schedule_flush();
-  void close_after_flush();
+  void write_raw(const std::string_view* pieces, std::size_t count);
+  void watch_writes();
+  void mark_write_progress();
+  void close_after_flush(bool linger);
   void on_stream_closed();
   void apply_xheaders(HTTPServerRequest& req);
-  static void on_timeout(void* self);
-
-  enum class Phase : std::uint8_t { idle, headers, body, handling };
+  void arm(TimeoutList& list);
+  static void on_read_timeout(void* self);
+  static void on_write_timeout(void* self);
 
   std::shared_ptr<IOStream> stream_;
   std::shared_ptr<detail::HTTP1ServerContext> context_;
   HTTP1RequestParser parser_;
-  TimeoutEntry timeout_;
+  TimeoutEntry read_timeout_;
+  TimeoutEntry write_timeout_;
 
   // The current request.
   std::shared_ptr<HTTPServerRequest> request_;
   std::unique_ptr<HTTPMessageDelegate> message_;
+  // A delegate whose request ended while one of its own methods ran; freed after it returns.
+  std::unique_ptr<HTTPMessageDelegate> retired_message_;
   std::function<void()> request_close_callback_;
   std::uint64_t seq_ = 0;  // numbers requests; a stale response channel can't write
   std::uint64_t body_remaining_ = 0;
-  std::size_t write_timeout_queued_ = 0;  // write queue size when the write timeout armed
+  // Write progress, for the write timeout: response bytes given to the stream ever, and
+  // at the last look those, the bytes written out, and libuv's queue for the socket.
+  std::uint64_t bytes_handed_ = 0;
+  std::uint64_t write_mark_handed_ = 0;
+  std::uint64_t write_mark_taken_ = 0;
+  std::size_t write_mark_socket_queue_ = 0;
 
-  std::string out_;      // response bytes not yet handed to the stream
-  std::string pending_;  // pipelined input read ahead of the current request
+  std::string remote_ip_;        // the peer's address, looked up once per connection
+  std::string out_;              // response bytes not yet handed to the stream
+  std::string pending_;          // pipelined input read ahead of the current request...
+  std::size_t pending_pos_ = 0;  // ...from this offset on
 
   Phase phase_ = Phase::idle;
-  bool request_active_ = false;
+  bool request_active_ = false;   // a request is being answered
+  bool request_aborted_ = false;  // it ended with the connection, not with finish()
+  bool request_has_body_ = false;
+  bool message_complete_ = false;  // its body has been read whole
   bool stream_body_ = false;
   bool keep_alive_ = true;
   bool headers_written_ = false;
@@ -134,11 +170,13 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   bool no_body_ = false;
   bool head_request_ = false;
   bool http10_ = false;
-  bool dispatching_ = false;
+  bool dispatching_ = false;  // inside on_data: it flushes and goes on parsing at the end
+  bool in_delegate_ = false;  // inside a call to message_
+  bool defer_flush_ = false;  // inside write_response: finish() flushes
   bool flush_scheduled_ = false;
+  bool reading_paused_ = false;
   bool closing_ = false;
   bool close_when_idle_ = false;
-  bool message_complete_ = false;
 };
 
 }  // namespace tronada

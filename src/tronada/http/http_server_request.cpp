@@ -10,7 +10,18 @@ double HTTPServerRequest::request_time() const {
 }
 
 std::string HTTPServerRequest::full_url() const {
-  return protocol + "://" + host + uri;
+  std::string url = protocol + "://" + host;
+  if (!uri.empty() && uri[0] == '/') {
+    url += uri;
+  } else {
+    // absolute-form (its authority is `host` already) or "*": the path and query.
+    url += path;
+    if (uri.find('?') != std::string::npos) {
+      url += '?';
+      url += query;
+    }
+  }
+  return url;
 }
 
 std::string_view split_host_name(std::string_view host) {
@@ -25,10 +36,18 @@ std::string_view split_host_name(std::string_view host) {
 bool HTTPServerRequest::parse_target() {
   std::string_view target = uri;
   if (auto h = headers.get("Host")) host.assign(*h);
+  if (method == "CONNECT") {
+    // authority-form: "host:port" names the tunnel's other end; there is no path.
+    host.assign(target);
+    host_name.assign(split_host_name(host));
+    path.clear();
+    query.clear();
+    return true;
+  }
   if (target.size() > 1 && target[0] != '/' && target != "*") {
     // absolute-form: "http://host/path". Its authority wins over Host (RFC 9112 3.2.2).
     auto scheme_end = target.find("://");
-    if (scheme_end == std::string_view::npos) return method == "CONNECT";
+    if (scheme_end == std::string_view::npos) return false;
     std::string_view rest = target.substr(scheme_end + 3);
     auto slash = rest.find_first_of("/?");
     host.assign(rest.substr(0, slash));

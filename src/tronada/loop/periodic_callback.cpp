@@ -35,8 +35,13 @@ void PeriodicCallback::run() {
   timeout_ = {};
   if (!running_) return;
   IOLoop::invoke_logged("periodic callback", callback_);
-  // The callback may have stopped us.
-  if (running_) schedule_next();
+  // The loop caches its clock per iteration: after a callback that overran, "now" would
+  // still be this run's start, the missed grid points would not look missed, and the
+  // next run would fire at once, back to back.
+  uv_update_time(loop_->uv());
+  // The callback may have stopped us, or stopped and restarted us (start() already
+  // scheduled the next run: scheduling again would run us twice per interval).
+  if (running_ && !timeout_) schedule_next();
 }
 
 void PeriodicCallback::schedule_next() {

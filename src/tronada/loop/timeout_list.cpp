@@ -1,6 +1,8 @@
 #include "tronada/loop/timeout_list.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 
 namespace tronada {
 
@@ -11,8 +13,11 @@ void TimeoutEntry::disarm() {
 TimeoutList::TimeoutList(IOLoop& loop, Duration duration)
     : loop_(loop),
       duration_(duration),
-      duration_ms_(static_cast<std::uint64_t>(
-          std::chrono::ceil<std::chrono::milliseconds>(duration).count())),
+      // At least 1 ms: an entry re-armed from its own callback must land after the
+      // firing pass, or a zero duration would fire it again in the same pass forever.
+      duration_ms_(std::max<std::uint64_t>(
+          1, static_cast<std::uint64_t>(std::max<std::int64_t>(
+                 0, std::chrono::ceil<std::chrono::milliseconds>(duration).count())))),
       timer_(new uv_timer_t) {
   uv_timer_init(loop.uv(), timer_);
   timer_->data = this;
@@ -67,8 +72,8 @@ void TimeoutList::schedule() {
   }
   std::uint64_t now = uv_now(loop_.uv());
   scheduled_for_ = head_->deadline_ms_;
-  uv_timer_start(timer_, &TimeoutList::on_timer,
-                 scheduled_for_ > now ? scheduled_for_ - now : 0, 0);
+  uv_timer_start(timer_, &TimeoutList::on_timer, scheduled_for_ > now ? scheduled_for_ - now : 0,
+                 0);
 }
 
 void TimeoutList::on_timer(uv_timer_t* timer) {

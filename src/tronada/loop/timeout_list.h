@@ -9,7 +9,7 @@ namespace tronada {
 
 class TimeoutList;
 
-/// One timeout slot, embedded in its owner (a connection). Costs four words and no
+/// One timeout slot, embedded in its owner (a connection). Costs six words and no
 /// allocation; arming and disarming are O(1). An entry is on at most one list at a time.
 class TimeoutEntry {
  public:

@@ -28,10 +28,18 @@ std::string describe(std::error_code ec) {
 
 void delete_handle(uv_handle_t* h) {
   switch (h->type) {
-    case UV_TCP: delete reinterpret_cast<uv_tcp_t*>(h); break;
-    case UV_NAMED_PIPE: delete reinterpret_cast<uv_pipe_t*>(h); break;
-    case UV_TTY: delete reinterpret_cast<uv_tty_t*>(h); break;
-    default: log::error("iostream", "deleting a handle of unexpected type"); break;
+    case UV_TCP:
+      delete reinterpret_cast<uv_tcp_t*>(h);
+      break;
+    case UV_NAMED_PIPE:
+      delete reinterpret_cast<uv_pipe_t*>(h);
+      break;
+    case UV_TTY:
+      delete reinterpret_cast<uv_tty_t*>(h);
+      break;
+    default:
+      log::error("iostream", "deleting a handle of unexpected type");
+      break;
   }
 }
 
@@ -105,7 +113,9 @@ IOStream::~IOStream() = default;
 IOStream::ReadDone IOStream::future_completion(Promise<std::string> promise) {
   return [promise](ReadStatus status, std::error_code ec, std::string&& data) mutable {
     switch (status) {
-      case ReadStatus::ok: promise.set_result(std::move(data)); break;
+      case ReadStatus::ok:
+        promise.set_result(std::move(data));
+        break;
       case ReadStatus::unsatisfiable:
         promise.set_exception(std::make_exception_ptr(
             UnsatisfiableReadError("read could not be satisfied within max_bytes")));
@@ -120,12 +130,12 @@ IOStream::ReadDone IOStream::future_completion(Promise<std::string> promise) {
 IOStream::ReadDone IOStream::callback_completion(ReadCallback cb) {
   // Callbacks run from the loop, never from inside the read that completed them, so a
   // callback that starts the next read cannot recurse once per buffered message.
-  return [this, cb = std::move(cb)](ReadStatus status, std::error_code,
-                                    std::string&& data) mutable {
-    if (status != ReadStatus::ok || !cb) return;  // the close callback reports errors
-    loop_->add_callback([self = shared_from_this(), cb = std::move(cb),
-                         data = std::move(data)]() mutable { cb(std::move(data)); });
-  };
+  return
+      [this, cb = std::move(cb)](ReadStatus status, std::error_code, std::string&& data) mutable {
+        if (status != ReadStatus::ok || !cb) return;  // the close callback reports errors
+        loop_->add_callback([self = shared_from_this(), cb = std::move(cb),
+                             data = std::move(data)]() mutable { cb(std::move(data)); });
+      };
 }
 
 void IOStream::begin_read(ReadOp op, ReadDone done) {
@@ -214,8 +224,7 @@ Future<std::string> IOStream::read_bytes_streaming(std::size_t n, StreamingCallb
   return p.get_future();
 }
 
-void IOStream::read_bytes_streaming(std::size_t n, StreamingCallback streaming,
-                                    ReadCallback done) {
+void IOStream::read_bytes_streaming(std::size_t n, StreamingCallback streaming, ReadCallback done) {
   start_bytes(n, false, std::move(streaming), callback_completion(std::move(done)));
 }
 
@@ -232,23 +241,15 @@ void IOStream::read_until_close(ReadCallback cb, StreamingCallback streaming) {
 bool IOStream::try_complete_read() {
   std::string_view avail = unread();
   switch (read_op_) {
-    case ReadOp::none: return false;
+    case ReadOp::none:
+      return false;
     case ReadOp::until: {
       std::size_t pos = avail.find(read_delimiter_, delimiter_scanned_);
       if (pos != std::string_view::npos) {
-        std::size_t n = pos + read_delimiter_.size();
-        if (n > read_bytes_) {
-          fail_unsatisfiable();
-        } else {
-          finish_read(n);
-        }
+        finish_delimited(pos + read_delimiter_.size());
         return true;
       }
-      // Every match still possible would end past the bytes we have, so past max_bytes.
-      if (avail.size() >= read_bytes_) {
-        fail_unsatisfiable();
-        return true;
-      }
+      if (delimited_hopeless(avail.size())) return true;
       // Resume the scan where a delimiter could still start: no rescans of old bytes.
       std::size_t keep = read_delimiter_.size() - 1;
       delimiter_scanned_ = avail.size() > keep ? avail.size() - keep : 0;
@@ -257,19 +258,10 @@ bool IOStream::try_complete_read() {
     case ReadOp::regex: {
       std::cmatch m;
       if (std::regex_search(avail.data(), avail.data() + avail.size(), m, *read_regex_)) {
-        std::size_t n = static_cast<std::size_t>(m.position(0) + m.length(0));
-        if (n > read_bytes_) {
-          fail_unsatisfiable();
-        } else {
-          finish_read(n);
-        }
+        finish_delimited(static_cast<std::size_t>(m.position(0) + m.length(0)));
         return true;
       }
-      if (avail.size() >= read_bytes_) {
-        fail_unsatisfiable();
-        return true;
-      }
-      return false;
+      return delimited_hopeless(avail.size());
     }
     case ReadOp::bytes: {
       if (streaming_cb_) {
@@ -287,12 +279,17 @@ bool IOStream::try_complete_read() {
         }
         return false;
       }
-      if (avail.size() >= read_bytes_) {
-        finish_read(read_bytes_);
+      if (read_partial_ && !avail.empty()) {
+        finish_read(std::min({avail.size(), read_bytes_, options_.max_buffer_size}));
         return true;
       }
-      if (read_partial_ && !avail.empty()) {
-        finish_read(avail.size());
+      // Fails before buffering anything: however the bytes arrive, it cannot succeed.
+      if (read_bytes_ > options_.max_buffer_size && !read_partial_) {
+        fail_read(ReadStatus::closed, buffer_overflow());
+        return true;
+      }
+      if (avail.size() >= read_bytes_) {
+        finish_read(read_bytes_);
         return true;
       }
       return false;
@@ -302,6 +299,9 @@ bool IOStream::try_complete_read() {
         consume(avail.size());
         if (!run_streaming(avail)) return true;
         compact_buffer();
+      } else if (avail.size() > options_.max_buffer_size) {
+        fail_read(ReadStatus::closed, buffer_overflow());
+        return true;
       }
       return false;  // completes only when the stream closes
     }
@@ -351,11 +351,43 @@ void IOStream::finish_read(std::size_t n) {
   if (done) done(ReadStatus::ok, {}, std::move(result));
 }
 
-void IOStream::fail_unsatisfiable() {
+void IOStream::finish_delimited(std::size_t n) {
+  if (n > read_bytes_) {
+    fail_read(ReadStatus::unsatisfiable, kUnsatisfiable);
+  } else if (n > options_.max_buffer_size) {
+    fail_read(ReadStatus::closed, buffer_overflow());
+  } else {
+    finish_read(n);
+  }
+}
+
+bool IOStream::delimited_hopeless(std::size_t available) {
+  // No match in `available` bytes: any later match ends past them, so past max_bytes or
+  // max_buffer_size once they are reached.
+  if (available >= read_bytes_) {
+    fail_read(ReadStatus::unsatisfiable, kUnsatisfiable);
+    return true;
+  }
+  if (available >= options_.max_buffer_size) {
+    fail_read(ReadStatus::closed, buffer_overflow());
+    return true;
+  }
+  return false;
+}
+
+std::error_code IOStream::buffer_overflow() const {
+  log::warning("iostream", "closing stream: read needs more than max_buffer_size (" +
+                               std::to_string(options_.max_buffer_size) + " bytes)");
+  return uv_error(UV_ENOBUFS);
+}
+
+void IOStream::fail_read(ReadStatus status, std::error_code error) {
   ReadDone done = take_read();
   spill_input();
-  close(kUnsatisfiable);
-  if (done) done(ReadStatus::unsatisfiable, kUnsatisfiable, {});
+  // Closing first: the reader sees a closed stream. On a stream that is already closed
+  // (reading what it had buffered) this is a no-op but the read still fails.
+  close(error);
+  if (done) done(status, error, {});
 }
 
 void IOStream::fail_pending(std::error_code error) {
@@ -430,9 +462,7 @@ void IOStream::deliver(const char* data, std::size_t len) {
     // keep the order.
     buffer_.append(data, len);
     if (read_buffer_size() > options_.max_buffer_size) {
-      log::warning("iostream", "closing stream: read buffer over max_buffer_size (" +
-                                   std::to_string(options_.max_buffer_size) + " bytes)");
-      close(uv_error(UV_ENOBUFS));
+      close(buffer_overflow());
       return;
     }
     flush_raw();
@@ -445,19 +475,15 @@ void IOStream::deliver(const char* data, std::size_t len) {
   } else {
     buffer_.append(data, len);
   }
+  // The pending read enforces max_buffer_size. Bytes left over after it completed are
+  // pipelined data (at most one chunk) that no read asked for yet: not an overflow.
   try_complete_read();
   spill_input();
-  // Only a read that still waits counts against the limit: bytes left over after a read
-  // completed are pipelined data (at most one chunk) that no read asked for yet.
-  if (read_op_ != ReadOp::none && !closing_ && read_buffer_size() > options_.max_buffer_size) {
-    log::warning("iostream", "closing stream: read buffer over max_buffer_size (" +
-                                 std::to_string(options_.max_buffer_size) + " bytes)");
-    close(uv_error(UV_ENOBUFS));
-  }
 }
 
 void IOStream::dispatch_raw(std::string_view data) {
-  dispatching_ = true;
+  DataHandler retired;
+  retired_handler_ = &retired;
   try {
     data_handler_(data);
   } catch (const std::exception& e) {
@@ -467,7 +493,6 @@ void IOStream::dispatch_raw(std::string_view data) {
     log::error("iostream", "closing stream: data handler threw");
     close(uv_error(UV_ECANCELED));
   }
-  dispatching_ = false;
   retired_handler_ = nullptr;
 }
 
@@ -497,7 +522,7 @@ void IOStream::set_data_handler(DataHandler handler) {
     throw std::logic_error("IOStream: raw mode while a read is pending");
   }
   // A handler replacing itself must not destroy the function that is running.
-  if (dispatching_ && !retired_handler_) retired_handler_ = std::move(data_handler_);
+  if (retired_handler_ && !*retired_handler_) *retired_handler_ = std::move(data_handler_);
   data_handler_ = std::move(handler);
   // Bytes read ahead in buffered mode (an upgrade's first frames) come first.
   if (data_handler_ && read_buffer_size() > 0) schedule_flush_raw();
@@ -598,11 +623,12 @@ void IOStream::write_pieces(const std::string_view* pieces, std::size_t count, W
   write_accepted_ += total;
   write_queued_ += total;
   if (cb) {
-    pending_writes_.push_back(
-        {write_accepted_, [this, cb = std::move(cb)](bool ok) mutable {
-           if (!ok) return;  // the close callback reports the error in this form
-           loop_->add_callback([self = shared_from_this(), cb = std::move(cb)] { cb(); });
-         }});
+    pending_writes_.push_back({write_accepted_, [this, cb = std::move(cb)](bool ok) mutable {
+                                 if (!ok)
+                                   return;  // the close callback reports the error in this form
+                                 loop_->add_callback(
+                                     [self = shared_from_this(), cb = std::move(cb)] { cb(); });
+                               }});
   }
   send_plain(pieces, count);
 }
@@ -636,8 +662,8 @@ void IOStream::send_raw(const std::string_view* pieces, std::size_t count,
   if (total > 0 && handle_->write_queue_size == 0 && count <= kMaxPieces) {
     uv_buf_t bufs[kMaxPieces];
     for (std::size_t i = 0; i < count; ++i) {
-      bufs[i] = uv_buf_init(const_cast<char*>(pieces[i].data()),
-                            static_cast<unsigned>(pieces[i].size()));
+      bufs[i] =
+          uv_buf_init(const_cast<char*>(pieces[i].data()), static_cast<unsigned>(pieces[i].size()));
     }
     int rc = uv_try_write(handle_, bufs, static_cast<unsigned>(count));
     if (rc >= 0) {
@@ -652,8 +678,11 @@ void IOStream::send_raw(const std::string_view* pieces, std::size_t count,
     complete_written(plain_bytes);
     return;
   }
+  // Plaintext maps byte for byte, so what the kernel took counts now (write_buffer_size,
+  // drain). A transport's bytes do not: its plaintext counts when all of them are out.
+  std::size_t plain_now = plain_bytes == total ? written : 0;
   // The kernel took only part: queue the rest, owned by the request until its callback.
-  auto* req = new WriteReq{{}, this, {}, plain_bytes};
+  auto* req = new WriteReq{{}, this, {}, plain_bytes - plain_now};
   req->data.reserve(total - written);
   std::size_t skip = written;
   for (std::size_t i = 0; i < count; ++i) {
@@ -679,7 +708,11 @@ void IOStream::send_raw(const std::string_view* pieces, std::size_t count,
   if (rc < 0) {
     delete req;
     close(uv_error(rc));
+    return;
   }
+  // Only now that the rest is queued: a callback fired here may write again, and must
+  // not get ahead of it through uv_try_write.
+  if (plain_now) complete_written(plain_now);
 }
 
 void IOStream::complete_written(std::size_t n) {

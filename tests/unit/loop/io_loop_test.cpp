@@ -37,7 +37,9 @@ struct SocketPair {
   }
 };
 
-void write_byte(int fd) { ASSERT_EQ(::write(fd, "x", 1), 1); }
+void write_byte(int fd) {
+  ASSERT_EQ(::write(fd, "x", 1), 1);
+}
 
 // Stops the loop after `limit` so that a broken test fails instead of hanging; the flag
 // tells the test it fired.
@@ -229,8 +231,8 @@ TEST(IOLoop, ExceptionsInCallbacksAreLoggedAndTheLoopGoesOn) {
   Watchdog watchdog(loop, 10s);
   loop.start();
   watchdog.disarm();
-  EXPECT_EQ(order, (std::vector<std::string>{"after callback", "after timeout",
-                                             "after fd handler"}));
+  EXPECT_EQ(order,
+            (std::vector<std::string>{"after callback", "after timeout", "after fd handler"}));
   std::string logged = capture.contents();
   EXPECT_NE(logged.find("boom in callback"), std::string::npos) << logged;
   EXPECT_NE(logged.find("boom in timeout"), std::string::npos) << logged;
@@ -264,7 +266,7 @@ TEST(IOLoop, RemoveTimeout) {
   std::vector<std::string> fired;
   TimeoutHandle removed_early = loop.call_later(1ms, [&] { fired.push_back("removed early"); });
   loop.remove_timeout(removed_early);
-  loop.remove_timeout(removed_early);  // twice is harmless
+  loop.remove_timeout(removed_early);    // twice is harmless
   loop.remove_timeout(TimeoutHandle{});  // so is an empty handle
 
   // Two timeouts due in the same iteration: the first removes the second.
@@ -341,7 +343,9 @@ TEST(IOLoop, FdHandlerForWriteThenUpdatedToRead) {
   watchdog.disarm();
   EXPECT_EQ(seen, (std::vector<int>{IOLoop::WRITE, IOLoop::READ}));
   EXPECT_THROW(loop.update_handler(pair.b(), IOLoop::READ), std::logic_error);
-  EXPECT_THROW(loop.add_handler(pair.a(), [](int, int) {}, IOLoop::READ), std::logic_error);
+  EXPECT_THROW(loop.add_handler(
+                   pair.a(), [](int, int) {}, IOLoop::READ),
+               std::logic_error);
   loop.remove_handler(pair.a());
   expect_clean_close(loop);
 }
@@ -463,7 +467,8 @@ TEST(IOLoop, CloseReleasesEveryHandle) {
   bool ran = false;
   loop.call_later(1h, [&] { ran = true; });
   loop.call_later(2h, [&] { ran = true; });
-  loop.add_handler(pair.a(), [&](int, int) { ran = true; }, IOLoop::READ);
+  loop.add_handler(
+      pair.a(), [&](int, int) { ran = true; }, IOLoop::READ);
   loop.add_signal_handler(SIGUSR2, [&] { ran = true; });
   loop.add_callback([&] { ran = true; });
   EXPECT_EQ(open_user_handles(loop), 4);

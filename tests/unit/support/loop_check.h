@@ -1,4 +1,5 @@
-// Test helpers: capture log lines, wait a loop iteration, and close a loop asserting that nothing was left open.
+// Test helpers: capture log lines, wait a loop iteration, and close a loop asserting that nothing
+// was left open.
 #pragma once
 
 #include <gtest/gtest.h>
