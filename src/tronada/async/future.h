@@ -63,6 +63,9 @@ class Future {
     }
   }
   std::exception_ptr exception() const { return done() ? state_->exception : nullptr; }
+  /// For callbacks registered on this future that need it back: capturing the Future
+  /// itself would make its state own itself until it completes (a leak if it never does).
+  std::weak_ptr<State> weak_state() const { return state_; }
 
   /// Runs `cb` on completion (at once, synchronously, if already done).
   void add_done_callback(std::function<void()> cb) const {

@@ -18,8 +18,12 @@ Future<T> with_timeout(Duration timeout, Future<T> future) {
   TimeoutHandle timer = loop.call_later(timeout, [promise]() mutable {
     promise.try_set_exception(std::make_exception_ptr(TimeoutError()));
   });
-  future.add_done_callback([promise, future, timer, &loop]() mutable {
+  // The callback holds the future's state weakly: it runs only while the state exists.
+  future.add_done_callback([promise, weak = future.weak_state(), timer, &loop]() mutable {
     loop.remove_timeout(timer);
+    auto state = weak.lock();
+    if (!state) return;
+    Future<T> future(std::move(state));
     if (auto e = future.exception()) {
       promise.try_set_exception(e);
     } else if constexpr (std::is_void_v<T>) {
