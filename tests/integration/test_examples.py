@@ -1,0 +1,43 @@
+"""The tour's examples run and do what the tour says."""
+import subprocess
+import urllib.request
+
+from conftest import BIN
+
+
+def test_getting_started_answers_hello_world(start_server):
+    server = start_server("01_getting_started")
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=5) as r:
+        assert r.status == 200 and r.read() == b"Hello, world"
+
+
+def test_async_callback_client_fetches_from_the_server(start_server):
+    server = start_server("01_getting_started")
+    p = subprocess.run([str(BIN / "0a_async_callback"), f"http://127.0.0.1:{server.port}/"],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0
+    assert "HTTP/1.0 200 OK" in p.stdout and p.stdout.rstrip().endswith("Hello, world")
+
+
+def test_async_handler_finishes_from_callback_and_coroutine(start_server):
+    server = start_server("03_async_handler")
+    for path, text in (("/", b"finished from a callback\n"), ("/coro", b"finished after co_await sleep\n")):
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=5) as r:
+            assert r.read() == text
+
+
+def test_scheduled_tasks_and_task_examples_run():
+    p = subprocess.run([str(BIN / "02_scheduled_tasks")], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0 and "periodic tick 5" in p.stdout and "call_later" in p.stdout
+    p = subprocess.run([str(BIN / "05_task")], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0 and "hello, cy" in p.stdout and "gathered" in p.stdout
+
+
+def test_forms_example_rejects_post_without_xsrf(start_server):
+    server = start_server("09_forms_cookies")
+    req = urllib.request.Request(f"http://127.0.0.1:{server.port}/", data=b"name=x", method="POST")
+    try:
+        urllib.request.urlopen(req, timeout=5)
+        assert False, "POST without an XSRF token must fail"
+    except urllib.error.HTTPError as e:
+        assert e.code == 403
