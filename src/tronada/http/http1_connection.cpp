@@ -1,6 +1,7 @@
 #include "tronada/http/http1_connection.h"
 
 #include <arpa/inet.h>
+#include <sys/ioctl.h>
 
 #include <charconv>
 #include <cstring>
@@ -176,25 +177,39 @@ void HTTP1Connection::on_read_timeout(void* p) {
   }
 }
 
+std::size_t HTTP1Connection::unsent_bytes() const {
+  // Bytes given to the socket and not yet taken by the client: libuv's queue, plus what
+  // the kernel still holds (TIOCOUTQ; for TCP, sent but unacknowledged bytes count too).
+  // libuv only writes when the kernel has room, so a client that drains a full kernel
+  // buffer slowly shows no progress in libuv's queue alone. One ioctl, and only when the
+  // write timeout is armed or fires, never per request.
+  uv_stream_t* h = stream_->handle();
+  if (!h) return 0;
+  std::size_t n = h->write_queue_size;
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(h), &fd) == 0) {
+    int kernel = 0;
+    if (ioctl(fd, TIOCOUTQ, &kernel) == 0 && kernel > 0) n += static_cast<std::size_t>(kernel);
+  }
+  return n;
+}
+
 void HTTP1Connection::mark_write_progress() {
   write_mark_taken_ = bytes_handed_ - stream_->write_buffer_size();
   write_mark_handed_ = bytes_handed_;
-  uv_stream_t* h = stream_->handle();
-  write_mark_socket_queue_ = h ? h->write_queue_size : 0;
+  write_mark_unsent_ = unsent_bytes();
 }
 
 void HTTP1Connection::on_write_timeout(void* p) {
   auto* self = static_cast<HTTP1Connection*>(p);
   std::size_t queued = self->stream_->write_buffer_size();
   if (queued == 0) return;  // all written: stop watching
-  // Progress shows as a write that completed, or, within one big write, as libuv's
-  // queue of the socket shrinking below what it held plus what was added since.
+  // Progress shows as a write that completed, or, within one big write, as the unsent
+  // bytes shrinking below what they were plus what was added since.
   std::uint64_t taken = self->bytes_handed_ - queued;
-  uv_stream_t* h = self->stream_->handle();
-  std::size_t socket_queue = h ? h->write_queue_size : 0;
-  std::uint64_t expected =
-      self->write_mark_socket_queue_ + (self->bytes_handed_ - self->write_mark_handed_);
-  if (taken > self->write_mark_taken_ || socket_queue < expected) {
+  std::uint64_t unsent_if_stuck =
+      self->write_mark_unsent_ + (self->bytes_handed_ - self->write_mark_handed_);
+  if (taken > self->write_mark_taken_ || self->unsent_bytes() < unsent_if_stuck) {
     // The client took some since the last look: give it another period.
     self->mark_write_progress();
     self->context_->write_timeouts.arm(self->write_timeout_);

@@ -124,6 +124,7 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   void write_raw(const std::string_view* pieces, std::size_t count);
   void watch_writes();
   void mark_write_progress();
+  std::size_t unsent_bytes() const;
   void close_after_flush(bool linger);
   void on_stream_closed();
   void apply_xheaders(HTTPServerRequest& req);
@@ -146,11 +147,11 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   std::uint64_t seq_ = 0;  // numbers requests; a stale response channel can't write
   std::uint64_t body_remaining_ = 0;
   // Write progress, for the write timeout: response bytes given to the stream ever, and
-  // at the last look those, the bytes written out, and libuv's queue for the socket.
+  // at the last look those, the bytes written out, and the bytes not yet sent.
   std::uint64_t bytes_handed_ = 0;
   std::uint64_t write_mark_handed_ = 0;
   std::uint64_t write_mark_taken_ = 0;
-  std::size_t write_mark_socket_queue_ = 0;
+  std::size_t write_mark_unsent_ = 0;
 
   std::string remote_ip_;        // the peer's address, looked up once per connection
   std::string out_;              // response bytes not yet handed to the stream

@@ -62,8 +62,13 @@ struct IOStreamOptions {
 /// kernel. Most writes finish at once through uv_try_write and cost no allocation.
 ///
 /// Errors: in the co_await forms a read or write on a closed stream throws
-/// StreamClosedError; in the callback forms the callback is not called and the close
-/// callback runs instead (Tornado's callback-era contract).
+/// StreamClosedError (a read that what is still buffered satisfies succeeds, as in
+/// Tornado); in the callback forms the callback is not called and the close callback
+/// runs instead (Tornado's callback-era contract). StreamClosedError::real_error is the
+/// stream's error(): UV_EOF, a libuv error such as UV_ECONNRESET or UV_EPIPE, UV_ENOBUFS
+/// over max_buffer_size, UV_ECANCELED after a callback threw, or empty after close().
+/// Creating a stream sets SIGPIPE to ignored unless the program chose a disposition, so
+/// a write to a vanished peer fails with UV_EPIPE instead of killing the process.
 ///
 /// Lifetime: an IOStream owns one libuv stream handle and is always held by
 /// shared_ptr. It keeps a reference to itself from creation until the handle's close

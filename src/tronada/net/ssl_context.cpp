@@ -221,8 +221,8 @@ void load_cert_and_key(SSL_CTX* ctx, const std::string& cert_file, const std::st
     throw SSLContextError("cannot load private key from " + key_file + ": " +
                           detail::openssl_errors());
   }
-  // OpenSSL drops a certificate whose key was replaced by a mismatching one instead of
-  // failing, so this check is what catches a swapped key file.
+  // A key of another type (RSA for an ECDSA certificate) is accepted into a slot of its
+  // own instead of failing; only checking the pair catches that swap.
   if (SSL_CTX_check_private_key(ctx) != 1) {
     ERR_clear_error();
     throw SSLContextError(mismatch);

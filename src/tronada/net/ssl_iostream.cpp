@@ -145,6 +145,11 @@ BIO_METHOD* SSLIOStream::bio_method() {
 }
 
 void SSLIOStream::start() {
+  // Now, while the handle is open: a failure is often reported after libuv closed it.
+  peer_ = peer_ip();
+  if (peer_.empty()) peer_ = "peer";
+  if (int port = peer_port()) peer_ += ":" + std::to_string(port);
+  if (!server_hostname_.empty()) peer_ += " (" + server_hostname_ + ")";
   std::string session_key;
   if (!server_side_ && !server_hostname_.empty()) {
     session_key = server_hostname_ + ":" + std::to_string(peer_port());
@@ -229,7 +234,7 @@ void SSLIOStream::handshake_failed(std::error_code error, const std::string& rea
   phase_ = Phase::failed;
   unwatch_for_close();
   handshake_error_ = error;
-  handshake_error_message_ = "TLS handshake with " + peer_description() + " failed: " + reason;
+  handshake_error_message_ = "TLS handshake with " + peer_ + " failed: " + reason;
   // A port scanner or a plaintext client on the TLS port is routine, not an incident.
   log::debug("tls", handshake_error_message_);
   pending_plain_.clear();
@@ -296,17 +301,9 @@ void SSLIOStream::fail_on_ssl_error(int ret, const char* operation) {
   if (phase_ == Phase::handshaking) {
     handshake_failed(ec, reason);
   } else if (!closed()) {
-    log::debug("tls", "closing TLS stream with " + peer_description() + ": " + reason);
+    log::debug("tls", "closing TLS stream with " + peer_ + ": " + reason);
     close(ec);
   }
-}
-
-std::string SSLIOStream::peer_description() {
-  std::string peer = peer_ip();
-  if (peer.empty()) peer = "peer";
-  if (int port = peer_port()) peer += ":" + std::to_string(port);
-  if (!server_hostname_.empty()) peer += " (" + server_hostname_ + ")";
-  return peer;
 }
 
 // --- data ------------------------------------------------------------------------
@@ -386,7 +383,7 @@ void SSLIOStream::on_transport_eof() {
     return;
   }
   if (phase_ == Phase::established) {
-    log::debug("tls", "TLS peer " + peer_description() + " closed without close_notify");
+    log::debug("tls", "TLS peer " + peer_ + " closed without close_notify");
   }
   close(uv_error(UV_EOF));
 }

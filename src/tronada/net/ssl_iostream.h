@@ -146,7 +146,6 @@ class SSLIOStream : public IOStream {
   /// Best effort for the bytes that precede a close (an alert, our close_notify).
   void send_last_words();
   std::size_t read_ciphertext(char* out, std::size_t len);
-  std::string peer_description();
   void watch_for_close();
   void unwatch_for_close();
 
@@ -154,6 +153,7 @@ class SSLIOStream : public IOStream {
   SSL* ssl_ = nullptr;
   bool server_side_;
   std::string server_hostname_;
+  std::string peer_;  // "127.0.0.1:443 (example.com)", for messages
   Phase phase_ = Phase::handshaking;
   bool close_notify_sent_ = false;
   bool encrypting_ = false;

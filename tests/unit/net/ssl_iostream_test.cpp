@@ -99,15 +99,26 @@ TEST(SSLContextTest, BuildsServerAndClientContexts) {
 }
 
 TEST(SSLContextTest, MismatchedKeyNamesBothFiles) {
-  try {
-    SSLContext::server(
-        {.cert_file = certs().localhost.cert_file, .key_file = certs().other.key_file});
-    FAIL() << "a key of another certificate was accepted";
-  } catch (const SSLContextError& e) {
-    std::string what = e.what();
-    EXPECT_NE(what.find("does not match"), std::string::npos) << what;
-    EXPECT_NE(what.find(certs().localhost.cert_file), std::string::npos) << what;
-    EXPECT_NE(what.find(certs().other.key_file), std::string::npos) << what;
+  // Another certificate's key, and a key of another type (which OpenSSL would file
+  // under RSA instead of refusing).
+  TempDir dir;
+  std::string rsa_key = dir.file("rsa.key");
+  EVP_PKEY* rsa = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<std::size_t>(2048));
+  ASSERT_TRUE(rsa);
+  BIO* out = BIO_new_file(rsa_key.c_str(), "w");
+  PEM_write_bio_PrivateKey(out, rsa, nullptr, nullptr, 0, nullptr, nullptr);
+  BIO_free(out);
+  EVP_PKEY_free(rsa);
+  for (const std::string& key : {certs().other.key_file, rsa_key}) {
+    try {
+      SSLContext::server({.cert_file = certs().localhost.cert_file, .key_file = key});
+      FAIL() << "a key that is not the certificate's was accepted: " << key;
+    } catch (const SSLContextError& e) {
+      std::string what = e.what();
+      EXPECT_NE(what.find("does not match"), std::string::npos) << what;
+      EXPECT_NE(what.find(certs().localhost.cert_file), std::string::npos) << what;
+      EXPECT_NE(what.find(key), std::string::npos) << what;
+    }
   }
 }
 
