@@ -860,11 +860,6 @@ def test_closed_client_runs_close_callback(server):
 # --- connection limits, xheaders ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "TCPServer counts open connections through the IOStream's single close callback, "
-    "which HTTP1Connection must replace to learn of the close: the count never drops, "
-    "so after max-connections connections the server stops accepting for good. Needs a "
-    "fix in tcp_server.cpp/iostream.h (outside the HTTP layer)."))
 def test_max_connections(start_server):
     server = start_server(SERVER, "--max-connections", "2")
     a = Client(server.port)

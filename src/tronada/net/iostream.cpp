@@ -762,9 +762,12 @@ void IOStream::on_closed(uv_handle_t* h) {
   delete_handle(h);
   // Keep ourselves alive through the callback; the last reference may go with `keep`.
   std::shared_ptr<IOStream> keep = std::move(self->self_);
+  auto acceptor_cb = std::move(self->acceptor_close_callback_);
+  self->acceptor_close_callback_ = nullptr;
   auto cb = std::move(self->close_callback_);
   self->close_callback_ = nullptr;
   self->data_handler_ = nullptr;
+  if (acceptor_cb) IOLoop::invoke_logged("close callback", acceptor_cb);
   if (cb) IOLoop::invoke_logged("close callback", cb);
 }
 

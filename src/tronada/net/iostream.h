@@ -144,6 +144,10 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void resume_reading();
 
   void set_close_callback(CloseCallback cb) { close_callback_ = std::move(cb); }
+  /// A second close callback for whoever accepted the stream (TCPServer counts open
+  /// connections with it), so the protocol on top can own set_close_callback. Runs
+  /// first, once, after libuv closed the handle.
+  void set_acceptor_close_callback(CloseCallback cb) { acceptor_close_callback_ = std::move(cb); }
   /// Closes the stream; `error` is recorded as the reason (pending operations fail with
   /// it). Idempotent; the close callback runs once, from the loop, after libuv closed
   /// the handle.
@@ -285,6 +289,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   std::vector<Promise<void>> drain_waiters_;
 
   CloseCallback close_callback_;
+  CloseCallback acceptor_close_callback_;
   std::error_code error_;
   bool closing_ = false;
 };

@@ -148,9 +148,15 @@ void TCPServer::accept_from(Listener* l) {
     if (rc != UV_EAGAIN) log::warning("tcp", std::string("accept failed: ") + uv_strerror(rc));
     return;
   }
-  auto stream = IOStream::adopt(client, stream_options_);
+  std::shared_ptr<IOStream> stream;
+  try {
+    stream = adopt_stream(client);
+  } catch (const std::exception& e) {
+    log::warning("tcp", std::string("cannot set up accepted connection: ") + e.what());
+    return;
+  }
   ++connections_;
-  stream->set_close_callback([alive = alive_, this] {
+  stream->set_acceptor_close_callback([alive = alive_, this] {
     if (*alive) on_stream_closed();
   });
   IOLoop::invoke_logged("handle_stream", [&] { handle_stream(stream); });
