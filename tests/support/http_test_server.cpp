@@ -17,10 +17,15 @@
 //                      out the Content-Length, &te=1 sets "Transfer-Encoding: chunked"
 //   /bigone?bytes=N    N bytes in one write_response
 //   /stats             counters: requests, close callbacks run, connections open
+//
+// HTTP/2 is on (prior knowledge on clear text, ALPN with --certfile/--keyfile) unless
+// --no-http2. --graceful makes SIGTERM stop accepting, send GOAWAY / close idle
+// connections, and exit once the open ones finished.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 
 #include "tronada/async/spawn.h"
@@ -303,7 +308,8 @@ class TestDelegate final : public HTTPServerDelegate {
                "usage: %s [--port N] [--address A] [--idle-timeout MS] [--header-timeout MS]\n"
                "  [--body-timeout MS] [--write-timeout MS] [--max-body BYTES]\n"
                "  [--max-header-bytes BYTES] [--max-request-line BYTES]\n"
-               "  [--max-connections N] [--xheaders] [--no-keep-alive]\n",
+               "  [--max-connections N] [--xheaders] [--no-keep-alive]\n"
+               "  [--certfile PEM --keyfile PEM] [--no-http2] [--max-streams N] [--graceful]\n",
                argv0);
   std::exit(code);
 }
@@ -313,6 +319,9 @@ class TestDelegate final : public HTTPServerDelegate {
 int main(int argc, char** argv) {
   int port = 8888;
   std::string address = "127.0.0.1";
+  std::string certfile, keyfile;
+  bool http2 = true, graceful = false;
+  HTTP2Options h2opts;
   HTTPServerOptions options;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
@@ -358,6 +367,16 @@ int main(int argc, char** argv) {
       options.xheaders = true;
     } else if (arg == "--no-keep-alive") {
       options.keep_alive = false;
+    } else if (arg == "--certfile") {
+      certfile = value();
+    } else if (arg == "--keyfile") {
+      keyfile = value();
+    } else if (arg == "--no-http2") {
+      http2 = false;
+    } else if (arg == "--max-streams") {
+      h2opts.max_concurrent_streams = static_cast<std::uint32_t>(number());
+    } else if (arg == "--graceful") {
+      graceful = true;
     } else if (arg == "--help" || arg == "-h") {
       usage(argv[0], 0);
     } else {
@@ -370,11 +389,35 @@ int main(int argc, char** argv) {
   TestDelegate delegate;
   HTTPServer server(delegate, options);
   g_server = &server;
+  if (!http2) server.disable_http2();
+  server.set_http2_options(h2opts);
+  if (!certfile.empty()) {
+    SSLServerConfig tls;
+    tls.cert_file = certfile;
+    tls.key_file = keyfile;
+    server.set_ssl_config(tls);
+  }
   server.listen(port, address);
-  std::printf("listening on http://%s:%d/\n", address.c_str(), server.ports().at(0));
+  std::printf("listening on %s://%s:%d/\n", certfile.empty() ? "http" : "https", address.c_str(),
+              server.ports().at(0));
   std::fflush(stdout);
   loop.add_signal_handler(SIGINT, [&] { loop.stop(); });
-  loop.add_signal_handler(SIGTERM, [&] { loop.stop(); });
+  std::function<void()> wait_idle = [&] {
+    if (server.open_connections() == 0) {
+      loop.stop();
+    } else {
+      loop.call_later(std::chrono::milliseconds(20), wait_idle);
+    }
+  };
+  loop.add_signal_handler(SIGTERM, [&] {
+    if (!graceful) {
+      loop.stop();
+      return;
+    }
+    server.stop();
+    server.close_all_connections();
+    wait_idle();
+  });
   loop.start();
   g_server = nullptr;
   return 0;

@@ -1,8 +1,54 @@
 #include "tronada/http/http_server.h"
 
+#include <cstdio>
+#include <regex>
 #include <vector>
 
+#include "tronada/base/log.h"
+#include "tronada/net/ssl_iostream.h"
+
 namespace tronada {
+
+namespace {
+
+constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Matches the whole HTTP/2 preface, or nothing (a zero-length match) at the start of
+/// any input that already differs from it; input that is still a proper prefix of the
+/// preface does not match, so the read waits for more. A zero-length match consumes
+/// nothing: the bytes stay in the stream's buffer for HTTP/1.
+const std::regex& preface_regex() {
+  static const std::regex re = [] {
+    auto hex = [](char c) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(c));
+      return std::string(buf);
+    };
+    std::string whole, differs, prefix;
+    for (char c : kPreface) whole += hex(c);
+    for (char c : kPreface) {
+      if (!differs.empty()) differs += '|';
+      differs += prefix + "[^" + hex(c) + "]";
+      prefix += hex(c);
+    }
+    return std::regex("^(?:" + whole + "|(?=" + differs + "))");
+  }();
+  return re;
+}
+
+void start_http1(std::shared_ptr<IOStream> stream,
+                 const std::shared_ptr<detail::HTTP1ServerContext>& ctx) {
+  auto conn = std::make_shared<HTTP1Connection>(std::move(stream), ctx);
+  conn->start();
+}
+
+void start_http2(std::shared_ptr<IOStream> stream,
+                 const std::shared_ptr<detail::HTTP2ServerContext>& ctx, std::string_view initial) {
+  auto session = std::make_shared<HTTP2Session>(std::move(stream), ctx);
+  session->start(initial);
+}
+
+}  // namespace
 
 /// Adapts a plain callback to the delegate interface: buffer the body, then call.
 class HTTPServer::CallbackDelegate final : public HTTPServerDelegate {
@@ -27,16 +73,36 @@ class HTTPServer::CallbackDelegate final : public HTTPServerDelegate {
   RequestCallback callback_;
 };
 
+/// A connection whose protocol is not known yet (waiting for the preface or the TLS
+/// handshake), bounded by the server's header timeout. Owned by the pending read's or
+/// handshake's callback; dropping it disarms the timeout.
+struct HTTPServer::Sniffer {
+  explicit Sniffer(std::shared_ptr<IOStream> s) : stream(s), timeout(&Sniffer::fire, this) {}
+  static void fire(void* p) {
+    auto* self = static_cast<Sniffer*>(p);
+    if (auto s = self->stream.lock()) {
+      // From the loop: closing drops the callback that owns this object.
+      s->loop().add_callback([s] { s->close(); });
+    }
+  }
+  std::weak_ptr<IOStream> stream;
+  TimeoutEntry timeout;
+};
+
 HTTPServer::HTTPServer(HTTPServerDelegate& delegate, HTTPServerOptions options)
-    : context_(std::make_shared<detail::HTTP1ServerContext>(IOLoop::current(),
-                                                            std::move(options), &delegate)) {
+    : context_(std::make_shared<detail::HTTP1ServerContext>(IOLoop::current(), std::move(options),
+                                                            &delegate)),
+      h2_(std::make_shared<detail::HTTP2ServerContext>()) {
+  h2_->base = context_;
   set_max_connections(context_->options.max_connections);
 }
 
 HTTPServer::HTTPServer(RequestCallback callback, HTTPServerOptions options)
     : owned_delegate_(std::make_unique<CallbackDelegate>(std::move(callback))),
-      context_(std::make_shared<detail::HTTP1ServerContext>(
-          IOLoop::current(), std::move(options), owned_delegate_.get())) {
+      context_(std::make_shared<detail::HTTP1ServerContext>(IOLoop::current(), std::move(options),
+                                                            owned_delegate_.get())),
+      h2_(std::make_shared<detail::HTTP2ServerContext>()) {
+  h2_->base = context_;
   set_max_connections(context_->options.max_connections);
 }
 
@@ -45,17 +111,98 @@ HTTPServer::~HTTPServer() {
   context_->delegate = nullptr;
   std::vector<HTTP1Connection*> conns(context_->connections.begin(), context_->connections.end());
   for (auto* c : conns) c->close();
+  std::vector<HTTP2Session*> sessions(h2_->sessions.begin(), h2_->sessions.end());
+  for (auto* s : sessions) s->close();
+}
+
+void HTTPServer::set_ssl_context(std::shared_ptr<SSLContext> context) {
+  ssl_ = std::move(context);
+  context_->options.protocol = ssl_ ? "https" : "http";
+}
+
+void HTTPServer::set_ssl_config(SSLServerConfig config) {
+  if (config.alpn_protocols.empty()) {
+    if (http2_) config.alpn_protocols.push_back("h2");
+    config.alpn_protocols.push_back("http/1.1");
+  }
+  set_ssl_context(SSLContext::server(std::move(config)));
 }
 
 void HTTPServer::close_all_connections() {
   std::vector<HTTP1Connection*> conns(context_->connections.begin(), context_->connections.end());
   for (auto* c : conns) c->close_when_idle();
+  std::vector<HTTP2Session*> sessions(h2_->sessions.begin(), h2_->sessions.end());
+  for (auto* s : sessions) s->close_when_idle();
+}
+
+std::shared_ptr<IOStream> HTTPServer::adopt_stream(uv_stream_t* client) {
+  if (!ssl_) return TCPServer::adopt_stream(client);
+  SSLIOStreamOptions opts;
+  opts.stream = stream_options_;
+  return SSLIOStream::adopt(client, ssl_, true, std::move(opts));
 }
 
 void HTTPServer::handle_stream(std::shared_ptr<IOStream> stream) {
   stream->set_nodelay(true);
-  auto conn = std::make_shared<HTTP1Connection>(std::move(stream), context_);
-  conn->start();
+  if (!http2_) {
+    start_http1(std::move(stream), context_);
+  } else if (ssl_) {
+    await_alpn(std::move(stream));
+  } else {
+    sniff_preface(std::move(stream));
+  }
+}
+
+void HTTPServer::sniff_preface(std::shared_ptr<IOStream> stream) {
+  auto sniffer = std::make_shared<Sniffer>(stream);
+  if (context_->header_timeouts.duration() > Duration::zero()) {
+    context_->header_timeouts.arm(sniffer->timeout);
+  }
+  std::weak_ptr<detail::HTTP1ServerContext> h1 = context_;
+  std::weak_ptr<detail::HTTP2ServerContext> h2 = h2_;
+  std::weak_ptr<IOStream> weak = stream;
+  stream->read_until_regex(
+      preface_regex(),
+      [sniffer, h1, h2, weak](std::string preface) {
+        sniffer->timeout.disarm();
+        auto s = weak.lock();
+        auto c1 = h1.lock();
+        auto c2 = h2.lock();
+        if (!s) return;
+        if (!c1 || !c2 || !c1->delegate) {
+          s->close();
+        } else if (preface.empty()) {
+          start_http1(std::move(s), c1);  // the unread bytes wait in the stream's buffer
+        } else {
+          start_http2(std::move(s), c2, preface);
+        }
+      },
+      kPreface.size());
+}
+
+void HTTPServer::await_alpn(std::shared_ptr<IOStream> stream) {
+  auto* ssl = static_cast<SSLIOStream*>(stream.get());
+  auto sniffer = std::make_shared<Sniffer>(stream);
+  if (context_->header_timeouts.duration() > Duration::zero()) {
+    context_->header_timeouts.arm(sniffer->timeout);
+  }
+  std::weak_ptr<detail::HTTP1ServerContext> h1 = context_;
+  std::weak_ptr<detail::HTTP2ServerContext> h2 = h2_;
+  std::weak_ptr<IOStream> weak = stream;
+  ssl->wait_for_handshake([sniffer, h1, h2, weak] {
+    sniffer->timeout.disarm();
+    auto s = weak.lock();
+    auto c1 = h1.lock();
+    auto c2 = h2.lock();
+    if (!s || s->closed()) return;
+    if (!c1 || !c2 || !c1->delegate) {
+      s->close();
+    } else if (static_cast<SSLIOStream*>(s.get())->selected_alpn() == "h2") {
+      start_http2(std::move(s), c2, {});
+    } else {
+      start_http1(std::move(s), c1);
+    }
+  });
 }
 
 }  // namespace tronada

@@ -58,6 +58,11 @@ class TCPServer {
  protected:
   /// Called for each accepted connection. The default calls the stream handler.
   virtual void handle_stream(std::shared_ptr<IOStream> stream);
+  /// Wraps an accepted handle in a stream; the default is a plain IOStream (HTTPServer
+  /// makes SSLIOStreams for TLS). Owns `client` even when it throws.
+  virtual std::shared_ptr<IOStream> adopt_stream(uv_stream_t* client) {
+    return IOStream::adopt(client, stream_options_);
+  }
   IOStreamOptions stream_options_;
 
  private:

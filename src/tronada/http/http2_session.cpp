@@ -1,0 +1,787 @@
+#include "tronada/http/http2_session.h"
+
+#include <charconv>
+#include <cstring>
+#include <stdexcept>
+
+#include "tronada/base/log.h"
+#include "tronada/http/http_date.h"
+
+namespace tronada {
+
+namespace detail {
+
+/// One stream's request and response state. Owned by the session's stream table while
+/// the stream is open, and by its response channel for as long as the handler keeps it.
+struct HTTP2StreamState {
+  std::int32_t id = 0;
+  std::shared_ptr<HTTPServerRequest> request;
+  std::unique_ptr<HTTPMessageDelegate> message;
+  std::function<void()> close_callback;
+  std::string authority;
+  std::string cookies;  // "cookie" fields joined with "; " (RFC 9113 8.2.3)
+  std::size_t header_bytes = 0;
+  std::size_t header_count = 0;
+  // Response fields (names lowercased) from write_headers, until submitted.
+  std::vector<HeaderField> response_fields;
+  std::string status;
+  // Response body not yet taken by nghttp2: bytes [out_pos, size).
+  std::string out;
+  std::size_t out_pos = 0;
+  // Streamed request body held while the handler paused it (not yet consumed, so the
+  // peer's window stays shut).
+  std::string held;
+  std::uint64_t body_received = 0;
+  std::uint64_t max_body = 0;
+  std::vector<Promise<void>> drainers;
+  bool headers_too_big = false;
+  bool dispatched = false;    // start_request ran
+  bool request_done = false;  // END_STREAM received
+  bool stream_body = false;
+  bool head = false;
+  bool headers_written = false;
+  bool headers_submitted = false;
+  bool no_body = false;
+  bool finished = false;       // the handler called finish()
+  bool response_done = false;  // END_STREAM sent
+  bool deferred = false;       // the data provider waits for write/finish
+  bool closed = false;
+  bool paused = false;
+  bool finish_held = false;
+  bool rejected = false;  // answered by the session (4xx); the rest is dropped
+
+  std::size_t pending() const { return out.size() - out_pos; }
+};
+
+}  // namespace detail
+
+using detail::HTTP2StreamState;
+
+namespace {
+
+/// One stream's response channel: what a handler sees as request->connection.
+class HTTP2StreamConnection final : public HTTPConnection {
+ public:
+  HTTP2StreamConnection(std::shared_ptr<HTTP2Session> session,
+                        std::shared_ptr<HTTP2StreamState> state)
+      : session_(std::move(session)), state_(std::move(state)) {}
+  void write_headers(int status, const HTTPHeaders& headers) override {
+    session_->write_headers(*state_, status, headers);
+  }
+  void write(std::string_view chunk) override { session_->write_body(*state_, chunk); }
+  void finish() override { session_->finish_response(*state_); }
+  Future<void> drain() override { return session_->drain(*state_); }
+  bool closed() const override { return state_->closed && !state_->response_done; }
+  void set_close_callback(std::function<void()> cb) override {
+    if (state_->closed) {
+      if (!state_->response_done && cb) IOLoop::current().add_callback(std::move(cb));
+      return;
+    }
+    state_->close_callback = std::move(cb);
+  }
+  // Override HTTPConnection::pause_reading/resume_reading (flow control per stream).
+  void pause_reading() { session_->pause_body(*state_); }
+  void resume_reading() { session_->resume_body(*state_); }
+
+ private:
+  std::shared_ptr<HTTP2Session> session_;
+  std::shared_ptr<HTTP2StreamState> state_;
+};
+
+constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+// Output gathered from nghttp2 before it is handed to the socket in one write.
+constexpr std::size_t kWriteChunk = 64 * 1024;
+
+bool is_connection_specific(std::string_view lower_name) {
+  return lower_name == "connection" || lower_name == "keep-alive" ||
+         lower_name == "proxy-connection" || lower_name == "transfer-encoding" ||
+         lower_name == "upgrade";
+}
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  }
+  return out;
+}
+
+nghttp2_nv make_nv(const std::string& name, const std::string& value) {
+  return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+HTTP2StreamState* state_of(nghttp2_session* session, std::int32_t id) {
+  return static_cast<HTTP2StreamState*>(nghttp2_session_get_stream_user_data(session, id));
+}
+
+}  // namespace
+
+HTTP2Session::HTTP2Session(std::shared_ptr<IOStream> stream,
+                           std::shared_ptr<detail::HTTP2ServerContext> ctx)
+    : stream_(std::move(stream)),
+      ctx_(std::move(ctx)),
+      idle_timeout_(&HTTP2Session::on_idle_timeout, this),
+      write_timeout_(&HTTP2Session::on_write_timeout, this) {
+  const HTTP2Options& o = ctx_->options;
+  header_list_limit_ =
+      o.max_header_list_size ? o.max_header_list_size : ctx_->base->options.limits.max_header_bytes;
+
+  nghttp2_session_callbacks* cbs;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &HTTP2Session::on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, &HTTP2Session::on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &HTTP2Session::on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &HTTP2Session::on_data_chunk_recv);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &HTTP2Session::on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(
+      cbs, [](nghttp2_session* session, const nghttp2_frame* frame, void*) {
+        if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+            (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+          if (auto* s = state_of(session, frame->hd.stream_id)) {
+            s->response_done = true;
+            // Answered before the request body ended: tell the peer to stop sending it
+            // (RFC 9113 8.1) instead of reading and dropping it.
+            if (!s->request_done) {
+              nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+            }
+          }
+        }
+        return 0;
+      });
+
+  nghttp2_option* opt;
+  nghttp2_option_new(&opt);
+  // Request bodies are consumed as the handler takes them: a paused handler holds the
+  // peer back through its window.
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_max_outbound_ack(opt, o.max_outbound_ack);
+  nghttp2_option_set_max_settings(opt, o.max_settings);
+  nghttp2_option_set_stream_reset_rate_limit(opt, o.reset_burst, o.reset_rate);
+  nghttp2_option_set_max_continuations(opt, o.max_continuations);
+  nghttp2_option_set_max_deflate_dynamic_table_size(opt, o.header_table_size);
+  nghttp2_session_server_new2(&session_, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+}
+
+HTTP2Session::~HTTP2Session() {
+  ctx_->sessions.erase(this);
+  nghttp2_session_del(session_);
+}
+
+void HTTP2Session::start(std::string_view initial) {
+  ctx_->sessions.insert(this);
+  remote_ip_ = stream_->peer_ip();
+  const HTTP2Options& o = ctx_->options;
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, o.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, o.initial_window_size},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<std::uint32_t>(header_list_limit_)},
+      {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, o.header_table_size},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  if (o.connection_window_size > 65535) {
+    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                          static_cast<std::int32_t>(o.connection_window_size));
+  }
+  // The stream's close callback keeps us alive until the socket closes; the data
+  // handler can therefore hold `this`.
+  auto self = shared_from_this();
+  stream_->set_close_callback([self] { self->on_stream_closed(); });
+  if (!initial.empty()) on_data(initial);
+  if (!closing_) stream_->set_data_handler([this](std::string_view data) { on_data(data); });
+  flush();
+}
+
+void HTTP2Session::close() {
+  closing_ = true;
+  idle_timeout_.disarm();
+  write_timeout_.disarm();
+  if (!stream_->closed()) stream_->close();
+}
+
+void HTTP2Session::close_when_idle() {
+  if (goaway_sent_ || closing_) return;
+  goaway_sent_ = true;
+  // In-flight streams finish; new ones are refused by nghttp2.
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  flush();
+}
+
+// --- input ---
+
+void HTTP2Session::on_data(std::string_view data) {
+  if (closing_ || close_after_flush_) return;
+  in_recv_ = true;
+  ssize_t rv = nghttp2_session_mem_recv(
+      session_, reinterpret_cast<const std::uint8_t*>(data.data()), data.size());
+  in_recv_ = false;
+  if (rv < 0) {
+    log::info("http2", std::string("closing connection from ") + remote_ip_ + ": " +
+                           nghttp2_strerror(static_cast<int>(rv)));
+    if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC || rv == NGHTTP2_ERR_FLOODED) {
+      close();
+      return;
+    }
+    close_after_flush();
+  }
+  flush();
+}
+
+int HTTP2Session::on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame,
+                                   void* user) {
+  auto* self = static_cast<HTTP2Session*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  auto s = std::make_shared<HTTP2StreamState>();
+  s->id = frame->hd.stream_id;
+  s->request = std::make_shared<HTTPServerRequest>();
+  s->request->version = "HTTP/2";
+  s->request->protocol = self->ctx_->base->options.protocol;
+  s->request->remote_ip = self->remote_ip_;
+  s->request->start_time = Clock::now();
+  nghttp2_session_set_stream_user_data(session, s->id, s.get());
+  self->streams_.emplace(s->id, std::move(s));
+  self->update_timeouts();
+  return 0;
+}
+
+int HTTP2Session::on_header(nghttp2_session* session, const nghttp2_frame* frame,
+                            const std::uint8_t* name, std::size_t namelen,
+                            const std::uint8_t* value, std::size_t valuelen, std::uint8_t,
+                            void* user) {
+  auto* self = static_cast<HTTP2Session*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    return 0;  // trailers are not passed on
+  }
+  HTTP2StreamState* s = state_of(session, frame->hd.stream_id);
+  if (!s || s->headers_too_big) return 0;
+  // Counted as RFC 9113 6.5.2 does; nghttp2 has decoded the field already, within its
+  // own per-field limit, and we drop the request once the list is too big.
+  s->header_bytes += namelen + valuelen + 32;
+  if (s->header_bytes > self->header_list_limit_ ||
+      ++s->header_count > self->ctx_->base->options.limits.max_header_count + 4) {
+    s->headers_too_big = true;
+    return 0;
+  }
+  std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  HTTPServerRequest& req = *s->request;
+  if (!n.empty() && n[0] == ':') {
+    // nghttp2 checked the pseudo-header set (RFC 9113 8.3) before we get here.
+    if (n == ":method") {
+      req.method.assign(v);
+    } else if (n == ":path") {
+      req.uri.assign(v);
+    } else if (n == ":authority") {
+      s->authority.assign(v);
+    }
+  } else if (n == "cookie") {
+    if (!s->cookies.empty()) s->cookies.append("; ");
+    s->cookies.append(v);
+  } else {
+    req.headers.add(n, v);
+  }
+  return 0;
+}
+
+int HTTP2Session::on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<HTTP2Session*>(user);
+  HTTP2StreamState* s = frame->hd.stream_id ? state_of(session, frame->hd.stream_id) : nullptr;
+  if (!s) return 0;
+  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    self->dispatch_request(*s);
+  }
+  if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->request_done) {
+    self->request_complete(*s);
+  }
+  return 0;
+}
+
+void HTTP2Session::dispatch_request(HTTP2StreamState& s) {
+  HTTPServerRequest& req = *s.request;
+  if (s.headers_too_big) {
+    log::info("http2", "request header list too large from " + remote_ip_);
+    reject(s, 431);
+    return;
+  }
+  if (!s.authority.empty() && !req.headers.contains("Host")) req.headers.add("Host", s.authority);
+  if (!s.cookies.empty()) req.headers.add("Cookie", s.cookies);
+  if (req.method == "CONNECT" || !req.parse_target()) {
+    reject(s, req.method == "CONNECT" ? 405 : 400);
+    return;
+  }
+  s.head = req.method == "HEAD";
+  HTTPServerDelegate* delegate = ctx_->base->delegate;
+  if (!delegate || goaway_sent_) {
+    reject(s, 503);
+    return;
+  }
+  auto keep = streams_.at(s.id);
+  req.connection = std::make_shared<HTTP2StreamConnection>(shared_from_this(), keep);
+  s.dispatched = true;
+  s.max_body = ctx_->base->options.limits.max_body_bytes;
+  RequestStart start;
+  try {
+    start = delegate->start_request(s.request);
+  } catch (...) {
+    delegate_failed(s, "start_request");
+    return;
+  }
+  if (s.closed) return;
+  s.message = std::move(start.delegate);
+  s.stream_body = start.stream_body;
+  if (start.max_body_size) s.max_body = *start.max_body_size;
+  if (auto cl = req.headers.get("Content-Length"); cl && s.max_body && !s.headers_written) {
+    std::uint64_t n = 0;
+    auto [p, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
+    if (ec == std::errc() && n > s.max_body) reject(s, 413);
+  }
+}
+
+void HTTP2Session::request_complete(HTTP2StreamState& s) {
+  s.request_done = true;
+  if (s.rejected || s.closed) return;
+  if (s.paused) {
+    s.finish_held = true;
+    return;
+  }
+  if (!s.message) {
+    if (!s.headers_written) reject(s, 503);
+    return;
+  }
+  try {
+    s.message->finish();
+  } catch (...) {
+    delegate_failed(s, "finish");
+  }
+}
+
+int HTTP2Session::on_data_chunk_recv(nghttp2_session* session, std::uint8_t, std::int32_t id,
+                                     const std::uint8_t* data, std::size_t len, void* user) {
+  auto* self = static_cast<HTTP2Session*>(user);
+  HTTP2StreamState* s = state_of(session, id);
+  if (!s || s->rejected || s->closed || !s->dispatched) {
+    nghttp2_session_consume(session, id, len);
+    return 0;
+  }
+  s->body_received += len;
+  if (s->max_body && s->body_received > s->max_body) {
+    nghttp2_session_consume(session, id, len);
+    if (!s->headers_written) {
+      self->reject(*s, 413);
+    } else {
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    }
+    return 0;
+  }
+  std::string_view chunk(reinterpret_cast<const char*>(data), len);
+  if (!s->stream_body) {
+    s->request->body.append(chunk);
+  } else if (s->paused) {
+    s->held.append(chunk);
+    return 0;  // consumed on resume: the window stays shut meanwhile
+  } else if (s->message) {
+    try {
+      s->message->data_received(chunk);
+    } catch (...) {
+      self->delegate_failed(*s, "data_received");
+    }
+  }
+  nghttp2_session_consume(session, id, len);
+  return 0;
+}
+
+int HTTP2Session::on_stream_close(nghttp2_session*, std::int32_t id, std::uint32_t error_code,
+                                  void* user) {
+  auto* self = static_cast<HTTP2Session*>(user);
+  auto it = self->streams_.find(id);
+  if (it == self->streams_.end()) return 0;
+  std::shared_ptr<HTTP2StreamState> s = std::move(it->second);
+  self->streams_.erase(it);
+  s->closed = true;
+  self->queued_body_ -= s->pending();
+  s->out.clear();
+  s->out_pos = 0;
+  bool aborted = s->dispatched && !s->response_done;
+  if (error_code != NGHTTP2_NO_ERROR && !s->response_done) self->count_reset();
+  if (aborted) {
+    if (s->message) {
+      try {
+        s->message->on_connection_close();
+      } catch (...) {
+        log::error("http2", "on_connection_close threw");
+      }
+    }
+    if (auto cb = std::move(s->close_callback)) IOLoop::invoke_logged("close callback", cb);
+  }
+  self->wake_drainers(*s);
+  s->close_callback = nullptr;
+  s->message.reset();
+  s->request.reset();  // breaks the request -> connection -> state cycle
+  self->update_timeouts();
+  return 0;
+}
+
+void HTTP2Session::count_reset() {
+  TimePoint now = Clock::now();
+  if (now - reset_window_start_ > ctx_->options.reset_interval) {
+    reset_window_start_ = now;
+    resets_ = 0;
+  }
+  if (++resets_ > ctx_->options.max_resets_per_interval && !close_after_flush_) {
+    log::warning("http2", "too many cancelled streams from " + remote_ip_ + "; GOAWAY");
+    nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
+    close_after_flush();
+  }
+}
+
+void HTTP2Session::reject(HTTP2StreamState& s, int status) {
+  s.rejected = true;
+  if (s.headers_written || s.closed) return;
+  s.message.reset();
+  HTTPHeaders h;
+  h.add("Content-Type", "text/plain");
+  h.add("Content-Length", "0");
+  write_headers(s, status, h);
+  finish_response(s);
+}
+
+void HTTP2Session::delegate_failed(HTTP2StreamState& s, const char* where) {
+  std::string what = "unknown exception";
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  log::error("http2",
+             std::string("uncaught exception in request handler (") + where + "): " + what);
+  if (!s.headers_written && !s.closed) {
+    reject(s, 500);
+  } else if (!s.closed) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
+    schedule_flush();
+  }
+}
+
+// --- output ---
+
+void HTTP2Session::write_headers(HTTP2StreamState& s, int status, const HTTPHeaders& headers) {
+  if (s.closed || closing_) return;
+  if (s.headers_written) throw std::logic_error("write_headers called twice");
+  if (status < 200 || status > 999) {
+    throw std::invalid_argument("invalid final response status " + std::to_string(status));
+  }
+  std::vector<HeaderField> fields;
+  fields.reserve(headers.size() + 2);
+  bool has_date = false, has_server = false;
+  for (const auto& f : headers) {
+    if (!is_valid_header_name(f.name) || !is_valid_header_value(f.value)) {
+      throw std::invalid_argument("invalid response header field: " + f.name);
+    }
+    std::string name = lowercase(f.name);
+    if (is_connection_specific(name)) continue;
+    if (name == "date") has_date = true;
+    if (name == "server") has_server = true;
+    fields.push_back({std::move(name), f.value});
+  }
+  if (!has_date) fields.push_back({"date", std::string(http_date_now())});
+  const std::string& server_name = ctx_->base->options.server_name;
+  if (!has_server && !server_name.empty()) fields.push_back({"server", server_name});
+  s.response_fields = std::move(fields);
+  s.status = std::to_string(status);
+  s.headers_written = true;
+  s.no_body = s.head || status == 204 || status == 304;
+  if (s.no_body) {
+    submit_headers(s, false);
+  } else {
+    headers_due_.push_back(streams_.at(s.id));
+    schedule_flush();
+  }
+}
+
+void HTTP2Session::submit_headers(HTTP2StreamState& s, bool with_body) {
+  s.headers_submitted = true;
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(s.response_fields.size() + 1);
+  static const std::string kStatus = ":status";
+  nva.push_back(make_nv(kStatus, s.status));
+  for (const auto& f : s.response_fields) nva.push_back(make_nv(f.name, f.value));
+  nghttp2_data_provider provider;
+  provider.source.ptr = &s;
+  provider.read_callback = &HTTP2Session::read_body;
+  // nghttp2 copies the fields; the state outlives the provider (the stream table holds
+  // it until nghttp2 reports the stream closed).
+  int rv = nghttp2_submit_response(session_, s.id, nva.data(), nva.size(),
+                                   with_body ? &provider : nullptr);
+  s.response_fields.clear();
+  s.response_fields.shrink_to_fit();
+  if (rv != 0) log::error("http2", std::string("submit_response: ") + nghttp2_strerror(rv));
+  schedule_flush();
+}
+
+void HTTP2Session::write_body(HTTP2StreamState& s, std::string_view chunk) {
+  if (s.closed || closing_ || chunk.empty()) return;
+  if (!s.headers_written) throw std::logic_error("write before write_headers");
+  if (s.no_body || s.finished) return;
+  s.out.append(chunk);
+  queued_body_ += chunk.size();
+  if (!s.headers_submitted) {
+    submit_headers(s, true);
+  } else if (s.deferred) {
+    s.deferred = false;
+    nghttp2_session_resume_data(session_, s.id);
+  }
+  schedule_flush();
+}
+
+void HTTP2Session::finish_response(HTTP2StreamState& s) {
+  if (s.closed || closing_ || s.finished) return;
+  if (!s.headers_written) throw std::logic_error("finish before write_headers");
+  s.finished = true;
+  if (s.request) s.request->mark_finished();
+  if (!s.headers_submitted) {
+    submit_headers(s, s.pending() > 0);
+  } else if (s.deferred) {
+    s.deferred = false;
+    nghttp2_session_resume_data(session_, s.id);
+  }
+  schedule_flush();
+}
+
+ssize_t HTTP2Session::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf,
+                                std::size_t length, std::uint32_t* data_flags,
+                                nghttp2_data_source* source, void* user) {
+  auto* self = static_cast<HTTP2Session*>(user);
+  auto& s = *static_cast<HTTP2StreamState*>(source->ptr);
+  std::size_t n = std::min(length, s.pending());
+  if (n) {
+    std::memcpy(buf, s.out.data() + s.out_pos, n);
+    s.out_pos += n;
+    self->queued_body_ -= n;
+    if (s.out_pos == s.out.size()) {
+      s.out.clear();
+      s.out_pos = 0;
+    }
+  }
+  if (s.pending() == 0) {
+    if (s.finished) {
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    } else if (n == 0) {
+      s.deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+  }
+  return static_cast<ssize_t>(n);
+}
+
+Future<void> HTTP2Session::drain(HTTP2StreamState& s) {
+  if (s.closed || closing_) {
+    if (s.response_done) return make_ready_future<void>();
+    Promise<void> p;
+    p.set_exception(std::make_exception_ptr(StreamClosedError(stream_->error())));
+    return p.get_future();
+  }
+  if (s.pending() <= ctx_->options.stream_high_water) return make_ready_future<void>();
+  Promise<void> p;
+  s.drainers.push_back(p);
+  schedule_flush();
+  return p.get_future();
+}
+
+void HTTP2Session::wake_drainers(HTTP2StreamState& s) {
+  if (s.drainers.empty()) return;
+  if (s.closed && !s.response_done) {
+    auto waiters = std::move(s.drainers);
+    s.drainers.clear();
+    for (auto& p : waiters) {
+      p.try_set_exception(std::make_exception_ptr(StreamClosedError(stream_->error())));
+    }
+  } else if (s.closed || s.pending() <= ctx_->options.stream_high_water) {
+    auto waiters = std::move(s.drainers);
+    s.drainers.clear();
+    for (auto& p : waiters) p.try_set_result();
+  }
+}
+
+void HTTP2Session::pause_body(HTTP2StreamState& s) {
+  if (s.closed || !s.stream_body || s.request_done) return;
+  s.paused = true;
+}
+
+void HTTP2Session::resume_body(HTTP2StreamState& s) {
+  if (!s.paused) return;
+  s.paused = false;
+  // Delivered from the loop, as the HTTPConnection contract says.
+  auto keep = streams_.count(s.id) ? streams_.at(s.id) : nullptr;
+  if (!keep) return;
+  stream_->loop().add_callback([self = shared_from_this(), keep] {
+    HTTP2StreamState& st = *keep;
+    if (st.closed || st.paused) return;
+    std::string held = std::move(st.held);
+    st.held.clear();
+    if (!held.empty()) {
+      if (st.message) {
+        try {
+          st.message->data_received(held);
+        } catch (...) {
+          self->delegate_failed(st, "data_received");
+        }
+      }
+      if (!st.closed) nghttp2_session_consume(self->session_, st.id, held.size());
+    }
+    if (st.finish_held && !st.paused && !st.closed) {
+      st.finish_held = false;
+      st.request_done = false;
+      self->request_complete(st);
+    }
+    self->flush();
+  });
+}
+
+void HTTP2Session::schedule_flush() {
+  if (flush_scheduled_ || in_recv_ || in_flush_ || closing_) return;
+  flush_scheduled_ = true;
+  stream_->loop().add_callback([self = shared_from_this()] {
+    self->flush_scheduled_ = false;
+    self->flush();
+  });
+}
+
+void HTTP2Session::flush() {
+  if (in_flush_ || closing_ || stream_->closed()) return;
+  in_flush_ = true;
+  for (auto& s : headers_due_) {
+    if (!s->headers_submitted && !s->closed) submit_headers(*s, true);
+  }
+  headers_due_.clear();
+  std::string buf;
+  const std::size_t high_water = stream_->options().write_high_water;
+  for (;;) {
+    if (stream_->write_buffer_size() + buf.size() > high_water) {
+      waiting_for_socket_ = true;
+      break;
+    }
+    const std::uint8_t* data;
+    ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      log::error("http2", std::string("mem_send: ") + nghttp2_strerror(static_cast<int>(n)));
+      in_flush_ = false;
+      close();
+      return;
+    }
+    if (n == 0) break;
+    buf.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    if (buf.size() >= kWriteChunk) {
+      bytes_sent_ += buf.size();
+      stream_->write(std::move(buf), nullptr);
+      buf = std::string();
+    }
+  }
+  if (!buf.empty()) {
+    bytes_sent_ += buf.size();
+    stream_->write(std::move(buf), nullptr);
+  }
+  in_flush_ = false;
+  if (closing_) return;
+  if (waiting_for_socket_) {
+    // Stop reading too: a peer that floods us with frames needing answers (PING,
+    // SETTINGS) while not reading ours gets no further.
+    stream_->pause_reading();
+    stream_->drain().add_done_callback([self = shared_from_this()] { self->on_write_done(); });
+  }
+  for (auto& [id, s] : streams_) wake_drainers(*s);
+  bool session_over = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
+  if (session_over || (close_after_flush_ && !nghttp2_session_want_write(session_))) {
+    close_after_flush();
+    // Everything is handed to the stream; close once it has left our buffer.
+    stream_->write(std::string(), [self = shared_from_this()] { self->close(); });
+    return;
+  }
+  update_timeouts();
+}
+
+void HTTP2Session::on_write_done() {
+  if (closing_) return;
+  waiting_for_socket_ = false;
+  if (!close_after_flush_) stream_->resume_reading();
+  flush();
+}
+
+void HTTP2Session::close_after_flush() {
+  close_after_flush_ = true;
+  idle_timeout_.disarm();
+  stream_->pause_reading();
+}
+
+void HTTP2Session::update_timeouts() {
+  if (closing_) return;
+  detail::HTTP1ServerContext& base = *ctx_->base;
+  if (streams_.empty() && !close_after_flush_) {
+    if (base.idle_timeouts.duration() > Duration::zero()) base.idle_timeouts.arm(idle_timeout_);
+  } else {
+    idle_timeout_.disarm();
+  }
+  bool pending = stream_->write_buffer_size() > 0 || queued_body_ > 0;
+  if (pending && base.write_timeouts.duration() > Duration::zero()) {
+    if (!write_timeout_.armed() || bytes_sent_ != write_mark_) {
+      write_mark_ = bytes_sent_;
+      base.write_timeouts.arm(write_timeout_);
+    }
+  } else {
+    write_timeout_.disarm();
+  }
+}
+
+void HTTP2Session::on_idle_timeout(void* p) {
+  auto* self = static_cast<HTTP2Session*>(p);
+  if (!self->streams_.empty()) return;
+  log::debug("http2", "idle timeout for " + self->remote_ip_);
+  nghttp2_session_terminate_session(self->session_, NGHTTP2_NO_ERROR);
+  self->close_after_flush();
+  self->schedule_flush();
+}
+
+void HTTP2Session::on_write_timeout(void* p) {
+  auto* self = static_cast<HTTP2Session*>(p);
+  if (self->bytes_sent_ != self->write_mark_) {
+    self->update_timeouts();
+    return;
+  }
+  log::info("http2", "write timeout (stalled window or socket) to " + self->remote_ip_);
+  self->close();
+}
+
+void HTTP2Session::on_stream_closed() {
+  closing_ = true;
+  idle_timeout_.disarm();
+  write_timeout_.disarm();
+  auto streams = std::move(streams_);
+  streams_.clear();
+  headers_due_.clear();
+  for (auto& [id, s] : streams) {
+    s->closed = true;
+    if (s->dispatched && !s->response_done) {
+      if (s->message) {
+        try {
+          s->message->on_connection_close();
+        } catch (...) {
+          log::error("http2", "on_connection_close threw");
+        }
+      }
+      if (auto cb = std::move(s->close_callback)) IOLoop::invoke_logged("close callback", cb);
+    }
+    wake_drainers(*s);
+    s->close_callback = nullptr;
+    s->message.reset();
+    s->request.reset();
+  }
+  ctx_->sessions.erase(this);
+}
+
+}  // namespace tronada
