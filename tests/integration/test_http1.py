@@ -558,7 +558,6 @@ MALFORMED = [
     ("space_in_name", f"GET / HTTP/1.1\r\n{H}X A: b\r\n\r\n", 400),
     ("empty_name", f"GET / HTTP/1.1\r\n{H}: b\r\n\r\n", 400),
     ("http12", f"GET / HTTP/1.2\r\n{H}\r\n", 505),
-    ("http2_preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
     ("http09", "GET /\r\n\r\n", 505),
     ("bad_version", f"GET / HTTP/1.x\r\n{H}\r\n", 400),
     ("missing_host", "GET / HTTP/1.1\r\n\r\n", 400),

@@ -227,6 +227,10 @@ void HTTP2Session::on_data(std::string_view data) {
       close();
       return;
     }
+    // nghttp2 queued a GOAWAY for most protocol errors; for the rest, say why we go.
+    nghttp2_session_terminate_session(session_, rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                                                    ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                    : NGHTTP2_PROTOCOL_ERROR);
     close_after_flush();
   }
   flush();

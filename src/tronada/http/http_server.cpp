@@ -74,8 +74,8 @@ class HTTPServer::CallbackDelegate final : public HTTPServerDelegate {
 };
 
 /// A connection whose protocol is not known yet (waiting for the preface or the TLS
-/// handshake), bounded by the server's header timeout. Owned by the pending read's or
-/// handshake's callback; dropping it disarms the timeout.
+/// handshake), bounded by the server's idle timeout as a fresh HTTP/1 connection is. Owned by the
+/// pending read's or handshake's callback; dropping it disarms the timeout.
 struct HTTPServer::Sniffer {
   explicit Sniffer(std::shared_ptr<IOStream> s) : stream(s), timeout(&Sniffer::fire, this) {}
   static void fire(void* p) {
@@ -155,8 +155,8 @@ void HTTPServer::handle_stream(std::shared_ptr<IOStream> stream) {
 
 void HTTPServer::sniff_preface(std::shared_ptr<IOStream> stream) {
   auto sniffer = std::make_shared<Sniffer>(stream);
-  if (context_->header_timeouts.duration() > Duration::zero()) {
-    context_->header_timeouts.arm(sniffer->timeout);
+  if (context_->idle_timeouts.duration() > Duration::zero()) {
+    context_->idle_timeouts.arm(sniffer->timeout);
   }
   std::weak_ptr<detail::HTTP1ServerContext> h1 = context_;
   std::weak_ptr<detail::HTTP2ServerContext> h2 = h2_;
@@ -183,8 +183,8 @@ void HTTPServer::sniff_preface(std::shared_ptr<IOStream> stream) {
 void HTTPServer::await_alpn(std::shared_ptr<IOStream> stream) {
   auto* ssl = static_cast<SSLIOStream*>(stream.get());
   auto sniffer = std::make_shared<Sniffer>(stream);
-  if (context_->header_timeouts.duration() > Duration::zero()) {
-    context_->header_timeouts.arm(sniffer->timeout);
+  if (context_->idle_timeouts.duration() > Duration::zero()) {
+    context_->idle_timeouts.arm(sniffer->timeout);
   }
   std::weak_ptr<detail::HTTP1ServerContext> h1 = context_;
   std::weak_ptr<detail::HTTP2ServerContext> h2 = h2_;
