@@ -25,6 +25,7 @@ Standard library only, plus matplotlib for the plots (skipped with a note if abs
 
 import argparse
 import datetime
+import getpass
 import json
 import os
 import platform
@@ -297,6 +298,8 @@ class Spec:
             return ""
 
     def probe(self, sock):
+        if self.proto == "tcp":
+            return  # TLS / HTTP/2 servers: accepting is enough; h2load checks the rest
         if self.proto == "echo":
             echo_roundtrip(sock)
         else:
@@ -368,6 +371,84 @@ http {{
             "-c", str(conf_path)]
 
 
+def bench_cert(workdir):
+    """A self-signed certificate for the TLS workloads (made once per run)."""
+    crt, key = Path(workdir) / "cert.pem", Path(workdir) / "key.pem"
+    if not crt.exists():
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
+                        "-out", str(crt), "-days", "2", "-subj", "/CN=localhost"],
+                       check=True, capture_output=True)
+    return crt, key
+
+
+def nginx_h2_command(tls):
+    """nginx with `listen ... http2` (prior knowledge on clear text; ALPN with ssl)."""
+    def command(port, workdir):
+        argv = nginx_command(port, workdir)
+        conf_path = Path(argv[-1])
+        conf = conf_path.read_text()
+        listen = f"listen {HOST}:{port} backlog=4096;"
+        if tls:
+            crt, key = bench_cert(workdir)
+            new = (f"listen {HOST}:{port} ssl http2 backlog=4096;\n"
+                   f"        ssl_certificate {crt};\n        ssl_certificate_key {key};")
+        else:
+            new = f"listen {HOST}:{port} http2 backlog=4096;"
+        conf_path.write_text(conf.replace(listen, new))
+        return argv
+    return command
+
+
+def h2o_version():
+    r = subprocess.run(["h2o", "--version"], capture_output=True, text=True)
+    return r.stdout.splitlines()[0] if r.returncode == 0 and r.stdout else ""
+
+
+def h2o_command(tls):
+    """h2o with one thread serving a file with `Hello, world` (its static handler, with
+    its open-file cache: its fastest way to answer without mruby)."""
+    def command(port, workdir):
+        docroot = Path(workdir) / "h2o-root"
+        docroot.mkdir(exist_ok=True)
+        (docroot / "index.html").write_text("Hello, world")
+        ssl = ""
+        if tls:
+            crt, key = bench_cert(workdir)
+            ssl = f"\n  ssl:\n    certificate-file: {crt}\n    key-file: {key}"
+        # As root h2o would switch to `nobody`, who cannot write in the work directory.
+        conf = f"""user: {getpass.getuser()}
+num-threads: 1
+pid-file: {workdir}/h2o-{port}.pid
+error-log: {workdir}/h2o-{port}-error.log
+max-connections: 30000
+listen:
+  host: {HOST}
+  port: {port}{ssl}
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: {docroot}
+"""
+        conf_path = Path(workdir) / f"h2o-{port}.conf"
+        conf_path.write_text(conf)
+        return ["h2o", "-c", str(conf_path)]
+    return command
+
+
+def tronada_h2_command(tls):
+    """tests/support/http_test_server: an HTTPServer answering `/` with `Hello, world`
+    (HTTP/2 by prior knowledge on clear text, by ALPN over TLS)."""
+    def command(port, workdir):
+        argv = [str(BIN / "http_test_server"), "--port", str(port), "--address", HOST]
+        if tls:
+            crt, key = bench_cert(workdir)
+            argv += ["--certfile", str(crt), "--keyfile", str(key)]
+        return argv
+    return command
+
+
 SERVERS = {
     "tronada-echo": Spec(
         "tronada-echo", "tronada (0b_tcpserver)", "echo",
@@ -392,6 +473,24 @@ SERVERS = {
                           "--address", HOST],
         missing_binary(BIN / "01_getting_started", "not built: run ./scripts/build")),
 }
+# The `client` workload measures load generators, not servers: two nginx instances
+# (the fixed server), one loaded by wrk and one by our HTTP client.
+for _name, _label in (("client-wrk", "wrk → nginx"),
+                      ("client-tronada", "AsyncHTTPClient (http_client_bench) → nginx")):
+    SERVERS[_name] = Spec(
+        _name, _label, "http", nginx_command,
+        lambda: None if nginx_path() else "nginx missing (nginx-light)", nginx_version)
+for _tls, _suffix in ((False, "h2c"), (True, "h2-tls")):
+    SERVERS[f"nginx-{_suffix}"] = Spec(
+        f"nginx-{_suffix}", f"nginx ({_suffix})", "tcp", nginx_h2_command(_tls),
+        lambda: None if nginx_path() else "nginx missing (nginx-light)", nginx_version)
+    SERVERS[f"h2o-{_suffix}"] = Spec(
+        f"h2o-{_suffix}", f"h2o ({_suffix})", "tcp", h2o_command(_tls),
+        lambda: None if shutil.which("h2o") else "h2o missing (apt-get install h2o)", h2o_version)
+    SERVERS[f"tronada-{_suffix}"] = Spec(
+        f"tronada-{_suffix}", f"tronada ({_suffix}, http_test_server)", "tcp",
+        tronada_h2_command(_tls),
+        missing_binary(BIN / "http_test_server", "not built: run ./scripts/build"))
 
 
 # --------------------------------------------------------------------------------------
@@ -439,6 +538,40 @@ def run_wrk(opts, port, conns, seconds, close):
     if r.returncode != 0:
         raise RuntimeError(f"wrk failed ({r.returncode}): {(r.stderr or r.stdout).strip()[:500]}")
     return parse_wrk(r.stdout)
+
+
+def run_h2load(opts, port, conns, seconds, tls, streams=10):
+    scheme = "https" if tls else "http"
+    argv = ["taskset", "-c", str(opts.client_cpu), "h2load", "-t1", f"-c{conns}",
+            f"-m{streams}", f"-D{max(1, round(seconds))}", f"{scheme}://{HOST}:{port}/"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    out = r.stdout
+    m = re.search(r"finished in ([\d.]+)(\w+), ([\d.]+) req/s", out)
+    n = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, "
+                  r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
+    if r.returncode != 0 or not m or not n:
+        raise RuntimeError(f"h2load failed ({r.returncode}): {(r.stderr or out).strip()[:500]}")
+    if tls and "Application protocol: h2" not in out:
+        raise RuntimeError("h2load did not negotiate h2")
+    seconds_run = parse_duration_ms(m.group(1) + m.group(2)) / 1e3
+    done, ok = int(n.group(2)), int(n.group(3))
+    # h2load reports no latency percentiles, only min/max/mean.
+    return {"rps": ok / seconds_run if seconds_run else 0.0, "requests": ok,
+            "seconds": seconds_run, "p50_ms": None, "p99_ms": None,
+            "errors": int(n.group(4)) + int(n.group(5)) + int(n.group(6))}
+
+
+def run_http_client_bench(opts, port, conns, seconds):
+    argv = ["taskset", "-c", str(opts.client_cpu), str(BIN / "http_client_bench"), "--port",
+            str(port), "-c", str(conns), "-d", str(seconds)]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    try:
+        data = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RuntimeError(f"http_client_bench failed ({r.returncode}): {r.stderr.strip()}")
+    return {"rps": data["rps"], "requests": data["requests"], "seconds": data["seconds"],
+            "p50_ms": data["p50_us"] / 1e3, "p99_ms": data["p99_us"] / 1e3,
+            "errors": data["errors"]}
 
 
 def run_echo_client(opts, port, conns, seconds):
@@ -506,6 +639,27 @@ WORKLOADS = {
         "open; server memory before and after (smaps_rollup of the server's process "
         "tree: nginx's master and worker), divided by N. Kernel socket buffers are not "
         "counted."),
+    "client": Workload(
+        "client", "HTTP client requests/s against a fixed server, vs wrk", "throughput",
+        ["client-wrk", "client-tronada"], "client-wrk",
+        "The same nginx (`return 200`) loaded by `wrk -t1 -cN` and by "
+        "`build/bin/http_client_bench -c N` (bench/http_client_bench.cpp: N coroutines "
+        "fetching with one AsyncHTTPClient over N kept-alive connections), each pinned to "
+        "the client CPU. The ratio column is the client's requests/s over wrk's (goal "
+        "≥ 0.7×); the CPU column is nginx's.", concurrency=[64]),
+    "h2c": Workload(
+        "h2c", "HTTP/2 over clear text (prior knowledge), hello world", "throughput",
+        ["h2o-h2c", "nginx-h2c", "tronada-h2c"], "h2o-h2c",
+        "`h2load -t1 -cN -m10 -D<seconds>` on `GET /` answered with `Hello, world` "
+        "(h2o: its static file handler; nginx: `return 200`; tronada: an HTTPServer "
+        "delegate, tests/support/http_test_server). One worker/thread each.",
+        concurrency=[32]),
+    "h2-tls": Workload(
+        "h2-tls", "HTTP/2 over TLS (ALPN h2), hello world", "throughput",
+        ["h2o-h2-tls", "nginx-h2-tls", "tronada-h2-tls"], "h2o-h2-tls",
+        "`h2load -t1 -cN -m10 -D<seconds>` over TLS with a P-256 self-signed "
+        "certificate; the handshakes happen during the warm-up. Same responders as "
+        "`h2c`.", concurrency=[32]),
 }
 
 
@@ -550,6 +704,17 @@ def measure_throughput(opts, wl, workdir, notes):
                          "(run ./scripts/build).")
             return {}
         runner = lambda port, conns, secs: run_echo_client(opts, port, conns, secs)
+    elif wl.name in ("h2c", "h2-tls"):
+        if not shutil.which("h2load"):
+            notes.append("Skipped: h2load missing (apt-get install nghttp2-client).")
+            return {}
+        tls = wl.name == "h2-tls"
+        runner = lambda port, conns, secs: run_h2load(opts, port, conns, secs, tls)
+    elif wl.name == "client":
+        if not shutil.which("wrk") or not os.access(BIN / "http_client_bench", os.X_OK):
+            notes.append("Skipped: wrk or build/bin/http_client_bench missing.")
+            return {}
+        runner = None  # chosen per server below
     else:
         if not shutil.which("wrk"):
             notes.append("Skipped: wrk missing (apt-get install wrk).")
@@ -563,6 +728,10 @@ def measure_throughput(opts, wl, workdir, notes):
             for conns in concurrency:
                 for name in rotated(servers, r):
                     server = servers[name]
+                    if wl.name == "client":
+                        runner = (lambda port, c, secs: run_http_client_bench(opts, port, c, secs)) \
+                            if name == "client-tronada" else \
+                            (lambda port, c, secs: run_wrk(opts, port, c, secs, False))
                     try:
                         runner(server.port, conns, opts.warmup)
                         pids = server.pids()
