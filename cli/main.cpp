@@ -18,6 +18,7 @@
 
 #include "cli/common_options.h"
 #include "cli/static_command.h"
+#include "cli/wsgi_command.h"
 
 namespace {
 
@@ -29,8 +30,9 @@ using RegisterCommand = void (*)(CLI::App&);
 // Later: register_wsgi_command, register_fastcgi_command, register_proxy_command,
 // register_serve_command, register_check_command,
 // register_run_command, register_new_command.
-constexpr std::array<RegisterCommand, 1> kCommands{
+constexpr std::array<RegisterCommand, 2> kCommands{
     tronada::cli::register_static_command,
+    tronada::cli::register_wsgi_command,
 };
 
 }  // namespace

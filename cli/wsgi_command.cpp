@@ -1,0 +1,159 @@
+#include "cli/wsgi_command.h"
+
+#include <CLI/CLI.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <system_error>
+
+#include "cli/common_options.h"
+#include "cli/server_runner.h"
+#include "tronada/gateway/wsgi_container.h"
+#include "tronada/gateway/wsgi_interpreter.h"
+#include "tronada/net/bind_sockets.h"
+#include "tronada/net/process.h"
+#include "tronada/web/application.h"
+
+namespace tronada::cli {
+
+namespace {
+
+struct WSGICommand {
+  CommonOptions common;
+  std::string spec;
+  int workers = 1;
+  int threads = 1;
+  std::size_t max_queue = 1024;
+  std::string chdir_to;
+  std::vector<std::string> python_path;
+
+  WSGIOptions wsgi_options() const {
+    WSGIOptions o;
+    o.threads = threads;
+    o.max_queue = max_queue;
+    o.python_path = python_path;
+    o.multiprocess = workers > 1;
+    // No limit by default: the app decides, as with gunicorn.
+    o.max_body_size = common.max_body_size.value_or(0);
+    auto binds = common.binds_or_default();
+    if (!binds.empty() && binds.front().kind != BindAddress::Kind::unix_socket) {
+      o.server.server_name = binds.front().host.empty() ? "0.0.0.0" : binds.front().host;
+      o.server.server_port = std::to_string(binds.front().port);
+    }
+    return o;
+  }
+
+  // Loads the app in this process or exits 1 with the traceback, before anything binds.
+  std::shared_ptr<WSGIApplication> load_or_exit() const {
+    try {
+      return WSGIApplication::load(spec, wsgi_options());
+    } catch (const WSGIAppError& e) {
+      std::fprintf(stderr, "tronada: error: cannot load WSGI app %s: %s\n", spec.c_str(), e.what());
+      std::fflush(stderr);
+      std::_Exit(1);
+    }
+  }
+
+  // With several workers the master never starts Python (each worker has its own
+  // interpreter, started after fork), so a throwaway child checks that the app imports
+  // before the master binds.
+  void check_app_in_child() const {
+    std::fflush(nullptr);
+    pid_t pid = fork();
+    if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
+    if (pid == 0) {
+      auto app = load_or_exit();
+      std::_Exit(0);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::exit(1);  // the child reported why
+    }
+  }
+
+  void serve(HTTPServer& server, const std::shared_ptr<WSGIApplication>& app) {
+    run_until_signalled(server);
+    app->stop();
+    PythonInterpreter::finalize();
+  }
+
+  HTTPServerOptions server_options() const {
+    HTTPServerOptions options;
+    options.limits.max_body_bytes = common.max_body_size.value_or(0);
+    return options;
+  }
+
+  void run() {
+    apply_logging(common);
+    if (!chdir_to.empty() && ::chdir(chdir_to.c_str()) != 0) {
+      throw std::runtime_error("--chdir " + chdir_to + ": " + std::strerror(errno));
+    }
+    auto binds = common.binds_or_default();
+    if (workers <= 1) {
+      auto app = load_or_exit();
+      Application application({wsgi_rule("", app)});
+      HTTPServer server(application, server_options());
+      listen_all(server, binds);
+      log::info("wsgi", "serving " + spec + " with " + std::to_string(threads) + " thread(s)");
+      serve(server, app);
+      return;
+    }
+    check_app_in_child();
+    std::vector<int> fds;
+    for (const auto& b : binds) {
+      if (b.kind == BindAddress::Kind::unix_socket) {
+        fds.push_back(bind_unix_socket(b.path, 0660));
+      } else {
+        for (int fd : bind_sockets(b.port, b.host)) fds.push_back(fd);
+      }
+      log::info("server", "listening on " + b.to_string());
+    }
+    log::info("wsgi", "serving " + spec + " with " + std::to_string(workers) + " workers of " +
+                          std::to_string(threads) + " thread(s)");
+    int id = fork_processes(workers);  // the master supervises and never returns
+    auto app = load_or_exit();
+    Application application({wsgi_rule("", app)});
+    HTTPServer server(application, server_options());
+    server.add_sockets(fds);
+    log::info("wsgi",
+              "worker " + std::to_string(id) + " (pid " + std::to_string(getpid()) + ") ready");
+    serve(server, app);
+  }
+};
+
+}  // namespace
+
+void register_wsgi_command(CLI::App& app) {
+  auto cmd = std::make_shared<WSGICommand>();
+  CLI::App* sub =
+      app.add_subcommand("wsgi", "Serve a WSGI app (Flask, Django, ...) from embedded Python");
+  sub->add_option("MODULE:CALLABLE", cmd->spec,
+                  "The app, e.g. myproject.wsgi:application or app:create_app()")
+      ->required();
+  sub->add_option("-w,--workers", cmd->workers,
+                  "Worker processes; more than one runs a master that restarts dead workers")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  sub->add_option("--threads", cmd->threads, "Threads per worker running the app")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  sub->add_option("--max-queue", cmd->max_queue,
+                  "Requests waiting for a thread before new ones get 503")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  sub->add_option("--chdir", cmd->chdir_to, "Change to this directory before loading the app")
+      ->check(CLI::ExistingDirectory);
+  sub->add_option("--pythonpath", cmd->python_path, "Directory to add to sys.path, repeatable")
+      ->allow_extra_args(false);
+  add_common_options(*sub, cmd->common);
+  sub->callback([cmd] { cmd->run(); });
+}
+
+}  // namespace tronada::cli

@@ -1,0 +1,95 @@
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "tronada/gateway/wsgi_application.h"
+
+#include "tronada/base/log.h"
+#include "tronada/gateway/wsgi_call.h"
+#include "tronada/gateway/wsgi_exchange.h"
+#include "tronada/gateway/wsgi_interpreter.h"
+#include "tronada/gateway/wsgi_worker_pool.h"
+
+namespace tronada {
+
+namespace {
+thread_local PythonThread* t_python = nullptr;
+}  // namespace
+
+WSGIApplication::WSGIApplication(WSGIOptions options) : options_(std::move(options)) {}
+
+std::shared_ptr<WSGIApplication> WSGIApplication::load(std::string_view spec, WSGIOptions options) {
+  PythonInterpreter::initialize(options.python_path);
+  std::shared_ptr<WSGIApplication> self(new WSGIApplication(std::move(options)));
+  {
+    GILHolder gil;
+    PyObject* app = load_wsgi_app(spec);  // throws WSGIAppError
+    self->caller_ =
+        std::make_unique<WSGICaller>(app, self->options_.threads > 1, self->options_.multiprocess);
+    Py_DECREF(app);
+  }
+  self->pool_ = std::make_unique<WSGIWorkerPool>(self->options_.threads, self->options_.max_queue,
+                                                 [](const std::function<void()>& run) {
+                                                   PythonThread python;
+                                                   t_python = &python;
+                                                   run();
+                                                   t_python = nullptr;
+                                                 });
+  return self;
+}
+
+WSGIApplication::~WSGIApplication() {
+  stop();
+}
+
+void WSGIApplication::stop() {
+  if (pool_) {
+    pool_->stop();
+    pool_.reset();
+  }
+  if (caller_ && PythonInterpreter::initialized()) {
+    GILHolder gil;
+    caller_.reset();
+  }
+}
+
+std::shared_ptr<WSGIExchange> WSGIApplication::start(
+    const std::shared_ptr<HTTPServerRequest>& request, std::string_view script_name,
+    std::function<void(int)> on_done) {
+  IOLoop& loop = IOLoop::current();
+  auto exchange = WSGIExchange::create(loop, request, options_.body_buffer, std::move(on_done));
+  // The environ's strings are built here, in C++, so the worker never reads the request.
+  auto environ =
+      std::make_shared<WSGIEnviron>(build_wsgi_environ(*request, script_name, options_.server));
+  bool head = request->method == "HEAD";
+  bool https = request->protocol == "https";
+  WSGICaller* caller = caller_.get();
+  std::chrono::milliseconds slow = options_.slow_queue;
+  bool queued = pool_ && pool_->submit([exchange, environ, caller, head, https,
+                                        slow](Duration waited) mutable {
+    if (waited > slow) {
+      log::warning("wsgi",
+                   "request waited " +
+                       std::to_string(
+                           std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
+                       " ms for a free thread; consider more --threads or workers");
+    }
+    t_python->acquire();
+    if (!exchange->client_gone()) {
+      caller->call(*environ, exchange->body(), head, https, *exchange);
+    } else {
+      exchange->abort();
+    }
+    // Python objects die here, under the GIL; the environ strings need no GIL.
+    t_python->release();
+    environ.reset();
+    WSGIExchange::complete(std::move(exchange));
+  });
+  if (!queued) {
+    log::warning("wsgi", "queue full (" + std::to_string(options_.max_queue) +
+                             " requests waiting): 503 for " + request->method + " " + request->uri);
+    exchange->reject(503, "1");
+  }
+  return exchange;
+}
+
+}  // namespace tronada
