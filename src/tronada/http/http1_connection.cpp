@@ -49,6 +49,9 @@ class HTTP1Stream final : public HTTPConnection {
   void write_response(int status, const HTTPHeaders& headers, std::string_view body) override {
     conn_->write_response(seq_, status, headers, body);
   }
+  DetachedConnection detach() override { return conn_->detach(seq_); }
+  void pause_reading() override { conn_->pause_body(seq_); }
+  void resume_reading() override { conn_->resume_body(seq_); }
 
  private:
   std::shared_ptr<HTTP1Connection> conn_;
@@ -137,7 +140,7 @@ void HTTP1Connection::close() {
   closing_ = true;
   read_timeout_.disarm();
   write_timeout_.disarm();
-  if (!stream_->closed()) stream_->close();
+  if (!detached_ && !stream_->closed()) stream_->close();
 }
 
 void HTTP1Connection::close_when_idle() {
@@ -223,7 +226,7 @@ void HTTP1Connection::on_data(std::string_view data) {
   // No shared_from_this() here: the stream's close callback owns us until the stream has
   // closed, which happens from the loop, never inside this call.
   if (closing_) return;  // lingering: what the client still sends is dropped
-  if (phase_ == Phase::body) arm(context_->body_timeouts);
+  if (phase_ == Phase::body && !body_paused_) arm(context_->body_timeouts);
   dispatching_ = true;
   if (pending_pos_ < pending_.size()) {
     if (!data.empty()) {
@@ -272,10 +275,11 @@ void HTTP1Connection::update_read_pause() {
   // past a bound, reading stops (TCP flow control holds the client back).
   std::size_t held = pending_.size() - pending_pos_;
   std::size_t limit = context_->options.limits.max_header_bytes + kPendingSlack;
-  if (!reading_paused_ && held > limit) {
+  bool pause = body_paused_ || held > limit;
+  if (!reading_paused_ && pause) {
     reading_paused_ = true;
     stream_->pause_reading();
-  } else if (reading_paused_ && held <= limit) {
+  } else if (reading_paused_ && !pause) {
     reading_paused_ = false;
     stream_->resume_reading();
   }
@@ -302,9 +306,15 @@ std::size_t HTTP1Connection::process(std::string_view data) {
         return data.size();
       case FeedStatus::kPaused:
       case FeedStatus::kUpgrade:
+        if (upgrade_finish_due_) {
+          // Now that the parser stopped, the bytes after the request are known: a handler
+          // that detaches from finish() takes them with the stream.
+          finish_upgrade_request(data.substr(used));
+          if (detached_) return data.size();
+        }
         // on_message_complete ran; if the handler answered synchronously the response
         // is already finished and message_complete_ was cleared.
-        if (!message_complete_) parser_.resume();
+        if (!message_complete_ && !closing_) parser_.resume();
         break;
       case FeedStatus::kError:
         send_error(parser_.error_status(), parser_.error_reason());
@@ -341,6 +351,10 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
   headers_written_ = false;
   chunked_ = fixed_length_ = no_body_ = false;
   stream_body_ = false;
+  upgrade_request_ = info.upgrade;
+  upgrade_finish_due_ = switching_ = false;
+  body_paused_ = finish_held_ = false;
+  held_body_.clear();
   head_request_ = req->method == "HEAD";
   keep_alive_ = keep_alive_ && info.keep_alive && !close_when_idle_;
   req->connection = std::make_shared<HTTP1Stream>(shared_from_this(), seq_);
@@ -374,15 +388,20 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
     // the parser's 413 instead, and the client never has to send it.
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
   }
-  // Upgrades (WebSocket, h2c) are taken over by the handlers that support them; a
-  // plain server answers them as ordinary requests (RFC 9110 7.8 allows ignoring it).
-  return HeadersAction::kDeclineUpgrade;
+  // Upgrades (WebSocket, CONNECT) are taken over by the handlers that support them
+  // (detach); the parser stops after the request so that what follows stays unparsed.
+  // A handler that answers normally declines it (RFC 9110 7.8), and parsing resumes.
+  return info.upgrade ? HeadersAction::kContinue : HeadersAction::kDeclineUpgrade;
 }
 
 void HTTP1Connection::on_body(std::string_view chunk) {
   if (!request_active_) return;  // answered early: the rest of the body is dropped
   if (stream_body_) {
-    if (message_) {
+    if (body_paused_ || !held_body_.empty()) {
+      // Paused by the handler: what this read still brought waits (at most one read,
+      // since the stream reads no more).
+      held_body_.append(chunk);
+    } else if (message_) {
       in_delegate_ = true;
       struct Reset {
         HTTP1Connection* c;
@@ -407,6 +426,14 @@ void HTTP1Connection::on_message_complete() {
     phase_ = Phase::handling;
     read_timeout_.disarm();
   }
+  if (message_ && (body_paused_ || !held_body_.empty())) {
+    finish_held_ = true;  // delivered after the held body, on resume
+    return;
+  }
+  if (message_ && upgrade_request_) {
+    upgrade_finish_due_ = true;  // process() calls finish once feed() returned
+    return;
+  }
   if (message_) {
     in_delegate_ = true;
     struct Reset {
@@ -421,6 +448,149 @@ void HTTP1Connection::on_message_complete() {
   } else if (!headers_written_) {
     send_error(503, "server is shutting down");
   }
+}
+
+void HTTP1Connection::finish_upgrade_request(std::string_view rest) {
+  upgrade_finish_due_ = false;
+  if (!request_active_ || !message_) return;
+  in_delegate_ = true;
+  in_upgrade_finish_ = true;
+  upgrade_rest_ = rest;
+  struct Reset {
+    HTTP1Connection* c;
+    ~Reset() {
+      c->in_delegate_ = false;
+      c->in_upgrade_finish_ = false;
+      c->upgrade_rest_ = {};
+      c->retired_message_.reset();
+    }
+  } reset{this};
+  try {
+    message_->finish();
+  } catch (...) {
+    on_delegate_exception(std::current_exception());
+  }
+}
+
+void HTTP1Connection::deliver_held_body() {
+  if (closing_ || !request_active_ || !message_ || body_paused_) return;
+  in_delegate_ = true;
+  struct Reset {
+    HTTP1Connection* c;
+    ~Reset() {
+      c->in_delegate_ = false;
+      c->retired_message_.reset();
+    }
+  } reset{this};
+  try {
+    if (!held_body_.empty()) {
+      std::string held = std::move(held_body_);
+      held_body_.clear();
+      message_->data_received(held);
+    }
+    if (finish_held_ && !body_paused_ && held_body_.empty() && request_active_ && message_) {
+      finish_held_ = false;
+      message_->finish();
+    }
+  } catch (...) {
+    on_delegate_exception(std::current_exception());
+  }
+}
+
+void HTTP1Connection::pause_body(std::uint64_t seq) {
+  if (seq != seq_ || !request_active_ || closing_ || body_paused_) return;
+  body_paused_ = true;
+  if (phase_ == Phase::body) read_timeout_.disarm();
+  update_read_pause();
+}
+
+void HTTP1Connection::resume_body(std::uint64_t seq) {
+  if (seq != seq_ || !body_paused_) return;
+  body_paused_ = false;
+  if (closing_ || !request_active_) return;
+  if (phase_ == Phase::body) arm(context_->body_timeouts);
+  update_read_pause();
+  if (!held_body_.empty() || finish_held_) {
+    // From the loop: resume_reading is often called from inside the handler's own code.
+    stream_->loop().add_callback([self = shared_from_this()] { self->deliver_held_body(); });
+  }
+}
+
+DetachedConnection HTTP1Connection::detach(std::uint64_t seq) {
+  if (seq != seq_ || !request_active_ || closing_) {
+    throw std::logic_error("detach: the request is no longer active");
+  }
+  if (!message_complete_) throw std::logic_error("detach before the request was read whole");
+  if (headers_written_ && !switching_) {
+    throw std::logic_error("detach after a response other than 101 began");
+  }
+  DetachedConnection result;
+  result.stream = stream_;
+  if (in_upgrade_finish_) {
+    result.leftover.assign(upgrade_rest_);
+  } else if (pending_pos_ < pending_.size()) {
+    result.leftover.assign(pending_, pending_pos_);
+  }
+  flush();  // the 101 head goes out ahead of anything the new owner writes
+  // The stream's close callback holds the last reference but one to us (the response
+  // channel the caller used holds another); keep us until the loop comes round, since
+  // callers up the stack (on_data, process) still run on this object.
+  stream_->loop().add_callback([self = shared_from_this()] {});
+  detached_ = true;
+  closing_ = true;
+  request_active_ = false;
+  message_complete_ = false;
+  read_timeout_.disarm();
+  write_timeout_.disarm();
+  context_->connections.erase(this);
+  if (in_delegate_) {
+    retired_message_ = std::move(message_);
+  } else {
+    message_.reset();
+  }
+  request_.reset();
+  request_close_callback_ = nullptr;
+  std::string().swap(pending_);
+  pending_pos_ = 0;
+  std::string().swap(out_);
+  std::string().swap(held_body_);
+  if (reading_paused_) {
+    reading_paused_ = false;
+    stream_->resume_reading();
+  }
+  // Back to buffered mode: the socket is not read until the new owner reads or sets its
+  // own handler.
+  stream_->set_data_handler(nullptr);
+  stream_->set_close_callback(nullptr);
+  return result;
+}
+
+void HTTP1Connection::write_switching_head(const HTTPHeaders& headers) {
+  for (const auto& f : headers) {
+    if (!is_valid_header_name(f.name) || !is_valid_header_value(f.value)) {
+      throw std::invalid_argument("invalid response header field: " + f.name);
+    }
+  }
+  headers_written_ = true;
+  switching_ = true;
+  no_body_ = true;
+  keep_alive_ = false;  // whatever happens next, this connection carries no more HTTP/1
+  out_.append("HTTP/1.1 101 Switching Protocols\r\n");
+  bool has_date = false;
+  for (const auto& f : headers) {
+    if (detail::iequals(f.name, "Date")) has_date = true;
+    out_.append(f.name);
+    out_.append(": ");
+    out_.append(f.value);
+    out_.append("\r\n");
+  }
+  if (!has_date) {
+    out_.append("Date: ");
+    out_.append(http_date_now());
+    out_.append("\r\n");
+  }
+  out_.append("\r\n");
+  schedule_flush();
 }
 
 void HTTP1Connection::on_delegate_exception(std::exception_ptr e) {
@@ -466,6 +636,10 @@ void HTTP1Connection::apply_xheaders(HTTPServerRequest& req) {
 void HTTP1Connection::write_headers(std::uint64_t seq, int status, const HTTPHeaders& headers) {
   if (seq != seq_ || !request_active_ || closing_) return;
   if (headers_written_) throw std::logic_error("write_headers called twice");
+  if (status == 101 && upgrade_request_ && !http10_) {
+    write_switching_head(headers);
+    return;
+  }
   if (status < 200 || status > 999) {
     // 100 Continue is the connection's to send; other interim responses (101, 103) would
     // need a final response after them, which this channel does not model.
@@ -659,6 +833,13 @@ void HTTP1Connection::write_response(std::uint64_t seq, int status, const HTTPHe
 
 void HTTP1Connection::on_request_done() {
   request_active_ = false;
+  if (switching_) keep_alive_ = false;  // a 101 without detach(): nothing sane can follow
+  upgrade_request_ = upgrade_finish_due_ = false;
+  if (body_paused_ || !held_body_.empty()) {
+    body_paused_ = finish_held_ = false;
+    std::string().swap(held_body_);
+    update_read_pause();
+  }
   // A delegate whose own method is running (it answered from finish() or data_received())
   // is freed once that method returned.
   if (in_delegate_) {

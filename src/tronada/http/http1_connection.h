@@ -70,6 +70,11 @@ struct HTTP1ServerContext {
 /// time, responses in order), chunked bodies both ways, 100-continue, timeouts, and
 /// rejections with the parser's status and a closed connection.
 ///
+/// Upgrades: an Upgrade request is delivered like any other; parsing stops after it. A
+/// handler that answers normally keeps the connection on HTTP/1; one that writes a 101
+/// head and calls detach() takes the stream (and the bytes read past the request) and
+/// the connection lets go of it, for good.
+///
 /// Lifetime: held by shared_ptr. The stream's close callback holds one reference until
 /// the stream closes; each request's response channel holds another, so a handler that
 /// answers late finds the connection (closed, perhaps) rather than freed memory.
@@ -101,6 +106,9 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   Future<void> drain(std::uint64_t seq);
   bool response_closed(std::uint64_t seq) const;
   void set_close_callback(std::uint64_t seq, std::function<void()> cb);
+  DetachedConnection detach(std::uint64_t seq);
+  void pause_body(std::uint64_t seq);
+  void resume_body(std::uint64_t seq);
 
  private:
   // HTTP1ParserDelegate
@@ -116,6 +124,9 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   void process_pending();
   void update_read_pause();
   void on_request_done();
+  void finish_upgrade_request(std::string_view rest);
+  void deliver_held_body();
+  void write_switching_head(const HTTPHeaders& headers);
   void on_delegate_exception(std::exception_ptr e);
   void abort_request();
   void send_error(int status, std::string_view reason);
@@ -153,9 +164,14 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   std::uint64_t write_mark_taken_ = 0;
   std::size_t write_mark_unsent_ = 0;
 
-  std::string remote_ip_;        // the peer's address, looked up once per connection
-  std::string out_;              // response bytes not yet handed to the stream
-  std::string pending_;          // pipelined input read ahead of the current request...
+  std::string remote_ip_;  // the peer's address, looked up once per connection
+  std::string out_;        // response bytes not yet handed to the stream
+  std::string pending_;    // pipelined input read ahead of the current request...
+  // Body bytes read while the handler paused the body (pause_body); delivered on resume.
+  std::string held_body_;
+  // Within finish_upgrade_request: the bytes after the upgrade request in the input
+  // being parsed, which detach() hands over.
+  std::string_view upgrade_rest_;
   std::size_t pending_pos_ = 0;  // ...from this offset on
 
   Phase phase_ = Phase::idle;
@@ -178,6 +194,13 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   bool reading_paused_ = false;
   bool closing_ = false;
   bool close_when_idle_ = false;
+  bool upgrade_request_ = false;     // the current request asks to switch protocols
+  bool upgrade_finish_due_ = false;  // ...and its finish() waits for feed() to return
+  bool in_upgrade_finish_ = false;   // inside finish_upgrade_request
+  bool switching_ = false;           // a 101 head was written
+  bool detached_ = false;            // the stream belongs to someone else now
+  bool body_paused_ = false;         // the handler paused its streamed body
+  bool finish_held_ = false;         // ...and the body ended meanwhile
 };
 
 }  // namespace tronada

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,16 @@
 namespace tronada {
 
 class HTTPServerRequest;
+class IOStream;
+
+/// What HTTPConnection::detach() hands over: the connection's stream, now owned by the
+/// caller, and the bytes the server had already read past the request (the new
+/// protocol's first input, e.g. WebSocket frames a client sent right behind its
+/// handshake).
+struct DetachedConnection {
+  std::shared_ptr<IOStream> stream;
+  std::string leftover;
+};
 
 /// One request's response channel (Tornado's HTTPConnection as seen by a handler).
 /// Calls must come in order: write_headers once, write any number of times, finish
@@ -30,6 +41,8 @@ class HTTPConnection {
   /// chunked (HTTP/1.1) or close-delimited (HTTP/1.0) on HTTP/1, DATA frames on HTTP/2.
   /// Throws std::invalid_argument for a field name or value that could split the
   /// response (CR, LF, NUL): handlers must never be able to inject headers.
+  /// Status 101 is accepted only for an Upgrade request on HTTP/1: its head goes out as
+  /// given (no framing fields) and the handler then calls detach().
   virtual void write_headers(int status, const HTTPHeaders& headers) = 0;
   /// A piece of the body. Bodies of HEAD requests and of 204/304 responses are dropped.
   virtual void write(std::string_view chunk) = 0;
@@ -42,6 +55,26 @@ class HTTPConnection {
   virtual bool closed() const = 0;
   /// Runs `cb` if the connection closes before the response finished.
   virtual void set_close_callback(std::function<void()> cb) = 0;
+
+  /// Takes the connection over after an Upgrade request (WebSocket, a CONNECT tunnel):
+  /// the server writes out what it queued (a 101 head from write_headers), stops reading,
+  /// timing and answering on the stream, and forgets it. The caller owns the stream from
+  /// now on: it must set its own data handler (or read) and close callback, and close it.
+  /// Call it once the request was read whole (from the handler's method), after writing
+  /// nothing or a 101 head. Afterwards this channel is closed() and every call is a no-op.
+  /// Throws std::logic_error if the protocol cannot hand over its connection (HTTP/2) or
+  /// the request is in the wrong state.
+  virtual DetachedConnection detach() {
+    throw std::logic_error("this protocol cannot hand over its connection");
+  }
+
+  /// Flow control for a streamed request body (RequestStart::stream_body): while paused
+  /// no data_received arrives (nor finish), the connection reads no more from the peer,
+  /// and the body timeout does not run. At most what one read had already brought in is
+  /// held back and delivered, from the loop, after resume_reading(). A no-op once the
+  /// request ended. Pausing is per request: the next request starts unpaused.
+  virtual void pause_reading() {}
+  virtual void resume_reading() {}
 
   /// The whole response at once: the common case, and the cheapest.
   virtual void write_response(int status, const HTTPHeaders& headers, std::string_view body) {

@@ -854,3 +854,177 @@ TEST(TimeoutList, EntriesFireInOrderAndDisarmedOnesDoNot) {
   }
   test_support::expect_clean_close(loop);
 }
+
+namespace {
+
+std::string upgrade_request(const std::string& target) {
+  return "GET " + target + " HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n";
+}
+
+// Takes over a detached stream: echoes what arrives, upper-cased, so the test can tell.
+void echo_on(const std::shared_ptr<IOStream>& stream) {
+  std::weak_ptr<IOStream> weak = stream;
+  stream->set_data_handler([weak](std::string_view data) {
+    std::string up(data);
+    for (auto& c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (auto s = weak.lock()) s->write(up, [] {});
+  });
+}
+
+}  // namespace
+
+TEST_F(HTTP1ConnectionTest, UpgradeDetachedFromFinishTakesLeftoverBytes) {
+  std::shared_ptr<IOStream> taken;
+  std::string leftover;
+  delegate_.start = [&](const std::shared_ptr<HTTPServerRequest>& req) {
+    auto msg = std::make_unique<Message>();
+    std::weak_ptr<HTTPServerRequest> weak = req;
+    msg->on_finish = [&, weak] {
+      auto r = weak.lock();
+      HTTPHeaders h;
+      h.add("Upgrade", "echo");
+      h.add("Connection", "Upgrade");
+      r->connection->write_headers(101, h);
+      DetachedConnection d = r->connection->detach();
+      EXPECT_TRUE(r->connection->closed());
+      taken = d.stream;
+      leftover = d.leftover;
+      echo_on(taken);
+    };
+    return RequestStart{std::move(msg)};
+  };
+  start();
+  send(upgrade_request("/u") + "first bytes");
+  run_until([&] {
+    pump();
+    return received_.find("\r\n\r\n") != std::string::npos;
+  });
+  EXPECT_EQ(received_.substr(0, 34), "HTTP/1.1 101 Switching Protocols\r\n");
+  EXPECT_NE(received_.find("Upgrade: echo\r\n"), std::string::npos);
+  EXPECT_EQ(received_.find("Content-Length"), std::string::npos);
+  EXPECT_EQ(received_.find("Transfer-Encoding"), std::string::npos);
+  EXPECT_EQ(leftover, "first bytes");
+  EXPECT_TRUE(ctx_->connections.empty());
+  received_.erase(0, received_.find("\r\n\r\n") + 4);
+  send("hello");
+  run_until([&] {
+    pump();
+    return received_ == "HELLO";
+  });
+  // The HTTP/1 connection no longer touches the stream: closing it leaves ours open.
+  conn_->close();
+  EXPECT_FALSE(taken->closed());
+  taken->close();
+  run_until([&] { return pump(); });
+}
+
+TEST_F(HTTP1ConnectionTest, UpgradeDetachedLaterTakesWhatArrivedMeanwhile) {
+  hold_ = true;
+  start();
+  send(upgrade_request("/u") + "ab");
+  run_until([&] { return requests_.size() == 1; });
+  send("cd");
+  run_for(20ms);
+  HTTPHeaders h;
+  h.add("Upgrade", "echo");
+  requests_[0]->connection->write_headers(101, h);
+  DetachedConnection d = requests_[0]->connection->detach();
+  EXPECT_EQ(d.leftover, "abcd");
+  // A second detach, or writes through the old channel, do nothing harmful.
+  EXPECT_THROW(requests_[0]->connection->detach(), std::logic_error);
+  requests_[0]->connection->write(std::string_view("ignored"));
+  echo_on(d.stream);
+  send("xy");
+  run_until([&] {
+    pump();
+    return received_.size() >= 2 && received_.substr(received_.size() - 2) == "XY";
+  });
+  EXPECT_EQ(received_.find("ignored"), std::string::npos);
+  d.stream->close();
+  run_until([&] { return pump(); });
+}
+
+TEST_F(HTTP1ConnectionTest, DeclinedUpgradeStaysHTTP1) {
+  start();
+  send(upgrade_request("/u") + get("/next"));
+  Response a = next_response();
+  Response b = next_response();
+  EXPECT_EQ(a.status, 200);
+  EXPECT_EQ(a.body, "/u");
+  EXPECT_EQ(b.body, "/next");
+  EXPECT_FALSE(eof_);
+}
+
+TEST_F(HTTP1ConnectionTest, DetachRefusedForAnOrdinaryResponse) {
+  hold_ = true;
+  start();
+  send(upgrade_request("/u"));
+  run_until([&] { return requests_.size() == 1; });
+  HTTPHeaders h;
+  h.add("Transfer-Encoding", "chunked");
+  requests_[0]->connection->write_headers(200, h);
+  EXPECT_THROW(requests_[0]->connection->detach(), std::logic_error);
+  requests_[0]->connection->finish();
+  Response r = next_response();
+  EXPECT_EQ(r.status, 200);
+}
+
+TEST_F(HTTP1ConnectionTest, PausedBodyStopsDataAndBodyTimeout) {
+  std::string got;
+  int calls_while_paused = 0;
+  bool paused = false, paused_once = false;
+  std::shared_ptr<HTTPServerRequest> current;
+  delegate_.start = [&](const std::shared_ptr<HTTPServerRequest>& req) {
+    current = req;
+    auto msg = std::make_unique<Message>();
+    msg->on_data = [&](std::string_view chunk) {
+      if (paused) ++calls_while_paused;
+      got.append(chunk);
+      if (!paused_once) {
+        paused = paused_once = true;
+        current->connection->pause_reading();
+      }
+    };
+    msg->on_finish = [&] { answer(current, 200, std::to_string(got.size())); };
+    RequestStart s{std::move(msg)};
+    s.stream_body = true;
+    s.max_body_size = 0;
+    return s;
+  };
+  HTTPServerOptions options;
+  options.body_timeout = 100ms;
+  start(options);
+  std::string body(300000, 'p');
+  send("POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
+       "\r\n\r\n");
+  send(body.substr(0, 1000));
+  run_until([&] { return paused; });
+  std::size_t at_pause = got.size();
+  std::size_t written = 1000;
+  auto write_some = [&] {
+    while (written < body.size()) {
+      ssize_t n = ::write(peer_, body.data() + written, body.size() - written);
+      if (n <= 0) break;  // the socket buffer is full: that is the point
+      written += static_cast<std::size_t>(n);
+    }
+  };
+  // Longer than the body timeout: paused, it does not run.
+  for (int i = 0; i < 10; ++i) {
+    write_some();
+    run_for(30ms);
+  }
+  EXPECT_EQ(calls_while_paused, 0);
+  EXPECT_EQ(got.size(), at_pause);
+  pump();
+  EXPECT_FALSE(eof_);
+  paused = false;
+  current->connection->resume_reading();
+  Response r;
+  run_until([&] {
+    write_some();
+    pump();
+    return take_response(received_, r, eof_);
+  });
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, std::to_string(body.size()));
+}
