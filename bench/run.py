@@ -473,6 +473,75 @@ SERVERS = {
                           "--address", HOST],
         missing_binary(BIN / "01_getting_started", "not built: run ./scripts/build")),
 }
+
+# WSGI: the same app module (bench/peers/wsgi_hello.py, flask_hello.py) behind each
+# server, one worker process each; access logs off where a server has them on.
+def missing_module(module, package):
+    def check():
+        r = subprocess.run([PYTHON, "-c", f"import {module}"], capture_output=True)
+        return None if r.returncode == 0 else f"Python module {module} missing ({package})"
+    return check
+
+
+def missing_all(*checks):
+    def check():
+        for c in checks:
+            why = c()
+            if why:
+                return why
+        return None
+    return check
+
+
+def gunicorn_version():
+    r = subprocess.run(["/usr/bin/gunicorn", "--version"], capture_output=True, text=True)
+    return (r.stdout or r.stderr).strip()
+
+
+def uwsgi_version():
+    r = subprocess.run(["/usr/bin/uwsgi", "--version"], capture_output=True, text=True)
+    return f"uWSGI {r.stdout.strip()}"
+
+
+for _app, _module, _dep in (("wsgi", "wsgi_hello", "json"), ("flask", "flask_hello", "flask")):
+    _spec = f"{_module}:application"
+    _need = missing_module(_dep, "python3-flask")
+    SERVERS[f"tronada-{_app}"] = Spec(
+        f"tronada-{_app}", "tronada wsgi (1 thread)", "http",
+        lambda port, wd, _spec=_spec: [
+            str(BIN / "tronada"), "wsgi", _spec, "-b", f"{HOST}:{port}",
+            "--pythonpath", str(PEERS), "--log-level", "warning"],
+        missing_all(missing_binary(BIN / "tronada", "run ./scripts/build"), _need))
+    SERVERS[f"gunicorn-sync-{_app}"] = Spec(
+        f"gunicorn-sync-{_app}", "gunicorn (sync, 1 worker)", "http",
+        lambda port, wd, _spec=_spec: [
+            "/usr/bin/gunicorn", "-w", "1", "-k", "sync", "--backlog", "1024",
+            "-b", f"{HOST}:{port}", "--chdir", str(PEERS), _spec],
+        missing_all(missing_binary("/usr/bin/gunicorn", "apt-get install gunicorn"), _need),
+        gunicorn_version)
+    SERVERS[f"gunicorn-gthread-{_app}"] = Spec(
+        f"gunicorn-gthread-{_app}", "gunicorn (gthread, 4 threads)", "http",
+        lambda port, wd, _spec=_spec: [
+            "/usr/bin/gunicorn", "-w", "1", "-k", "gthread", "--threads", "4",
+            "--backlog", "1024", "-b", f"{HOST}:{port}", "--chdir", str(PEERS), _spec],
+        missing_all(missing_binary("/usr/bin/gunicorn", "apt-get install gunicorn"), _need),
+        gunicorn_version)
+    SERVERS[f"uwsgi-{_app}"] = Spec(
+        f"uwsgi-{_app}", "uWSGI (--http-socket, 1 process)", "http",
+        lambda port, wd, _spec=_spec: [
+            "/usr/bin/uwsgi", "--plugin", "python3", "--http-socket", f"{HOST}:{port}",
+            "--chdir", str(PEERS), "--module", _spec, "--processes", "1",
+            "--listen", "1024", "--disable-logging", "--die-on-term"],
+        missing_all(missing_binary("/usr/bin/uwsgi",
+                                   "apt-get install uwsgi-core uwsgi-plugin-python3"), _need),
+        uwsgi_version)
+    SERVERS[f"tornado-{_app}"] = Spec(
+        f"tornado-{_app}", "Tornado WSGIContainer", "http",
+        lambda port, wd, _spec=_spec: [
+            PYTHON, str(PEERS / "tornado_wsgi.py"), _spec, "--port", str(port),
+            "--address", HOST],
+        missing_all(missing_tornado, _need), tornado_version)
+
 # The `client` workload measures load generators, not servers: two nginx instances
 # (the fixed server), one loaded by wrk and one by our HTTP client.
 for _name, _label in (("client-wrk", "wrk → nginx"),
@@ -647,6 +716,21 @@ WORKLOADS = {
         "fetching with one AsyncHTTPClient over N kept-alive connections), each pinned to "
         "the client CPU. The ratio column is the client's requests/s over wrk's (goal "
         "≥ 0.7×); the CPU column is nginx's.", concurrency=[64]),
+    "wsgi-hello": Workload(
+        "wsgi-hello", "WSGI hello world, one worker", "throughput",
+        ["uwsgi-wsgi", "gunicorn-sync-wsgi", "gunicorn-gthread-wsgi", "tornado-wsgi",
+         "tronada-wsgi"], "uwsgi-wsgi",
+        "`wrk -t1 -cN --latency` on `GET /` of bench/peers/wsgi_hello.py (a list with one "
+        "bytes object and a Content-Length), served by `tronada wsgi` (1 thread), gunicorn "
+        "(sync; gthread with 4 threads), uWSGI (`--http-socket --plugin python3 --listen "
+        "1024`, 1 process) and Tornado's WSGIContainer; one worker process each, no "
+        "access log.", concurrency=[64]),
+    "flask-hello": Workload(
+        "flask-hello", "Flask hello world, one worker", "throughput",
+        ["uwsgi-flask", "gunicorn-sync-flask", "gunicorn-gthread-flask", "tornado-flask",
+         "tronada-flask"], "uwsgi-flask",
+        "As `wsgi-hello` with bench/peers/flask_hello.py (Debian's Flask) returning "
+        "`Hello, world` from one route.", concurrency=[64]),
     "h2c": Workload(
         "h2c", "HTTP/2 over clear text (prior knowledge), hello world", "throughput",
         ["h2o-h2c", "nginx-h2c", "tronada-h2c"], "h2o-h2c",
