@@ -1,0 +1,89 @@
+// WebSocketHandler: a RequestHandler that accepts the WebSocket opening handshake on GET
+// and then speaks the protocol (RFC 6455, permessage-deflate of RFC 7692), as Tornado's
+// tornado.websocket.WebSocketHandler.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tronada/web/request_handler.h"
+#include "tronada/websocket/websocket_connection.h"
+
+namespace tronada {
+
+/// Subclass it and override open / on_message / on_close; route it like any handler.
+///
+/// The handshake (get(), final): 400 for a request that is not a WebSocket upgrade
+/// (Upgrade, Connection, Sec-WebSocket-Key missing or invalid, not HTTP/1.1), 403 when
+/// check_origin refuses the Origin, 426 with "Sec-WebSocket-Version: 13" for another
+/// protocol version. Then select_subprotocol picks from Sec-WebSocket-Protocol and
+/// get_compression_options enables permessage-deflate, the 101 goes out and the handler
+/// takes the connection over from HTTP.
+///
+/// Order of calls: open (awaited; no message is read before it completes), then
+/// on_message / on_ping / on_pong as frames arrive, then on_close exactly once.
+///
+/// Lifetime: the handler lives until the connection closed and on_close returned (its
+/// get() awaits that), so callbacks may use `this` freely. Outside callbacks (from a
+/// timer, another connection's message), keep a std::shared_ptr... you cannot get one:
+/// instead check closed() before writing, or hold the handler in a registry you clear in
+/// on_close, as the chat example does.
+class WebSocketHandler : public RequestHandler {
+ public:
+  WebSocketHandler();
+  ~WebSocketHandler() override;
+
+  // --- what subclasses override ---
+  /// The connection is open; may write messages.
+  virtual Task<void> open();
+  /// A whole message; `binary` for binary frames, otherwise text (valid UTF-8).
+  virtual void on_message(std::string_view message, bool binary) = 0;
+  virtual void on_ping(std::string_view data) { (void)data; }
+  virtual void on_pong(std::string_view data) { (void)data; }
+  /// The connection closed: `code` and `reason` are the peer's (1005 if its close frame
+  /// had no code, 1006 if it sent none).
+  virtual void on_close(std::uint16_t code, std::string_view reason) {
+    (void)code;
+    (void)reason;
+  }
+  /// True to accept a handshake from `origin` (the Origin header). Same-origin only by
+  /// default, as Tornado: the origin's host[:port] must equal the Host header.
+  virtual bool check_origin(std::string_view origin);
+  /// Picks one of the client's subprotocols (Sec-WebSocket-Protocol), or none.
+  virtual std::optional<std::string> select_subprotocol(const std::vector<std::string>& offered);
+  /// permessage-deflate settings; nullopt (the default) disables compression.
+  virtual std::optional<ws::DeflateOptions> get_compression_options() { return std::nullopt; }
+  /// Largest message accepted (default 10 MiB); larger ones close with 1009.
+  virtual std::size_t max_message_size() const { return 10 * 1024 * 1024; }
+  /// Keepalive pings every ping_interval (0: none); without an answer within
+  /// ping_timeout (0: max(3 intervals, 30 s), as Tornado) the connection is dropped.
+  virtual Duration ping_interval() const { return Duration::zero(); }
+  virtual Duration ping_timeout() const { return Duration::zero(); }
+  /// How long close() waits for the client's close frame.
+  virtual Duration close_timeout() const { return std::chrono::seconds(5); }
+
+  // --- what they call ---
+  /// Sends a message. The future completes once the queued output is below the
+  /// stream's high-water mark: co_await it to keep memory bounded for a slow client.
+  /// Throws WebSocketClosedError once the connection is closing.
+  Future<void> write_message(std::string_view message, bool binary = false);
+  void ping(std::string_view data = {});
+  /// Starts the close handshake (code 0: a close frame without code).
+  void close(std::uint16_t code = ws::close_code::kNormal, std::string_view reason = {});
+  /// True once closing started or the connection is gone (writes would throw).
+  bool closed() const { return !ws_ || ws_->closing(); }
+  const std::string& selected_subprotocol() const { return subprotocol_; }
+
+  Task<void> get() final;
+
+ private:
+  void reject(int status, std::string_view message);
+  std::shared_ptr<ws::WebSocketConnection> ws_;
+  std::string subprotocol_;
+};
+
+}  // namespace tronada
