@@ -41,3 +41,25 @@ def test_forms_example_rejects_post_without_xsrf(start_server):
         assert False, "POST without an XSRF token must fail"
     except urllib.error.HTTPError as e:
         assert e.code == 403
+
+
+def test_websocket_examples_echo_and_chat(start_server):
+    import asyncio
+    import websockets
+
+    echo = start_server("ws_echo")
+    chat = start_server("06_websocket")
+
+    async def go():
+        async with websockets.connect(f"ws://127.0.0.1:{echo.port}/ws") as ws:
+            await ws.send("text")
+            assert await ws.recv() == "text"
+            await ws.send(b"bin")
+            assert await ws.recv() == b"bin"
+        origin = f"http://127.0.0.1:{chat.port}"
+        async with websockets.connect(f"ws://127.0.0.1:{chat.port}/chatsocket", origin=origin) as ws:
+            await ws.send("hello chat")
+            assert await ws.recv() == "hello chat"
+    asyncio.run(asyncio.wait_for(go(), 20))
+    with urllib.request.urlopen(f"http://127.0.0.1:{chat.port}/", timeout=5) as r:
+        assert b"/chatsocket" in r.read()
