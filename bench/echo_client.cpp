@@ -1,14 +1,17 @@
 // echo_client: load generator for line echo servers (bench/run.py's `echo` workload).
 //
 //   build/bin/echo_client --port N [--host 127.0.0.1] [-c CONNECTIONS] [-d SECONDS]
-//                         [--size BYTES]
+//                         [--size BYTES] [--websocket PATH]
 //
 // Opens CONNECTIONS TCP connections; each sends a SIZE-byte line (newline included),
 // waits until the same bytes came back, checks them, and sends the next: one request
 // in flight per connection, as wrk does for HTTP. Runs for SECONDS and prints one line
 // of JSON: round trips, seconds, round trips per second, latency percentiles (µs) and
-// errors. Plain epoll, edge-free and single-threaded, so the client costs as little
-// CPU per round trip as a client can (one write and one read).
+// errors. With --websocket PATH each connection first does a WebSocket handshake for
+// ws://HOST:PORT/PATH and then sends SIZE-byte binary messages (masked, as clients must)
+// and waits for their echo (bench/run.py's `ws-echo` workload). Plain epoll, edge-free and
+// single-threaded, so the client costs as little CPU per round trip as a client can (one write and
+// one read).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -23,9 +26,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <vector>
-#include <ctime>
 
 namespace {
 
@@ -55,6 +58,7 @@ int main(int argc, char** argv) {
   int connections = 64;
   double duration = 10;
   std::size_t size = 64;
+  std::string ws_path;  // empty: line echo
   for (int i = 1; i < argc; ++i) {
     auto need = [&](const char* flag) -> const char* {
       if (i + 1 >= argc) {
@@ -64,14 +68,20 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     std::string a = argv[i];
-    if (a == "--host") host = need("--host");
-    else if (a == "--port") port = std::atoi(need("--port"));
-    else if (a == "-c" || a == "--connections") connections = std::atoi(need("-c"));
-    else if (a == "-d" || a == "--duration") duration = std::atof(need("-d"));
-    else if (a == "--size") size = static_cast<std::size_t>(std::atol(need("--size")));
+    if (a == "--host")
+      host = need("--host");
+    else if (a == "--port")
+      port = std::atoi(need("--port"));
+    else if (a == "-c" || a == "--connections")
+      connections = std::atoi(need("-c"));
+    else if (a == "-d" || a == "--duration")
+      duration = std::atof(need("-d"));
+    else if (a == "--size")
+      size = static_cast<std::size_t>(std::atol(need("--size")));
+    else if (a == "--websocket")
+      ws_path = need("--websocket");
     else {
-      std::fprintf(stderr,
-                   "usage: %s --port N [--host H] [-c CONNS] [-d SECONDS] [--size BYTES]\n",
+      std::fprintf(stderr, "usage: %s --port N [--host H] [-c CONNS] [-d SECONDS] [--size BYTES]\n",
                    argv[0]);
       return 2;
     }
@@ -85,6 +95,21 @@ int main(int argc, char** argv) {
   std::string line(size, 'x');
   for (std::size_t i = 0; i + 1 < size; ++i) line[i] = static_cast<char>('a' + i % 26);
   line[size - 1] = '\n';
+  // What goes out and what must come back: the line both ways, or for WebSocket a masked
+  // binary frame out and the same payload in an unmasked frame back.
+  std::string request = line, expect = line;
+  if (!ws_path.empty()) {
+    if (size > 125) {
+      std::fprintf(stderr, "echo_client: --websocket needs --size <= 125\n");
+      return 2;
+    }
+    const unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
+    request.assign({'\x82', static_cast<char>(0x80 | size)});
+    request.append(reinterpret_cast<const char*>(mask), 4);
+    for (std::size_t i = 0; i < size; ++i) request += static_cast<char>(line[i] ^ mask[i & 3]);
+    expect.assign({'\x82', static_cast<char>(size)});
+    expect += line;
+  }
 
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -104,6 +129,25 @@ int main(int argc, char** argv) {
     if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) die("connect");
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!ws_path.empty()) {
+      std::string hs = "GET " + ws_path + " HTTP/1.1\r\nHost: " + host +
+                       "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n";
+      if (write(fd, hs.data(), hs.size()) != static_cast<ssize_t>(hs.size())) die("handshake");
+      std::string head;
+      char c;
+      // Byte by byte, so nothing after the head is read here (the server sends nothing
+      // more until we do).
+      while (head.size() < 4 || head.compare(head.size() - 4, 4, "\r\n\r\n") != 0) {
+        if (read(fd, &c, 1) != 1) die("handshake read");
+        head += c;
+      }
+      if (head.compare(0, 12, "HTTP/1.1 101") != 0) {
+        std::fprintf(stderr, "echo_client: handshake refused: %s\n", head.c_str());
+        return 1;
+      }
+    }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     conns[i].fd = fd;
     epoll_event ev{};
@@ -121,10 +165,10 @@ int main(int argc, char** argv) {
   auto send_line = [&](Conn& c) {
     c.got = 0;
     c.sent_at = now_ns();
-    ssize_t n = write(c.fd, line.data(), line.size());
+    ssize_t n = write(c.fd, request.data(), request.size());
     // A 64-byte write to a socket with an empty send buffer goes out whole; anything
     // else is a broken connection for this benchmark's purposes.
-    if (n != static_cast<ssize_t>(line.size())) {
+    if (n != static_cast<ssize_t>(request.size())) {
       ++errors;
       c.dead = true;
       --alive;
@@ -156,13 +200,14 @@ int main(int argc, char** argv) {
         close(c.fd);
         continue;
       }
-      if (std::memcmp(buf.data(), line.data() + c.got,
-                      std::min<std::size_t>(static_cast<std::size_t>(r), size - c.got)) != 0 ||
-          c.got + static_cast<std::size_t>(r) > size) {
+      if (std::memcmp(buf.data(), expect.data() + c.got,
+                      std::min<std::size_t>(static_cast<std::size_t>(r), expect.size() - c.got)) !=
+              0 ||
+          c.got + static_cast<std::size_t>(r) > expect.size()) {
         ++mismatches;
       }
       c.got += static_cast<std::size_t>(r);
-      if (c.got >= size) {
+      if (c.got >= expect.size()) {
         ++round_trips;
         std::uint64_t lat = t - c.sent_at;
         latencies.push_back(static_cast<std::uint32_t>(std::min<std::uint64_t>(lat, UINT32_MAX)));
@@ -177,8 +222,8 @@ int main(int argc, char** argv) {
 
   auto pct = [&](double p) -> double {
     if (latencies.empty()) return 0;
-    std::size_t idx = std::min(latencies.size() - 1,
-                               static_cast<std::size_t>(p / 100.0 * latencies.size()));
+    std::size_t idx =
+        std::min(latencies.size() - 1, static_cast<std::size_t>(p / 100.0 * latencies.size()));
     std::nth_element(latencies.begin(), latencies.begin() + static_cast<long>(idx),
                      latencies.end());
     return latencies[idx] / 1000.0;

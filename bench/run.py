@@ -237,6 +237,40 @@ def echo_roundtrip(sock):
     echo_receive(sock)
 
 
+WS_HANDSHAKE = (b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n")
+WS_PAYLOAD = b"x" * 64
+WS_MASK = b"\x12\x34\x56\x78"
+# A masked binary frame (clients must mask) and the unmasked echo the server sends back.
+WS_FRAME = (b"\x82" + bytes([0x80 | len(WS_PAYLOAD)]) + WS_MASK +
+            bytes(b ^ WS_MASK[i % 4] for i, b in enumerate(WS_PAYLOAD)))
+WS_ECHO = b"\x82" + bytes([len(WS_PAYLOAD)]) + WS_PAYLOAD
+
+
+def ws_open_send(sock):
+    sock.sendall(WS_HANDSHAKE)
+
+
+def ws_open_receive(sock):
+    """Reads the 101 head, then does one message round trip."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ValueError("connection closed during the WebSocket handshake")
+        data += chunk
+    if not data.startswith(b"HTTP/1.1 101 "):
+        raise ValueError(f"WebSocket handshake refused: {data[:40]!r}")
+    ws_roundtrip(sock)
+
+
+def ws_roundtrip(sock):
+    sock.sendall(WS_FRAME)
+    if recv_exact(sock, len(WS_ECHO)) != WS_ECHO:
+        raise ValueError("websocket echo mismatch")
+
+
 def http_send(sock):
     sock.sendall(HTTP_REQUEST)
 
@@ -302,6 +336,9 @@ class Spec:
             return  # TLS / HTTP/2 servers: accepting is enough; h2load checks the rest
         if self.proto == "echo":
             echo_roundtrip(sock)
+        elif self.proto == "ws":
+            ws_open_send(sock)
+            ws_open_receive(sock)
         else:
             http_roundtrip(sock)
 
@@ -457,6 +494,15 @@ SERVERS = {
     "tornado-echo": Spec(
         "tornado-echo", "Tornado TCPServer", "echo",
         lambda port, wd: [PYTHON, str(PEERS / "tornado_echo.py"), "--port", str(port),
+                          "--address", HOST],
+        missing_tornado, tornado_version),
+    "tronada-ws": Spec(
+        "tronada-ws", "tronada (ws_echo)", "ws",
+        lambda port, wd: [str(BIN / "ws_echo"), "--port", str(port), "--address", HOST],
+        missing_binary(BIN / "ws_echo", "run ./scripts/build")),
+    "tornado-ws": Spec(
+        "tornado-ws", "Tornado WebSocketHandler", "ws",
+        lambda port, wd: [PYTHON, str(PEERS / "tornado_ws_echo.py"), "--port", str(port),
                           "--address", HOST],
         missing_tornado, tornado_version),
     "nginx": Spec(
@@ -643,9 +689,11 @@ def run_http_client_bench(opts, port, conns, seconds):
             "errors": data["errors"]}
 
 
-def run_echo_client(opts, port, conns, seconds):
+def run_echo_client(opts, port, conns, seconds, ws_path=None):
     argv = ["taskset", "-c", str(opts.client_cpu), str(BIN / "echo_client"), "--port",
             str(port), "-c", str(conns), "-d", str(seconds), "--size", "64"]
+    if ws_path:
+        argv += ["--websocket", ws_path]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     try:
         data = json.loads(r.stdout.strip().splitlines()[-1])
@@ -691,6 +739,20 @@ WORKLOADS = {
         "N TCP connections to the echo server, each echoing one line and then staying "
         "open; server memory before and after (smaps_rollup of the server's process "
         "tree), divided by N. Kernel socket buffers are not counted."),
+    "ws-echo": Workload(
+        "ws-echo", "WebSocket echo round trips", "throughput", ["tronada-ws", "tornado-ws"],
+        "tornado-ws",
+        "`build/bin/echo_client --websocket /ws` (bench/echo_client.cpp): N WebSockets, "
+        "each sending a 64-byte binary message and waiting for its echo before sending "
+        "the next; no compression (not offered). Goal: 20x Tornado's round trips per "
+        "second.", concurrency=[100]),
+    "ws-idle": Workload(
+        "ws-idle", "Memory per idle WebSocket", "memory", ["tronada-ws", "tornado-ws"],
+        "tornado-ws",
+        "N WebSockets to the echo server (set --idle-connections 10000), each doing the "
+        "handshake and one 64-byte round trip and then staying open; server memory "
+        "before and after (smaps_rollup), divided by N. Kernel socket buffers are not "
+        "counted."),
     "http-plaintext": Workload(
         "http-plaintext", "HTTP/1.1 hello world, keep-alive", "throughput",
         ["nginx", "tornado-http", "tronada-http"], "nginx",
@@ -782,12 +844,13 @@ def rotated(items, r):
 
 
 def measure_throughput(opts, wl, workdir, notes):
-    if wl.name == "echo":
+    if wl.name in ("echo", "ws-echo"):
         if not os.access(BIN / "echo_client", os.X_OK):
             notes.append(f"Skipped: `{os.path.relpath(BIN / 'echo_client', ROOT)}` missing "
                          "(run ./scripts/build).")
             return {}
-        runner = lambda port, conns, secs: run_echo_client(opts, port, conns, secs)
+        ws_path = "/ws" if wl.name == "ws-echo" else None
+        runner = lambda port, conns, secs: run_echo_client(opts, port, conns, secs, ws_path)
     elif wl.name in ("h2c", "h2-tls"):
         if not shutil.which("h2load"):
             notes.append("Skipped: h2load missing (apt-get install nghttp2-client).")
@@ -884,14 +947,16 @@ def measure_memory(opts, wl, workdir, notes):
             server = servers[name]
             socks = []
             try:
-                echo = server.spec.proto == "echo"
+                proto = server.spec.proto
+                echo = proto == "echo"
                 roundtrip = echo_roundtrip if echo else http_roundtrip
+                send, receive = (echo_send, echo_receive) if echo else (http_send, http_receive)
+                if proto == "ws":
+                    roundtrip, send, receive = ws_roundtrip, ws_open_send, ws_open_receive
                 time.sleep(0.3)
                 before = memory(server.pids())
                 t0 = time.monotonic()
-                socks = open_idle_connections(server.port, n,
-                                              echo_send if echo else http_send,
-                                              echo_receive if echo else http_receive)
+                socks = open_idle_connections(server.port, n, send, receive)
                 opened = time.monotonic() - t0
                 time.sleep(1.0)
                 after = memory(server.pids())
