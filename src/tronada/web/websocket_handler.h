@@ -28,10 +28,12 @@ namespace tronada {
 /// on_message / on_ping / on_pong as frames arrive, then on_close exactly once.
 ///
 /// Lifetime: the handler lives until the connection closed and on_close returned (its
-/// get() awaits that), so callbacks may use `this` freely. Outside callbacks (from a
-/// timer, another connection's message), keep a std::shared_ptr... you cannot get one:
-/// instead check closed() before writing, or hold the handler in a registry you clear in
-/// on_close, as the chat example does.
+/// get() awaits that), so its own callbacks may use `this` freely. Code outside them (a
+/// timer, another connection's on_message) may hold a plain pointer only between open()
+/// and on_close, e.g. in a registry that open() adds to and on_close removes from, as
+/// examples/06_websocket.cpp does; check closed() before writing. The detached
+/// connection is no longer the HTTP server's: stopping the server does not close open
+/// WebSockets (close them from the application).
 class WebSocketHandler : public RequestHandler {
  public:
   WebSocketHandler();
