@@ -286,5 +286,21 @@ def test_our_client_reports_a_refused_handshake(tornado_server):
     client_check(f"ws://127.0.0.1:{tornado_server}/missing", "--expect-status", "404")
 
 
+def test_our_client_over_tls_against_tornado(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+    port = free_port()
+    server = Server(["/usr/bin/python3", str(HERE / "apps" / "tornado_ws_echo.py"), str(port),
+                     str(cert), str(key)], port)
+    try:
+        out = client_check(f"wss://localhost:{port}/ws", "--ca", str(cert))
+        assert "ok permessage-deflate negotiated" in out
+    finally:
+        server.stop()
+
+
 def test_our_client_against_our_server(echo):
     client_check(echo + "/ws")

@@ -3,9 +3,11 @@
 // Tornado). Prints one line per check; exits 0 only if all passed.
 //
 //   ws_client_check URL [--no-compression] [--expect-status N] [--expect-close CODE]
+//                       [--ca FILE]
 //
 // --expect-status: the handshake must fail with this HTTP status.
 // --expect-close: send nothing, wait for the server to close with CODE.
+// --ca: trust this CA (PEM) for wss:// instead of the system's.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -26,8 +28,14 @@ void check(bool ok, const std::string& what) {
   if (!ok) ++failures;
 }
 
-Task<void> run(std::string url, bool compression, int expect_status, int expect_close) {
+Task<void> run(std::string url, bool compression, int expect_status, int expect_close,
+               std::string ca) {
   WebSocketClientOptions options;
+  if (!ca.empty()) {
+    SSLClientConfig tls;
+    tls.ca_file = ca;
+    options.ssl = SSLContext::client(tls);
+  }
   if (!compression) options.compression.reset();
   options.connect_timeout = std::chrono::seconds(10);
   if (expect_status) {
@@ -104,11 +112,14 @@ int main(int argc, char** argv) {
   std::string url = argv[1];
   bool compression = true;
   int expect_status = 0, expect_close = 0;
+  std::string ca;
   for (int i = 2; i < argc; ++i) {
     if (std::strcmp(argv[i], "--no-compression") == 0) {
       compression = false;
     } else if (std::strcmp(argv[i], "--expect-status") == 0 && i + 1 < argc) {
       expect_status = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--ca") == 0 && i + 1 < argc) {
+      ca = argv[++i];
     } else if (std::strcmp(argv[i], "--expect-close") == 0 && i + 1 < argc) {
       expect_close = std::atoi(argv[++i]);
     } else {
@@ -117,7 +128,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    run_sync([&] { return run(url, compression, expect_status, expect_close); },
+    run_sync([&] { return run(url, compression, expect_status, expect_close, ca); },
              std::chrono::seconds(60));
   } catch (const std::exception& e) {
     std::printf("FAIL exception: %s\n", e.what());

@@ -1,5 +1,7 @@
 """A Tornado 6 WebSocket echo server for tests/integration/test_websocket.py: the real
-peer our client (build/bin/ws_client_check) talks to. Usage: tornado_ws_echo.py PORT."""
+peer our client (build/bin/ws_client_check) talks to.
+Usage: tornado_ws_echo.py PORT [CERTFILE KEYFILE] (with a certificate: wss only)."""
+import ssl
 import sys
 
 import tornado.ioloop
@@ -26,7 +28,11 @@ class Closer(tornado.websocket.WebSocketHandler):
 def main():
     port = int(sys.argv[1])
     app = tornado.web.Application([(r"/ws", Echo), (r"/plain", Echo), (r"/closer", Closer)])
-    app.listen(port, "127.0.0.1")
+    ssl_options = None
+    if len(sys.argv) == 4:
+        ssl_options = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_options.load_cert_chain(sys.argv[2], sys.argv[3])
+    app.listen(port, "127.0.0.1", ssl_options=ssl_options)
     tornado.ioloop.IOLoop.current().start()
 
 
