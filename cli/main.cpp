@@ -17,6 +17,7 @@
 #include <iostream>
 
 #include "cli/common_options.h"
+#include "cli/fastcgi_command.h"
 #include "cli/static_command.h"
 #include "cli/wsgi_command.h"
 
@@ -30,9 +31,10 @@ using RegisterCommand = void (*)(CLI::App&);
 // Later: register_wsgi_command, register_fastcgi_command, register_proxy_command,
 // register_serve_command, register_check_command,
 // register_run_command, register_new_command.
-constexpr std::array<RegisterCommand, 2> kCommands{
+constexpr std::array<RegisterCommand, 3> kCommands{
     tronada::cli::register_static_command,
     tronada::cli::register_wsgi_command,
+    tronada::cli::register_fastcgi_command,
 };
 
 }  // namespace

@@ -164,6 +164,7 @@ class RequestHandler {
   friend class Application;
   friend class HandlerRunner;
   friend class StaticFileHandler;
+  friend class FastCGIHandler;  // answers static files and streams through the connection
   friend class WSGIContainer;  // answers through the connection directly (gateway)
 
   /// Runs the whole request: arguments, XSRF check, prepare, the method, finish.

@@ -1,0 +1,117 @@
+// FastCGI connections to one responder (php-fpm...): an address, and a pool that lends
+// connections for one request at a time and keeps them open with FCGI_KEEP_CONN.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <list>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tronada/async/future.h"
+#include "tronada/async/task.h"
+#include "tronada/loop/io_loop.h"
+#include "tronada/net/iostream.h"
+
+namespace tronada::fastcgi {
+
+/// Where a responder listens: `unix:PATH`, `HOST:PORT` or `[V6]:PORT`.
+struct Address {
+  bool is_unix = false;
+  std::string host;
+  int port = 0;
+  std::string path;
+
+  /// Throws std::invalid_argument with the reason for anything else.
+  static Address parse(std::string_view text);
+  std::string to_string() const;
+};
+
+struct PoolOptions {
+  /// Most connections open to the backend at once; further requests queue (FIFO). With
+  /// keep-alive this must not exceed the responder's workers (php-fpm's pm.max_children):
+  /// each php-fpm child serves one connection at a time, so a connection beyond them
+  /// waits in its listen queue until another closes.
+  std::size_t max_connections = 16;
+  /// Requests waiting for a connection beyond these are refused (503).
+  std::size_t max_queue = 1024;
+  /// Limit on connecting, and on waiting in the queue for a connection (504).
+  Duration connect_timeout = std::chrono::seconds(10);
+  /// Limit on each wait for the backend's next bytes (504): nginx's fastcgi_read_timeout.
+  Duration read_timeout = std::chrono::seconds(60);
+  /// Ask the responder to keep connections open (FCGI_KEEP_CONN) and reuse them.
+  bool keep_conn = true;
+};
+
+/// A request could not get a connection in time (answered with 504).
+class PoolTimeoutError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+/// The queue of waiting requests is full (answered with 503).
+class PoolOverloadedError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A connection lent for one request.
+struct Lease {
+  std::shared_ptr<IOStream> stream;
+  /// It served a request before: if it fails before any response byte, the request may
+  /// be retried on a fresh connection (the responder may have closed it meanwhile).
+  bool reused = false;
+};
+
+/// Connections to one responder. acquire() lends an idle connection, opens a new one
+/// while fewer than max_connections exist, or queues the caller (first come, first
+/// served) until one is released. Every lease must be returned with release().
+///
+/// Lifetime: held by shared_ptr by every handler that uses it; owns its idle streams
+/// (closed when the pool is destroyed) and the waiters' timers. Lent streams are owned
+/// by their lease until released.
+class Pool : public std::enable_shared_from_this<Pool> {
+ public:
+  explicit Pool(Address address, PoolOptions options = {}, IOLoop* loop = nullptr);
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  /// Throws PoolTimeoutError, PoolOverloadedError, or the connect error
+  /// (std::system_error, TimeoutError) for a backend that cannot be reached.
+  Task<Lease> acquire();
+  /// Returns a lent connection. `reusable`: the request ended cleanly (END_REQUEST, no
+  /// stray bytes) on a kept-alive connection; otherwise the stream is closed.
+  void release(std::shared_ptr<IOStream> stream, bool reusable);
+
+  const Address& address() const { return address_; }
+  const PoolOptions& options() const { return options_; }
+  std::size_t open_connections() const { return open_; }
+  std::size_t idle_connections() const { return idle_.size(); }
+  std::size_t waiting() const { return waiters_.size(); }
+
+ private:
+  struct Waiter {
+    Promise<std::shared_ptr<IOStream>> promise;
+    TimeoutHandle timer;
+  };
+  /// A queued request gets `stream` (an idle connection) or, when null, the right to
+  /// open one. False if nobody waits.
+  bool hand_to_waiter(std::shared_ptr<IOStream> stream);
+  Task<std::shared_ptr<IOStream>> connect();
+  /// A usable idle connection, or null; closes the dead ones it finds.
+  std::shared_ptr<IOStream> take_idle();
+  /// True if an idle stream still looks open (no EOF or stray bytes readable).
+  static bool idle_stream_usable(IOStream& stream);
+
+  Address address_;
+  PoolOptions options_;
+  IOLoop* loop_;
+  std::size_t open_ = 0;  // connections open or being opened, lent or idle
+  std::vector<std::shared_ptr<IOStream>> idle_;
+  std::list<Waiter> waiters_;
+};
+
+}  // namespace tronada::fastcgi

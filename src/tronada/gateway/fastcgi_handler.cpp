@@ -1,0 +1,583 @@
+#include "tronada/gateway/fastcgi_handler.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <system_error>
+
+#include "tronada/async/event.h"
+#include "tronada/async/spawn.h"
+#include "tronada/async/with_timeout.h"
+#include "tronada/base/error.h"
+#include "tronada/base/log.h"
+#include "tronada/gateway/cgi_response.h"
+#include "tronada/http/http_connection.h"
+#include "tronada/net/iostream.h"
+
+namespace tronada {
+
+using fastcgi::Lease;
+using fastcgi::NameValuePairs;
+
+namespace {
+
+constexpr std::uint16_t kRequestId = 1;
+// A body kept for a retry on a fresh connection at most this big; larger ones that hit
+// a connection the responder closed get 502 (rare: the idle check catches most).
+constexpr std::size_t kMaxRetainedBody = 1024 * 1024;
+constexpr int kMaxAttempts = 3;
+constexpr int kMaxLocalRedirects = 10;
+
+bool is_regular_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool is_directory(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/// The real path of `path` if it exists and lies inside `real_root`.
+std::optional<std::string> inside_root(const std::string& real_root, const std::string& path) {
+  char resolved[PATH_MAX];
+  if (!::realpath(path.c_str(), resolved)) return std::nullopt;
+  std::string_view r(resolved);
+  if (r != real_root && !(r.starts_with(real_root) && r.size() > real_root.size() &&
+                          (real_root.back() == '/' || r[real_root.size()] == '/'))) {
+    return std::nullopt;
+  }
+  return std::string(r);
+}
+
+/// Position just past the first `split` (case-insensitive) followed by '/' or the end.
+std::size_t split_position(std::string_view path, std::string_view split) {
+  if (split.empty()) return std::string_view::npos;
+  for (std::size_t i = 0; i + split.size() <= path.size(); ++i) {
+    if (!detail::iequals(path.substr(i, split.size()), split)) continue;
+    std::size_t end = i + split.size();
+    if (end == path.size() || path[end] == '/') return end;
+  }
+  return std::string_view::npos;
+}
+
+std::string cgi_header_name(std::string_view name) {
+  std::string out = "HTTP_";
+  for (char c : name) {
+    if (c == '-') {
+      out += '_';
+    } else if (c >= 'a' && c <= 'z') {
+      out += static_cast<char>(c - 'a' + 'A');
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+template <typename Connection>
+void pause_client(Connection& c) {
+  if constexpr (requires { c.pause_reading(); }) c.pause_reading();
+}
+template <typename Connection>
+void resume_client(Connection& c) {
+  if constexpr (requires { c.resume_reading(); }) c.resume_reading();
+}
+
+/// Collects a response's FCGI_STDOUT bytes and logs FCGI_STDERR.
+class Sink final : public fastcgi::ResponseHandler {
+ public:
+  explicit Sink(std::string backend) : backend_(std::move(backend)) {}
+  void on_stdout(std::string_view data) override { out.append(data); }
+  void on_stderr(std::string_view data) override {
+    // One log entry per line, as nginx's "FastCGI sent in stderr".
+    while (!data.empty()) {
+      std::size_t nl = data.find('\n');
+      std::string_view line = data.substr(0, nl);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (!line.empty()) log::warning("fastcgi", backend_ + " stderr: " + std::string(line));
+      if (nl == std::string_view::npos) break;
+      data.remove_prefix(nl + 1);
+    }
+  }
+  void on_end_request(std::uint32_t app_status, fastcgi::ProtocolStatus status) override {
+    if (status != fastcgi::ProtocolStatus::request_complete) {
+      throw fastcgi::ProtocolError("FastCGI request rejected with protocol status " +
+                                   std::to_string(static_cast<int>(status)));
+    }
+    (void)app_status;
+  }
+  std::string out;
+
+ private:
+  std::string backend_;
+};
+
+}  // namespace
+
+/// One request's conversation with the responder, shared by the handler and the task
+/// that writes the request: the handler may be gone (client disconnected mid-body)
+/// while the task still finishes or fails.
+struct FastCGIHandler::Exchange {
+  std::shared_ptr<const FastCGIConfig> config;
+  std::shared_ptr<HTTPServerRequest> request;
+  NameValuePairs params;
+  std::string pending;  // body bytes received, not yet written to the responder
+  bool body_complete = false;
+  bool aborted = false;
+  bool client_paused = false;
+  Event more;
+  std::string retained;  // the body as sent, while a retry is still possible
+  bool retain = true;
+  Lease lease;
+  bool reused = false;  // the last attempt's connection had served a request before
+  Promise<void> sent;   // params and the whole body written (or failed)
+
+  void release(bool reusable) {
+    if (lease.stream) config->pool->release(std::move(lease.stream), reusable);
+    lease = {};
+  }
+};
+
+namespace {
+
+/// Writes BEGIN_REQUEST, PARAMS and the body (as it arrives) to a pooled connection.
+Task<void> send_request(std::shared_ptr<FastCGIHandler::Exchange> ex) {
+  try {
+    ex->lease = co_await ex->config->pool->acquire();
+    ex->reused = ex->lease.reused;
+    const auto& options = ex->config->pool->options();
+    std::string head;
+    fastcgi::append_begin_request(head, kRequestId, fastcgi::Role::responder, options.keep_conn);
+    fastcgi::append_params(head, kRequestId, ex->params);
+    for (;;) {
+      if (ex->aborted) throw StreamClosedError();
+      if (ex->pending.empty() && !ex->body_complete) {
+        if (!head.empty()) {
+          Future<void> w = ex->lease.stream->write(std::move(head));
+          head.clear();
+          co_await with_timeout(options.read_timeout, std::move(w));
+        }
+        ex->more.clear();
+        co_await ex->more.wait();
+        continue;
+      }
+      std::string chunk;
+      chunk.swap(ex->pending);
+      if (ex->client_paused && ex->request && ex->request->connection) {
+        ex->client_paused = false;
+        resume_client(*ex->request->connection);
+      }
+      if (!chunk.empty()) {
+        if (ex->retain) {
+          ex->retained.append(chunk);
+          if (ex->retained.size() > kMaxRetainedBody) {
+            ex->retain = false;
+            std::string().swap(ex->retained);
+          }
+        }
+        fastcgi::append_stream(head, fastcgi::RecordType::stdin_, kRequestId, chunk);
+      }
+      bool last = ex->body_complete && ex->pending.empty();
+      if (last) fastcgi::append_stream(head, fastcgi::RecordType::stdin_, kRequestId, "");
+      Future<void> w = ex->lease.stream->write(std::move(head));
+      head.clear();
+      // A responder that stops reading our body is as stuck as one that stops writing.
+      co_await with_timeout(options.read_timeout, std::move(w));
+      if (last) break;
+    }
+    ex->sent.set_result();
+  } catch (...) {
+    // The connection is in an unknown state; nobody else may be left to return it.
+    ex->release(false);
+    ex->sent.set_exception(std::current_exception());
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<FastCGIConfig> make_fastcgi_config(std::string root, std::string_view address,
+                                                   fastcgi::PoolOptions pool_options) {
+  auto config = std::make_shared<FastCGIConfig>();
+  StaticFileOptions sopts;
+  sopts.root = root;
+  sopts.index_files = {"index.html"};
+  auto files = std::make_shared<StaticFiles>(sopts);  // checks the root
+  config->root = files->real_root();
+  config->static_files = std::move(files);
+  config->pool = std::make_shared<fastcgi::Pool>(fastcgi::Address::parse(address), pool_options);
+  return config;
+}
+
+FastCGITarget resolve_fastcgi_target(const FastCGIConfig& config, std::string_view url_path) {
+  FastCGITarget t;
+  auto rel = safe_relative_path(url_path);
+  if (!rel) return t;  // escapes the root, or malformed: 404
+  std::string path = "/" + *rel;
+  bool trailing_slash = url_path.ends_with('/');
+  const std::string& root = config.root;
+
+  auto script = [&](std::string name, std::string info) -> FastCGITarget {
+    FastCGITarget s;
+    auto real = inside_root(root, root + name);
+    if (!real || !is_regular_file(*real)) return s;
+    s.kind = FastCGITarget::Kind::script;
+    s.script_name = std::move(name);
+    s.path_info = std::move(info);
+    s.script_filename = root + s.script_name;
+    return s;
+  };
+
+  std::size_t split = split_position(path, config.split);
+  if (split != std::string::npos) {
+    auto s = script(path.substr(0, split), path.substr(split));
+    if (s.kind == FastCGITarget::Kind::script || !config.try_files) return s;
+  } else if (config.try_files) {
+    std::string full = root + path;
+    if (path != "/" && is_directory(full)) {
+      std::string index = (path == "/" ? "" : path) + "/" + config.index;
+      if (is_regular_file(root + index) && inside_root(root, full)) {
+        if (!trailing_slash) {
+          t.kind = FastCGITarget::Kind::redirect_slash;
+          return t;
+        }
+        return script(index, "");
+      }
+      if (inside_root(root, full)) {
+        t.kind = FastCGITarget::Kind::file;  // StaticFiles: index.html or 404
+        return t;
+      }
+    } else if (path == "/") {
+      auto s = script("/" + config.index, "");
+      if (s.kind == FastCGITarget::Kind::script) return s;
+      t.kind = FastCGITarget::Kind::file;
+      return t;
+    } else if (is_regular_file(full) && inside_root(root, full)) {
+      t.kind = FastCGITarget::Kind::file;
+      return t;
+    }
+  } else {
+    return t;
+  }
+  // Caddy's front controller: whatever is not a file runs /index.php.
+  return script("/" + config.index, "");
+}
+
+FastCGIHandler::FastCGIHandler() = default;
+FastCGIHandler::~FastCGIHandler() {
+  if (exchange_ && !exchange_->body_complete) {
+    exchange_->aborted = true;
+    exchange_->more.set();
+  }
+}
+
+void FastCGIHandler::initialize(std::shared_ptr<const FastCGIConfig> config) {
+  config_ = std::move(config);
+}
+
+std::optional<std::uint64_t> FastCGIHandler::max_body_size() const {
+  return config_->max_body_size;
+}
+
+void FastCGIHandler::on_connection_close() {
+  if (exchange_) {
+    exchange_->aborted = true;
+    exchange_->more.set();
+  }
+}
+
+void FastCGIHandler::start_exchange() {
+  auto ex = std::make_shared<Exchange>();
+  ex->config = config_;
+  ex->request = request_;
+  const HTTPServerRequest& req = *request_;
+  const FastCGITarget& t = *target_;
+  NameValuePairs& p = ex->params;
+  auto content_length = req.headers.get("Content-Length");
+  p.reserve(32 + req.headers.size());
+  p.emplace_back("SCRIPT_FILENAME", t.script_filename);
+  p.emplace_back("QUERY_STRING", req.query);
+  p.emplace_back("REQUEST_METHOD", req.method);
+  p.emplace_back("CONTENT_TYPE", std::string(req.headers.get("Content-Type").value_or("")));
+  p.emplace_back("CONTENT_LENGTH", content_length ? std::string(*content_length) : "");
+  p.emplace_back("SCRIPT_NAME", t.script_name);
+  p.emplace_back("REQUEST_URI", req.uri);
+  p.emplace_back("DOCUMENT_URI", t.script_name + t.path_info);
+  p.emplace_back("DOCUMENT_ROOT", config_->root);
+  p.emplace_back("SERVER_PROTOCOL", req.version);
+  p.emplace_back("REQUEST_SCHEME", req.protocol);
+  if (req.protocol == "https") p.emplace_back("HTTPS", "on");
+  p.emplace_back("GATEWAY_INTERFACE", "CGI/1.1");
+  p.emplace_back("SERVER_SOFTWARE", std::string("tronada/") + TRONADA_VERSION);
+  p.emplace_back("REMOTE_ADDR", req.remote_ip);
+  p.emplace_back("SERVER_ADDR", config_->server_addr);
+  int port = config_->server_port;
+  if (std::size_t colon = req.host.rfind(':');
+      colon != std::string::npos && req.host.find(']', colon) == std::string::npos) {
+    port = std::atoi(req.host.c_str() + colon + 1);
+  }
+  p.emplace_back("SERVER_PORT", std::to_string(port));
+  p.emplace_back("SERVER_NAME", req.host_name);
+  p.emplace_back("REDIRECT_STATUS", "200");
+  p.emplace_back("PATH_INFO", t.path_info);
+  if (!t.path_info.empty()) p.emplace_back("PATH_TRANSLATED", config_->root + t.path_info);
+  for (const auto& [name, value] : config_->env) p.emplace_back(name, value);
+  for (const auto& field : req.headers) {
+    // As nginx (underscores_in_headers off): a name with '_' could pose as another
+    // header once dashes become underscores. Proxy is httpoxy's vector.
+    if (field.name.find('_') != std::string::npos || detail::iequals(field.name, "Proxy")) {
+      continue;
+    }
+    std::string name = cgi_header_name(field.name);
+    bool merged = false;
+    for (auto& [n, v] : p) {
+      if (n == name) {
+        v += detail::iequals(field.name, "Cookie") ? "; " : ", ";
+        v += field.value;
+        merged = true;
+        break;
+      }
+    }
+    if (!merged) p.emplace_back(std::move(name), field.value);
+  }
+  if (!content_length) {
+    // The body is here whole (spooled, or none): its length is known now. p[4] is
+    // CONTENT_LENGTH, empty without a body as nginx sends it.
+    if (!spool_.empty()) {
+      p[4].second = std::to_string(spool_.size());
+      ex->pending = std::move(spool_);
+      spool_.clear();
+    }
+    ex->body_complete = true;
+  }
+  exchange_ = std::move(ex);
+  spawn_logged(send_request(exchange_), "fastcgi request");
+}
+
+void FastCGIHandler::data_received(std::string_view chunk) {
+  if (!target_) target_ = resolve_fastcgi_target(*config_, request_->path);
+  if (target_->kind != FastCGITarget::Kind::script) return;  // static: the body is unused
+  bool has_length = request_->headers.contains("Content-Length");
+  if (!exchange_) {
+    if (has_length) {
+      start_exchange();
+    } else {
+      // php-fpm needs CONTENT_LENGTH: a chunked body is gathered first.
+      if (spooled_too_large_) return;
+      if (spool_.size() + chunk.size() > config_->max_spooled_body) {
+        spooled_too_large_ = true;
+        std::string().swap(spool_);
+        return;
+      }
+      spool_.append(chunk);
+      return;
+    }
+  }
+  Exchange& ex = *exchange_;
+  ex.pending.append(chunk);
+  ex.more.set();
+  if (!ex.client_paused && ex.pending.size() > config_->body_buffer) {
+    ex.client_paused = true;
+    pause_client(*request_->connection);
+  }
+}
+
+Task<void> FastCGIHandler::serve_static() {
+  int status = co_await config_->static_files->serve(request_, request_->path);
+  status_ = status;
+  finished_ = true;
+  headers_written_ = true;
+  request_->mark_finished();
+  on_finish();
+  log_request();
+}
+
+Task<void> FastCGIHandler::serve() {
+  if (!target_) target_ = resolve_fastcgi_target(*config_, request_->path);
+  switch (target_->kind) {
+    case FastCGITarget::Kind::not_found:
+      throw HTTPError(404);
+    case FastCGITarget::Kind::redirect_slash: {
+      // Caddy's canonical path: 308 keeps the method and body.
+      std::string to = request_->path + "/";
+      if (!request_->query.empty()) to += "?" + request_->query;
+      redirect(to, false, 308);
+      co_return;
+    }
+    case FastCGITarget::Kind::file:
+      co_await serve_static();
+      co_return;
+    case FastCGITarget::Kind::script:
+      break;
+  }
+  co_await run_script(request_->path, kMaxLocalRedirects);
+}
+
+Task<void> FastCGIHandler::run_script(std::string url_path, int redirects_left) {
+  (void)url_path;
+  if (spooled_too_large_) throw HTTPError(413, "chunked request body over the spool limit");
+  if (!exchange_) start_exchange();
+  std::shared_ptr<Exchange> ex = exchange_;
+  ex->body_complete = true;
+  ex->more.set();
+  const std::string backend = config_->pool->address().to_string();
+  const auto& options = config_->pool->options();
+
+  for (int attempt = 1;; ++attempt) {
+    std::exception_ptr error;
+    try {
+      Future<void> sent = ex->sent.get_future();
+      co_await sent;
+    } catch (...) {
+      error = std::current_exception();
+    }
+
+    bool retry = false;
+    bool response_started = false;
+    bool headers_sent = false;
+    std::optional<CGIResponse> redirect_to;
+    if (!error) {
+      std::shared_ptr<IOStream> stream = ex->lease.stream;
+      Sink sink(backend);
+      fastcgi::ResponseParser parser(kRequestId, sink);
+      CGIResponseParser cgi;
+      try {
+        while (!parser.complete()) {
+          if (request_->connection->closed()) throw StreamClosedError();
+          Future<std::string> pending = stream->read_bytes(64 * 1024, true);
+          std::string chunk;
+          std::exception_ptr read_error;
+          try {
+            chunk = co_await with_timeout(options.read_timeout, std::move(pending));
+          } catch (const StreamClosedError&) {
+            read_error = std::current_exception();
+          }
+          if (read_error) parser.feed_eof();  // throws unless complete
+          parser.feed(chunk);
+          response_started = response_started || parser.started();
+          if (!cgi.done() && !sink.out.empty()) {
+            std::size_t used = cgi.feed(sink.out);
+            sink.out.erase(0, used);
+            if (cgi.done()) {
+              CGIResponse& r = cgi.response();
+              if (r.kind == CGIResponse::Kind::local_redirect) {
+                redirect_to = std::move(r);
+                sink.out.clear();
+                continue;
+              }
+              headers_.clear();
+              set_status(r.status);
+              for (const auto& f : r.headers) add_header(f.name, f.value);
+            }
+          }
+          if (redirect_to) {
+            sink.out.clear();
+            continue;
+          }
+          if (cgi.done() && !parser.complete()) {
+            // More is coming: stream what we have (PHP's flush()), with backpressure.
+            write(sink.out);
+            sink.out.clear();
+            headers_sent = true;
+            Future<void> drained = flush();
+            co_await drained;
+          }
+        }
+        cgi.finish();
+        ex->release(parser.clean());
+      } catch (...) {
+        error = std::current_exception();
+      }
+      if (!error && !redirect_to) {
+        write(sink.out);
+        if (!headers_sent) {
+          headers_.remove("Content-Length");
+          headers_.set("Content-Length", std::to_string(body_.size()));
+          // flush() rather than finish() alone: finish() would add an ETag (and answer
+          // 304s) that the script did not ask for. Its drain is not awaited: finishing
+          // needs no room in the client's buffer.
+          (void)flush();
+        }
+        finish();
+        co_return;
+      }
+    }
+
+    if (!error && redirect_to) {
+      ex->release(true);
+      if (redirects_left <= 0) throw HTTPError(502, "too many CGI local redirects");
+      // RFC 3875 6.2.2: the server serves the new location instead, as a GET.
+      std::string location = redirect_to->location;
+      std::size_t q = location.find('?');
+      std::string path = location.substr(0, q);
+      target_ = resolve_fastcgi_target(*config_, path);
+      if (target_->kind != FastCGITarget::Kind::script) throw HTTPError(404);
+      request_->method = "GET";
+      request_->path = path;
+      request_->query = q == std::string::npos ? "" : location.substr(q + 1);
+      request_->headers.remove("Content-Length");
+      request_->headers.remove("Content-Type");
+      exchange_.reset();
+      co_await run_script(path, redirects_left - 1);
+      co_return;
+    }
+
+    // Failed. Retry a request the responder never saw answered on a connection it may
+    // have closed while recycling (php-fpm's pm.max_requests).
+    bool reused = ex->reused;
+    ex->release(false);
+    bool stream_closed = false;
+    try {
+      std::rethrow_exception(error);
+    } catch (const StreamClosedError&) {
+      stream_closed = true;
+    } catch (const fastcgi::ProtocolError&) {
+      stream_closed = !response_started;
+    } catch (...) {
+    }
+    if (stream_closed && reused && !response_started && ex->retain && !ex->aborted &&
+        attempt < kMaxAttempts) {
+      retry = true;
+    }
+    if (retry) {
+      log::info("fastcgi", backend + ": kept-alive connection closed, retrying");
+      ex->pending = std::move(ex->retained);
+      ex->retained.clear();
+      ex->sent = Promise<void>();
+      spawn_logged(send_request(ex), "fastcgi request");
+      continue;
+    }
+    if (request_->connection->closed() || ex->aborted) {
+      co_return;  // the client left; nothing to answer
+    }
+    std::string what;
+    int status = 502;
+    try {
+      std::rethrow_exception(error);
+    } catch (const fastcgi::PoolOverloadedError& e) {
+      status = 503;
+      what = e.what();
+    } catch (const fastcgi::PoolTimeoutError& e) {
+      status = 504;
+      what = e.what();
+    } catch (const TimeoutError& e) {
+      status = 504;
+      what = std::string("timed out: ") + e.what();
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+      what = "unknown error";
+    }
+    std::string message = "FastCGI backend " + backend + ": " + what;
+    if (headers_sent || headers_written_) {
+      log::error("fastcgi", message + " (after the response began; closing the connection)");
+      send_error(status);
+      co_return;
+    }
+    throw HTTPError(status, message);
+  }
+}
+
+}  // namespace tronada

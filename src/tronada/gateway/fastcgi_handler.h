@@ -1,0 +1,113 @@
+// FastCGIHandler: a RequestHandler that serves a PHP site through a FastCGI responder
+// (php-fpm) the way Caddy's php_fastcgi does, or any responder for a rule.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tronada/gateway/fastcgi_client.h"
+#include "tronada/gateway/fastcgi_record.h"
+#include "tronada/web/request_handler.h"
+#include "tronada/web/static_files.h"
+
+namespace tronada {
+
+/// Settings shared by every request of one FastCGI rule.
+struct FastCGIConfig {
+  /// The site's document root (DOCUMENT_ROOT); scripts outside it are never run.
+  std::string root;
+  /// The directory index and front controller ("index.php").
+  std::string index = "index.php";
+  /// Caddy's php_fastcgi: existing files are served as static files, a directory with
+  /// an index redirects to its slash form and runs the index, and anything else runs
+  /// the front controller /index.php. Off: every request runs the script its path
+  /// names (404 if none).
+  bool try_files = true;
+  /// Where SCRIPT_NAME ends and PATH_INFO begins ("/a.php/b" -> "/a.php" + "/b").
+  std::string split = ".php";
+  /// SERVER_ADDR and SERVER_PORT (the address the server listens on); SERVER_PORT falls
+  /// back to the Host header's port.
+  std::string server_addr = "127.0.0.1";
+  int server_port = 0;
+  /// Extra parameters sent with every request (fastcgi_param).
+  fastcgi::NameValuePairs env;
+  /// Request body limit; 0 for none (the responder decides, as Caddy does).
+  std::uint64_t max_body_size = 0;
+  /// A body without Content-Length (chunked) is buffered whole, up to this, because
+  /// php-fpm needs CONTENT_LENGTH; larger ones get 413.
+  std::size_t max_spooled_body = 64 * 1024 * 1024;
+  /// Body bytes received ahead of what the responder took before the client is paused.
+  std::size_t body_buffer = 1024 * 1024;
+  /// The connections to the responder.
+  std::shared_ptr<fastcgi::Pool> pool;
+  /// Serves the static files under `root` (made by make_fastcgi_config).
+  std::shared_ptr<const StaticFiles> static_files;
+};
+
+/// Builds a config for `root` (resolved to its real path; throws std::runtime_error if
+/// it is not a directory) and a pool for `address`.
+std::shared_ptr<FastCGIConfig> make_fastcgi_config(std::string root, std::string_view address,
+                                                   fastcgi::PoolOptions pool_options = {});
+
+/// Where a request goes, by Caddy's php_fastcgi rules.
+struct FastCGITarget {
+  enum class Kind { script, file, redirect_slash, not_found };
+  Kind kind = Kind::not_found;
+  std::string script_name;      // "/index.php" (decoded)
+  std::string path_info;        // "/extra" or empty
+  std::string script_filename;  // real path of the script under the root
+};
+
+/// Decides how `url_path` (percent-encoded, as in the request line) is served. Reads
+/// the file system (stat, realpath): cheap local calls, as nginx's try_files makes.
+FastCGITarget resolve_fastcgi_target(const FastCGIConfig& config, std::string_view url_path);
+
+/// Runs each request through the responder: the CGI/1.1 parameters nginx's
+/// fastcgi_params sends, the body streamed to FCGI_STDIN as it arrives, FCGI_STDOUT
+/// parsed for the CGI header block and streamed to the client with backpressure,
+/// FCGI_STDERR to the log. Errors: 502 for an unreachable or broken responder, 504 for
+/// one that times out, 503 when the pool's queue is full; a responder failing after the
+/// headers went out closes the client connection. Mount it as
+/// Rule("/.*", handler<FastCGIHandler>(config)).
+class FastCGIHandler : public RequestHandler {
+ public:
+  FastCGIHandler();
+  ~FastCGIHandler() override;
+  void initialize(std::shared_ptr<const FastCGIConfig> config);
+
+  bool stream_request_body() const override { return true; }
+  void data_received(std::string_view chunk) override;
+  std::optional<std::uint64_t> max_body_size() const override;
+  void on_connection_close() override;
+  std::vector<std::string> allowed_methods() const override {
+    return {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+  }
+
+  Task<void> get() override { return serve(); }
+  Task<void> head() override { return serve(); }
+  Task<void> post() override { return serve(); }
+  Task<void> put() override { return serve(); }
+  Task<void> patch() override { return serve(); }
+  Task<void> delete_() override { return serve(); }
+  Task<void> options() override { return serve(); }
+
+  struct Exchange;
+
+ private:
+  Task<void> serve();
+  Task<void> serve_static();
+  Task<void> run_script(std::string url_path, int redirects_left);
+  void start_exchange();
+
+  std::shared_ptr<const FastCGIConfig> config_;
+  std::optional<FastCGITarget> target_;
+  std::shared_ptr<Exchange> exchange_;
+  std::string spool_;  // a chunked body, gathered for its CONTENT_LENGTH
+  bool spooled_too_large_ = false;
+};
+
+}  // namespace tronada

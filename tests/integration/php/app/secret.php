@@ -1,0 +1,3 @@
+<?php
+// Must run, never be served as source.
+echo "secret ran\n";
