@@ -546,3 +546,69 @@ def test_front_controller_same_as_nginx(tmp_module, app_fpm, nginx_fpm):
     finally:
         n.stop()
         assert t.stop() == 0, t.log_text()[-3000:]
+
+
+# --- a second responder: libfcgi, over TCP -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def libfcgi(tmp_module):
+    binary = BIN / "fcgi_responder"
+    if not binary.exists():
+        pytest.skip("fcgi_responder was not built (libfcgi-dev missing)")
+    port = free_port()
+    proc = subprocess.Popen([str(binary), "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_for_port(port, proc)
+    root = tmp_module / "libfcgi-root"
+    root.mkdir()
+    (root / "echo.php").write_text("handled by the responder, never served\n")
+    t = Tronada(tmp_module, f"127.0.0.1:{port}", root, "--max-conns", "1")
+    yield t
+    assert t.stop() == 0, t.log_text()[-3000:]
+    stop(proc)
+
+
+def parse_lines(body):
+    head, _, rest = body.partition(b"body_length=")
+    fields = dict(line.split("=", 1) for line in head.decode().splitlines())
+    length, _, payload = rest.partition(b"\n")
+    return fields, int(length), payload
+
+
+def test_libfcgi_get_with_path_info(libfcgi):
+    status, headers, body = request(libfcgi.port, "GET", "/echo.php/a/b?x=1",
+                                    headers={"X-Test": "yes"})
+    assert status == 200
+    assert header(headers, "X-Responder") == "libfcgi"
+    assert header_all(headers, "Set-Cookie") == ["a=1", "b=2"]
+    fields, length, _ = parse_lines(body)
+    assert fields["REQUEST_METHOD"] == "GET"
+    assert fields["SCRIPT_NAME"] == "/echo.php"
+    assert fields["PATH_INFO"] == "/a/b"
+    assert fields["QUERY_STRING"] == "x=1"
+    assert fields["HTTP_X_TEST"] == "yes"
+    assert length == 0
+
+
+def test_libfcgi_post_and_connection_reuse(libfcgi):
+    served = []
+    for i in range(5):
+        payload = os.urandom(100000 + i)
+        status, _, body = request(libfcgi.port, "POST", "/echo.php", body=payload,
+                                  headers={"Content-Type": "application/octet-stream"})
+        assert status == 200
+        fields, length, echoed = parse_lines(body)
+        assert length == len(payload) and echoed == payload
+        served.append(int(fields["served"]))
+    # One process, one kept-alive connection: its request counter keeps counting.
+    assert served == sorted(served)
+
+
+def test_libfcgi_status_and_stderr(libfcgi):
+    status, _, _ = request(libfcgi.port, "GET", "/echo.php?status=404&stderr=1")
+    assert status == 404
+    deadline = time.monotonic() + 5
+    while "libfcgi responder stderr marker" not in libfcgi.log_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
