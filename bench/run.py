@@ -32,6 +32,7 @@ import platform
 import re
 import resource
 import shutil
+import shlex
 import signal
 import socket
 import statistics
@@ -588,6 +589,102 @@ for _app, _module, _dep in (("wsgi", "wsgi_hello", "json"), ("flask", "flask_hel
             "--address", HOST],
         missing_all(missing_tornado, _need), tornado_version)
 
+def php_fpm_path():
+    found = sorted(Path("/usr/sbin").glob("php-fpm*"))
+    return str(found[0]) if found else None
+
+
+def php_fpm_conf(workdir, port):
+    """A php-fpm pool of 2 static children on a Unix socket, in the server's workdir.
+    Each gateway gets its own pool of this configuration: a php-fpm child serves one
+    kept-alive connection at a time, so two gateways keeping connections to one pool
+    would starve each other between rounds."""
+    sock = f"{workdir}/php-{port}.sock"
+    user = "user = root\ngroup = root\n" if os.geteuid() == 0 else ""
+    conf = Path(workdir) / f"php-fpm-{port}.conf"
+    conf.write_text(f"""[global]
+error_log = {workdir}/php-fpm-{port}.log
+daemonize = no
+pid = {workdir}/php-fpm-{port}.pid
+[bench]
+{user}listen = {sock}
+listen.mode = 0666
+pm = static
+pm.max_children = 2
+pm.max_requests = 0
+""")
+    return sock, [php_fpm_path(), "-F", "-y", str(conf)] + (["-R"] if os.geteuid() == 0 else [])
+
+
+def with_php_fpm(port, workdir, server_argv):
+    """php-fpm and a gateway in one process group (the harness pins and stops both)."""
+    sock, fpm = php_fpm_conf(workdir, port)
+    # php-fpm leaves the process group, so the shell stops it itself on SIGTERM.
+    script = (f"{shlex.join(fpm)} & FPM=$!; "
+              f"while [ ! -S {shlex.quote(sock)} ]; do sleep 0.05; done; "
+              f"{shlex.join(server_argv(sock))} & SRV=$!; "
+              "trap 'kill $SRV $FPM 2>/dev/null; wait' TERM INT; "
+              "wait $SRV; kill $FPM 2>/dev/null; wait")
+    return ["/bin/sh", "-c", script]
+
+
+def nginx_php_command(port, workdir):
+    def argv(sock):
+        conf = f"""
+daemon off;
+master_process on;
+worker_processes 1;
+pid {workdir}/nginx-php-{port}.pid;
+error_log {workdir}/nginx-php-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+    client_body_temp_path {workdir}/client_body;
+    fastcgi_temp_path {workdir}/fastcgi;
+    upstream php {{ server unix:{sock}; keepalive 2; }}
+    server {{
+        listen {HOST}:{port} backlog=4096;
+        root {PEERS / "php"};
+        index index.php;
+        location / {{ try_files $uri $uri/ /index.php$is_args$args; }}
+        location ~ \\.php$ {{
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+            fastcgi_keep_conn on;
+            fastcgi_pass php;
+        }}
+    }}
+}}
+"""
+        conf_path = Path(workdir) / f"nginx-php-{port}.conf"
+        conf_path.write_text(conf)
+        return [nginx_path(), "-p", str(workdir), "-e", f"{workdir}/nginx-php-error.log",
+                "-c", str(conf_path)]
+    return with_php_fpm(port, workdir, argv)
+
+
+def tronada_php_command(port, workdir):
+    return with_php_fpm(port, workdir, lambda sock: [
+        str(BIN / "tronada"), "fastcgi", "--to", f"unix:{sock}", "--root", str(PEERS / "php"),
+        "-b", f"{HOST}:{port}", "--max-conns", "2", "--log-level", "warning"])
+
+
+def missing_php_fpm():
+    return None if php_fpm_path() else "php-fpm missing (apt-get install php-fpm)"
+
+
+SERVERS["nginx-php"] = Spec(
+    "nginx-php", "nginx fastcgi_pass (keepalive 2) → php-fpm (2 children)", "http",
+    nginx_php_command,
+    missing_all(missing_php_fpm, lambda: None if nginx_path() else "nginx missing (nginx-light)"),
+    nginx_version)
+SERVERS["tronada-php"] = Spec(
+    "tronada-php", "tronada fastcgi (--max-conns 2) → php-fpm (2 children)", "http",
+    tronada_php_command,
+    missing_all(missing_php_fpm, missing_binary(BIN / "tronada", "run ./scripts/build")))
+
 # The `client` workload measures load generators, not servers: two nginx instances
 # (the fixed server), one loaded by wrk and one by our HTTP client.
 for _name, _label in (("client-wrk", "wrk → nginx"),
@@ -793,6 +890,15 @@ WORKLOADS = {
          "tronada-flask"], "uwsgi-flask",
         "As `wsgi-hello` with bench/peers/flask_hello.py (Debian's Flask) returning "
         "`Hello, world` from one route.", concurrency=[64]),
+    "php-hello": Workload(
+        "php-hello", "PHP hello world through php-fpm (2 children)", "throughput",
+        ["nginx-php", "tronada-php"], "nginx-php",
+        "`wrk -t1 -cN --latency` on `GET /` of bench/peers/php/index.php (`echo \"Hello, "
+        "world\"`) through nginx (`fastcgi_pass` with `fastcgi_keep_conn on` and an "
+        "upstream `keepalive 2`) and through `tronada fastcgi --max-conns 2`; each gateway "
+        "with its own php-fpm pool of the same configuration (static, 2 children, Unix "
+        "socket), started in the gateway's process group so both are pinned to the server "
+        "CPU and their CPU time includes PHP's.", concurrency=[64]),
     "h2c": Workload(
         "h2c", "HTTP/2 over clear text (prior knowledge), hello world", "throughput",
         ["h2o-h2c", "nginx-h2c", "tronada-h2c"], "h2o-h2c",
