@@ -210,25 +210,35 @@ PerMessageDeflate::PerMessageDeflate(const DeflateParams& params, bool is_server
                                : params.client_no_context_takeover),
       reset_inflate_(is_server ? params.client_no_context_takeover
                                : params.server_no_context_takeover),
-      min_compress_size_(options.min_compress_size) {
-  int bits = clamp_bits(is_server ? params.server_max_window_bits : params.client_max_window_bits);
-  if (deflateInit2(&deflate_, options.compression_level, Z_DEFLATED, -bits,
-                   std::clamp(options.mem_level, 1, 9), Z_DEFAULT_STRATEGY) != Z_OK) {
-    throw std::bad_alloc();
-  }
-  // Any window the peer used fits in the largest one.
-  if (inflateInit2(&inflate_, -15) != Z_OK) {
-    deflateEnd(&deflate_);
-    throw std::bad_alloc();
-  }
-}
+      min_compress_size_(options.min_compress_size),
+      window_bits_(
+          clamp_bits(is_server ? params.server_max_window_bits : params.client_max_window_bits)),
+      level_(options.compression_level),
+      mem_level_(std::clamp(options.mem_level, 1, 9)) {}
 
 PerMessageDeflate::~PerMessageDeflate() {
-  deflateEnd(&deflate_);
-  inflateEnd(&inflate_);
+  if (deflate_ready_) deflateEnd(&deflate_);
+  if (inflate_ready_) inflateEnd(&inflate_);
+}
+
+// The zlib streams are set up on first use: a deflate stream costs about 256 KiB, and
+// most WebSockets that negotiated compression sit idle or only ever receive.
+void PerMessageDeflate::init_deflate() {
+  if (deflateInit2(&deflate_, level_, Z_DEFLATED, -window_bits_, mem_level_, Z_DEFAULT_STRATEGY) !=
+      Z_OK) {
+    throw std::bad_alloc();
+  }
+  deflate_ready_ = true;
+}
+
+void PerMessageDeflate::init_inflate() {
+  // Any window the peer used fits in the largest one.
+  if (inflateInit2(&inflate_, -15) != Z_OK) throw std::bad_alloc();
+  inflate_ready_ = true;
 }
 
 std::string PerMessageDeflate::compress(std::string_view message) {
+  if (!deflate_ready_) init_deflate();
   std::string out;
   out.resize(deflateBound(&deflate_, message.size()) + 16);
   deflate_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(message.data()));
@@ -255,6 +265,7 @@ std::string PerMessageDeflate::compress(std::string_view message) {
 
 PerMessageDeflate::Result PerMessageDeflate::inflate_some(const unsigned char* in, std::size_t len,
                                                           std::string& out, std::size_t max_size) {
+  if (!inflate_ready_) init_inflate();
   inflate_.next_in = const_cast<Bytef*>(in);
   inflate_.avail_in = static_cast<uInt>(len);
   unsigned char buf[16384];
@@ -289,7 +300,7 @@ PerMessageDeflate::Result PerMessageDeflate::finish_message(std::string& out,
                                                             std::size_t max_size) {
   static const unsigned char kTail[4] = {0, 0, 0xff, 0xff};
   Result r = inflate_some(kTail, 4, out, max_size);
-  if (reset_inflate_) inflateReset(&inflate_);
+  if (reset_inflate_ && inflate_ready_) inflateReset(&inflate_);
   return r;
 }
 

@@ -80,11 +80,18 @@ class PerMessageDeflate {
  private:
   Result inflate_some(const unsigned char* in, std::size_t len, std::string& out,
                       std::size_t max_size);
+  void init_deflate();
+  void init_inflate();
   z_stream deflate_{};
   z_stream inflate_{};
   bool reset_deflate_;
   bool reset_inflate_;
   std::size_t min_compress_size_;
+  int window_bits_;
+  int level_;
+  int mem_level_;
+  bool deflate_ready_ = false;
+  bool inflate_ready_ = false;
 };
 
 }  // namespace tronada::ws
