@@ -846,7 +846,7 @@ WORKLOADS = {
     "ws-idle": Workload(
         "ws-idle", "Memory per idle WebSocket", "memory", ["tronada-ws", "tornado-ws"],
         "tornado-ws",
-        "N WebSockets to the echo server (set --idle-connections 10000), each doing the "
+        "N WebSockets to the echo server, each doing the "
         "handshake and one 64-byte round trip and then staying open; server memory "
         "before and after (smaps_rollup), divided by N. Kernel socket buffers are not "
         "counted."),
