@@ -18,9 +18,10 @@ struct FastCGICommand {
   std::string to;
   std::string root = ".";
   std::string index = "index.php";
-  std::size_t max_conns = 16;
+  std::size_t max_conns = 5;
   double connect_timeout = 10;
   double read_timeout = 60;
+  double idle_timeout = 10;
   bool no_keep_conn = false;
 
   void run() {
@@ -30,6 +31,8 @@ struct FastCGICommand {
     pool.keep_conn = !no_keep_conn;
     pool.connect_timeout =
         std::chrono::duration_cast<Duration>(std::chrono::duration<double>(connect_timeout));
+    pool.idle_timeout =
+        std::chrono::duration_cast<Duration>(std::chrono::duration<double>(idle_timeout));
     pool.read_timeout =
         std::chrono::duration_cast<Duration>(std::chrono::duration<double>(read_timeout));
     auto config = make_fastcgi_config(root, to, pool);  // throws for a bad root or address
@@ -75,7 +78,8 @@ void register_fastcgi_command(CLI::App& app) {
   sub->add_option("--index", cmd->index, "Directory index and front controller")
       ->capture_default_str();
   sub->add_option("--max-conns", cmd->max_conns,
-                  "Most connections to the responder (keep at or below php-fpm's pm.max_children)")
+                  "Most connections to the responder: at most php-fpm's pm.max_children, since "
+                  "each child serves one kept-alive connection at a time")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   sub->add_option("--connect-timeout", cmd->connect_timeout,
@@ -83,6 +87,9 @@ void register_fastcgi_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--read-timeout", cmd->read_timeout,
                   "Seconds to wait for the responder's next bytes")
+      ->capture_default_str();
+  sub->add_option("--idle-timeout", cmd->idle_timeout,
+                  "Seconds before an idle kept-alive connection is closed")
       ->capture_default_str();
   sub->add_flag("--no-keep-conn", cmd->no_keep_conn,
                 "One connection per request (no FCGI_KEEP_CONN)");

@@ -612,3 +612,23 @@ def test_libfcgi_status_and_stderr(libfcgi):
     while "libfcgi responder stderr marker" not in libfcgi.log_text():
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_idle_connections_released_for_other_clients(tmp_path):
+    # Each php-fpm child serves one kept-alive connection at a time: a gateway must let
+    # idle ones go, or a second gateway (another worker) on the same pool starves.
+    f = PHPFPM(tmp_path, children=2)
+    a = Tronada(tmp_path, "unix:" + f.sock, PHP_DIR, "--max-conns", "2", "--idle-timeout", "0.3")
+    b = Tronada(tmp_path, "unix:" + f.sock, PHP_DIR, "--max-conns", "2", "--read-timeout", "5")
+    try:
+        import concurrent.futures
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            assert [r[0] for r in pool.map(lambda i: request(a.port, "GET", "/hello.php"),
+                                           range(8))] == [200] * 8
+        time.sleep(1.0)
+        status, _, body = request(b.port, "GET", "/hello.php")
+        assert status == 200 and body == b"Hello, World!"
+    finally:
+        assert a.stop() == 0, a.log_text()[-3000:]
+        assert b.stop() == 0, b.log_text()[-3000:]
+        f.stop()

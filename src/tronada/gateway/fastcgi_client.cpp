@@ -57,7 +57,8 @@ Pool::Pool(Address address, PoolOptions options, IOLoop* loop)
 }
 
 Pool::~Pool() {
-  for (auto& s : idle_) s->close();
+  loop_->remove_timeout(sweep_timer_);
+  for (auto& i : idle_) i.stream->close();
   for (auto& w : waiters_) {
     loop_->remove_timeout(w.timer);
     w.promise.try_set_exception(
@@ -80,7 +81,7 @@ bool Pool::idle_stream_usable(IOStream& stream) {
 std::shared_ptr<IOStream> Pool::take_idle() {
   // Not in the coroutine: GCC 12 mishandles a local shared_ptr in a loop that co_returns.
   while (!idle_.empty()) {
-    std::shared_ptr<IOStream> stream = std::move(idle_.back());
+    std::shared_ptr<IOStream> stream = std::move(idle_.back().stream);
     idle_.pop_back();
     if (idle_stream_usable(*stream)) return stream;
     stream->close();
@@ -155,12 +156,38 @@ bool Pool::hand_to_waiter(std::shared_ptr<IOStream> stream) {
 void Pool::release(std::shared_ptr<IOStream> stream, bool reusable) {
   if (reusable && options_.keep_conn && stream && !stream->closed()) {
     if (hand_to_waiter(stream)) return;
-    idle_.push_back(std::move(stream));
+    idle_.push_back(Idle{std::move(stream), Clock::now()});
+    if (!sweep_timer_) arm_sweep(options_.idle_timeout);
     return;
   }
   if (stream) stream->close();
   --open_;
   if (hand_to_waiter(nullptr)) ++open_;
+}
+
+void Pool::arm_sweep(Duration delay) {
+  std::weak_ptr<Pool> weak = weak_from_this();
+  sweep_timer_ = loop_->call_later(delay, [weak] {
+    if (auto pool = weak.lock()) {
+      pool->sweep_timer_ = {};
+      pool->sweep_idle();
+    }
+  });
+}
+
+void Pool::sweep_idle() {
+  TimePoint now = Clock::now();
+  std::size_t expired = 0;
+  while (expired < idle_.size() && now - idle_[expired].since >= options_.idle_timeout) {
+    idle_[expired].stream->close();
+    ++expired;
+  }
+  idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(expired));
+  open_ -= expired;
+  // Slots freed: queued requests cannot exist while connections were idle, but keep the
+  // accounting rule in one place.
+  while (expired-- > 0 && hand_to_waiter(nullptr)) ++open_;
+  if (!idle_.empty()) arm_sweep(idle_.front().since + options_.idle_timeout - now);
 }
 
 }  // namespace tronada::fastcgi

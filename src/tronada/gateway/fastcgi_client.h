@@ -35,13 +35,16 @@ struct PoolOptions {
   /// keep-alive this must not exceed the responder's workers (php-fpm's pm.max_children):
   /// each php-fpm child serves one connection at a time, so a connection beyond them
   /// waits in its listen queue until another closes.
-  std::size_t max_connections = 16;
+  std::size_t max_connections = 5;  // Debian's php-fpm pool default pm.max_children
   /// Requests waiting for a connection beyond these are refused (503).
   std::size_t max_queue = 1024;
   /// Limit on connecting, and on waiting in the queue for a connection (504).
   Duration connect_timeout = std::chrono::seconds(10);
   /// Limit on each wait for the backend's next bytes (504): nginx's fastcgi_read_timeout.
   Duration read_timeout = std::chrono::seconds(60);
+  /// Idle kept-alive connections are closed after this, so that they stop holding
+  /// php-fpm children that other clients (other worker processes) may need.
+  Duration idle_timeout = std::chrono::seconds(10);
   /// Ask the responder to keep connections open (FCGI_KEEP_CONN) and reuse them.
   bool keep_conn = true;
 };
@@ -110,7 +113,16 @@ class Pool : public std::enable_shared_from_this<Pool> {
   PoolOptions options_;
   IOLoop* loop_;
   std::size_t open_ = 0;  // connections open or being opened, lent or idle
-  std::vector<std::shared_ptr<IOStream>> idle_;
+  struct Idle {
+    std::shared_ptr<IOStream> stream;
+    TimePoint since;
+  };
+  /// Closes connections idle for longer than idle_timeout; re-arms while any are idle.
+  void sweep_idle();
+  void arm_sweep(Duration delay);
+
+  std::vector<Idle> idle_;  // oldest first; reuse takes the newest
+  TimeoutHandle sweep_timer_;
   std::list<Waiter> waiters_;
 };
 
