@@ -42,6 +42,10 @@ WSGIApplication::~WSGIApplication() {
 }
 
 void WSGIApplication::stop() {
+  for (auto& weak : live_) {
+    if (auto ex = weak.lock()) ex->connection_closed();
+  }
+  live_.clear();
   if (pool_) {
     pool_->stop();
     pool_.reset();
@@ -84,6 +88,11 @@ std::shared_ptr<WSGIExchange> WSGIApplication::start(
     environ.reset();
     WSGIExchange::complete(std::move(exchange));
   });
+  if (live_.size() >= prune_at_) {
+    std::erase_if(live_, [](const std::weak_ptr<WSGIExchange>& w) { return w.expired(); });
+    prune_at_ = std::max<std::size_t>(64, live_.size() * 2);
+  }
+  live_.push_back(exchange);
   if (!queued) {
     log::warning("wsgi", "queue full (" + std::to_string(options_.max_queue) +
                              " requests waiting): 503 for " + request->method + " " + request->uri);

@@ -58,6 +58,8 @@ class WSGIApplication {
   std::shared_ptr<WSGIExchange> start(const std::shared_ptr<HTTPServerRequest>& request,
                                       std::string_view script_name,
                                       std::function<void(int status)> on_done);
+  /// Aborts requests still in flight (their workers stop waiting on the client), lets
+  /// the threads finish and joins them.
   void stop();
 
  private:
@@ -65,6 +67,10 @@ class WSGIApplication {
   WSGIOptions options_;
   std::unique_ptr<WSGICaller> caller_;
   std::unique_ptr<WSGIWorkerPool> pool_;
+  // Requests started and perhaps not ended (loop thread only), so that stop() can
+  // release workers blocked on a client that will never be served now.
+  std::vector<std::weak_ptr<WSGIExchange>> live_;
+  std::size_t prune_at_ = 64;
 };
 
 }  // namespace tronada
