@@ -127,6 +127,7 @@ struct FastCGIHandler::Exchange {
   std::string pending;  // body bytes received, not yet written to the responder
   bool body_complete = false;
   bool aborted = false;
+  bool failed = false;  // writing the request failed: further body bytes are dropped
   bool client_paused = false;
   Event more;
   std::string retained;  // the body as sent, while a retry is still possible
@@ -134,6 +135,16 @@ struct FastCGIHandler::Exchange {
   Lease lease;
   bool reused = false;  // the last attempt's connection had served a request before
   Promise<void> sent;   // params and the whole body written (or failed)
+
+  /// Keeps body bytes for a retry while the body stays under kMaxRetainedBody.
+  void keep_for_retry(std::string_view bytes) {
+    if (!retain) return;
+    retained.append(bytes);
+    if (retained.size() > kMaxRetainedBody) {
+      retain = false;
+      std::string().swap(retained);
+    }
+  }
 
   void release(bool reusable) {
     if (lease.stream) config->pool->release(std::move(lease.stream), reusable);
@@ -171,13 +182,7 @@ Task<void> send_request(std::shared_ptr<FastCGIHandler::Exchange> ex) {
         resume_client(*ex->request->connection);
       }
       if (!chunk.empty()) {
-        if (ex->retain) {
-          ex->retained.append(chunk);
-          if (ex->retained.size() > kMaxRetainedBody) {
-            ex->retain = false;
-            std::string().swap(ex->retained);
-          }
-        }
+        ex->keep_for_retry(chunk);
         fastcgi::append_stream(head, fastcgi::RecordType::stdin_, kRequestId, chunk);
       }
       bool last = ex->body_complete && ex->pending.empty();
@@ -192,6 +197,15 @@ Task<void> send_request(std::shared_ptr<FastCGIHandler::Exchange> ex) {
   } catch (...) {
     // The connection is in an unknown state; nobody else may be left to return it.
     ex->release(false);
+    // The rest of the body is dropped as it arrives, so the request can end and be
+    // answered with the error; a paused client must flow again for that.
+    ex->failed = true;
+    ex->keep_for_retry(ex->pending);
+    std::string().swap(ex->pending);
+    if (ex->client_paused && ex->request && ex->request->connection) {
+      ex->client_paused = false;
+      resume_client(*ex->request->connection);
+    }
     ex->sent.set_exception(std::current_exception());
   }
 }
@@ -376,6 +390,10 @@ void FastCGIHandler::data_received(std::string_view chunk) {
     }
   }
   Exchange& ex = *exchange_;
+  if (ex.failed) {
+    ex.keep_for_retry(chunk);  // a retry resends the whole body, if it is small
+    return;
+  }
   ex.pending.append(chunk);
   ex.more.set();
   if (!ex.client_paused && ex.pending.size() > config_->body_buffer) {
@@ -546,6 +564,7 @@ Task<void> FastCGIHandler::run_script(std::string url_path, int redirects_left) 
       ex->pending = std::move(ex->retained);
       ex->retained.clear();
       ex->sent = Promise<void>();
+      ex->failed = false;
       spawn_logged(send_request(ex), "fastcgi request");
       continue;
     }
