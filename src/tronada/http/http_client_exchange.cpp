@@ -103,6 +103,9 @@ class Exchange : public HTTP1ResponseParser::Events, public std::enable_shared_f
       informational_ = true;
       return;
     }
+    // llhttp may go straight on from a 100 Continue to the final response without
+    // reporting the 100 as complete: the final head ends the informational phase.
+    informational_ = false;
     head_ = std::move(head);
     head_seen_ = true;
     if (p_.header_callback) {
