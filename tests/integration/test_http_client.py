@@ -208,7 +208,7 @@ def test_connection_refused():
     (b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 200000 + b"\r\n\r\n", "malformed HTTP response"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "closed before the response"),
     (b"garbage\r\n\r\n", "malformed HTTP response"),
-])
+], ids=["status-line", "chunk-size", "long-header", "cut-body", "garbage"])
 def test_malformed_responses_give_clear_errors(reply, expected):
     sock, held = raw_server(reply)
     try:
@@ -255,7 +255,7 @@ TORNADO_APP = textwrap.dedent("""
 
     class Hello(tornado.web.RequestHandler):
         def get(self):
-            self.write("hello from tornado " * 50)
+            self.write("hello from tornado " * 100)
 
     class Stream(tornado.web.RequestHandler):
         async def get(self):
@@ -298,7 +298,7 @@ def test_against_tornado(tornado_server):
     port, sock = tornado_server
     base = f"http://127.0.0.1:{port}"
     results, stats = fetch("--count", 3, base + "/go")
-    assert all(r["body"] == "hello from tornado " * 50 for r in results)
+    assert all(r["body"] == "hello from tornado " * 100 for r in results)
     assert all(r["headers"].get("X-Consumed-Content-Encoding") == "gzip" for r in results)
     assert stats["opened"] == 1
     results, _ = fetch("--stream", base + "/stream")
