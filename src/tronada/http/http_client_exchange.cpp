@@ -106,6 +106,9 @@ class Exchange : public HTTP1ResponseParser::Events, public std::enable_shared_f
     // llhttp may go straight on from a 100 Continue to the final response without
     // reporting the 100 as complete: the final head ends the informational phase.
     informational_ = false;
+    // RFC 9110 section 15.4.5: a 304 never has a body, whatever Content-Length says
+    // (llhttp would wait for one). The parser reads this flag right after on_head.
+    if (head.status == 304 || head.status == 204) parser_.expect_no_body();
     head_ = std::move(head);
     head_seen_ = true;
     if (p_.header_callback) {
