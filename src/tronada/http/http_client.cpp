@@ -88,6 +88,20 @@ Task<HTTPResponse> fetch_task(std::weak_ptr<AsyncHTTPClient*> alive, HTTPRequest
           (acquire_timeout == Duration::zero() || left < acquire_timeout)) {
         acquire_timeout = left;
       }
+      // Serialized first: a request we refuse to send must not cost a connection.
+      detail::ExchangeParams params;
+      std::string body = request.body.value_or("");
+      params.framing =
+          serialize_request_head(request, target, method, body.size(), user_agent, params.head);
+      params.body = std::move(body);
+      params.body_producer = request.body_producer;
+      params.head_request = method == "HEAD";
+      params.max_header_size = max_header;
+      params.max_body_size = max_body;
+      params.decompress = request.decompress_response;
+      params.streaming_callback = request.streaming_callback;
+      params.header_callback = request.header_callback;
+      params.peer = peer;
       Future<PooledConnection> acquiring =
           (*owner)->pool().acquire(endpoint, acquire_timeout, attempt == 0);
       owner.reset();
@@ -97,20 +111,7 @@ Task<HTTPResponse> fetch_task(std::weak_ptr<AsyncHTTPClient*> alive, HTTPRequest
       } catch (const TimeoutError&) {
         throw HTTPTimeoutError("Timeout while connecting to " + peer);
       }
-      detail::ExchangeParams params;
-      std::string body = request.body.value_or("");
-      params.framing =
-          serialize_request_head(request, target, method, body.size(), user_agent, params.head);
-      params.body = std::move(body);
-      params.body_producer = request.body_producer;
-      params.head_request = method == "HEAD";
       params.timeout = remaining_until(loop, deadline);
-      params.max_header_size = max_header;
-      params.max_body_size = max_body;
-      params.decompress = request.decompress_response;
-      params.streaming_callback = request.streaming_callback;
-      params.header_callback = request.header_callback;
-      params.peer = peer;
       Future<detail::ExchangeResult> exchanging =
           detail::run_exchange(std::move(connection), std::move(params));
       bool retry = false;

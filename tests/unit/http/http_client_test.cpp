@@ -669,3 +669,36 @@ TEST_F(HTTPClientTest, QueueBeyondMaxClients) {
   }
   server.stop();
 }
+
+TEST_F(HTTPClientTest, PoolDroppedConnectionsFreeTheirSlotAndFreshAcquiresSkipIdle) {
+  ScriptServer server([](const Seen&) { return ok(""); });
+  ConnectionPoolOptions options;
+  options.max_per_endpoint = 1;
+  ConnectionPool pool(options);
+  Endpoint e{"http", "127.0.0.1", server.port, "", nullptr, ""};
+  auto log = run([&]() -> Task<std::vector<std::string>> {
+    std::vector<std::string> out;
+    Future<PooledConnection> first = pool.acquire(e, 5s);
+    Future<PooledConnection> second = pool.acquire(e, 5s);
+    {
+      PooledConnection a = co_await first;  // dropped unreleased: closed, slot freed
+    }
+    PooledConnection b = co_await second;
+    out.push_back(b.reused() ? "second reused" : "second fresh");
+    b.release();
+    out.push_back("idle " + std::to_string(pool.idle_count(e)));
+    // reuse_idle false (the stale-connection retry) opens a new connection, closing
+    // the idle one to stay within max_per_endpoint.
+    Future<PooledConnection> third = pool.acquire(e, 5s, false);
+    PooledConnection c = co_await third;
+    out.push_back(c.reused() ? "third reused" : "third fresh");
+    out.push_back("idle " + std::to_string(pool.idle_count(e)));
+    c.release();
+    co_return out;
+  });
+  EXPECT_EQ(log, (std::vector<std::string>{"second fresh", "idle 1", "third fresh", "idle 0"}));
+  EXPECT_EQ(pool.stats().opened, 3u);
+  EXPECT_EQ(server.connections, 3);
+  pool.close();
+  server.stop();
+}
