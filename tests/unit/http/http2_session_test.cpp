@@ -1,0 +1,453 @@
+// HTTP2Session in process: a session on one end of a socketpair, and nghttp2's client
+// session on the other end driven by the test on the same thread, for frame-level cases.
+#include "tronada/http/http2_session.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <nghttp2/nghttp2.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <list>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "support/loop_check.h"
+#include "tronada/async/run_sync.h"
+#include "tronada/async/sleep.h"
+
+using namespace tronada;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kTimeout = 20s;
+
+struct ClientStream {
+  int status = 0;
+  std::map<std::string, std::string> headers;
+  std::string body;
+  bool closed = false;
+  std::uint32_t error = 0;
+};
+
+class Message final : public HTTPMessageDelegate {
+ public:
+  std::function<void()> on_finish;
+  std::function<void(std::string_view)> on_data;
+  std::function<void()> on_close;
+  void data_received(std::string_view chunk) override {
+    if (on_data) on_data(chunk);
+  }
+  void finish() override {
+    if (on_finish) on_finish();
+  }
+  void on_connection_close() override {
+    if (on_close) on_close();
+  }
+};
+
+class Delegate final : public HTTPServerDelegate {
+ public:
+  std::function<RequestStart(const std::shared_ptr<HTTPServerRequest>&)> start;
+  RequestStart start_request(const std::shared_ptr<HTTPServerRequest>& req) override {
+    return start(req);
+  }
+};
+
+void answer(const std::shared_ptr<HTTPServerRequest>& req, int status, const std::string& body) {
+  HTTPHeaders h;
+  h.add("Content-Length", std::to_string(body.size()));
+  req->connection->write_response(status, h, body);
+}
+
+class HTTP2SessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    loop_.make_current();
+    delegate_.start = [this](const std::shared_ptr<HTTPServerRequest>& req) {
+      auto msg = std::make_unique<Message>();
+      std::weak_ptr<HTTPServerRequest> weak = req;
+      msg->on_finish = [this, weak] {
+        auto r = weak.lock();
+        ASSERT_TRUE(r);
+        requests_.push_back(r);
+        if (!hold_) answer(r, 200, r->path + (r->body.empty() ? "" : ":" + r->body));
+      };
+      msg->on_close = [this] { ++connection_closes_; };
+      return RequestStart{std::move(msg)};
+    };
+  }
+
+  void TearDown() override {
+    requests_.clear();
+    if (session_) session_->close();
+    if (ctx_) run_until([&] { return ctx_->sessions.empty(); });
+    session_.reset();
+    ctx_.reset();
+    if (client_) nghttp2_session_del(client_);
+    if (peer_ >= 0) ::close(peer_);
+    test_support::expect_clean_close(loop_);
+  }
+
+  void start(HTTPServerOptions options = {}, HTTP2Options h2 = {},
+             std::vector<nghttp2_settings_entry> client_settings = {},
+             bool client_auto_window = true) {
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    peer_ = sv[1];
+    fcntl(peer_, F_SETFL, fcntl(peer_, F_GETFL) | O_NONBLOCK);
+    stream_ = IOStream::from_fd(sv[0], {}, &loop_);
+    ctx_ = std::make_shared<detail::HTTP2ServerContext>();
+    ctx_->base = std::make_shared<detail::HTTP1ServerContext>(loop_, options, &delegate_);
+    ctx_->options = h2;
+    session_ = std::make_shared<HTTP2Session>(stream_, ctx_);
+    session_->start();
+
+    nghttp2_session_callbacks* cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* f, const std::uint8_t* n, std::size_t nl,
+                const std::uint8_t* v, std::size_t vl, std::uint8_t, void* u) {
+          auto* t = static_cast<HTTP2SessionTest*>(u);
+          std::string name(reinterpret_cast<const char*>(n), nl);
+          std::string value(reinterpret_cast<const char*>(v), vl);
+          auto& s = t->streams_[f->hd.stream_id];
+          if (name == ":status") s.status = std::stoi(value);
+          s.headers[name] = value;
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+        cbs, [](nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t* d,
+                std::size_t len, void* u) {
+          static_cast<HTTP2SessionTest*>(u)->streams_[id].body.append(
+              reinterpret_cast<const char*>(d), len);
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_stream_close_callback(
+        cbs, [](nghttp2_session*, std::int32_t id, std::uint32_t code, void* u) {
+          auto& s = static_cast<HTTP2SessionTest*>(u)->streams_[id];
+          s.closed = true;
+          s.error = code;
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_frame_recv_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* f, void* u) {
+          if (f->hd.type == NGHTTP2_GOAWAY) {
+            auto* t = static_cast<HTTP2SessionTest*>(u);
+            t->goaway_ = true;
+            t->goaway_code_ = f->goaway.error_code;
+          }
+          return 0;
+        });
+    nghttp2_option* opt;
+    nghttp2_option_new(&opt);
+    if (!client_auto_window) nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_session_client_new2(&client_, cbs, this, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_submit_settings(client_, NGHTTP2_FLAG_NONE, client_settings.data(),
+                            client_settings.size());
+    flush_client();
+  }
+
+  std::int32_t request(const std::string& method, const std::string& path,
+                       const std::string& body = "",
+                       std::vector<std::pair<std::string, std::string>> extra = {}) {
+    std::vector<std::pair<std::string, std::string>> fields = {
+        {":method", method}, {":path", path}, {":scheme", "http"}, {":authority", "example"}};
+    for (auto& f : extra) fields.push_back(f);
+    std::vector<nghttp2_nv> nva;
+    for (auto& [n, v] : fields) {
+      nva.push_back({reinterpret_cast<std::uint8_t*>(n.data()),
+                     reinterpret_cast<std::uint8_t*>(v.data()), n.size(), v.size(),
+                     NGHTTP2_NV_FLAG_NONE});
+    }
+    bodies_.push_back(body);
+    nghttp2_data_provider prd;
+    prd.source.ptr = &bodies_.back();
+    prd.read_callback = [](nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t len,
+                           std::uint32_t* flags, nghttp2_data_source* src, void*) -> ssize_t {
+      auto* b = static_cast<std::string*>(src->ptr);
+      std::size_t n = std::min(len, b->size());
+      std::memcpy(buf, b->data(), n);
+      b->erase(0, n);
+      if (b->empty()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+      return static_cast<ssize_t>(n);
+    };
+    std::int32_t id = nghttp2_submit_request(client_, nullptr, nva.data(), nva.size(),
+                                             body.empty() ? nullptr : &prd, nullptr);
+    flush_client();
+    return id;
+  }
+
+  void flush_client() {
+    for (;;) {
+      const std::uint8_t* data;
+      ssize_t n = nghttp2_session_mem_send(client_, &data);
+      if (n <= 0) break;
+      out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    }
+    while (!out_.empty()) {
+      ssize_t n = ::write(peer_, out_.data(), out_.size());
+      if (n <= 0) break;
+      out_.erase(0, static_cast<std::size_t>(n));
+    }
+  }
+
+  // Moves bytes both ways; true once the server closed.
+  bool pump() {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::read(peer_, buf, sizeof buf);
+      if (n > 0) {
+        nghttp2_session_mem_recv(client_, reinterpret_cast<std::uint8_t*>(buf),
+                                 static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n == 0 || (n < 0 && errno == ECONNRESET)) eof_ = true;
+      break;
+    }
+    flush_client();
+    return eof_;
+  }
+
+  void run_until(const std::function<bool()>& done, Duration timeout = kTimeout) {
+    run_sync(
+        [&]() -> Task<void> {
+          while (!done()) co_await tronada::sleep(1ms);
+        },
+        timeout);
+  }
+
+  ClientStream& wait(std::int32_t id) {
+    run_until([&] {
+      pump();
+      return streams_[id].closed;
+    });
+    return streams_[id];
+  }
+
+  IOLoop loop_;
+  Delegate delegate_;
+  std::shared_ptr<IOStream> stream_;
+  std::shared_ptr<detail::HTTP2ServerContext> ctx_;
+  std::shared_ptr<HTTP2Session> session_;
+  nghttp2_session* client_ = nullptr;
+  int peer_ = -1;
+  std::string out_;
+  std::list<std::string> bodies_;
+  std::map<std::int32_t, ClientStream> streams_;
+  bool eof_ = false;
+  bool hold_ = false;
+  bool goaway_ = false;
+  std::uint32_t goaway_code_ = 0;
+  int connection_closes_ = 0;
+  std::vector<std::shared_ptr<HTTPServerRequest>> requests_;
+};
+
+}  // namespace
+
+TEST_F(HTTP2SessionTest, AnswersRequestsWithFieldsAndBodies) {
+  start();
+  auto a = request("GET", "/a?x=1", "", {{"cookie", "a=1"}, {"cookie", "b=2"}, {"x-y", "z"}});
+  auto b = request("POST", "/b", std::string(100000, 'p'));
+  auto& ra = wait(a);
+  EXPECT_EQ(ra.status, 200);
+  EXPECT_EQ(ra.body, "/a");
+  EXPECT_EQ(ra.error, 0u);
+  EXPECT_FALSE(ra.headers["date"].empty());
+  EXPECT_EQ(ra.headers["server"], "tronada");
+  auto& rb = wait(b);
+  EXPECT_EQ(rb.body, "/b:" + std::string(100000, 'p'));
+  ASSERT_EQ(requests_.size(), 2u);
+  auto& req = *requests_[0];
+  EXPECT_EQ(req.version, "HTTP/2");
+  EXPECT_EQ(req.method, "GET");
+  EXPECT_EQ(req.query, "x=1");
+  EXPECT_EQ(req.host, "example");
+  EXPECT_EQ(req.headers.get("Cookie").value_or(""), "a=1; b=2");
+  EXPECT_EQ(req.headers.get("X-Y").value_or(""), "z");
+}
+
+TEST_F(HTTP2SessionTest, StreamsAnswerOutOfOrder) {
+  hold_ = true;
+  start();
+  std::vector<std::int32_t> ids = {request("GET", "/1"), request("GET", "/2"),
+                                   request("GET", "/3")};
+  run_until([&] {
+    pump();
+    return requests_.size() == 3;
+  });
+  for (int i = 2; i >= 0; --i) answer(requests_[i], 200, "r" + std::to_string(i));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(wait(ids[i]).body, "r" + std::to_string(i));
+}
+
+TEST_F(HTTP2SessionTest, HeadAnd204HaveNoBody) {
+  hold_ = true;
+  start();
+  auto h = request("HEAD", "/h");
+  auto n = request("GET", "/n");
+  run_until([&] {
+    pump();
+    return requests_.size() == 2;
+  });
+  answer(requests_[0], 200, "dropped");
+  HTTPHeaders none;
+  requests_[1]->connection->write_headers(204, none);
+  requests_[1]->connection->write("dropped too");
+  requests_[1]->connection->finish();
+  EXPECT_EQ(wait(h).body, "");
+  EXPECT_EQ(wait(h).headers["content-length"], "7");
+  EXPECT_EQ(wait(n).status, 204);
+  EXPECT_EQ(wait(n).body, "");
+}
+
+TEST_F(HTTP2SessionTest, ConnectionSpecificAndInjectedFieldsAreRefused) {
+  hold_ = true;
+  start();
+  auto id = request("GET", "/");
+  run_until([&] {
+    pump();
+    return requests_.size() == 1;
+  });
+  HTTPHeaders bad;
+  bad.add("X-Bad", "a\r\nInjected: yes");
+  EXPECT_THROW(requests_[0]->connection->write_headers(200, bad), std::invalid_argument);
+  HTTPHeaders h;
+  h.add("Connection", "keep-alive");
+  h.add("Transfer-Encoding", "chunked");
+  h.add("X-Ok", "1");
+  requests_[0]->connection->write_headers(200, h);
+  requests_[0]->connection->write("abc");
+  requests_[0]->connection->finish();
+  auto& r = wait(id);
+  EXPECT_EQ(r.error, 0u);  // nghttp2 would reset a response with connection fields
+  EXPECT_EQ(r.body, "abc");
+  EXPECT_EQ(r.headers["x-ok"], "1");
+  EXPECT_EQ(r.headers.count("connection"), 0u);
+}
+
+TEST_F(HTTP2SessionTest, ResetStopsTheHandlersOutput) {
+  hold_ = true;
+  start();
+  auto id = request("GET", "/big");
+  run_until([&] {
+    pump();
+    return requests_.size() == 1;
+  });
+  auto conn = requests_[0]->connection;
+  bool close_cb = false;
+  conn->set_close_callback([&] { close_cb = true; });
+  HTTPHeaders h;
+  conn->write_headers(200, h);
+  conn->write(std::string(1 << 20, 'x'));  // far more than the 64 KiB window
+  Future<void> drained = conn->drain();
+  EXPECT_FALSE(drained.done());
+  nghttp2_submit_rst_stream(client_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+  flush_client();
+  run_until([&] {
+    pump();
+    return close_cb;
+  });
+  EXPECT_TRUE(conn->closed());
+  EXPECT_EQ(connection_closes_, 1);
+  run_until([&] { return drained.done(); });
+  EXPECT_THROW(drained.result(), StreamClosedError);
+  conn->write("ignored");  // no-ops now
+  conn->finish();
+  // The connection goes on.
+  hold_ = false;
+  EXPECT_EQ(wait(request("GET", "/next")).body, "/next");
+}
+
+TEST_F(HTTP2SessionTest, DrainWaitsUntilTheClientTakesTheBody) {
+  hold_ = true;
+  start();
+  auto id = request("GET", "/");
+  run_until([&] {
+    pump();
+    return requests_.size() == 1;
+  });
+  auto conn = requests_[0]->connection;
+  conn->write_headers(200, HTTPHeaders());
+  conn->write(std::string(1 << 20, 'y'));
+  // The client's 64 KiB windows hold most of it back until the client reads.
+  Future<void> drained = conn->drain();
+  EXPECT_FALSE(drained.done());
+  run_until([&] {
+    pump();
+    return drained.done();
+  });
+  conn->finish();
+  EXPECT_EQ(wait(id).body.size(), std::size_t{1} << 20);
+}
+
+TEST_F(HTTP2SessionTest, RapidResetsGetGoaway) {
+  hold_ = true;
+  HTTP2Options h2;
+  h2.max_resets_per_interval = 10;
+  start({}, h2);
+  for (int i = 0; i < 30; ++i) {
+    auto id = request("GET", "/slow");
+    nghttp2_submit_rst_stream(client_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+  }
+  flush_client();
+  run_until([&] { return pump(); });
+  EXPECT_TRUE(goaway_);
+  EXPECT_EQ(goaway_code_, static_cast<std::uint32_t>(NGHTTP2_ENHANCE_YOUR_CALM));
+}
+
+TEST_F(HTTP2SessionTest, OversizedHeaderListGets431) {
+  HTTPServerOptions o;
+  o.limits.max_header_bytes = 4096;
+  start(o);
+  auto id = request("GET", "/", "", {{"x-big", std::string(5000, 'v')}});
+  EXPECT_EQ(wait(id).status, 431);
+  EXPECT_TRUE(requests_.empty());
+  EXPECT_EQ(wait(request("GET", "/ok")).status, 200);
+}
+
+TEST_F(HTTP2SessionTest, BodyOverTheLimitGets413) {
+  HTTPServerOptions o;
+  o.limits.max_body_bytes = 1000;
+  start(o);
+  auto id = request("POST", "/", std::string(5000, 'b'));
+  EXPECT_EQ(wait(id).status, 413);
+  EXPECT_TRUE(requests_.empty());
+}
+
+TEST_F(HTTP2SessionTest, GracefulShutdownFinishesStreamsInFlight) {
+  hold_ = true;
+  start();
+  auto id = request("GET", "/slow");
+  run_until([&] {
+    pump();
+    return requests_.size() == 1;
+  });
+  session_->close_when_idle();
+  run_until([&] {
+    pump();
+    return goaway_;
+  });
+  EXPECT_EQ(goaway_code_, 0u);
+  EXPECT_FALSE(eof_);
+  answer(requests_[0], 200, "done");
+  EXPECT_EQ(wait(id).body, "done");
+  run_until([&] { return pump(); });
+  EXPECT_TRUE(eof_);
+}
+
+TEST_F(HTTP2SessionTest, IdleTimeoutSendsGoaway) {
+  HTTPServerOptions o;
+  o.idle_timeout = 50ms;
+  start(o);
+  EXPECT_EQ(wait(request("GET", "/")).status, 200);
+  run_until([&] { return pump(); });
+  EXPECT_TRUE(goaway_);
+  EXPECT_EQ(goaway_code_, 0u);
+}
