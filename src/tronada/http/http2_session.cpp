@@ -79,9 +79,10 @@ class HTTP2StreamConnection final : public HTTPConnection {
     }
     state_->close_callback = std::move(cb);
   }
-  // Override HTTPConnection::pause_reading/resume_reading (flow control per stream).
-  void pause_reading() { session_->pause_body(*state_); }
-  void resume_reading() { session_->resume_body(*state_); }
+  // Per stream through flow control: held bytes are not consumed, so the peer's window
+  // for this stream stays shut until resume.
+  void pause_reading() override { session_->pause_body(*state_); }
+  void resume_reading() override { session_->resume_body(*state_); }
 
  private:
   std::shared_ptr<HTTP2Session> session_;
