@@ -451,3 +451,46 @@ TEST_F(HTTP2SessionTest, IdleTimeoutSendsGoaway) {
   EXPECT_TRUE(goaway_);
   EXPECT_EQ(goaway_code_, 0u);
 }
+
+TEST_F(HTTP2SessionTest, PausedBodyHoldsThePeerBackByItsWindow) {
+  std::size_t received = 0;
+  std::shared_ptr<HTTPServerRequest> paused;
+  bool finished = false;
+  delegate_.start = [&](const std::shared_ptr<HTTPServerRequest>& req) {
+    auto msg = std::make_unique<Message>();
+    msg->on_data = [&, req](std::string_view chunk) {
+      received += chunk.size();
+      if (!paused) {
+        paused = req;
+        req->connection->pause_reading();
+      }
+    };
+    msg->on_finish = [&, req] {
+      finished = true;
+      answer(req, 200, std::to_string(received));
+    };
+    RequestStart s{std::move(msg)};
+    s.stream_body = true;
+    s.max_body_size = 0;
+    return s;
+  };
+  start();
+  auto id = request("POST", "/up", std::string(2 << 20, 'u'));
+  run_until([&] {
+    pump();
+    return paused != nullptr;
+  });
+  for (int i = 0; i < 50; ++i) {
+    pump();
+    run_until([] { return true; });
+  }
+  // Nothing more reached the handler, and the client could send at most one window.
+  std::size_t while_paused = received;
+  EXPECT_FALSE(finished);
+  EXPECT_LE(nghttp2_session_get_stream_remote_window_size(client_, id), 256 * 1024);
+  paused->connection->resume_reading();
+  auto& r = wait(id);
+  EXPECT_TRUE(finished);
+  EXPECT_EQ(r.body, std::to_string(2 << 20));
+  EXPECT_LT(while_paused, std::size_t{2} << 20);
+}
