@@ -18,6 +18,7 @@
 
 #include "cli/common_options.h"
 #include "cli/fastcgi_command.h"
+#include "cli/serve_command.h"
 #include "cli/static_command.h"
 #include "cli/wsgi_command.h"
 
@@ -28,13 +29,11 @@ constexpr int kExitUsage = 2;
 
 using RegisterCommand = void (*)(CLI::App&);
 
-// Later: register_wsgi_command, register_fastcgi_command, register_proxy_command,
-// register_serve_command, register_check_command,
-// register_run_command, register_new_command.
-constexpr std::array<RegisterCommand, 3> kCommands{
-    tronada::cli::register_static_command,
-    tronada::cli::register_wsgi_command,
-    tronada::cli::register_fastcgi_command,
+// Later: register_proxy_command, register_run_command, register_new_command.
+constexpr std::array<RegisterCommand, 5> kCommands{
+    tronada::cli::register_static_command, tronada::cli::register_fastcgi_command,
+    tronada::cli::register_wsgi_command,   tronada::cli::register_serve_command,
+    tronada::cli::register_check_command,
 };
 
 }  // namespace

@@ -52,7 +52,9 @@ struct StaticCommand {
 void register_static_command(CLI::App& app) {
   auto cmd = std::make_shared<StaticCommand>();
   CLI::App* sub = app.add_subcommand("static", "Serve the files of a directory over HTTP");
-  sub->add_option("DIR", cmd->root, "Directory to serve")->required()->check(CLI::ExistingDirectory);
+  sub->add_option("DIR", cmd->root, "Directory to serve")
+      ->required()
+      ->check(CLI::ExistingDirectory);
   sub->add_option("--index", cmd->index, "File served for a directory")->capture_default_str();
   sub->add_option("--max-age", cmd->max_age, "Cache-Control max-age in seconds");
   add_common_options(*sub, cmd->common);

@@ -103,6 +103,8 @@ class RequestHandler {
   // --- the response ---
   void set_status(int status);
   int get_status() const { return status_; }
+  /// Response body bytes handed to the connection so far (for access logs).
+  std::uint64_t bytes_written() const { return bytes_written_; }
   void set_header(std::string_view name, std::string_view value);
   void add_header(std::string_view name, std::string_view value);
   void clear_header(std::string_view name);
@@ -164,8 +166,8 @@ class RequestHandler {
   friend class Application;
   friend class HandlerRunner;
   friend class StaticFileHandler;
-  friend class FastCGIHandler;  // answers static files and streams through the connection
   friend class WSGIContainer;  // answers through the connection directly (gateway)
+  friend class FastCGIHandler;  // answers static files and streams through the connection
 
   /// Runs the whole request: arguments, XSRF check, prepare, the method, finish.
   Task<void> execute();

@@ -1,0 +1,70 @@
+// The access log of the server commands: one line per finished request, in Common or
+// Combined Log Format (what nginx, Apache and every log analyser read) or JSON lines.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "cli/config.h"
+
+namespace tronada {
+class IOLoop;
+class PeriodicCallback;
+class RequestHandler;
+}  // namespace tronada
+
+namespace tronada::cli {
+
+/// What one log line says about a request.
+struct AccessRecord {
+  std::string_view remote_ip;
+  std::string_view method;
+  std::string_view uri;
+  std::string_view version;  // "HTTP/1.1"
+  int status = 0;
+  std::uint64_t bytes = 0;
+  std::string_view referer;
+  std::string_view user_agent;
+  std::string_view host;
+  double seconds = 0;  // from the first byte of the request to the end of the response
+  std::int64_t unix_time = 0;
+};
+
+/// Formats a record as one line with its newline (no I/O, so it is tested alone).
+std::string format_access_line(const AccessRecord& record, AccessLogFormat format);
+
+/// Writes access lines to a file or stdout. Lines are gathered in memory and written
+/// once a second or when 64 KiB are waiting, so a busy server makes one write() per
+/// many requests rather than one per request; a crash loses at most a second of lines.
+///
+/// Lifetime: owns the file descriptor and its flush timer; destroy it on the loop
+/// thread before the loop closes (it flushes what is left).
+class AccessLog {
+ public:
+  /// `target` is a path or "-" for stdout. Throws std::runtime_error when the file
+  /// cannot be opened for appending.
+  AccessLog(IOLoop& loop, std::string target, AccessLogFormat format);
+  ~AccessLog();
+  AccessLog(const AccessLog&) = delete;
+  AccessLog& operator=(const AccessLog&) = delete;
+
+  void log(const RequestHandler& handler);
+  void log(const AccessRecord& record);
+  void flush();
+  /// Reopens the file by name (after logrotate moved it; SIGUSR1 calls this).
+  void reopen();
+
+ private:
+  void open();
+
+  std::string target_;
+  AccessLogFormat format_;
+  int fd_ = -1;
+  bool own_fd_ = false;
+  std::string buffer_;
+  std::unique_ptr<PeriodicCallback> flusher_;
+};
+
+}  // namespace tronada::cli

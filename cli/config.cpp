@@ -1,0 +1,437 @@
+#include "cli/config.h"
+
+#include <toml++/toml.h>
+
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "cli/byte_size.h"
+
+namespace tronada::cli {
+
+namespace {
+
+std::string place(const std::string& file, const toml::source_region& region) {
+  return file + ":" + std::to_string(region.begin.line) + ":" + std::to_string(region.begin.column);
+}
+
+/// Reads one TOML table key by key, and at the end rejects every key nobody asked for:
+/// a misspelt key ("max_body_sise") must fail loudly rather than be silently ignored.
+class TableReader {
+ public:
+  TableReader(const toml::table& table, std::string file, std::string name)
+      : table_(table), file_(std::move(file)), name_(std::move(name)) {}
+
+  [[noreturn]] void fail(const toml::node& node, const std::string& message) const {
+    throw ConfigError(place(file_, node.source()) + ": " + message);
+  }
+  [[noreturn]] void fail_here(const std::string& message) const { fail(table_, message); }
+
+  const toml::node* get(std::string_view key) {
+    seen_.insert(std::string(key));
+    return table_.get(key);
+  }
+
+  std::optional<std::string> string(std::string_view key) {
+    const toml::node* n = get(key);
+    if (!n) return std::nullopt;
+    if (!n->is_string()) fail(*n, expected(key, "a string", *n));
+    return n->as_string()->get();
+  }
+  std::optional<std::int64_t> integer(std::string_view key) {
+    const toml::node* n = get(key);
+    if (!n) return std::nullopt;
+    if (!n->is_integer()) fail(*n, expected(key, "an integer", *n));
+    return n->as_integer()->get();
+  }
+  std::optional<bool> boolean(std::string_view key) {
+    const toml::node* n = get(key);
+    if (!n) return std::nullopt;
+    if (!n->is_boolean()) fail(*n, expected(key, "true or false", *n));
+    return n->as_boolean()->get();
+  }
+  /// A string or an array of strings.
+  std::optional<std::vector<std::string>> strings(std::string_view key) {
+    const toml::node* n = get(key);
+    if (!n) return std::nullopt;
+    std::vector<std::string> out;
+    if (n->is_string()) {
+      out.push_back(n->as_string()->get());
+    } else if (n->is_array()) {
+      for (const toml::node& item : *n->as_array()) {
+        if (!item.is_string()) fail(item, expected(key, "a string", item));
+        out.push_back(item.as_string()->get());
+      }
+    } else {
+      fail(*n, expected(key, "a string or an array of strings", *n));
+    }
+    return out;
+  }
+  /// "1MiB", "512KiB" or a number of bytes.
+  std::optional<std::uint64_t> size(std::string_view key) {
+    const toml::node* n = get(key);
+    if (!n) return std::nullopt;
+    if (n->is_integer()) {
+      if (n->as_integer()->get() < 0) fail(*n, std::string(key) + " must not be negative");
+      return static_cast<std::uint64_t>(n->as_integer()->get());
+    }
+    if (!n->is_string()) fail(*n, expected(key, "a size such as \"1MiB\"", *n));
+    try {
+      return parse_byte_size(n->as_string()->get());
+    } catch (const std::exception& e) {
+      fail(*n, std::string(key) + ": " + e.what());
+    }
+  }
+  /// "75s", "500ms" or a number of seconds.
+  std::optional<std::chrono::milliseconds> duration(std::string_view key) {
+    const toml::node* n = get(key);
+    if (!n) return std::nullopt;
+    if (n->is_integer()) {
+      if (n->as_integer()->get() < 0) fail(*n, std::string(key) + " must not be negative");
+      return std::chrono::seconds(n->as_integer()->get());
+    }
+    if (!n->is_string()) fail(*n, expected(key, "a duration such as \"30s\"", *n));
+    try {
+      return parse_duration(n->as_string()->get());
+    } catch (const std::exception& e) {
+      fail(*n, std::string(key) + ": " + e.what());
+    }
+  }
+  const toml::table* table(std::string_view key) {
+    const toml::node* n = get(key);
+    if (!n) return nullptr;
+    if (!n->is_table()) fail(*n, expected(key, "a table", *n));
+    return n->as_table();
+  }
+
+  /// Every key must have been asked for by now.
+  void finish() const {
+    for (auto&& [k, v] : table_) {
+      if (!seen_.count(std::string(k.str()))) {
+        throw ConfigError(place(file_, k.source()) + ": unknown key '" + std::string(k.str()) +
+                          "' in " + name_);
+      }
+    }
+  }
+
+  const std::string& file() const { return file_; }
+
+ private:
+  static std::string type_name(const toml::node& n) {
+    switch (n.type()) {
+      case toml::node_type::string:
+        return "a string";
+      case toml::node_type::integer:
+        return "an integer";
+      case toml::node_type::floating_point:
+        return "a float";
+      case toml::node_type::boolean:
+        return "a boolean";
+      case toml::node_type::array:
+        return "an array";
+      case toml::node_type::table:
+        return "a table";
+      default:
+        return "a date or time";
+    }
+  }
+  static std::string expected(std::string_view key, std::string_view what, const toml::node& n) {
+    return std::string(key) + " must be " + std::string(what) + ", not " + type_name(n);
+  }
+
+  const toml::table& table_;
+  std::string file_;
+  std::string name_;
+  std::set<std::string> seen_;
+};
+
+void read_server(TableReader& r, ServerConfig& s) {
+  if (auto binds = r.strings("bind")) {
+    for (const std::string& b : *binds) {
+      try {
+        s.binds.push_back(parse_bind_address(b));
+      } catch (const std::exception& e) {
+        r.fail(*r.get("bind"), std::string("bind: ") + e.what());
+      }
+    }
+  }
+  if (auto w = r.integer("workers")) {
+    if (*w < 1 || *w > 1024) r.fail(*r.get("workers"), "workers must be between 1 and 1024");
+    s.workers = static_cast<int>(*w);
+  }
+  if (auto v = r.size("max_body_size")) s.max_body_size = *v;
+  if (auto v = r.size("max_header_size")) {
+    if (*v < 1024) r.fail(*r.get("max_header_size"), "max_header_size must be at least 1KiB");
+    s.max_header_size = *v;
+  }
+  if (auto v = r.integer("max_connections")) {
+    if (*v < 0) r.fail(*r.get("max_connections"), "max_connections must not be negative");
+    s.max_connections = static_cast<std::size_t>(*v);
+  }
+  if (auto v = r.duration("idle_timeout")) s.idle_timeout = *v;
+  if (auto v = r.duration("header_timeout")) s.header_timeout = *v;
+  if (auto v = r.duration("body_timeout")) s.body_timeout = *v;
+  if (auto v = r.duration("write_timeout")) s.write_timeout = *v;
+  if (auto v = r.duration("shutdown_timeout")) s.shutdown_timeout = *v;
+  if (auto v = r.string("access_log")) s.access_log = *v;
+  if (auto v = r.string("access_log_format")) {
+    if (*v == "common") {
+      s.access_log_format = AccessLogFormat::common;
+    } else if (*v == "combined") {
+      s.access_log_format = AccessLogFormat::combined;
+    } else if (*v == "json") {
+      s.access_log_format = AccessLogFormat::json;
+    } else {
+      r.fail(*r.get("access_log_format"),
+             "access_log_format must be \"common\", \"combined\" or \"json\"");
+    }
+  }
+  if (auto v = r.string("error_log")) s.error_log = *v;
+  if (auto v = r.string("log_level")) {
+    s.log_level = log::parse_level(*v);
+    if (!s.log_level) {
+      r.fail(*r.get("log_level"), "log_level must be debug, info, warning, error or critical");
+    }
+  }
+  if (auto v = r.string("log_format")) {
+    s.log_format = log::parse_format(*v);
+    if (!s.log_format) r.fail(*r.get("log_format"), "log_format must be \"text\" or \"json\"");
+  }
+  if (auto v = r.boolean("xheaders")) s.xheaders = *v;
+  if (const toml::table* t = r.table("tls")) {
+    TableReader tr(*t, r.file(), "[server.tls]");
+    TLSConfig tls;
+    tls.cert_file = tr.string("cert").value_or("");
+    tls.key_file = tr.string("key").value_or("");
+    if (tls.cert_file.empty() || tls.key_file.empty()) {
+      tr.fail_here("[server.tls] needs both cert and key");
+    }
+    tr.finish();
+    s.tls = tls;
+  }
+  r.finish();
+}
+
+Backend read_backend(std::string_view kind, const toml::table& t, const std::string& file) {
+  TableReader r(t, file, "[route." + std::string(kind) + "]");
+  auto require = [&r](std::optional<std::string> v, const char* key) {
+    if (!v || v->empty()) r.fail_here(std::string("missing required key '") + key + "'");
+    return *v;
+  };
+  if (kind == "static") {
+    StaticBackend b;
+    b.root = require(r.string("root"), "root");
+    if (auto v = r.string("index")) b.index = *v;
+    if (auto v = r.integer("max_age")) b.max_age = *v;
+    r.finish();
+    return b;
+  }
+  if (kind == "redirect") {
+    RedirectBackend b;
+    b.to = require(r.string("to"), "to");
+    if (auto v = r.integer("status")) {
+      if (*v != 301 && *v != 302 && *v != 303 && *v != 307 && *v != 308) {
+        r.fail(*r.get("status"), "status must be 301, 302, 303, 307 or 308");
+      }
+      b.status = static_cast<int>(*v);
+    }
+    r.finish();
+    return b;
+  }
+  if (kind == "wsgi") {
+    WSGIBackend b;
+    b.app = require(r.string("app"), "app");
+    if (b.app.find(':') == std::string::npos) {
+      r.fail(*r.get("app"), "app must be MODULE:CALLABLE, e.g. \"myproject.wsgi:application\"");
+    }
+    if (auto v = r.integer("threads")) {
+      if (*v < 1 || *v > 1024) r.fail(*r.get("threads"), "threads must be between 1 and 1024");
+      b.threads = static_cast<int>(*v);
+    }
+    if (auto v = r.string("chdir")) b.chdir = *v;
+    if (auto v = r.strings("pythonpath")) b.pythonpath = *v;
+    r.finish();
+    return b;
+  }
+  if (kind == "fastcgi") {
+    FastCGIBackend b;
+    b.to = require(r.string("to"), "to");
+    try {
+      parse_bind_address(b.to);
+    } catch (const std::exception& e) {
+      r.fail(*r.get("to"), std::string("to: ") + e.what());
+    }
+    b.root = require(r.string("root"), "root");
+    if (auto v = r.string("index")) b.index = *v;
+    r.finish();
+    return b;
+  }
+  ProxyBackend b;
+  if (auto v = r.strings("to")) b.to = *v;
+  if (b.to.empty()) r.fail_here("missing required key 'to'");
+  for (const std::string& url : b.to) {
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+      r.fail(*r.get("to"), "to: '" + url + "' is not an http:// or https:// URL");
+    }
+  }
+  r.finish();
+  return b;
+}
+
+RouteConfig read_route(const toml::table& t, const std::string& file) {
+  TableReader r(t, file, "[[route]]");
+  RouteConfig route;
+  route.where = place(file, t.source());
+  if (auto v = r.string("host")) route.host = *v;
+  if (auto v = r.string("path")) {
+    if (v->empty() || (*v)[0] != '/') r.fail(*r.get("path"), "path must start with '/'");
+    route.path = *v;
+  }
+  if (auto v = r.boolean("strip_prefix")) route.strip_prefix = *v;
+  int backends = 0;
+  for (std::string_view kind : {"static", "redirect", "wsgi", "fastcgi", "proxy"}) {
+    if (const toml::table* b = r.table(kind)) {
+      if (++backends > 1) r.fail(*b, "a route names one backend; this one names several");
+      route.backend = read_backend(kind, *b, file);
+    }
+  }
+  if (backends == 0) {
+    r.fail_here("a route needs a backend: static, redirect, wsgi, fastcgi or proxy");
+  }
+  r.finish();
+  return route;
+}
+
+std::string quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string format_ms(std::chrono::milliseconds d) {
+  if (d.count() % 1000 == 0) return quote(std::to_string(d.count() / 1000) + "s");
+  return quote(std::to_string(d.count()) + "ms");
+}
+
+std::string format_list(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + quote(items[i]);
+  return out + "]";
+}
+
+}  // namespace
+
+std::chrono::milliseconds parse_duration(std::string_view text) {
+  std::int64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end == text.data() || n < 0) {
+    throw std::invalid_argument("'" + std::string(text) +
+                                "' is not a duration (e.g. \"500ms\", \"30s\", \"5m\")");
+  }
+  std::string_view unit(end, text.data() + text.size() - end);
+  if (unit.empty() || unit == "s") return std::chrono::seconds(n);
+  if (unit == "ms") return std::chrono::milliseconds(n);
+  if (unit == "m") return std::chrono::minutes(n);
+  if (unit == "h") return std::chrono::hours(n);
+  throw std::invalid_argument("'" + std::string(text) + "': unknown unit '" + std::string(unit) +
+                              "' (ms, s, m or h)");
+}
+
+std::string_view backend_name(const Backend& backend) {
+  static constexpr std::string_view kNames[] = {"static", "redirect", "wsgi", "fastcgi", "proxy"};
+  return kNames[backend.index()];
+}
+
+Config parse_config(std::string_view text, const std::string& source_name) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(place(source_name, e.source()) + ": " + std::string(e.description()));
+  }
+  Config config;
+  config.file = source_name;
+  TableReader r(root, source_name, "the file");
+  if (const toml::table* server = r.table("server")) {
+    TableReader sr(*server, source_name, "[server]");
+    read_server(sr, config.server);
+  }
+  if (const toml::node* routes = r.get("route")) {
+    if (!routes->is_array_of_tables()) {
+      r.fail(*routes, "route must be an array of tables: write each as [[route]]");
+    }
+    for (const toml::node& t : *routes->as_array()) {
+      config.routes.push_back(read_route(*t.as_table(), source_name));
+    }
+  }
+  r.finish();
+  return config;
+}
+
+Config load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot read the file");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), path);
+}
+
+std::string format_config(const Config& config) {
+  const ServerConfig& s = config.server;
+  std::ostringstream out;
+  out << "[server]\n";
+  std::vector<std::string> binds;
+  for (const BindAddress& b : s.binds) binds.push_back(b.to_string());
+  if (binds.empty()) binds.emplace_back("127.0.0.1:8888");
+  out << "bind = " << format_list(binds) << "\n";
+  out << "workers = " << s.workers << "\n";
+  if (s.max_body_size)
+    out << "max_body_size = " << quote(format_byte_size(*s.max_body_size)) << "\n";
+  out << "max_header_size = " << quote(format_byte_size(s.max_header_size)) << "\n";
+  out << "max_connections = " << s.max_connections << "\n";
+  out << "idle_timeout = " << format_ms(s.idle_timeout) << "\n";
+  out << "header_timeout = " << format_ms(s.header_timeout) << "\n";
+  out << "body_timeout = " << format_ms(s.body_timeout) << "\n";
+  out << "write_timeout = " << format_ms(s.write_timeout) << "\n";
+  out << "shutdown_timeout = " << format_ms(s.shutdown_timeout) << "\n";
+  out << "access_log = " << quote(s.access_log) << "\n";
+  static constexpr const char* kFormats[] = {"common", "combined", "json"};
+  out << "access_log_format = " << quote(kFormats[static_cast<int>(s.access_log_format)]) << "\n";
+  out << "error_log = " << quote(s.error_log) << "\n";
+  if (s.log_level) out << "log_level = " << quote(log::level_name(*s.log_level)) << "\n";
+  out << "xheaders = " << (s.xheaders ? "true" : "false") << "\n";
+  if (s.tls) {
+    out << "\n[server.tls]\ncert = " << quote(s.tls->cert_file)
+        << "\nkey = " << quote(s.tls->key_file) << "\n";
+  }
+  for (const RouteConfig& r : config.routes) {
+    out << "\n[[route]]\n";
+    if (!r.host.empty()) out << "host = " << quote(r.host) << "\n";
+    out << "path = " << quote(r.path) << "\n";
+    if (r.strip_prefix) out << "strip_prefix = true\n";
+    out << "[route." << backend_name(r.backend) << "]\n";
+    if (auto* b = std::get_if<StaticBackend>(&r.backend)) {
+      out << "root = " << quote(b->root) << "\nindex = " << quote(b->index) << "\n";
+      if (b->max_age) out << "max_age = " << *b->max_age << "\n";
+    } else if (auto* b = std::get_if<RedirectBackend>(&r.backend)) {
+      out << "to = " << quote(b->to) << "\nstatus = " << b->status << "\n";
+    } else if (auto* b = std::get_if<WSGIBackend>(&r.backend)) {
+      out << "app = " << quote(b->app) << "\nthreads = " << b->threads << "\n";
+      if (!b->chdir.empty()) out << "chdir = " << quote(b->chdir) << "\n";
+      if (!b->pythonpath.empty()) out << "pythonpath = " << format_list(b->pythonpath) << "\n";
+    } else if (auto* b = std::get_if<FastCGIBackend>(&r.backend)) {
+      out << "to = " << quote(b->to) << "\nroot = " << quote(b->root)
+          << "\nindex = " << quote(b->index) << "\n";
+    } else if (auto* b = std::get_if<ProxyBackend>(&r.backend)) {
+      out << "to = " << format_list(b->to) << "\n";
+    }
+  }
+  return out.str();
+}
+
+}  // namespace tronada::cli

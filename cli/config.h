@@ -1,0 +1,113 @@
+// The TOML configuration of `tronada serve` and `tronada check`: one [server] table and an
+// ordered list of [[route]] tables, each naming one backend.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "cli/bind_address.h"
+#include "tronada/base/log.h"
+
+namespace tronada::cli {
+
+/// A config that cannot be used. what() is "FILE:LINE:COLUMN: message", the form editors
+/// and compilers use, so a typo can be found without reading the whole file.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Where the access log goes and how its lines look.
+enum class AccessLogFormat { common, combined, json };
+
+struct TLSConfig {
+  std::string cert_file;
+  std::string key_file;
+};
+
+struct ServerConfig {
+  std::vector<BindAddress> binds;  // empty: the command's default
+  int workers = 1;
+  /// Unset: each backend's own default (1 MiB for native and static, none for gateways).
+  std::optional<std::uint64_t> max_body_size;
+  std::uint64_t max_header_size = 64 * 1024;
+  std::size_t max_connections = 0;
+  std::chrono::milliseconds idle_timeout{75'000};
+  std::chrono::milliseconds header_timeout{60'000};
+  std::chrono::milliseconds body_timeout{60'000};
+  std::chrono::milliseconds write_timeout{60'000};
+  std::chrono::milliseconds shutdown_timeout{30'000};
+  std::string access_log = "-";  // a path, "-" for stdout, "off"
+  AccessLogFormat access_log_format = AccessLogFormat::combined;
+  std::string error_log = "-";  // a path, or "-" for stderr
+  std::optional<log::Level> log_level;
+  std::optional<log::Format> log_format;
+  bool xheaders = false;
+  std::optional<TLSConfig> tls;
+};
+
+struct StaticBackend {
+  std::string root;
+  std::string index = "index.html";
+  std::optional<std::int64_t> max_age;
+};
+struct RedirectBackend {
+  std::string to;  // absolute or root-relative; "$path" is replaced by the request's path
+  int status = 302;
+};
+struct WSGIBackend {
+  std::string app;  // MODULE:CALLABLE
+  int threads = 4;
+  std::string chdir;
+  std::vector<std::string> pythonpath;
+};
+struct FastCGIBackend {
+  std::string to;  // ADDR
+  std::string root;
+  std::string index = "index.php";
+};
+struct ProxyBackend {
+  std::vector<std::string> to;  // URLs
+};
+
+using Backend =
+    std::variant<StaticBackend, RedirectBackend, WSGIBackend, FastCGIBackend, ProxyBackend>;
+
+/// One [[route]]: requests whose Host matches `host` (if set) and whose path starts with
+/// `path` go to `backend`. The first matching route wins, in file order.
+struct RouteConfig {
+  std::string host;           // empty: any host; "*.example.com" matches subdomains
+  std::string path = "/";     // prefix, always starting with '/'
+  bool strip_prefix = false;  // remove `path` before the backend sees the request
+  Backend backend;
+  std::string where;  // "FILE:LINE:COLUMN" of the table, for messages at start-up
+};
+
+struct Config {
+  std::string file;  // where it was read from; empty for the built-in default
+  ServerConfig server;
+  std::vector<RouteConfig> routes;
+};
+
+/// Reads and validates a config file. Unknown keys, wrong types, bad values and routes
+/// with no or several backends throw ConfigError naming the place.
+Config load_config(const std::string& path);
+/// Same, from text (tests; `source_name` stands in for the file name in messages).
+Config parse_config(std::string_view text, const std::string& source_name);
+
+/// The effective config as TOML, every default spelled out (`tronada check` prints it).
+std::string format_config(const Config& config);
+
+/// The name of a backend as written in the file ("static", "wsgi", ...).
+std::string_view backend_name(const Backend& backend);
+
+/// "75s", "500ms", "2m", "1h" or a bare number of seconds.
+std::chrono::milliseconds parse_duration(std::string_view text);
+
+}  // namespace tronada::cli

@@ -1,0 +1,95 @@
+#include "cli/route_table.h"
+
+#include <stdexcept>
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "tronada/gateway/fastcgi_handler.h"
+#include "tronada/gateway/wsgi_application.h"
+#include "tronada/gateway/wsgi_container.h"
+#include "tronada/web/redirect_handler.h"
+#include "tronada/web/routing.h"
+#include "tronada/web/static_file_handler.h"
+#include "tronada/web/static_files.h"
+
+namespace tronada::cli {
+
+namespace {
+
+std::string regex_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string prefix_pattern(const std::string& prefix) {
+  if (!prefix.empty() && prefix.back() == '/') return regex_escape(prefix) + "(.*)";
+  return regex_escape(prefix) + "(?:/(.*))?";
+}
+
+std::string host_pattern(const std::string& host) {
+  if (host.empty()) return ".*";
+  if (host.rfind("*.", 0) == 0) return "[^.]+" + regex_escape(host.substr(1));
+  return regex_escape(host);
+}
+
+RouteTable::RouteTable(const Config& config, bool load_apps) {
+  app_ = std::make_unique<Application>();
+  for (const RouteConfig& route : config.routes) {
+    HandlerFactory factory;
+    try {
+      if (auto* b = std::get_if<WSGIBackend>(&route.backend)) {
+        if (!load_apps) continue;
+        if (!b->chdir.empty() && ::chdir(b->chdir.c_str()) != 0) {
+          throw std::runtime_error("cannot chdir to " + b->chdir + ": " + std::strerror(errno));
+        }
+        WSGIOptions options;
+        options.threads = b->threads;
+        options.python_path = b->pythonpath;
+        options.multiprocess = config.server.workers > 1;
+        if (config.server.max_body_size) options.max_body_size = *config.server.max_body_size;
+        auto app = WSGIApplication::load(b->app, options);
+        keep_.push_back(app);
+        std::string prefix = route.path;
+        while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+        app_->add_handlers(host_pattern(route.host), {wsgi_rule(prefix, app)});
+        continue;
+      }
+      if (auto* b = std::get_if<FastCGIBackend>(&route.backend)) {
+        auto fcgi = make_fastcgi_config(b->root, b->to);
+        fcgi->index = b->index;
+        if (config.server.max_body_size) fcgi->max_body_size = *config.server.max_body_size;
+        factory = handler<FastCGIHandler>(std::shared_ptr<const FastCGIConfig>(fcgi));
+      } else if (auto* b = std::get_if<StaticBackend>(&route.backend)) {
+        StaticFileOptions options;
+        options.root = b->root;
+        options.index_files = {b->index};
+        if (b->max_age) options.max_age = std::chrono::seconds(*b->max_age);
+        auto files = std::make_shared<const StaticFiles>(options);
+        factory = handler<StaticFileHandler>(files);
+      } else if (auto* b = std::get_if<RedirectBackend>(&route.backend)) {
+        factory = handler<RedirectHandler>(b->to, b->status);
+      } else {
+        throw std::runtime_error("the " + std::string(backend_name(route.backend)) +
+                                 " backend is not built into this tronada yet");
+      }
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw ConfigError(route.where + ": [[route]] " + route.path + ": " + e.what());
+    }
+    app_->add_handlers(host_pattern(route.host), {Rule(prefix_pattern(route.path), factory)});
+  }
+}
+
+RouteTable::~RouteTable() = default;
+
+}  // namespace tronada::cli

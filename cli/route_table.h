@@ -1,0 +1,42 @@
+// Turns a config's [[route]] list into an Application whose rules send each request to
+// its backend: static files, redirects, WSGI apps, FastCGI responders, HTTP upstreams.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/config.h"
+#include "tronada/web/application.h"
+
+namespace tronada::cli {
+
+/// The regex a route's path prefix becomes: "/static/" matches everything below it;
+/// "/app" matches "/app" and "/app/..." but not "/apple". The one group is the rest of
+/// the path after the prefix (without its leading '/').
+std::string prefix_pattern(const std::string& prefix);
+/// The host regex for a route's host: exact ("example.com") or "*.example.com" for one
+/// label below the domain; empty matches any host.
+std::string host_pattern(const std::string& host);
+
+/// The Application for one config, with every backend a route names.
+///
+/// Lifetime: owns the application and the backends' shared state (static roots, the
+/// interpreter of a WSGI app, upstream pools); handlers borrow them per request, so it
+/// must outlive the server that uses the application.
+class RouteTable {
+ public:
+  /// Throws ConfigError naming the route (file:line:column) when a backend cannot be
+  /// set up: a missing static root, an app that does not import... With `load_apps`
+  /// false, WSGI routes are left out (a parent that forks workers must not start Python).
+  explicit RouteTable(const Config& config, bool load_apps = true);
+  ~RouteTable();
+
+  Application& application() { return *app_; }
+
+ private:
+  std::unique_ptr<Application> app_;
+  std::vector<std::shared_ptr<void>> keep_;  // the backends' shared state
+};
+
+}  // namespace tronada::cli
