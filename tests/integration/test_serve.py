@@ -238,3 +238,36 @@ wsgi = {{ app = "no_such_module_here:application", pythonpath = ["{APPS}"] }}
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 1
     assert "no_such_module_here" in r.stderr and f"{config}:2:1" in r.stderr
+
+
+def test_tls_from_the_config_serves_h2_and_http1(site, serve):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-keyout", str(site / "key.pem"),
+                    "-out", str(site / "cert.pem")], check=True, capture_output=True)
+    config = write_config(site, '''
+[server]
+access_log = "off"
+[server.tls]
+cert = "cert.pem"
+key = "key.pem"
+[[route]]
+path = "/"
+static.root = "public"
+''')
+    s = serve(config)
+    for flag, version in (("--http2", "2"), ("--http1.1", "1.1")):
+        r = subprocess.run(["curl", "-sk", flag, "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                            f"https://127.0.0.1:{s.port}/"], capture_output=True, text=True,
+                           timeout=10)
+        assert r.stdout == f"{version} 200", (flag, r.stdout, r.stderr)
+    code, _, err = s.stop()
+    assert code == 0, err
+
+
+def test_tls_with_a_missing_key_fails_at_start(site):
+    config = write_config(site, '[server.tls]\ncert = "nope.pem"\nkey = "nope.key"\n'
+                                '[[route]]\npath = "/"\nstatic.root = "public"\n')
+    r = subprocess.run([TRONADA, "serve", "-c", str(config), "-b", f"127.0.0.1:{free_port()}"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1
+    assert "nope.pem" in r.stderr
