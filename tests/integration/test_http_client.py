@@ -7,6 +7,8 @@ import json
 import socket
 import ssl
 import subprocess
+import urllib.error
+import urllib.request
 import sys
 import textwrap
 import threading
@@ -317,14 +319,21 @@ def test_against_our_server(start_server):
 
 
 def test_examples_fetch(start_server):
-    server = start_server("01_getting_started")
-    url = f"http://127.0.0.1:{server.port}/"
-    p = subprocess.run([str(BIN / "03_fetch_async"), url], capture_output=True, text=True, timeout=10)
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.startswith("HTTP 200 OK") and "Hello, world" in p.stdout
-    p = subprocess.run([str(BIN / "04_fetch_gen"), url], capture_output=True, text=True, timeout=10)
-    assert p.returncode == 0, p.stderr
-    assert "Hello, world" in p.stdout and "gathered: 200 200 200" in p.stdout
-    p = subprocess.run([str(BIN / "03_fetch_async"), f"http://127.0.0.1:{free_port()}/"],
-                       capture_output=True, text=True, timeout=10)
-    assert p.returncode == 1 and "fetch failed" in p.stderr
+    """The tour's handlers: each fetches the upstream and finishes from its callback or
+    coroutine; an unreachable upstream gives 502."""
+    upstream = start_server("01_getting_started")
+    url = f"http://127.0.0.1:{upstream.port}/"
+    callback = start_server("03_fetch_async", url)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{callback.port}/", timeout=10).read().decode()
+    assert body == f"fetched {url}: 200, 12 bytes\nHello, world"
+    coroutine = start_server("04_fetch_gen", url)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{coroutine.port}/", timeout=10).read().decode()
+    assert body.startswith(f"fetched {url}: 200, 12 bytes\nHello, world")
+    assert body.endswith("\ngathered: 200 200 200\n")
+    for name in ("03_fetch_async", "04_fetch_gen"):
+        broken = start_server(name, f"http://127.0.0.1:{free_port()}/")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{broken.port}/", timeout=10)
+            raise AssertionError("expected 502")
+        except urllib.error.HTTPError as e:
+            assert e.code == 502 and b"fetch failed" in e.read()
