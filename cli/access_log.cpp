@@ -142,17 +142,29 @@ AccessLog::~AccessLog() {
   if (own_fd_) ::close(fd_);
 }
 
+namespace {
+
+int open_for_append(const std::string& target) {
+  int fd = ::open(target.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    throw std::runtime_error("cannot open access log " + target + ": " + std::strerror(errno));
+  }
+  return fd;
+}
+
+}  // namespace
+
+void AccessLog::check_writable(const std::string& target) {
+  if (target != "-") ::close(open_for_append(target));
+}
+
 void AccessLog::open() {
   if (target_ == "-") {
     fd_ = STDOUT_FILENO;
     own_fd_ = false;
     return;
   }
-  int fd = ::open(target_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) {
-    throw std::runtime_error("cannot open access log " + target_ + ": " + std::strerror(errno));
-  }
-  fd_ = fd;
+  fd_ = open_for_append(target_);
   own_fd_ = true;
 }
 

@@ -50,6 +50,10 @@ class AccessLog {
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
 
+  /// Opens and closes `target` for appending, so a server can refuse an unwritable log
+  /// before it binds or forks. Throws std::runtime_error as the constructor does.
+  static void check_writable(const std::string& target);
+
   void log(const RequestHandler& handler);
   void log(const AccessRecord& record);
   void flush();

@@ -106,6 +106,13 @@ HTTPServerOptions server_options(const ServerConfig& s) {
   return o;
 }
 
+SSLServerConfig ssl_config(const TLSConfig& tls) {
+  SSLServerConfig config;
+  config.cert_file = tls.cert_file;
+  config.key_file = tls.key_file;
+  return config;
+}
+
 std::FILE* open_error_log(const std::string& target) {
   if (target == "-") return stderr;
   std::FILE* f = std::fopen(target.c_str(), "a");
@@ -124,6 +131,11 @@ void serve(const Config& config) {
   // Everything that can fail on a bad config is built before binding, so the error
   // comes before a port is taken. Workers build their own after the fork; the parent
   // then checks all but the WSGI apps, since Python must start in each worker.
+  if (s.access_log != "off") AccessLog::check_writable(s.access_log);
+  if (s.tls) {
+    // Loaded again by the server after the fork; this only makes a bad pair fail here.
+    SSLContext::server(ssl_config(*s.tls));
+  }
   std::unique_ptr<RouteTable> routes;
   if (s.workers > 1) {
     RouteTable check(config, false);
@@ -152,10 +164,7 @@ void serve(const Config& config) {
 
   HTTPServer server(app, server_options(s));
   if (s.tls) {
-    SSLServerConfig tls;
-    tls.cert_file = s.tls->cert_file;
-    tls.key_file = s.tls->key_file;
-    server.set_ssl_config(tls);
+    server.set_ssl_config(ssl_config(*s.tls));
   }
   server.add_sockets(fds);
 

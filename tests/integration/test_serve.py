@@ -264,10 +264,28 @@ static.root = "public"
     assert code == 0, err
 
 
-def test_tls_with_a_missing_key_fails_at_start(site):
-    config = write_config(site, '[server.tls]\ncert = "nope.pem"\nkey = "nope.key"\n'
-                                '[[route]]\npath = "/"\nstatic.root = "public"\n')
-    r = subprocess.run([TRONADA, "serve", "-c", str(config), "-b", f"127.0.0.1:{free_port()}"],
+def refused_before_binding(config):
+    """Runs serve on a bad config; it must exit 1 without ever listening."""
+    port = free_port()
+    r = subprocess.run([TRONADA, "serve", "-c", str(config), "-b", f"127.0.0.1:{port}"],
                        capture_output=True, text=True, timeout=10)
-    assert r.returncode == 1
-    assert "nope.pem" in r.stderr
+    assert r.returncode == 1, r.stderr
+    assert "listening on" not in r.stderr, r.stderr
+    return r.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_tls_with_a_missing_key_fails_before_binding(site, workers):
+    config = write_config(site, f'[server]\nworkers = {workers}\n'
+                                '[server.tls]\ncert = "nope.pem"\nkey = "nope.key"\n'
+                                '[[route]]\npath = "/"\nstatic.root = "public"\n')
+    assert "nope.pem" in refused_before_binding(config)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_unwritable_access_log_fails_before_binding(site, workers):
+    config = write_config(site, f'[server]\nworkers = {workers}\n'
+                                'access_log = "no/such/dir/access.log"\n'
+                                '[[route]]\npath = "/"\nstatic.root = "public"\n')
+    err = refused_before_binding(config)
+    assert "cannot open access log" in err and "No such file or directory" in err
