@@ -121,6 +121,9 @@ std::string BindAddress::to_string() const {
   }
   std::string port_text = std::to_string(port);
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + port_text;
+  // The host name `unix` would read back as a socket path (found by
+  // tests/fuzz/bind_address_fuzz); gunicorn's tcp:// prefix keeps it a host.
+  if (host == "unix") return "tcp://" + host + ":" + port_text;
   return host + ":" + port_text;
 }
 

@@ -41,6 +41,12 @@ struct HTTP1ResponseParser::Impl {
     };
     settings.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
       Impl& s = of(p);
+      // llhttp reports no field for a line such as ": value"; forwarding it would send
+      // a field with an empty name (found by tests/fuzz/http1_response_fuzz).
+      if (!s.in_value && s.field.empty()) {
+        llhttp_set_error_reason(p, "empty header field name");
+        return -1;
+      }
       s.in_value = true;
       s.value.append(at, n);
       s.header_bytes += n;
@@ -48,6 +54,12 @@ struct HTTP1ResponseParser::Impl {
     };
     settings.on_headers_complete = [](llhttp_t* p) {
       Impl& s = of(p);
+      // llhttp takes any number as the status ("HTTP/1.1 0 OK"); RFC 9112 says three
+      // digits, and nothing below 100 has a meaning (found by tests/fuzz/http1_response_fuzz).
+      if (p->status_code < 100 || p->status_code > 999) {
+        llhttp_set_error_reason(p, "invalid status code");
+        return -1;
+      }
       s.flush_field();
       s.head.status = p->status_code;
       s.head.version_minor = p->http_minor;
@@ -100,8 +112,9 @@ std::size_t HTTP1ResponseParser::feed(std::string_view data) {
   }
   error_ = llhttp_get_error_reason(&impl_->parser) ? llhttp_get_error_reason(&impl_->parser)
                                                    : llhttp_errno_name(err);
-  return static_cast<std::size_t>(
-      llhttp_get_error_pos(&impl_->parser) ? llhttp_get_error_pos(&impl_->parser) - data.data() : 0);
+  return static_cast<std::size_t>(llhttp_get_error_pos(&impl_->parser)
+                                      ? llhttp_get_error_pos(&impl_->parser) - data.data()
+                                      : 0);
 }
 
 void HTTP1ResponseParser::finish_eof() {

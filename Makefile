@@ -1,0 +1,15 @@
+# Shortcuts for the scripts; the scripts are the source of truth.
+#   make            build (scripts/build)
+#   make test       install what is missing, build, run every test (scripts/test)
+#   make fuzz       run every libFuzzer target for FUZZ_SECONDS (default 60) each
+#   make fuzz FUZZ_SECONDS=600 FUZZ_TARGETS="http1_parser config"
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+
+.PHONY: build test fuzz
+build:
+	./scripts/build
+test:
+	./scripts/test
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz $(FUZZ_TARGETS)
