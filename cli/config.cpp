@@ -309,6 +309,22 @@ RouteConfig read_route(const toml::table& t, const std::string& file) {
   return route;
 }
 
+AppConfig read_app(TableReader& r, const toml::table& t) {
+  AppConfig app;
+  app.where = place(r.file(), t.source());
+  if (auto v = r.string("build")) {
+    if (*v != "cmake" && !v->empty()) r.fail(*r.get("build"), "build must be \"cmake\" or \"\"");
+    app.build = *v;
+  }
+  if (auto v = r.strings("command")) app.command = *v;
+  if (app.command.empty() || app.command[0].empty()) {
+    r.fail_here("[app] needs a command, e.g. command = [\"build/myapp\"]");
+  }
+  if (auto v = r.strings("watch")) app.watch = *v;
+  r.finish();
+  return app;
+}
+
 std::string quote(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
@@ -366,6 +382,10 @@ Config parse_config(std::string_view text, const std::string& source_name) {
     TableReader sr(*server, source_name, "[server]");
     read_server(sr, config.server);
   }
+  if (const toml::table* app = r.table("app")) {
+    TableReader ar(*app, source_name, "[app]");
+    config.app = read_app(ar, *app);
+  }
   if (const toml::node* routes = r.get("route")) {
     if (!routes->is_array_of_tables()) {
       r.fail(*routes, "route must be an array of tables: write each as [[route]]");
@@ -413,6 +433,12 @@ std::string format_config(const Config& config) {
   if (s.tls) {
     out << "\n[server.tls]\ncert = " << quote(s.tls->cert_file)
         << "\nkey = " << quote(s.tls->key_file) << "\n";
+  }
+  if (config.app) {
+    out << "\n[app]\n";
+    if (!config.app->build.empty()) out << "build = " << quote(config.app->build) << "\n";
+    out << "command = " << format_list(config.app->command) << "\n";
+    if (!config.app->watch.empty()) out << "watch = " << format_list(config.app->watch) << "\n";
   }
   for (const RouteConfig& r : config.routes) {
     out << "\n[[route]]\n";

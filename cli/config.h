@@ -89,10 +89,20 @@ struct RouteConfig {
   std::string where;  // "FILE:LINE:COLUMN" of the table, for messages at start-up
 };
 
+/// [app]: how `tronada run` builds and starts a native app (the program gets the
+/// listening sockets by socket activation). `serve` and `check` only validate it.
+struct AppConfig {
+  std::string build;                 // "cmake", or empty: nothing to build
+  std::vector<std::string> command;  // program and arguments; relative to the file's folder
+  std::vector<std::string> watch;    // what `run --reload` watches (files or folders)
+  std::string where;                 // "FILE:LINE:COLUMN" of the table
+};
+
 struct Config {
   std::string file;  // where it was read from; empty for the built-in default
   ServerConfig server;
   std::vector<RouteConfig> routes;
+  std::optional<AppConfig> app;
 };
 
 /// Reads and validates a config file. Unknown keys, wrong types, bad values and routes

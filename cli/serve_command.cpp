@@ -15,6 +15,7 @@
 #include "tronada/loop/io_loop.h"
 #include "tronada/net/bind_sockets.h"
 #include "tronada/net/process.h"
+#include "tronada/net/systemd.h"
 #include "tronada/web/application.h"
 
 namespace tronada::cli {
@@ -75,8 +76,6 @@ Config effective_config(const CommonOptions& flags) {
   return config;
 }
 
-namespace {
-
 // Opens every listening socket before anything else, so a busy port stops the program
 // with a message before it forks or serves.
 std::vector<int> bind_all(const std::vector<BindAddress>& binds) {
@@ -91,6 +90,8 @@ std::vector<int> bind_all(const std::vector<BindAddress>& binds) {
   }
   return fds;
 }
+
+namespace {
 
 HTTPServerOptions server_options(const ServerConfig& s) {
   HTTPServerOptions o;
@@ -142,7 +143,14 @@ void serve(const Config& config) {
   } else {
     routes = std::make_unique<RouteTable>(config);
   }
-  std::vector<int> fds = bind_all(s.binds);
+  // Sockets from systemd (socket activation) or `tronada run` replace the binds: they
+  // were opened by whoever started us and stay open across our restarts.
+  std::vector<int> fds = systemd_listen_fds();
+  if (fds.empty()) {
+    fds = bind_all(s.binds);
+  } else {
+    log::info("server", "serving " + std::to_string(fds.size()) + " inherited socket(s)");
+  }
   if (s.workers > 1) {
     fork_processes(s.workers);
     routes = std::make_unique<RouteTable>(config);
@@ -181,6 +189,9 @@ void serve(const Config& config) {
   });
   log::info("server",
             "serving " + std::to_string(config.routes.size()) + " route(s) from " + config.file);
+  // Type=notify units wait for this (with workers, each worker sends it; the unit says
+  // NotifyAccess=all).
+  systemd_notify("READY=1");
   run_until_signalled(server, std::chrono::duration_cast<std::chrono::seconds>(s.shutdown_timeout));
   loop.remove_signal_handler(SIGUSR1);
   access_log.reset();

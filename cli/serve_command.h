@@ -5,6 +5,8 @@
 #include "cli/common_options.h"
 #include "cli/config.h"
 
+#include <vector>
+
 namespace CLI {
 class App;
 }
@@ -18,6 +20,10 @@ std::string find_config_file(const CommonOptions& flags);
 /// The config file with the command line's flags laid over it ("flags override the
 /// file") and relative paths made relative to the file's folder.
 Config effective_config(const CommonOptions& flags);
+
+/// Opens a listening socket for every address (close-on-exec), logging each; throws
+/// naming the address that cannot be bound.
+std::vector<int> bind_all(const std::vector<BindAddress>& binds);
 
 void register_serve_command(CLI::App& app);
 void register_check_command(CLI::App& app);
