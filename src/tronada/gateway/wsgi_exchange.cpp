@@ -155,11 +155,9 @@ void WSGIExchange::deliver_final() {
         conn.finish();
       }
     } else {
-      // The app failed mid-body or the client left. A Content-Length response cut
-      // short closes the connection; a chunked one cannot be cut through this
-      // interface, so it ends here (logged as an error above).
+      // The app failed mid-body or the client left: the client must see the body cut.
       if (status_ == 0) status_ = 500;
-      conn.finish();
+      conn.abort();
     }
   } catch (const std::exception& e) {
     log::error("wsgi", std::string("cannot send the response: ") + e.what());

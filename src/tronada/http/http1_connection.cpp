@@ -41,6 +41,7 @@ class HTTP1Stream final : public HTTPConnection {
   }
   void write(std::string_view chunk) override { conn_->write_body(seq_, chunk); }
   void finish() override { conn_->finish_response(seq_); }
+  void abort() override { conn_->abort_response(seq_); }
   Future<void> drain() override { return conn_->drain(seq_); }
   bool closed() const override { return conn_->response_closed(seq_); }
   void set_close_callback(std::function<void()> cb) override {
@@ -810,6 +811,20 @@ void HTTP1Connection::finish_response(std::uint64_t seq) {
     log::error("http", "response body shorter than its Content-Length; closing");
     keep_alive_ = false;
   }
+  if (request_) request_->mark_finished();
+  on_request_done();
+}
+
+void HTTP1Connection::abort_response(std::uint64_t seq) {
+  if (seq != seq_ || !request_active_ || closing_) return;
+  if (!headers_written_) {
+    HTTPHeaders h;
+    h.add("Content-Length", "0");
+    write_headers(seq, 502, h);
+  }
+  // No last chunk, and a Content-Length left short: the close is what tells the client
+  // the body is incomplete.
+  keep_alive_ = false;
   if (request_) request_->mark_finished();
   on_request_done();
 }

@@ -101,6 +101,7 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   void write_headers(std::uint64_t seq, int status, const HTTPHeaders& headers);
   void write_body(std::uint64_t seq, std::string_view chunk);
   void finish_response(std::uint64_t seq);
+  void abort_response(std::uint64_t seq);
   void write_response(std::uint64_t seq, int status, const HTTPHeaders& headers,
                       std::string_view body);
   Future<void> drain(std::uint64_t seq);

@@ -70,6 +70,7 @@ class HTTP2StreamConnection final : public HTTPConnection {
   }
   void write(std::string_view chunk) override { session_->write_body(*state_, chunk); }
   void finish() override { session_->finish_response(*state_); }
+  void abort() override { session_->abort_response(*state_); }
   Future<void> drain() override { return session_->drain(*state_); }
   bool closed() const override { return state_->closed && !state_->response_done; }
   void set_close_callback(std::function<void()> cb) override {
@@ -556,6 +557,22 @@ void HTTP2Session::finish_response(HTTP2StreamState& s) {
     s.deferred = false;
     nghttp2_session_resume_data(session_, s.id);
   }
+  schedule_flush();
+}
+
+void HTTP2Session::abort_response(HTTP2StreamState& s) {
+  if (s.closed || closing_ || s.finished) return;
+  if (!s.headers_written) {
+    HTTPHeaders h;
+    h.add("Content-Length", "0");
+    write_headers(s, 502, h);
+    finish_response(s);
+    return;
+  }
+  // RST_STREAM rather than END_STREAM: the client must not take the cut body as whole.
+  s.finished = true;
+  if (s.request) s.request->mark_finished();
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
   schedule_flush();
 }
 

@@ -103,6 +103,7 @@ class HTTP2Session : public std::enable_shared_from_this<HTTP2Session> {
   void write_headers(detail::HTTP2StreamState& s, int status, const HTTPHeaders& headers);
   void write_body(detail::HTTP2StreamState& s, std::string_view chunk);
   void finish_response(detail::HTTP2StreamState& s);
+  void abort_response(detail::HTTP2StreamState& s);
   Future<void> drain(detail::HTTP2StreamState& s);
   void pause_body(detail::HTTP2StreamState& s);
   void resume_body(detail::HTTP2StreamState& s);

@@ -48,6 +48,10 @@ class HTTPConnection {
   virtual void write(std::string_view chunk) = 0;
   /// Ends the response. A body shorter than its Content-Length closes the connection.
   virtual void finish() = 0;
+  /// Ends a response that failed after it began (a backend died mid-body): the client
+  /// must see it cut, never whole, so HTTP/1 closes the connection without a last chunk
+  /// and HTTP/2 resets the stream. Before write_headers it answers 502 instead.
+  virtual void abort() = 0;
   /// Completes once buffered output is below the high-water mark (backpressure for
   /// handlers that stream large bodies).
   virtual Future<void> drain() = 0;

@@ -33,12 +33,23 @@ std::string html_escape(std::string_view in) {
   out.reserve(in.size());
   for (char c : in) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -77,14 +88,30 @@ kainjow::mustache::data to_mustache(const nlohmann::json& j) {
 RequestHandler::RequestHandler() : arguments_(std::make_unique<Arguments>()) {}
 RequestHandler::~RequestHandler() = default;
 
-Task<void> RequestHandler::prepare() { co_return; }
-Task<void> RequestHandler::get() { throw HTTPError(405); }
-Task<void> RequestHandler::head() { throw HTTPError(405); }
-Task<void> RequestHandler::post() { throw HTTPError(405); }
-Task<void> RequestHandler::put() { throw HTTPError(405); }
-Task<void> RequestHandler::patch() { throw HTTPError(405); }
-Task<void> RequestHandler::delete_() { throw HTTPError(405); }
-Task<void> RequestHandler::options() { throw HTTPError(405); }
+Task<void> RequestHandler::prepare() {
+  co_return;
+}
+Task<void> RequestHandler::get() {
+  throw HTTPError(405);
+}
+Task<void> RequestHandler::head() {
+  throw HTTPError(405);
+}
+Task<void> RequestHandler::post() {
+  throw HTTPError(405);
+}
+Task<void> RequestHandler::put() {
+  throw HTTPError(405);
+}
+Task<void> RequestHandler::patch() {
+  throw HTTPError(405);
+}
+Task<void> RequestHandler::delete_() {
+  throw HTTPError(405);
+}
+Task<void> RequestHandler::options() {
+  throw HTTPError(405);
+}
 
 // --- execution ---------------------------------------------------------------
 
@@ -126,13 +153,13 @@ Task<void> RequestHandler::execute() {
     }
   } catch (const HTTPError& e) {
     if (e.status >= 500 || !e.log_message.empty()) {
-      log::warning("web", std::to_string(e.status) + " " + request_->method + " " +
-                              request_->uri + ": " + e.log_message);
+      log::warning("web", std::to_string(e.status) + " " + request_->method + " " + request_->uri +
+                              ": " + e.log_message);
     }
     if (!finished_) send_error(e.status, std::current_exception());
   } catch (const std::exception& e) {
-    log::error("web", "uncaught exception in " + request_->method + " " + request_->uri + ": " +
-                          e.what());
+    log::error("web",
+               "uncaught exception in " + request_->method + " " + request_->uri + ": " + e.what());
     if (!finished_) send_error(500, std::current_exception());
   } catch (...) {
     log::error("web", "uncaught exception in " + request_->method + " " + request_->uri);
@@ -157,8 +184,8 @@ void RequestHandler::parse_body_arguments() {
       auto parsed = parse_multipart(request_->body, *boundary);
       a.body = std::move(parsed.fields);
       for (auto& f : parsed.files) {
-        a.files[f.name].push_back(UploadedFile{std::move(f.filename), std::move(f.content_type),
-                                               std::move(f.body)});
+        a.files[f.name].push_back(
+            UploadedFile{std::move(f.filename), std::move(f.content_type), std::move(f.body)});
       }
     }
   } catch (const HTTPError&) {
@@ -248,7 +275,9 @@ void RequestHandler::add_header(std::string_view name, std::string_view value) {
   headers_.add(std::string(name), std::string(value));
 }
 
-void RequestHandler::clear_header(std::string_view name) { headers_.remove(name); }
+void RequestHandler::clear_header(std::string_view name) {
+  headers_.remove(name);
+}
 
 void RequestHandler::write(std::string_view chunk) {
   if (finished_) throw std::logic_error("write() after finish()");
@@ -338,7 +367,7 @@ void RequestHandler::send_error(int status, std::exception_ptr error) {
     // whole one, so the connection goes.
     log::error("web", "cannot send error response after headers were written");
     finished_ = true;
-    request_->connection->finish();
+    request_->connection->abort();
     log_request();
     if (finished_promise_) finished_promise_->try_set_result();
     return;
@@ -366,8 +395,8 @@ void RequestHandler::send_error(int status, std::exception_ptr error) {
 void RequestHandler::write_error(int status, std::exception_ptr error) {
   set_header("Content-Type", "text/html; charset=UTF-8");
   std::string reason(http_reason(status));
-  std::string page = "<html><title>" + std::to_string(status) + ": " + reason +
-                     "</title><body>" + std::to_string(status) + ": " + reason;
+  std::string page = "<html><title>" + std::to_string(status) + ": " + reason + "</title><body>" +
+                     std::to_string(status) + ": " + reason;
   if (application_->settings().debug && error) {
     try {
       std::rethrow_exception(error);
@@ -416,9 +445,9 @@ void RequestHandler::set_cookie(std::string_view name, std::string_view value) {
 void RequestHandler::clear_cookie(std::string_view name, std::string_view path,
                                   std::string_view domain) {
   add_header("Set-Cookie",
-             format_clear_cookie(name, path,
-                                 domain.empty() ? std::nullopt
-                                                : std::optional<std::string>(std::string(domain))));
+             format_clear_cookie(
+                 name, path,
+                 domain.empty() ? std::nullopt : std::optional<std::string>(std::string(domain))));
 }
 
 std::optional<std::string> RequestHandler::get_signed_cookie(std::string_view name,
