@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "cli/byte_size.h"
+#include "tronada/gateway/upstream_group.h"
 
 namespace tronada::cli {
 
@@ -277,10 +278,32 @@ Backend read_backend(std::string_view kind, const toml::table& t, const std::str
   if (auto v = r.strings("to")) b.to = *v;
   if (b.to.empty()) r.fail_here("missing required key 'to'");
   for (const std::string& url : b.to) {
-    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
-      r.fail(*r.get("to"), "to: '" + url + "' is not an http:// or https:// URL");
+    try {
+      parse_upstream(url);
+    } catch (const std::exception& e) {
+      r.fail(*r.get("to"), std::string("to: ") + e.what());
     }
   }
+  if (auto v = r.string("policy")) {
+    if (*v != "round_robin" && *v != "least_conn") {
+      r.fail(*r.get("policy"), "policy must be \"round_robin\" or \"least_conn\"");
+    }
+    b.policy = *v;
+  }
+  if (auto v = r.duration("connect_timeout")) b.connect_timeout = *v;
+  if (auto v = r.duration("read_timeout")) b.read_timeout = *v;
+  if (auto v = r.integer("max_fails")) {
+    if (*v < 0) r.fail(*r.get("max_fails"), "max_fails must not be negative");
+    b.max_fails = *v;
+  }
+  if (auto v = r.duration("fail_timeout")) b.fail_timeout = *v;
+  if (auto v = r.string("health_uri")) {
+    if (v->empty() || (*v)[0] != '/')
+      r.fail(*r.get("health_uri"), "health_uri must start with '/'");
+    b.health_uri = *v;
+  }
+  if (auto v = r.duration("health_interval")) b.health_interval = *v;
+  if (auto v = r.boolean("preserve_host")) b.preserve_host = *v;
   r.finish();
   return b;
 }
@@ -460,6 +483,16 @@ std::string format_config(const Config& config) {
           << "\nindex = " << quote(b->index) << "\n";
     } else if (auto* b = std::get_if<ProxyBackend>(&r.backend)) {
       out << "to = " << format_list(b->to) << "\n";
+      out << "policy = " << quote(b->policy) << "\n";
+      out << "connect_timeout = " << format_ms(b->connect_timeout) << "\n";
+      out << "read_timeout = " << format_ms(b->read_timeout) << "\n";
+      out << "max_fails = " << b->max_fails << "\n";
+      out << "fail_timeout = " << format_ms(b->fail_timeout) << "\n";
+      if (!b->health_uri.empty()) {
+        out << "health_uri = " << quote(b->health_uri) << "\n";
+        out << "health_interval = " << format_ms(b->health_interval) << "\n";
+      }
+      out << "preserve_host = " << (b->preserve_host ? "true" : "false") << "\n";
     }
   }
   return out.str();

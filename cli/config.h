@@ -73,7 +73,15 @@ struct FastCGIBackend {
   std::string index = "index.php";
 };
 struct ProxyBackend {
-  std::vector<std::string> to;  // URLs
+  std::vector<std::string> to;         // URLs: http://, https:// or unix:PATH
+  std::string policy = "round_robin";  // or "least_conn"
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds read_timeout{60'000};
+  std::int64_t max_fails = 1;
+  std::chrono::milliseconds fail_timeout{10'000};
+  std::string health_uri;  // empty: passive health checks only
+  std::chrono::milliseconds health_interval{10'000};
+  bool preserve_host = true;
 };
 
 using Backend =

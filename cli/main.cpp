@@ -18,6 +18,9 @@
 
 #include "cli/common_options.h"
 #include "cli/fastcgi_command.h"
+#include "cli/new_command.h"
+#include "cli/proxy_command.h"
+#include "cli/run_command.h"
 #include "cli/serve_command.h"
 #include "cli/static_command.h"
 #include "cli/wsgi_command.h"
@@ -29,11 +32,11 @@ constexpr int kExitUsage = 2;
 
 using RegisterCommand = void (*)(CLI::App&);
 
-// Later: register_proxy_command, register_run_command, register_new_command.
-constexpr std::array<RegisterCommand, 5> kCommands{
+constexpr std::array<RegisterCommand, 8> kCommands{
     tronada::cli::register_static_command, tronada::cli::register_fastcgi_command,
     tronada::cli::register_wsgi_command,   tronada::cli::register_serve_command,
-    tronada::cli::register_check_command,
+    tronada::cli::register_check_command,  tronada::cli::register_new_command,
+    tronada::cli::register_run_command,    tronada::cli::register_proxy_command,
 };
 
 }  // namespace

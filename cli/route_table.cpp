@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "tronada/gateway/fastcgi_handler.h"
+#include "tronada/gateway/proxy_handler.h"
 #include "tronada/gateway/wsgi_application.h"
 #include "tronada/gateway/wsgi_container.h"
 #include "tronada/web/redirect_handler.h"
@@ -28,7 +29,28 @@ std::string regex_escape(std::string_view s) {
   return out;
 }
 
+std::chrono::nanoseconds ns(std::chrono::milliseconds ms) {
+  return ms;
+}
+
 }  // namespace
+
+std::shared_ptr<ProxyRoute> make_proxy_route(const ProxyBackend& b, const RouteConfig& route,
+                                             const ServerConfig& server) {
+  ProxyOptions options;
+  options.connect_timeout = ns(b.connect_timeout);
+  options.read_timeout = ns(b.read_timeout);
+  options.balance.policy = parse_balance_policy(b.policy);
+  options.balance.max_fails = static_cast<std::size_t>(b.max_fails);
+  options.balance.fail_timeout = ns(b.fail_timeout);
+  options.health_uri = b.health_uri;
+  options.health_interval = ns(b.health_interval);
+  options.headers.preserve_host = b.preserve_host;
+  options.headers.trust_forwarded = server.xheaders;
+  if (route.strip_prefix) options.headers.strip_prefix = route.path;
+  if (server.max_body_size) options.max_body_size = *server.max_body_size;
+  return std::make_shared<ProxyRoute>(b.to, std::move(options));
+}
 
 std::string prefix_pattern(const std::string& prefix) {
   if (!prefix.empty() && prefix.back() == '/') return regex_escape(prefix) + "(.*)";
@@ -77,6 +99,8 @@ RouteTable::RouteTable(const Config& config, bool load_apps) {
         factory = handler<StaticFileHandler>(files);
       } else if (auto* b = std::get_if<RedirectBackend>(&route.backend)) {
         factory = handler<RedirectHandler>(b->to, b->status);
+      } else if (auto* b = std::get_if<ProxyBackend>(&route.backend)) {
+        factory = handler<ProxyHandler>(make_proxy_route(*b, route, config.server));
       } else {
         throw std::runtime_error("the " + std::string(backend_name(route.backend)) +
                                  " backend is not built into this tronada yet");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/config.h"
+#include "tronada/gateway/proxy_handler.h"
 #include "tronada/web/application.h"
 
 namespace tronada::cli {
@@ -18,6 +19,10 @@ std::string prefix_pattern(const std::string& prefix);
 /// The host regex for a route's host: exact ("example.com") or "*.example.com" for one
 /// label below the domain; empty matches any host.
 std::string host_pattern(const std::string& host);
+
+/// The proxy route a [route.proxy] table describes (also used by `tronada proxy`).
+std::shared_ptr<ProxyRoute> make_proxy_route(const ProxyBackend& backend, const RouteConfig& route,
+                                             const ServerConfig& server);
 
 /// The Application for one config, with every backend a route names.
 ///

@@ -335,6 +335,17 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
     maybe_erase(key);
   }
 
+  // A checked-out connection leaves the pool for good (an Upgrade took it over): its
+  // slot is free, the stream is the holder's.
+  void forget(const std::string& key) {
+    auto it = groups.find(key);
+    if (it == groups.end()) return;
+    --it->second.busy;
+    --busy_total;
+    dispatch();
+    maybe_erase(key);
+  }
+
   // Serves waiters, oldest first, from idle connections or with new ones while the
   // limits allow.
   void dispatch() {
@@ -426,6 +437,15 @@ void PooledConnection::give_back(bool reusable) {
     stream->close();
   }
   pool_.reset();
+}
+
+std::shared_ptr<IOStream> PooledConnection::take() {
+  if (!stream_) return nullptr;
+  std::shared_ptr<IOStream> stream = std::move(stream_);
+  stream_.reset();
+  if (auto pool = pool_.lock()) pool->forget(key_);
+  pool_.reset();
+  return stream;
 }
 
 void PooledConnection::release() {

@@ -93,6 +93,9 @@ class PooledConnection {
   void release();
   /// Closes the connection and frees its slot.
   void discard();
+  /// Takes the stream out of the pool for good (the connection switched protocols):
+  /// its slot is freed and the caller owns, and must close, the stream.
+  std::shared_ptr<IOStream> take();
 
  private:
   friend struct detail::PoolState;

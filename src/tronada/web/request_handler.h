@@ -166,8 +166,9 @@ class RequestHandler {
   friend class Application;
   friend class HandlerRunner;
   friend class StaticFileHandler;
-  friend class WSGIContainer;  // answers through the connection directly (gateway)
+  friend class WSGIContainer;   // answers through the connection directly (gateway)
   friend class FastCGIHandler;  // answers static files and streams through the connection
+  friend class ProxyHandler;    // streams the upstream's response through the connection
 
   /// Runs the whole request: arguments, XSRF check, prepare, the method, finish.
   Task<void> execute();

@@ -91,7 +91,7 @@ TEST(Config, ErrorsNameFileLineAndColumn) {
   EXPECT_EQ(error_of("[[route]]\nstatic.root = \"r\"\nproxy.to = \"http://a\"\n"),
             "t.toml:3:1: a route names one backend; this one names several");
   EXPECT_EQ(error_of("[[route]]\nproxy.to = \"ftp://a\"\n"),
-            "t.toml:2:12: to: 'ftp://a' is not an http:// or https:// URL");
+            "t.toml:2:12: to: invalid URL 'ftp://a': unsupported scheme ftp");
   EXPECT_EQ(error_of("[[route]]\nwsgi.app = \"app\"\n"),
             "t.toml:2:12: app must be MODULE:CALLABLE, e.g. \"myproject.wsgi:application\"");
   EXPECT_EQ(error_of("[server]\nidle_timeout = \"5 parsecs\"\n"),

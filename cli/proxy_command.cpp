@@ -1,0 +1,118 @@
+#include "cli/proxy_command.h"
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+
+#include "cli/common_options.h"
+#include "cli/route_table.h"
+#include "cli/server_runner.h"
+#include "tronada/gateway/proxy_handler.h"
+#include "tronada/web/application.h"
+
+namespace tronada::cli {
+
+namespace {
+
+std::chrono::milliseconds seconds(double s) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(s));
+}
+
+struct ProxyCommand {
+  CommonOptions common;
+  std::vector<std::string> to;
+  std::string policy = "round_robin";
+  double connect_timeout = 10;
+  double read_timeout = 60;
+  std::int64_t max_fails = 1;
+  double fail_timeout = 10;
+  std::string health_uri;
+  double health_interval = 10;
+  bool upstream_host = false;
+  bool xheaders = false;
+
+  void run() {
+    apply_logging(common);
+    ProxyBackend backend;
+    backend.to = to;
+    backend.policy = policy;
+    backend.connect_timeout = seconds(connect_timeout);
+    backend.read_timeout = seconds(read_timeout);
+    backend.max_fails = max_fails;
+    backend.fail_timeout = seconds(fail_timeout);
+    backend.health_uri = health_uri;
+    backend.health_interval = seconds(health_interval);
+    backend.preserve_host = !upstream_host;
+    RouteConfig route;
+    ServerConfig server;
+    server.xheaders = xheaders;
+    // Upstreams decide about bodies, as with Caddy's reverse_proxy: no limit unless asked.
+    server.max_body_size = common.max_body_size.value_or(0);
+    auto proxy = make_proxy_route(backend, route, server);
+
+    ApplicationSettings settings;
+    settings.max_body_size = *server.max_body_size;
+    if (common.access_log && *common.access_log == "off") {
+      settings.log_function = [](const RequestHandler&) {};
+    }
+    Application app({Rule("/.*", handler<ProxyHandler>(proxy))}, std::move(settings));
+    HTTPServerOptions options;
+    options.limits.max_body_bytes = app.settings().max_body_size;
+    options.xheaders = xheaders;
+    HTTPServer server_(app, options);
+    listen_all(server_, common.binds_or_default());
+    std::string list;
+    for (const auto& u : to) list += (list.empty() ? "" : ", ") + u;
+    log::info("proxy", "proxying to " + list + " (" + policy + ")");
+    run_until_signalled(server_);
+  }
+};
+
+}  // namespace
+
+void register_proxy_command(CLI::App& app) {
+  auto cmd = std::make_shared<ProxyCommand>();
+  CLI::App* sub = app.add_subcommand(
+      "proxy", "Reverse-proxy to HTTP upstreams, as nginx's proxy_pass and Caddy's reverse_proxy");
+  sub->add_option("--to", cmd->to,
+                  "Upstream URL (http://HOST:PORT[/PREFIX], https://..., unix:PATH); repeat for "
+                  "several")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& url) -> std::string {
+            try {
+              parse_upstream(url);
+              return {};
+            } catch (const std::exception& e) {
+              return e.what();
+            }
+          },
+          "URL"));
+  sub->add_option("--policy", cmd->policy, "How requests spread: round_robin or least_conn")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"round_robin", "least_conn"}));
+  sub->add_option("--connect-timeout", cmd->connect_timeout, "Seconds to connect to an upstream")
+      ->capture_default_str();
+  sub->add_option("--read-timeout", cmd->read_timeout,
+                  "Seconds to wait for an upstream's next bytes (504 after)")
+      ->capture_default_str();
+  sub->add_option("--max-fails", cmd->max_fails,
+                  "Failures within --fail-timeout that mark an upstream down (0: never)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--fail-timeout", cmd->fail_timeout,
+                  "Seconds an upstream stays down after --max-fails failures")
+      ->capture_default_str();
+  sub->add_option("--health-uri", cmd->health_uri,
+                  "Path to GET on each upstream every --health-interval (active health checks)");
+  sub->add_option("--health-interval", cmd->health_interval, "Seconds between health checks")
+      ->capture_default_str();
+  sub->add_flag("--upstream-host", cmd->upstream_host,
+                "Send the upstream's own host in Host, not the client's");
+  sub->add_flag("--xheaders", cmd->xheaders,
+                "Trust X-Forwarded-For/-Proto from clients (behind another proxy)");
+  add_common_options(*sub, cmd->common);
+  sub->callback([cmd] { cmd->run(); });
+}
+
+}  // namespace tronada::cli

@@ -1,0 +1,714 @@
+#include "tronada/gateway/proxy_handler.h"
+
+#include <charconv>
+#include <system_error>
+
+#include "tronada/async/spawn.h"
+#include "tronada/base/error.h"
+#include "tronada/base/log.h"
+#include "tronada/gateway/tunnel.h"
+#include "tronada/http/http1_response_parser.h"
+#include "tronada/http/http_client.h"
+#include "tronada/http/http_client_request.h"
+#include "tronada/http/url_codec.h"
+#include "tronada/loop/periodic_callback.h"
+#include "tronada/loop/timeout_list.h"
+#include "tronada/net/iostream.h"
+
+namespace tronada {
+
+namespace {
+
+// A body kept for a retry on another connection at most this big; a larger one that
+// meets a failure before any response byte gets 502 instead of a retry.
+constexpr std::size_t kMaxRetainedBody = 1024 * 1024;
+
+bool connection_has_token(const HTTPHeaders& headers, std::string_view token) {
+  for (std::string_view value : headers.get_all("Connection")) {
+    while (!value.empty()) {
+      std::size_t comma = value.find(',');
+      std::string_view t = value.substr(0, comma);
+      while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+      while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+      if (detail::iequals(t, token)) return true;
+      if (comma == std::string_view::npos) break;
+      value.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
+std::string describe_error(const std::exception_ptr& error, bool& timed_out) {
+  timed_out = false;
+  try {
+    std::rethrow_exception(error);
+  } catch (const TimeoutError& e) {
+    timed_out = true;
+    return std::string("timed out connecting (") + e.what() + ")";
+  } catch (const std::system_error& e) {
+    return std::string("cannot connect: ") + e.code().message();
+  } catch (const std::exception& e) {
+    return std::string("cannot connect: ") + e.what();
+  } catch (...) {
+    return "cannot connect";
+  }
+}
+
+void append_hex(std::string& out, std::size_t n) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n, 16);
+  out.append(buf, end);
+}
+
+}  // namespace
+
+// --- ProxyRoute ----------------------------------------------------------------
+
+namespace {
+
+std::vector<Upstream> parse_upstreams(const std::vector<std::string>& urls) {
+  std::vector<Upstream> out;
+  out.reserve(urls.size());
+  for (const auto& url : urls) out.push_back(parse_upstream(url));
+  return out;
+}
+
+}  // namespace
+
+ProxyRoute::ProxyRoute(const std::vector<std::string>& upstream_urls, ProxyOptions options)
+    : options_(std::move(options)), group_(parse_upstreams(upstream_urls), options_.balance) {
+  if (!options_.health_uri.empty() && options_.health_uri[0] != '/') {
+    throw std::invalid_argument("health check path must start with '/'");
+  }
+  if (!options_.health_uri.empty()) {
+    // Checks begin when the loop that serves the route runs, before the first request.
+    std::weak_ptr<bool> alive = alive_;
+    IOLoop::current().add_callback([this, alive] {
+      if (!alive.expired()) start_health_checks();
+    });
+  }
+}
+
+ProxyRoute::~ProxyRoute() {
+  *alive_ = false;
+  if (health_) health_->stop();
+}
+
+ConnectionPool& ProxyRoute::pool() {
+  if (!pool_) pool_ = std::make_unique<ConnectionPool>(options_.pool);
+  return *pool_;
+}
+
+TimeoutList& ProxyRoute::read_timeouts() {
+  if (!read_timeouts_) {
+    read_timeouts_ = std::make_unique<TimeoutList>(IOLoop::current(), options_.read_timeout);
+  }
+  return *read_timeouts_;
+}
+
+TimeoutList& ProxyRoute::write_timeouts() {
+  if (!write_timeouts_) {
+    write_timeouts_ = std::make_unique<TimeoutList>(IOLoop::current(), options_.write_timeout);
+  }
+  return *write_timeouts_;
+}
+
+TimeoutList& ProxyRoute::tunnel_timeouts() {
+  if (!tunnel_timeouts_) {
+    tunnel_timeouts_ =
+        std::make_unique<TimeoutList>(IOLoop::current(), options_.tunnel_idle_timeout);
+  }
+  return *tunnel_timeouts_;
+}
+
+void ProxyRoute::start_health_checks() {
+  if (health_ || options_.health_uri.empty()) return;
+  health_ =
+      std::make_unique<PeriodicCallback>([this] { run_health_checks(); }, options_.health_interval);
+  health_->start();
+  run_health_checks();
+}
+
+void ProxyRoute::run_health_checks() {
+  for (std::size_t i = 0; i < group_.upstreams().size(); ++i) {
+    Upstream& u = group_.upstreams()[i];
+    HTTPRequest request;
+    if (!u.endpoint.unix_path.empty()) {
+      request.url = "http+unix://" + url_encode(u.endpoint.unix_path, "") + options_.health_uri;
+    } else {
+      request.url = u.endpoint.scheme + "://" + u.host_header + u.path_prefix + options_.health_uri;
+    }
+    request.connect_timeout = options_.health_timeout;
+    request.request_timeout = options_.health_timeout;
+    request.follow_redirects = false;
+    std::weak_ptr<bool> alive = alive_;
+    std::string url = request.url;
+    AsyncHTTPClient::instance().fetch(std::move(request), [this, alive, i, url](HTTPResponse r) {
+      if (alive.expired()) return;
+      Upstream& up = group_.upstreams()[i];
+      bool healthy = !r.error && r.code >= 200 && r.code < 400;
+      if (healthy != !up.health_check_down) {
+        if (healthy) {
+          log::info("proxy", "upstream " + up.url + " is healthy again");
+        } else {
+          log::warning("proxy", "upstream " + up.url + " failed its health check " + url + " (" +
+                                    std::to_string(r.code) + ")");
+        }
+      }
+      up.health_check_down = !healthy;
+    });
+  }
+}
+
+// --- the exchange -----------------------------------------------------------------
+
+/// One request's trip to an upstream and back. Shared by the handler, the connecting
+/// task and the upstream stream's callbacks, so whichever ends first (client leaves,
+/// upstream fails, response completes) leaves the others something valid to look at.
+///
+/// Lifetime: while attached, the upstream stream's data handler and close callback own
+/// the exchange; every way to the end clears them (end()), and the handler's reference
+/// goes with the handler.
+class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
+                               public std::enable_shared_from_this<Exchange> {
+ public:
+  Exchange(std::shared_ptr<ProxyRoute> route, std::shared_ptr<HTTPServerRequest> request)
+      : route_(std::move(route)),
+        request_(std::move(request)),
+        parser_(*this, route_->options().max_response_header_size),
+        timeout_(&Exchange::on_timeout, this) {
+    const HTTPServerRequest& r = *request_;
+    head_request_ = r.method == "HEAD";
+    idempotent_ = is_idempotent_method(r.method);
+    if (r.headers.contains("Content-Length")) {
+      framing_ = UpstreamFraming::content_length;
+    } else if (r.version != "HTTP/2" && r.version != "HTTP/2.0") {
+      // HTTP/1 says whether a body comes: Transfer-Encoding or nothing.
+      framing_ = r.headers.contains("Transfer-Encoding") ? UpstreamFraming::chunked
+                                                         : UpstreamFraming::none;
+    } else {
+      framing_known_ = false;  // HTTP/2: known when the first DATA or the end arrives
+    }
+    if (r.version == "HTTP/1.1" && connection_has_token(r.headers, "upgrade")) {
+      upgrade_ = std::string(r.headers.get("Upgrade").value_or(""));
+    }
+    std::size_t tries = route_->options().max_tries;
+    std::size_t n = route_->group().upstreams().size();
+    max_tries_ = tries == 0 ? n : tries;
+  }
+
+  ~Exchange() override {
+    if (counted_ && upstream_) route_->group().end(*upstream_);
+  }
+
+  Future<void> done() { return done_.get_future(); }
+
+  // --- what the handler tells us ---
+
+  void start() {
+    if (started_) return;
+    started_ = true;
+    route_->start_health_checks();
+    spawn_logged(connect(shared_from_this(), false), "proxy connect");
+  }
+
+  void body(std::string_view chunk) {
+    if (ended_) return;
+    if (!framing_known_) {
+      framing_known_ = true;
+      framing_ = UpstreamFraming::chunked;
+    }
+    keep_for_retry(chunk);
+    if (!head_written_) {
+      pending_.append(chunk);
+      if (pending_.size() > route_->options().body_buffer) pause_client();
+      return;
+    }
+    write_body(chunk);
+  }
+
+  void request_complete() {
+    if (request_done_) return;
+    request_done_ = true;
+    if (!framing_known_) {
+      framing_known_ = true;
+      framing_ = UpstreamFraming::none;
+    }
+    start();
+    if (conn_ && !ended_) {
+      send_head();
+      finish_body();
+      read_response();
+    }
+  }
+
+  void client_gone() {
+    if (ended_) return;
+    client_gone_ = true;
+    drop_connection(false);
+    end();
+  }
+
+  // --- outcome, read by the handler once done() completed ---
+  int status = 0;
+  bool head_sent = false;
+  bool upgraded = false;
+  bool client_left() const { return client_gone_; }
+  int error_status = 0;
+  std::string error_message;
+  std::uint64_t bytes = 0;
+
+  // --- HTTP1ResponseParser::Events ---
+
+  void on_head(HTTPResponseHead&& head) override {
+    if (head.status >= 100 && head.status < 200 && head.status != 101) {
+      informational_ = true;
+      return;
+    }
+    informational_ = false;
+    if (head.status == 101) {
+      parser_.expect_no_body();
+      if (upgrade_.empty()) {
+        broken_ = "switched protocols without an Upgrade request";
+        return;
+      }
+      switching_ = true;
+      switch_head_ = std::move(head);
+      return;
+    }
+    if (head.status == 204 || head.status == 304) parser_.expect_no_body();
+    downstream_response_headers(head.headers, head.status);
+    try {
+      request_->connection->write_headers(head.status, head.headers);
+    } catch (const std::invalid_argument& e) {
+      broken_ = std::string("invalid response head: ") + e.what();
+      return;
+    }
+    status = head.status;
+    head_sent = true;
+  }
+
+  void on_body(std::string_view chunk) override {
+    bytes += chunk.size();
+    request_->connection->write(chunk);
+  }
+
+  void on_complete() override {}
+
+ private:
+  // --- connecting ---
+
+  static Task<void> connect(std::shared_ptr<Exchange> self, bool fresh) {
+    ProxyRoute& route = *self->route_;
+    for (;;) {
+      if (self->ended_) co_return;
+      Upstream* u =
+          fresh ? self->upstream_ : route.group().pick(IOLoop::current().time(), self->tried_);
+      if (!u || (!fresh && self->tries_ >= self->max_tries_)) {
+        self->give_up(self->last_timed_out_ ? 504 : 502, self->last_error_);
+        co_return;
+      }
+      if (!fresh) ++self->tries_;
+      self->upstream_ = u;
+      route.group().begin(*u);
+      self->counted_ = true;
+      Future<PooledConnection> acquiring =
+          route.pool().acquire(u->endpoint, route.options().connect_timeout, !fresh);
+      PooledConnection connection;
+      std::exception_ptr error;
+      try {
+        connection = co_await acquiring;
+      } catch (...) {
+        error = std::current_exception();
+      }
+      if (self->ended_) co_return;  // the client left meanwhile; the connection goes back
+      if (!error) {
+        self->attach(std::move(connection));
+        co_return;
+      }
+      route.group().end(*u);
+      self->counted_ = false;
+      bool timed_out = false;
+      std::string why = describe_error(error, timed_out);
+      try {
+        std::rethrow_exception(error);
+      } catch (const PoolFullError&) {
+        // Our own queue is full: not the upstream's fault.
+      } catch (...) {
+        route.group().report_failure(*u, IOLoop::current().time());
+      }
+      self->note_failure(*u, why, timed_out);
+      self->tried_.push_back(u);
+      fresh = false;
+    }
+  }
+
+  void attach(PooledConnection connection) {
+    conn_ = std::move(connection);
+    received_any_ = false;
+    parser_.reset();
+    if (head_request_) parser_.expect_no_body();
+    IOStream& s = conn_.stream();
+    auto self = shared_from_this();
+    s.set_data_handler([self](std::string_view data) { self->on_upstream_data(data); });
+    s.set_close_callback([self] { self->on_upstream_closed(); });
+    if (!request_done_) {
+      // The response is read once the whole request is in: the client's connection
+      // takes it only then.
+      s.pause_reading();
+    }
+    send_head();
+    if (request_done_) {
+      finish_body();
+      read_response();
+    }
+  }
+
+  // --- sending ---
+
+  void send_head() {
+    if (head_written_ || !framing_known_) return;
+    head_written_ = true;
+    const ProxyOptions& o = route_->options();
+    std::string head = upstream_request_head(*request_, *upstream_, o.headers, framing_, upgrade_);
+    IOStream& s = conn_.stream();
+    std::string_view h(head);
+    s.write_pieces(&h, 1);
+    if (!pending_.empty()) {
+      std::string body;
+      body.swap(pending_);
+      write_body(body);
+      resume_client();
+    }
+  }
+
+  void write_body(std::string_view chunk) {
+    if (chunk.empty() || !conn_) return;
+    IOStream& s = conn_.stream();
+    if (framing_ == UpstreamFraming::chunked) {
+      std::string prefix;
+      append_hex(prefix, chunk.size());
+      prefix += "\r\n";
+      std::string_view pieces[3] = {prefix, chunk, "\r\n"};
+      s.write_pieces(pieces, 3);
+    } else {
+      s.write_pieces(&chunk, 1);
+    }
+    if (s.write_buffer_size() > route_->options().body_buffer && !client_paused_) {
+      // The upstream reads slower than the client sends: hold the client.
+      pause_client();
+      route_->write_timeouts().arm(timeout_);
+      std::weak_ptr<Exchange> weak = weak_from_this();
+      s.write_pieces(nullptr, 0, [weak] {
+        auto self = weak.lock();
+        if (!self || self->ended_) return;
+        self->timeout_.disarm();
+        self->resume_client();
+        if (self->request_done_) self->read_response();
+      });
+    }
+  }
+
+  void finish_body() {
+    if (body_finished_ || !head_written_) return;
+    body_finished_ = true;
+    if (framing_ == UpstreamFraming::chunked) {
+      std::string_view last = "0\r\n\r\n";
+      conn_.stream().write_pieces(&last, 1);
+    }
+  }
+
+  void keep_for_retry(std::string_view chunk) {
+    if (!retain_) return;
+    if (retained_.size() + chunk.size() > kMaxRetainedBody) {
+      retain_ = false;
+      std::string().swap(retained_);
+      return;
+    }
+    retained_.append(chunk);
+  }
+
+  void pause_client() {
+    if (client_paused_) return;
+    client_paused_ = true;
+    request_->connection->pause_reading();
+  }
+
+  void resume_client() {
+    if (!client_paused_) return;
+    client_paused_ = false;
+    request_->connection->resume_reading();
+  }
+
+  // --- receiving ---
+
+  void read_response() {
+    if (!conn_ || ended_) return;
+    if (!timeout_.armed()) route_->read_timeouts().arm(timeout_);
+    conn_.stream().resume_reading();
+  }
+
+  void on_upstream_data(std::string_view data) {
+    if (ended_) return;
+    received_any_ = true;
+    route_->read_timeouts().arm(timeout_);
+    while (!data.empty() || informational_) {
+      std::size_t n = parser_.feed(data);
+      if (!broken_.empty()) return upstream_failed(broken_, 502);
+      if (parser_.failed()) return upstream_failed("malformed response: " + parser_.error(), 502);
+      data.remove_prefix(n);
+      if (ended_) return;
+      if (!parser_.complete()) break;
+      if (informational_) {
+        informational_ = false;
+        parser_.reset();
+        if (head_request_) parser_.expect_no_body();
+        continue;
+      }
+      if (switching_) return switch_protocols(data);
+      return complete_response(!data.empty());
+    }
+    if (!head_sent) return;
+    // Backpressure from the client: stop reading the upstream until it took what we
+    // passed on, so a slow client never makes us hold a whole response.
+    Future<void> drained = request_->connection->drain();
+    if (drained.done()) return;
+    conn_.stream().pause_reading();
+    timeout_.disarm();
+    std::weak_ptr<Exchange> weak = weak_from_this();
+    drained.add_done_callback([weak] {
+      if (auto self = weak.lock(); self && !self->ended_) self->read_response();
+    });
+  }
+
+  void complete_response(bool extra_bytes) {
+    IOStream& s = conn_.stream();
+    bool reusable = !extra_bytes && parser_.keep_alive() && body_finished_ &&
+                    s.write_buffer_size() == 0 && !s.closed();
+    request_->connection->finish();
+    route_->group().report_success(*upstream_);
+    drop_connection(reusable);
+    end();
+  }
+
+  void on_upstream_closed() {
+    if (ended_) return;
+    parser_.finish_eof();
+    if (parser_.complete() && head_sent && !informational_ && !switching_) {
+      // A close-delimited body ends here.
+      request_->connection->finish();
+      route_->group().report_success(*upstream_);
+      drop_connection(false);
+      end();
+      return;
+    }
+    std::error_code why = conn_ ? conn_.stream().error() : std::error_code();
+    std::string reason = why ? " (" + why.message() + ")" : "";
+    upstream_failed(received_any_ ? "closed the connection mid-response" + reason
+                                  : "closed the connection before responding" + reason,
+                    502);
+  }
+
+  static void on_timeout(void* context) {
+    auto self = static_cast<Exchange*>(context)->shared_from_this();
+    self->upstream_failed(self->request_done_ ? "timed out waiting for the response"
+                                              : "timed out taking the request body",
+                          504);
+  }
+
+  void switch_protocols(std::string_view rest) {
+    HTTPConnection& client = *request_->connection;
+    HTTPHeaders headers = std::move(switch_head_.headers);
+    downstream_response_headers(headers, 101);
+    DetachedConnection detached;
+    try {
+      client.write_headers(101, headers);
+      detached = client.detach();
+    } catch (const std::exception& e) {
+      return upstream_failed(std::string("cannot switch protocols: ") + e.what(), 502);
+    }
+    timeout_.disarm();
+    IOStream& s = conn_.stream();
+    s.set_data_handler(nullptr);
+    s.set_close_callback(nullptr);
+    std::shared_ptr<IOStream> upstream = conn_.take();
+    route_->group().report_success(*upstream_);
+    status = 101;
+    head_sent = true;
+    upgraded = true;
+    TunnelOptions options;
+    options.idle_timeouts = &route_->tunnel_timeouts();
+    start_tunnel(std::move(detached.stream), std::move(detached.leftover), std::move(upstream),
+                 std::string(rest), options);
+    end();
+  }
+
+  // --- failure and the end ---
+
+  void note_failure(const Upstream& u, const std::string& why, bool timed_out) {
+    last_error_ = "upstream " + u.url + ": " + why;
+    last_timed_out_ = timed_out;
+  }
+
+  void upstream_failed(const std::string& why, int status_code) {
+    if (ended_) return;
+    timeout_.disarm();
+    bool reused = conn_ && conn_.reused();
+    bool stale = !received_any_ && reused && status_code == 502;
+    Upstream& u = *upstream_;
+    note_failure(u, why, status_code == 504);
+    bool nothing_seen = !head_sent && !received_any_ && !client_gone_;
+    bool body_available = retain_ || !body_started();
+    bool retry = false;
+    bool fresh = false;
+    if (nothing_seen && body_available) {
+      if (stale) {
+        // A kept-alive connection the upstream closed as we reused it: the request never
+        // reached it, so any method may go again, on a new connection.
+        retry = !stale_retried_;
+        fresh = stale_retried_ = true;
+      } else if (idempotent_ && tries_ < max_tries_) {
+        retry = true;
+      }
+    }
+    drop_connection(false);
+    if (!stale) route_->group().report_failure(u, IOLoop::current().time());
+    if (retry) {
+      if (!fresh) tried_.push_back(&u);
+      log::info("proxy", last_error_ + "; retrying");
+      head_written_ = false;
+      body_finished_ = false;
+      pending_ = retained_;
+      spawn_logged(connect(shared_from_this(), fresh), "proxy connect");
+      return;
+    }
+    if (head_sent) {
+      log::error("proxy", last_error_ + " (after the response began; cutting it)");
+      request_->connection->abort();
+      end();
+      return;
+    }
+    give_up(status_code, last_error_);
+  }
+
+  bool body_started() const { return !retained_.empty() || !retain_; }
+
+  void give_up(int status_code, const std::string& message) {
+    error_status = status_code;
+    error_message = message.empty() ? "no upstream could be reached" : message;
+    end();
+  }
+
+  void drop_connection(bool reusable) {
+    if (conn_) {
+      IOStream& s = conn_.stream();
+      s.set_data_handler(nullptr);
+      s.set_close_callback(nullptr);
+      if (reusable) {
+        conn_.release();
+      } else {
+        conn_.discard();
+      }
+    }
+    if (counted_) {
+      route_->group().end(*upstream_);
+      counted_ = false;
+    }
+  }
+
+  void end() {
+    if (ended_) return;
+    ended_ = true;
+    timeout_.disarm();
+    drop_connection(false);
+    resume_client();
+    std::string().swap(pending_);
+    std::string().swap(retained_);
+    done_.try_set_result();
+  }
+
+  std::shared_ptr<ProxyRoute> route_;
+  std::shared_ptr<HTTPServerRequest> request_;
+  HTTP1ResponseParser parser_;
+  TimeoutEntry timeout_;
+  Promise<void> done_;
+  PooledConnection conn_;
+  Upstream* upstream_ = nullptr;
+  std::vector<const Upstream*> tried_;
+  std::size_t tries_ = 0;
+  std::size_t max_tries_ = 1;
+  std::string last_error_;
+  bool last_timed_out_ = false;
+  UpstreamFraming framing_ = UpstreamFraming::none;
+  bool framing_known_ = true;
+  std::string upgrade_;
+  std::string pending_;   // body bytes not yet written upstream
+  std::string retained_;  // the body so far, for a retry
+  bool retain_ = true;
+  HTTPResponseHead switch_head_;
+  std::string broken_;
+  bool head_request_ = false;
+  bool idempotent_ = false;
+  bool started_ = false;
+  bool counted_ = false;
+  bool head_written_ = false;
+  bool body_finished_ = false;
+  bool request_done_ = false;
+  bool client_paused_ = false;
+  bool client_gone_ = false;
+  bool received_any_ = false;
+  bool informational_ = false;
+  bool switching_ = false;
+  bool stale_retried_ = false;
+  bool ended_ = false;
+};
+
+// --- ProxyHandler ---------------------------------------------------------------
+
+ProxyHandler::ProxyHandler() = default;
+
+ProxyHandler::~ProxyHandler() {
+  if (exchange_) exchange_->client_gone();
+}
+
+void ProxyHandler::initialize(std::shared_ptr<ProxyRoute> route) {
+  route_ = std::move(route);
+}
+
+std::optional<std::uint64_t> ProxyHandler::max_body_size() const {
+  return route_->options().max_body_size;
+}
+
+void ProxyHandler::data_received(std::string_view chunk) {
+  if (!exchange_) {
+    exchange_ = std::make_shared<Exchange>(route_, request_);
+    exchange_->start();
+  }
+  exchange_->body(chunk);
+}
+
+void ProxyHandler::on_connection_close() {
+  if (exchange_) exchange_->client_gone();
+}
+
+Task<void> ProxyHandler::serve() {
+  if (!exchange_) exchange_ = std::make_shared<Exchange>(route_, request_);
+  std::shared_ptr<Exchange> ex = exchange_;
+  ex->request_complete();
+  Future<void> done = ex->done();
+  co_await done;
+  if (ex->client_left()) co_return;
+  if (!ex->head_sent) {
+    throw HTTPError(ex->error_status ? ex->error_status : 502, ex->error_message);
+  }
+  // The exchange answered through the connection itself.
+  status_ = ex->status;
+  headers_written_ = true;
+  finished_ = true;
+  bytes_written_ = ex->bytes;
+  request_->mark_finished();
+  on_finish();
+  log_request();
+}
+
+}  // namespace tronada

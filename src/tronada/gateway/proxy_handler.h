@@ -1,0 +1,136 @@
+// ProxyHandler: a RequestHandler that passes requests to HTTP upstreams, as nginx's
+// proxy_pass and Caddy's reverse_proxy.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tronada/gateway/proxy_headers.h"
+#include "tronada/gateway/upstream_group.h"
+#include "tronada/http/connection_pool.h"
+#include "tronada/web/request_handler.h"
+
+namespace tronada {
+
+class TimeoutList;
+class PeriodicCallback;
+
+/// Settings of one proxy route.
+struct ProxyOptions {
+  /// Connecting (or waiting for a pooled connection) to one upstream.
+  Duration connect_timeout = std::chrono::seconds(10);
+  /// Between two reads from the upstream while a response is due (nginx's
+  /// proxy_read_timeout): a stuck upstream gets 504.
+  Duration read_timeout = std::chrono::seconds(60);
+  /// For the upstream to take request bytes we queued (proxy_send_timeout).
+  Duration write_timeout = std::chrono::seconds(60);
+  /// A tunnelled (Upgrade) connection with no byte either way for this long closes.
+  Duration tunnel_idle_timeout = std::chrono::minutes(10);
+  /// Upstreams tried per request (connect failures and, for idempotent requests,
+  /// failures before any response byte). 0: each upstream once.
+  std::size_t max_tries = 0;
+  std::size_t max_response_header_size = 64 * 1024;
+  /// Client body bytes held while the upstream is slower before the client is paused.
+  std::size_t body_buffer = 256 * 1024;
+  /// Request body limit; 0: none (the upstream decides, as Caddy does).
+  std::uint64_t max_body_size = 0;
+  ProxyHeaderOptions headers;
+  UpstreamGroupOptions balance;
+  ConnectionPoolOptions pool = default_pool_options();
+  /// Active health checks: GET this path on every upstream each interval; a non-2xx/3xx
+  /// answer or none within health_timeout marks it down until a check passes. Empty:
+  /// passive checks only.
+  std::string health_uri;
+  Duration health_interval = std::chrono::seconds(10);
+  Duration health_timeout = std::chrono::seconds(5);
+
+  static ConnectionPoolOptions default_pool_options() {
+    ConnectionPoolOptions o;
+    o.max_per_endpoint = 1024;
+    o.max_total = 4096;
+    o.max_idle_per_endpoint = 128;
+    o.idle_timeout = std::chrono::seconds(60);
+    return o;
+  }
+};
+
+/// One proxy route: its upstreams, their pool and health. Shared by the route's
+/// handlers. The loop-bound parts (pool, timeout lists, health checks) are made on first
+/// use, on the loop that serves the route, so a route built before fork() works in each
+/// worker.
+///
+/// Lifetime: destroy it on the loop thread before the loop closes (it closes its pool
+/// and timers); exchanges in flight hold it shared.
+class ProxyRoute {
+ public:
+  /// Throws std::invalid_argument for a bad or empty upstream list.
+  ProxyRoute(const std::vector<std::string>& upstream_urls, ProxyOptions options = {});
+  ~ProxyRoute();
+  ProxyRoute(const ProxyRoute&) = delete;
+  ProxyRoute& operator=(const ProxyRoute&) = delete;
+
+  const ProxyOptions& options() const { return options_; }
+  UpstreamGroup& group() { return group_; }
+  ConnectionPool& pool();
+  TimeoutList& read_timeouts();
+  TimeoutList& write_timeouts();
+  TimeoutList& tunnel_timeouts();
+  /// Starts the active health checks if configured (idempotent; the constructor
+  /// schedules it on the current loop).
+  void start_health_checks();
+
+ private:
+  void run_health_checks();
+
+  ProxyOptions options_;
+  UpstreamGroup group_;
+  std::unique_ptr<ConnectionPool> pool_;
+  std::unique_ptr<TimeoutList> read_timeouts_, write_timeouts_, tunnel_timeouts_;
+  std::unique_ptr<PeriodicCallback> health_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+/// Passes each request to an upstream of its route and the response back, both bodies
+/// streamed with backpressure: a slow client slows the upstream down rather than making
+/// us buffer its response, and a slow upstream pauses the client's upload.
+///
+/// Errors: 502 when no upstream could be reached or one answered with garbage, 504 when
+/// one timed out, each logged with the upstream's address; an upstream failing after the
+/// response head went out cuts the client's response (HTTP/1 closes, HTTP/2 resets).
+/// Upgrade requests (WebSocket) become a tunnel once the upstream answers 101.
+/// Mount it as Rule("/.*", handler<ProxyHandler>(route)).
+class ProxyHandler : public RequestHandler {
+ public:
+  ProxyHandler();
+  ~ProxyHandler() override;
+  void initialize(std::shared_ptr<ProxyRoute> route);
+
+  bool stream_request_body() const override { return true; }
+  void data_received(std::string_view chunk) override;
+  std::optional<std::uint64_t> max_body_size() const override;
+  void on_connection_close() override;
+  std::vector<std::string> allowed_methods() const override {
+    return {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+  }
+
+  Task<void> get() override { return serve(); }
+  Task<void> head() override { return serve(); }
+  Task<void> post() override { return serve(); }
+  Task<void> put() override { return serve(); }
+  Task<void> patch() override { return serve(); }
+  Task<void> delete_() override { return serve(); }
+  Task<void> options() override { return serve(); }
+
+  class Exchange;
+
+ private:
+  Task<void> serve();
+
+  std::shared_ptr<ProxyRoute> route_;
+  std::shared_ptr<Exchange> exchange_;
+};
+
+}  // namespace tronada

@@ -1,0 +1,96 @@
+// UpstreamGroup: the servers a proxy route balances over, with passive health checks.
+// Sans-I/O: it decides and counts; the proxy handler does the connecting.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tronada/http/connection_pool.h"
+#include "tronada/loop/io_loop.h"
+
+namespace tronada {
+
+/// One upstream server of a proxy route.
+struct Upstream {
+  /// As configured: "http://10.0.0.1:8080", "https://api.internal", "unix:/run/app.sock".
+  std::string url;
+  Endpoint endpoint;
+  /// A path prefix from the URL ("http://a:8080/api" -> "/api"); requests go to
+  /// prefix + their own path, as nginx's proxy_pass with a URI part. Empty: none.
+  std::string path_prefix;
+  /// The Host header the upstream would expect ("a:8080"), for X-Forwarded-Host checks
+  /// and when the route does not keep the client's Host.
+  std::string host_header;
+
+  // --- state, kept by UpstreamGroup ---
+  std::size_t active = 0;     // exchanges in flight
+  std::size_t failures = 0;   // consecutive failures within fail_timeout
+  TimePoint first_failure{};  // when the current run of failures began
+  TimePoint down_until{};     // marked down (passively or by a health check) until then
+  bool health_check_down = false;
+  std::uint64_t requests = 0;  // picked, ever
+
+  bool down(TimePoint now) const { return health_check_down || now < down_until; }
+};
+
+/// Parses an upstream URL: http:// or https:// with an optional path prefix, or
+/// unix:PATH (plain HTTP over a Unix socket). Throws std::invalid_argument naming the
+/// problem (queries and fragments are refused: they cannot be prefixes).
+Upstream parse_upstream(std::string_view url);
+
+/// How a group picks among its healthy upstreams.
+enum class BalancePolicy {
+  round_robin,  // in turn, as nginx's default
+  least_conn,   // the fewest exchanges in flight; ties in turn
+};
+
+/// Parses "round_robin" or "least_conn"; std::invalid_argument otherwise.
+BalancePolicy parse_balance_policy(std::string_view name);
+
+struct UpstreamGroupOptions {
+  BalancePolicy policy = BalancePolicy::round_robin;
+  /// nginx's max_fails / fail_timeout: this many failures (connect errors, timeouts,
+  /// resets) within fail_timeout mark the upstream down for fail_timeout. 0: never.
+  std::size_t max_fails = 1;
+  Duration fail_timeout = std::chrono::seconds(10);
+};
+
+/// The upstreams of one proxy route and how requests spread over them.
+///
+/// pick() skips upstreams that are down and those already tried for this request;
+/// when every untried one is down it still returns the one that comes back first, as
+/// nginx does, so a group whose servers all failed recently is retried rather than
+/// answering 502 without trying.
+class UpstreamGroup {
+ public:
+  /// Throws std::invalid_argument for an empty list.
+  UpstreamGroup(std::vector<Upstream> upstreams, UpstreamGroupOptions options = {});
+
+  /// The next upstream for a request, or nullptr when all were tried.
+  Upstream* pick(TimePoint now, const std::vector<const Upstream*>& tried);
+  void begin(Upstream& u) {
+    ++u.active;
+    ++u.requests;
+  }
+  void end(Upstream& u) {
+    if (u.active > 0) --u.active;
+  }
+  /// A connect error, timeout or broken response from `u`.
+  void report_failure(Upstream& u, TimePoint now);
+  /// A complete response from `u`: clears its failure count.
+  void report_success(Upstream& u);
+
+  std::vector<Upstream>& upstreams() { return upstreams_; }
+  const std::vector<Upstream>& upstreams() const { return upstreams_; }
+  const UpstreamGroupOptions& options() const { return options_; }
+
+ private:
+  std::vector<Upstream> upstreams_;
+  UpstreamGroupOptions options_;
+  std::size_t next_ = 0;
+};
+
+}  // namespace tronada
