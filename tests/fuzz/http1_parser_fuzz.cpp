@@ -4,6 +4,7 @@
 // second request past a proxy behind us.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "fuzz_support.h"
@@ -81,8 +82,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view input = fuzz::as_view(data, size);
   Outcome whole = run({input});
   Outcome pieces = run(fuzz::split(input));
-  FUZZ_CHECK(whole.error == pieces.error);
+  auto limit = [](int status) { return status == 413 || status == 414 || status == 431; };
+  bool same = whole.error == pieces.error && whole.log == pieces.log;
+  // An input that is both malformed and over a size limit may get either status: the
+  // parser counts header bytes as llhttp reports them, which is at the end of each read
+  // at the latest ("a buffer late at worst", http1_parser.cpp), so where the reads end
+  // decides which error is seen first. Accepting or refusing must never depend on it.
+  bool both_refused_for_a_limit =
+      whole.error != 0 && pieces.error != 0 && (limit(whole.error) || limit(pieces.error));
+  if (!same && !both_refused_for_a_limit) {
+    std::fprintf(stderr, "whole: %d %s\npieces: %d %s\n", whole.error, whole.log.c_str(),
+                 pieces.error, pieces.log.c_str());
+  }
+  FUZZ_CHECK((whole.error != 0) == (pieces.error != 0));
   FUZZ_CHECK(whole.upgraded == pieces.upgraded);
-  FUZZ_CHECK(whole.log == pieces.log);
+  FUZZ_CHECK(same || both_refused_for_a_limit);
   return 0;
 }

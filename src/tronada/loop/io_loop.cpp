@@ -121,23 +121,25 @@ void IOLoop::stop() {
   stop_requested_.store(true);
   if (in_loop_thread()) {
     uv_stop(&loop_);
-  } else if (wakeup_) {
-    uv_async_send(wakeup_);
+  } else {
+    std::lock_guard<std::mutex> lock(callbacks_mutex_);  // see add_callback
+    if (wakeup_) uv_async_send(wakeup_);
   }
 }
 
 void IOLoop::add_callback(Callback cb) {
+  bool local = in_loop_thread();
   {
     std::lock_guard<std::mutex> lock(callbacks_mutex_);
     callbacks_.push_back(std::move(cb));
-  }
-  if (in_loop_thread()) {
-    arm_idle();
-  } else if (wakeup_) {
     // The only cross-thread entry into the loop: libuv coalesces sends, and the async
-    // callback (on the loop thread) arms the idle handle.
-    uv_async_send(wakeup_);
+    // callback (on the loop thread) arms the idle handle. Sent under the lock because
+    // close() clears wakeup_ under it before closing the handle: a worker thread that
+    // posts while the loop closes must not send to a closed handle (a data race
+    // ThreadSanitizer found between a WSGI worker and a test server's teardown).
+    if (!local && wakeup_) uv_async_send(wakeup_);
   }
+  if (local) arm_idle();
 }
 
 void IOLoop::arm_idle() {
@@ -347,10 +349,15 @@ void IOLoop::close() {
   fd_watchers_.clear();
   for (auto& [sig, s] : signal_watchers_) close_and_delete(s);
   signal_watchers_.clear();
-  close_raw(wakeup_);
+  uv_async_t* wakeup;
+  {
+    std::lock_guard<std::mutex> lock(callbacks_mutex_);  // see add_callback
+    wakeup = wakeup_;
+    wakeup_ = nullptr;
+  }
+  close_raw(wakeup);
   close_raw(check_);
   close_raw(idle_);
-  wakeup_ = nullptr;
   check_ = nullptr;
   idle_ = nullptr;
   // Let pending close callbacks (ours and those of objects closing their own handles)
