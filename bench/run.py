@@ -383,7 +383,7 @@ daemon off;
 master_process on;
 worker_processes 1;
 worker_rlimit_nofile {nofile};
-pid {workdir}/nginx.pid;
+pid {workdir}/nginx-{port}.pid;
 error_log {workdir}/nginx-error.log warn;
 events {{
     worker_connections {conns};
@@ -618,6 +618,8 @@ pm.max_requests = 0
 
 def with_php_fpm(port, workdir, server_argv):
     """php-fpm and a gateway in one process group (the harness pins and stops both)."""
+    # nginx's worker runs as an unprivileged user: it must reach the socket in here.
+    os.chmod(workdir, 0o755)
     sock, fpm = php_fpm_conf(workdir, port)
     # php-fpm leaves the process group, so the shell stops it itself on SIGTERM.
     script = (f"{shlex.join(fpm)} & FPM=$!; "
@@ -671,6 +673,64 @@ def tronada_php_command(port, workdir):
         "-b", f"{HOST}:{port}", "--max-conns", "2", "--log-level", "warning"])
 
 
+def with_upstream(port, workdir, gateway_argv):
+    """A fixed upstream (nginx answering `Hello, world`, as in http-plaintext) and a
+    gateway in one process group, so both are pinned to the server CPU and the CPU time
+    counts both: the gateways differ only in their own cost."""
+    up_port = free_port()
+    upstream = nginx_command(up_port, workdir)
+    script = (f"{shlex.join(upstream)} & UP=$!; "
+              f"for i in $(seq 200); do curl -s -o /dev/null http://{HOST}:{up_port}/ && break; "
+              "sleep 0.05; done; "
+              f"{shlex.join(gateway_argv(up_port))} & SRV=$!; "
+              "trap 'kill $SRV $UP 2>/dev/null; wait' TERM INT; "
+              "wait $SRV; kill $UP 2>/dev/null; wait")
+    return ["/bin/sh", "-c", script]
+
+
+def nginx_proxy_command(port, workdir):
+    def argv(up_port):
+        conf = f"""
+daemon off;
+master_process on;
+worker_processes 1;
+pid {workdir}/nginx-proxy-{port}.pid;
+error_log {workdir}/nginx-proxy-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+    client_body_temp_path {workdir}/client_body;
+    proxy_temp_path {workdir}/proxy;
+    upstream up {{ server {HOST}:{up_port}; keepalive 64; keepalive_requests 100000000; }}
+    server {{
+        listen {HOST}:{port} backlog=4096;
+        location / {{
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+        }}
+    }}
+}}
+"""
+        conf_path = Path(workdir) / f"nginx-proxy-{port}.conf"
+        conf_path.write_text(conf)
+        return [nginx_path(), "-p", str(workdir), "-e", f"{workdir}/nginx-proxy-error.log",
+                "-c", str(conf_path)]
+    return with_upstream(port, workdir, argv)
+
+
+def tronada_proxy_command(port, workdir):
+    return with_upstream(port, workdir, lambda up_port: [
+        str(BIN / "tronada"), "proxy", "--to", f"http://{HOST}:{up_port}",
+        "-b", f"{HOST}:{port}", "--access-log", "off", "--log-level", "warning"])
+
+
 def missing_php_fpm():
     return None if php_fpm_path() else "php-fpm missing (apt-get install php-fpm)"
 
@@ -684,6 +744,15 @@ SERVERS["tronada-php"] = Spec(
     "tronada-php", "tronada fastcgi (--max-conns 2) → php-fpm (2 children)", "http",
     tronada_php_command,
     missing_all(missing_php_fpm, missing_binary(BIN / "tronada", "run ./scripts/build")))
+
+SERVERS["nginx-proxy"] = Spec(
+    "nginx-proxy", "nginx proxy_pass (upstream keepalive 64) → nginx", "http",
+    nginx_proxy_command, lambda: None if nginx_path() else "nginx missing (nginx-light)",
+    nginx_version)
+SERVERS["tronada-proxy"] = Spec(
+    "tronada-proxy", "tronada proxy → nginx", "http", tronada_proxy_command,
+    missing_all(lambda: None if nginx_path() else "nginx missing (nginx-light)",
+                missing_binary(BIN / "tronada", "run ./scripts/build")))
 
 # The `client` workload measures load generators, not servers: two nginx instances
 # (the fixed server), one loaded by wrk and one by our HTTP client.
@@ -899,6 +968,15 @@ WORKLOADS = {
         "with its own php-fpm pool of the same configuration (static, 2 children, Unix "
         "socket), started in the gateway's process group so both are pinned to the server "
         "CPU and their CPU time includes PHP's.", concurrency=[64]),
+    "proxy-hello": Workload(
+        "proxy-hello", "Reverse proxy to a fixed upstream, hello world", "throughput",
+        ["nginx-proxy", "tronada-proxy"], "nginx-proxy",
+        "`wrk -t1 -cN --latency` on `GET /` through nginx (`proxy_pass` to an upstream "
+        "block with `keepalive 64`, HTTP/1.1, Host and X-Forwarded-For/-Proto/-Host set) "
+        "and through `tronada proxy --to` (its defaults, which add the same fields and "
+        "Via); the upstream is an nginx answering `Hello, world`, one per gateway, in the "
+        "gateway's process group so both are pinned to the server CPU and their CPU time "
+        "includes the upstream's.", concurrency=[64]),
     "h2c": Workload(
         "h2c", "HTTP/2 over clear text (prior knowledge), hello world", "throughput",
         ["h2o-h2c", "nginx-h2c", "tronada-h2c"], "h2o-h2c",

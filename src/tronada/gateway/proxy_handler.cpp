@@ -602,8 +602,9 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
   void drop_connection(bool reusable) {
     if (conn_) {
       IOStream& s = conn_.stream();
-      s.set_data_handler(nullptr);
       s.set_close_callback(nullptr);
+      // Released: the pool's idle watcher replaces our handler without a pause in reads.
+      if (!reusable) s.set_data_handler(nullptr);
       if (reusable) {
         conn_.release();
       } else {

@@ -98,7 +98,9 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
       --idle_total;
       loop->remove_timeout(c.timer);
       c.stream->set_close_callback(nullptr);
-      c.stream->set_data_handler(nullptr);
+      // The idle watcher stays the data handler until the holder installs its own:
+      // stopping and restarting reads costs two epoll_ctl calls per request, and a byte
+      // arriving before the holder sent anything still means a broken connection.
       if (!c.stream->closed()) return std::move(c.stream);
     }
     return nullptr;
@@ -303,6 +305,7 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
   void give_back(const std::string& key, std::shared_ptr<IOStream> stream, bool reusable) {
     auto it = groups.find(key);
     if (it == groups.end()) {
+      stream->set_data_handler(nullptr);
       stream->close();
       return;
     }
@@ -316,10 +319,12 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
       stream->close();
     } else {
       stream->set_close_callback(nullptr);
-      stream->set_data_handler(nullptr);
       auto w = std::find_if(waiters.begin(), waiters.end(),
                             [&](const Waiter& w) { return w.key == key && w.reuse_idle; });
       if (w != waiters.end()) {
+        // Replaced, not cleared: the last holder's handler goes, reads keep running.
+        IOStream* raw = stream.get();
+        stream->set_data_handler([raw](std::string_view) { raw->close(); });
         loop->remove_timeout(w->timer);
         --g.waiting;
         handoffs.push_back(Handoff{std::move(w->promise), checkout(key, std::move(stream), true)});

@@ -68,7 +68,10 @@ class PoolFullError : public std::runtime_error {
 /// either discards it. After release/discard the object is empty.
 ///
 /// While checked out, the stream's data handler, close callback and reads belong to the
-/// holder; release() takes them back (the holder must not touch the stream after).
+/// holder; release() takes them back (the holder must not touch the stream after). A
+/// checked-out stream still has the pool's idle watcher as its data handler (it closes
+/// the stream on any byte): the holder replaces it with its own before sending, and on
+/// release leaves its handler for the pool to replace, so reads never stop and restart.
 class PooledConnection {
  public:
   PooledConnection() = default;

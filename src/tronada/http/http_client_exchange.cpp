@@ -287,8 +287,10 @@ class Exchange : public HTTP1ResponseParser::Events, public std::enable_shared_f
     loop_->remove_timeout(timer_);
     if (conn_) {
       IOStream& s = conn_.stream();
-      s.set_data_handler(nullptr);
       s.set_close_callback(nullptr);
+      // A released connection's handler is replaced by the pool's idle watcher: clearing
+      // it here would stop and restart reads (two epoll_ctl calls) for nothing.
+      if (!reusable) s.set_data_handler(nullptr);
       if (reusable) {
         conn_.release();
       } else {
