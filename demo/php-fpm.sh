@@ -11,6 +11,8 @@ if [ -z "$fpm" ]; then
   exit 3
 fi
 mkdir -p "$run_dir"
+# php-fpm reads relative paths in its config against its own prefix, not our folder.
+run_dir=$(cd "$run_dir" && pwd)
 rm -f "$run_dir/php-fpm.sock"
 user=""
 extra=""
