@@ -20,9 +20,12 @@ class LoopTest : public ::testing::Test {
   LoopTest() { loop.make_current(); }
   void TearDown() override {
     // Let closes, cancel requests on the executor and their callbacks finish first.
-    run_sync([]() -> Task<void> {
-      Future<void> pause = sleep(std::chrono::milliseconds(50));
-      co_await pause;
+    // Cancel requests run PQcancel on the executor: wait for those work requests too.
+    run_sync([this]() -> Task<void> {
+      for (int i = 0; i < 500 && loop.uv()->active_reqs.count > 0; ++i) {
+        Future<void> pause = sleep(std::chrono::milliseconds(10));
+        co_await pause;
+      }
       for (int i = 0; i < 5; ++i) {
         Future<void> tick = next_tick();
         co_await tick;
