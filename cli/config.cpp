@@ -304,6 +304,7 @@ Backend read_backend(std::string_view kind, const toml::table& t, const std::str
   }
   if (auto v = r.duration("health_interval")) b.health_interval = *v;
   if (auto v = r.boolean("preserve_host")) b.preserve_host = *v;
+  if (auto v = r.string("ca_file")) b.ca_file = *v;
   r.finish();
   return b;
 }
@@ -493,6 +494,7 @@ std::string format_config(const Config& config) {
         out << "health_interval = " << format_ms(b->health_interval) << "\n";
       }
       out << "preserve_host = " << (b->preserve_host ? "true" : "false") << "\n";
+      if (!b->ca_file.empty()) out << "ca_file = " << quote(b->ca_file) << "\n";
     }
   }
   return out.str();

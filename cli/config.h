@@ -82,6 +82,7 @@ struct ProxyBackend {
   std::string health_uri;  // empty: passive health checks only
   std::chrono::milliseconds health_interval{10'000};
   bool preserve_host = true;
+  std::string ca_file;  // CAs for https:// upstreams; empty: the system's
 };
 
 using Backend =

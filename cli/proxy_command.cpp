@@ -29,6 +29,7 @@ struct ProxyCommand {
   std::string health_uri;
   double health_interval = 10;
   bool upstream_host = false;
+  std::string upstream_ca;
   bool xheaders = false;
 
   void run() {
@@ -43,6 +44,7 @@ struct ProxyCommand {
     backend.health_uri = health_uri;
     backend.health_interval = seconds(health_interval);
     backend.preserve_host = !upstream_host;
+    backend.ca_file = upstream_ca;
     RouteConfig route;
     ServerConfig server;
     server.xheaders = xheaders;
@@ -109,6 +111,10 @@ void register_proxy_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--upstream-host", cmd->upstream_host,
                 "Send the upstream's own host in Host, not the client's");
+  sub->add_option("--upstream-ca", cmd->upstream_ca,
+                  "CA certificates (PEM) that https:// upstreams are verified against, instead "
+                  "of the system's")
+      ->check(CLI::ExistingFile);
   sub->add_flag("--xheaders", cmd->xheaders,
                 "Trust X-Forwarded-For/-Proto from clients (behind another proxy)");
   add_common_options(*sub, cmd->common);

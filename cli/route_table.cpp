@@ -46,6 +46,7 @@ std::shared_ptr<ProxyRoute> make_proxy_route(const ProxyBackend& b, const RouteC
   options.health_uri = b.health_uri;
   options.health_interval = ns(b.health_interval);
   options.headers.preserve_host = b.preserve_host;
+  options.upstream_ca_file = b.ca_file;
   options.headers.trust_forwarded = server.xheaders;
   if (route.strip_prefix) options.headers.strip_prefix = route.path;
   if (server.max_body_size) options.max_body_size = *server.max_body_size;

@@ -242,6 +242,7 @@ def test_cgi_params(tronada):
     assert env["GATEWAY_INTERFACE"] == "CGI/1.1"
     assert env["SERVER_SOFTWARE"].startswith("tronada/")
     assert env["REMOTE_ADDR"] == "127.0.0.1"
+    assert 0 < int(env["REMOTE_PORT"]) < 65536
     assert env["SERVER_PORT"] == str(tronada.port)
     assert env["SERVER_NAME"] == "127.0.0.1"
     assert env["REDIRECT_STATUS"] == "200"

@@ -360,3 +360,20 @@ def test_upstream_dying_mid_body_resets_the_h2_stream(upstream, proxy):
     gone = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-w", "%{http_code}",
                            f"{url(px)}/whoami"], capture_output=True, text=True, timeout=20)
     assert gone.returncode == 0 and gone.stdout.endswith("502")
+
+
+def test_https_upstream_is_verified(procs, proxy, tmp_path):
+    crt, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key),
+                    "-out", str(crt)], check=True, capture_output=True)
+    port = free_port()
+    procs([str(BIN / "http_test_server"), "--port", str(port), "--certfile", str(crt),
+           "--keyfile", str(key)], port)
+    trusted = proxy(f"https://localhost:{port}", extra=["--upstream-ca", str(crt)])
+    status, _, body = request(trusted.port, "GET", "/remote")
+    assert status == 200 and b"https" in body
+    untrusted = proxy(f"https://localhost:{port}")  # the system's CAs do not know it
+    assert request(untrusted.port, "GET", "/remote")[0] == 502
+    assert "certificate" in untrusted.stderr().lower()

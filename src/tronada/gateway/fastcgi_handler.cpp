@@ -326,6 +326,7 @@ void FastCGIHandler::start_exchange() {
   p.emplace_back("GATEWAY_INTERFACE", "CGI/1.1");
   p.emplace_back("SERVER_SOFTWARE", std::string("tronada/") + TRONADA_VERSION);
   p.emplace_back("REMOTE_ADDR", req.remote_ip);
+  p.emplace_back("REMOTE_PORT", std::to_string(req.remote_port));
   p.emplace_back("SERVER_ADDR", config_->server_addr);
   int port = config_->server_port;
   if (std::size_t colon = req.host.rfind(':');

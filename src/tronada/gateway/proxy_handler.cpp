@@ -14,6 +14,7 @@
 #include "tronada/loop/periodic_callback.h"
 #include "tronada/loop/timeout_list.h"
 #include "tronada/net/iostream.h"
+#include "tronada/net/ssl_context.h"
 
 namespace tronada {
 
@@ -79,6 +80,19 @@ ProxyRoute::ProxyRoute(const std::vector<std::string>& upstream_urls, ProxyOptio
     : options_(std::move(options)), group_(parse_upstreams(upstream_urls), options_.balance) {
   if (!options_.health_uri.empty() && options_.health_uri[0] != '/') {
     throw std::invalid_argument("health check path must start with '/'");
+  }
+  std::shared_ptr<SSLContext> tls;
+  for (Upstream& u : group_.upstreams()) {
+    if (u.endpoint.scheme != "https") continue;
+    if (!tls) {
+      SSLClientConfig config;
+      config.verify_peer = config.check_hostname = options_.upstream_verify;
+      config.ca_file = options_.upstream_ca_file;
+      config.alpn_protocols = {"http/1.1"};
+      tls = SSLContext::client(std::move(config));
+    }
+    u.endpoint.ssl = tls;
+    u.endpoint.server_hostname = u.endpoint.host;
   }
   if (!options_.health_uri.empty()) {
     // Checks begin when the loop that serves the route runs, before the first request.

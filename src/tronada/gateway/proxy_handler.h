@@ -39,6 +39,10 @@ struct ProxyOptions {
   std::uint64_t max_body_size = 0;
   ProxyHeaderOptions headers;
   UpstreamGroupOptions balance;
+  /// https:// upstreams: verify their certificates (against `upstream_ca_file`, or the
+  /// system's CAs when empty) and names. Off only for upstreams pinned by other means.
+  bool upstream_verify = true;
+  std::string upstream_ca_file;
   ConnectionPoolOptions pool = default_pool_options();
   /// Active health checks: GET this path on every upstream each interval; a non-2xx/3xx
   /// answer or none within health_timeout marks it down until a check passes. Empty:

@@ -98,6 +98,7 @@ WSGIEnviron build_wsgi_environ(const HTTPServerRequest& request, std::string_vie
   v.emplace_back("SERVER_NAME", std::move(host_name));
   v.emplace_back("SERVER_PORT", std::move(port));
   v.emplace_back("REMOTE_ADDR", request.remote_ip);
+  v.emplace_back("REMOTE_PORT", std::to_string(request.remote_port));
 
   std::string key;
   for (const auto& field : request.headers) {

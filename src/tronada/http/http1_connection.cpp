@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstring>
 #include <stdexcept>
+#include <tuple>
 #include <typeinfo>
 
 #include "tronada/base/log.h"
@@ -120,7 +121,7 @@ void HTTP1Connection::start() {
   context_->connections.insert(this);
   keep_alive_ = context_->options.keep_alive;
   // Once per connection: a getpeername per request would be a system call on a hot path.
-  remote_ip_ = stream_->peer_ip();
+  std::tie(remote_ip_, remote_port_) = stream_->peer_address();
   // The stream keeps us alive through its close callback until it closes; on close it
   // drops it, which breaks the cycle. The data handler can therefore hold `this`.
   auto self = shared_from_this();
@@ -335,6 +336,7 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
   req->headers = std::move(headers);
   req->protocol = context_->options.protocol;
   req->remote_ip = remote_ip_;
+  req->remote_port = remote_port_;
   req->start_time = Clock::now();
   if (!req->parse_target()) {
     // llhttp refuses such targets already; this keeps a bad one from reaching routing.

@@ -166,6 +166,7 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   std::size_t write_mark_unsent_ = 0;
 
   std::string remote_ip_;  // the peer's address, looked up once per connection
+  int remote_port_ = 0;
   std::string out_;        // response bytes not yet handed to the stream
   std::string pending_;    // pipelined input read ahead of the current request...
   // Body bytes read while the handler paused the body (pause_body); delivered on resume.

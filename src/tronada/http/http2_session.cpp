@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstring>
 #include <stdexcept>
+#include <tuple>
 
 #include "tronada/base/log.h"
 #include "tronada/http/http_date.h"
@@ -175,7 +176,7 @@ HTTP2Session::~HTTP2Session() {
 
 void HTTP2Session::start(std::string_view initial) {
   ctx_->sessions.insert(this);
-  remote_ip_ = stream_->peer_ip();
+  std::tie(remote_ip_, remote_port_) = stream_->peer_address();
   const HTTP2Options& o = ctx_->options;
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, o.max_concurrent_streams},
@@ -248,6 +249,7 @@ int HTTP2Session::on_begin_headers(nghttp2_session* session, const nghttp2_frame
   s->request->version = "HTTP/2";
   s->request->protocol = self->ctx_->base->options.protocol;
   s->request->remote_ip = self->remote_ip_;
+  s->request->remote_port = self->remote_port_;
   s->request->start_time = Clock::now();
   nghttp2_session_set_stream_user_data(session, s->id, s.get());
   self->streams_.emplace(s->id, std::move(s));

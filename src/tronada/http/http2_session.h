@@ -146,6 +146,7 @@ class HTTP2Session : public std::enable_shared_from_this<HTTP2Session> {
   std::vector<std::shared_ptr<detail::HTTP2StreamState>>
       headers_due_;  // write_headers, not submitted
   std::string remote_ip_;
+  int remote_port_ = 0;
   TimeoutEntry idle_timeout_;
   TimeoutEntry write_timeout_;
   std::uint64_t bytes_sent_ = 0;  // given to the socket, ever

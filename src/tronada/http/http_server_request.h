@@ -22,9 +22,11 @@ class HTTPServerRequest {
   std::string query;    // "a=1&b=2", without '?'
   std::string version;  // "HTTP/1.1", "HTTP/2"
   HTTPHeaders headers;
-  std::string body;     // empty when the body is streamed to a delegate
+  std::string body;  // empty when the body is streamed to a delegate
   /// The client's address; with xheaders on, from X-Real-IP / X-Forwarded-For.
   std::string remote_ip;
+  /// The client's TCP port; 0 over a Unix socket. Not rewritten by xheaders.
+  int remote_port = 0;
   /// "http" or "https"; with xheaders on, from X-Forwarded-Proto / X-Scheme.
   std::string protocol = "http";
   /// Host header (or :authority, or the host of an absolute-form target).

@@ -778,34 +778,34 @@ void IOStream::set_nodelay(bool on) {
 }
 
 std::string IOStream::peer_ip() const {
-  if (!handle_) return "";
-  if (handle_->type != UV_TCP) return "unix";
-  sockaddr_storage addr{};
-  int len = sizeof addr;
-  if (uv_tcp_getpeername(reinterpret_cast<const uv_tcp_t*>(handle_),
-                         reinterpret_cast<sockaddr*>(&addr), &len) < 0) {
-    return "";
-  }
-  char ip[INET6_ADDRSTRLEN] = {};
-  if (addr.ss_family == AF_INET) {
-    uv_ip4_name(reinterpret_cast<sockaddr_in*>(&addr), ip, sizeof ip);
-  } else if (addr.ss_family == AF_INET6) {
-    uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&addr), ip, sizeof ip);
-  }
-  return ip;
+  return peer_address().first;
 }
 
 int IOStream::peer_port() const {
-  if (!handle_ || handle_->type != UV_TCP) return 0;
+  return peer_address().second;
+}
+
+std::pair<std::string, int> IOStream::peer_address() const {
+  if (!handle_) return {"", 0};
+  if (handle_->type != UV_TCP) return {"unix", 0};
   sockaddr_storage addr{};
   int len = sizeof addr;
   if (uv_tcp_getpeername(reinterpret_cast<const uv_tcp_t*>(handle_),
                          reinterpret_cast<sockaddr*>(&addr), &len) < 0) {
-    return 0;
+    return {"", 0};
   }
-  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-  return 0;
+  char ip[INET6_ADDRSTRLEN] = {};
+  int port = 0;
+  if (addr.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    uv_ip4_name(in, ip, sizeof ip);
+    port = ntohs(in->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    uv_ip6_name(in6, ip, sizeof ip);
+    port = ntohs(in6->sin6_port);
+  }
+  return {ip, port};
 }
 
 }  // namespace tronada

@@ -172,6 +172,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// Peer address as text ("127.0.0.1", "::1", "unix") and port (0 if none).
   std::string peer_ip() const;
   int peer_port() const;
+  /// Both at once (one getpeername call): ("unix", 0) over a Unix socket.
+  std::pair<std::string, int> peer_address() const;
 
  protected:
   IOStream(uv_stream_t* handle, IOStreamOptions options);
