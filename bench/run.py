@@ -754,6 +754,41 @@ SERVERS["tronada-proxy"] = Spec(
     missing_all(lambda: None if nginx_path() else "nginx missing (nginx-light)",
                 missing_binary(BIN / "tronada", "run ./scripts/build")))
 
+# http-db: a handler doing one PostgreSQL query per request. One postgres for the whole
+# run (tests/integration/db_servers.py: a temp dir, a free port, run as the postgres user
+# when root), unpinned: the servers' CPU time counts only the application.
+_PG_SERVER = None
+
+
+def pg_server():
+    global _PG_SERVER
+    if _PG_SERVER is None:
+        sys.path.insert(0, str(ROOT / "tests" / "integration"))
+        import atexit
+        from db_servers import PgServer
+        _PG_SERVER = PgServer()
+        atexit.register(_PG_SERVER.close)
+    return _PG_SERVER
+
+
+def missing_postgres():
+    return None if list(Path("/usr/lib/postgresql").glob("*/bin/postgres")) else \
+        "postgresql missing (apt-get install postgresql)"
+
+
+SERVERS["tronada-db"] = Spec(
+    "tronada-db", "tronada (08_async_db, pg::Pool of 10)", "http",
+    lambda port, wd: [str(BIN / "08_async_db"), "--dsn", pg_server().dsn, "--pool", "10",
+                      "--port", str(port), "--address", HOST],
+    missing_all(missing_postgres, missing_binary(BIN / "08_async_db", "run ./scripts/build")))
+SERVERS["tornado-db"] = Spec(
+    "tornado-db", "Tornado + asyncpg (pool of 10)", "http",
+    lambda port, wd: [PYTHON, str(PEERS / "tornado_pg.py"), "--dsn",
+                      f"postgresql://postgres@127.0.0.1:{pg_server().port}/postgres",
+                      "--pool", "10", "--port", str(port), "--address", HOST],
+    missing_all(missing_postgres, missing_tornado, missing_module("asyncpg", "python3-asyncpg")),
+    tornado_version)
+
 # The `client` workload measures load generators, not servers: two nginx instances
 # (the fixed server), one loaded by wrk and one by our HTTP client.
 for _name, _label in (("client-wrk", "wrk → nginx"),
@@ -977,6 +1012,14 @@ WORKLOADS = {
         "Via); the upstream is an nginx answering `Hello, world`, one per gateway, in the "
         "gateway's process group so both are pinned to the server CPU and their CPU time "
         "includes the upstream's.", concurrency=[64]),
+    "http-db": Workload(
+        "http-db", "HTTP handler doing one PostgreSQL query", "throughput",
+        ["tornado-db", "tronada-db"], "tornado-db",
+        "`wrk -t1 -cN --latency` on `GET /` of examples/08_async_db (every row of a "
+        "one-row table as JSON through `pg::Pool`) and of bench/peers/tornado_pg.py (the "
+        "same with Tornado 6 and asyncpg, Debian's async driver); pools of 10 connections "
+        "to one PostgreSQL 15 on loopback, which runs unpinned and is not counted in the "
+        "servers' CPU.", concurrency=[64]),
     "h2c": Workload(
         "h2c", "HTTP/2 over clear text (prior knowledge), hello world", "throughput",
         ["h2o-h2c", "nginx-h2c", "tronada-h2c"], "h2o-h2c",
