@@ -150,6 +150,7 @@ static.root = "public"
     assert last["method"] == "GET" and last["uri"] == "/static/index.html"
     assert last["status"] == "200"
     assert last["agent"] == "probe/1.0" and last["referer"] == "http://r/"
+    assert last["bytes"] == str(len(b"<h1>welcome</h1>\n"))  # static files count their bytes
     assert [p["status"] for p in parsed] == ["200", "301", "404", "200", "200"]
 
 

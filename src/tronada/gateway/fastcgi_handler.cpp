@@ -404,7 +404,7 @@ void FastCGIHandler::data_received(std::string_view chunk) {
 }
 
 Task<void> FastCGIHandler::serve_static() {
-  int status = co_await config_->static_files->serve(request_, request_->path);
+  int status = co_await config_->static_files->serve(request_, request_->path, &bytes_written_);
   status_ = status;
   finished_ = true;
   headers_written_ = true;

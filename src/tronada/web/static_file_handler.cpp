@@ -2,14 +2,18 @@
 
 namespace tronada {
 
-Task<void> StaticFileHandler::get() { return serve(); }
-Task<void> StaticFileHandler::head() { return serve(); }
+Task<void> StaticFileHandler::get() {
+  return serve();
+}
+Task<void> StaticFileHandler::head() {
+  return serve();
+}
 
 Task<void> StaticFileHandler::serve() {
   std::string path = "/" + (path_args().empty() ? std::string() : path_args()[0]);
   // StaticFiles writes straight to the connection (large files stream with
   // backpressure); the handler only records the outcome for on_finish and the log.
-  int status = co_await files_->serve(request_, std::move(path));
+  int status = co_await files_->serve(request_, std::move(path), &bytes_written_);
   status_ = status;
   finished_ = true;
   headers_written_ = true;

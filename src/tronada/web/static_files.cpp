@@ -58,7 +58,7 @@ Lookup lookup_file(const std::string& root, const std::string& rel, bool wants_d
                    const std::vector<std::string>& index_files, std::size_t read_limit) {
   Lookup out;
   std::string full = rel.empty() ? root : root + "/" + rel;
-  struct stat st{};
+  struct stat st {};
   if (stat(full.c_str(), &st) != 0) return out;
   if (S_ISDIR(st.st_mode)) {
     if (!wants_dir_slash) {
@@ -202,15 +202,15 @@ StaticFiles::StaticFiles(StaticFileOptions options) : options_(std::move(options
   if (!realpath(options_.root.c_str(), resolved)) {
     throw std::runtime_error("static root " + options_.root + " does not exist or is unreadable");
   }
-  struct stat st{};
+  struct stat st {};
   if (stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
     throw std::runtime_error("static root " + options_.root + " is not a directory");
   }
   real_root_ = resolved;
 }
 
-Task<int> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request,
-                              std::string url_path) const {
+Task<int> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request, std::string url_path,
+                             std::uint64_t* body_bytes) const {
   HTTPServerRequest& req = *request;
   bool head = req.method == "HEAD";
   if (!head && req.method != "GET") {
@@ -308,6 +308,7 @@ Task<int> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request,
     co_return status;
   }
   if (f.content_read) {
+    if (body_bytes) *body_bytes = length;
     conn.write_response(status, h,
                         std::string_view(f.content).substr(static_cast<std::size_t>(first),
                                                            static_cast<std::size_t>(length)));
@@ -333,6 +334,7 @@ Task<int> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request,
       std::string piece = co_await pending;
       if (piece.empty()) break;  // truncated under us: the short body closes the connection
       offset += piece.size();
+      if (body_bytes) *body_bytes += piece.size();
       conn.write(piece);
       co_await conn.drain();
     }

@@ -49,8 +49,10 @@ class StaticFiles {
 
   /// Answers `request` with the file named by `url_path` (relative to where this tree
   /// is mounted, starting with '/'). GET and HEAD; other methods get 405. Completes
-  /// with the status it answered.
-  Task<int> serve(std::shared_ptr<HTTPServerRequest> request, std::string url_path) const;
+  /// with the status it answered; `body_bytes`, if given, gets the file bytes handed to
+  /// the connection (for access logs) and must outlive the task.
+  Task<int> serve(std::shared_ptr<HTTPServerRequest> request, std::string url_path,
+                  std::uint64_t* body_bytes = nullptr) const;
 
   const StaticFileOptions& options() const { return options_; }
   /// The root with symlinks resolved, as used for the containment check.
