@@ -614,16 +614,12 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
   }
 
   void drop_connection(bool reusable) {
-    if (conn_) {
-      IOStream& s = conn_.stream();
-      s.set_close_callback(nullptr);
-      // Released: the pool's idle watcher replaces our handler without a pause in reads.
-      if (!reusable) s.set_data_handler(nullptr);
-      if (reusable) {
-        conn_.release();
-      } else {
-        conn_.discard();
-      }
+    // The pool clears our callbacks (or, on release, replaces our data handler with its
+    // idle watcher without pausing reads).
+    if (reusable) {
+      conn_.release();
+    } else {
+      conn_.discard();
     }
     if (counted_) {
       route_->group().end(*upstream_);

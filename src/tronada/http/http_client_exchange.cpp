@@ -285,17 +285,12 @@ class Exchange : public HTTP1ResponseParser::Events, public std::enable_shared_f
   void finish(bool reusable) {
     finished_ = true;
     loop_->remove_timeout(timer_);
-    if (conn_) {
-      IOStream& s = conn_.stream();
-      s.set_close_callback(nullptr);
-      // A released connection's handler is replaced by the pool's idle watcher: clearing
-      // it here would stop and restart reads (two epoll_ctl calls) for nothing.
-      if (!reusable) s.set_data_handler(nullptr);
-      if (reusable) {
-        conn_.release();
-      } else {
-        conn_.discard();
-      }
+    // The pool clears our callbacks (or, on release, replaces our data handler with its
+    // idle watcher without pausing reads).
+    if (reusable) {
+      conn_.release();
+    } else {
+      conn_.discard();
     }
   }
 
