@@ -377,3 +377,36 @@ def test_https_upstream_is_verified(procs, proxy, tmp_path):
     untrusted = proxy(f"https://localhost:{port}")  # the system's CAs do not know it
     assert request(untrusted.port, "GET", "/remote")[0] == 502
     assert "certificate" in untrusted.stderr().lower()
+
+
+def test_serve_mixes_static_wsgi_and_proxy_routes(native, procs, tmp_path):
+    up = native()
+    public = tmp_path / "public"
+    public.mkdir()
+    (public / "index.html").write_text("<h1>static</h1>\n")
+    port = free_port()
+    config = tmp_path / "tronada.toml"
+    config.write_text(f"""
+[server]
+bind = ["127.0.0.1:{port}"]
+access_log = "{tmp_path}/access.log"
+
+[[route]]
+path = "/api/"
+strip_prefix = true
+proxy = {{ to = ["{url(up)}"] }}
+
+[[route]]
+path = "/app"
+wsgi = {{ app = "hello:application", pythonpath = ["{APPS}"] }}
+
+[[route]]
+path = "/"
+static.root = "{public}"
+""")
+    server = procs([TRONADA, "serve", "-c", str(config)], port)
+    assert request(port, "GET", "/")[2] == b"<h1>static</h1>\n"
+    assert request(port, "GET", "/app")[2] == b"Hello, World!"
+    status, _, body = request(port, "GET", "/api/echo")
+    assert status == 200 and json.loads(body)["uri"] == "/echo"
+    server.stop()
