@@ -11,7 +11,7 @@
 
 #include "tronada/gateway/fastcgi_client.h"
 #include "tronada/gateway/fastcgi_record.h"
-#include "tronada/web/request_handler.h"
+#include "tronada/gateway/gateway_handler.h"
 #include "tronada/web/static_files.h"
 
 namespace tronada {
@@ -73,32 +73,20 @@ FastCGITarget resolve_fastcgi_target(const FastCGIConfig& config, std::string_vi
 /// one that times out, 503 when the pool's queue is full; a responder failing after the
 /// headers went out closes the client connection. Mount it as
 /// Rule("/.*", handler<FastCGIHandler>(config)).
-class FastCGIHandler : public RequestHandler {
+class FastCGIHandler : public GatewayHandler {
  public:
   FastCGIHandler();
   ~FastCGIHandler() override;
   void initialize(std::shared_ptr<const FastCGIConfig> config);
 
-  bool stream_request_body() const override { return true; }
   void data_received(std::string_view chunk) override;
   std::optional<std::uint64_t> max_body_size() const override;
   void on_connection_close() override;
-  std::vector<std::string> allowed_methods() const override {
-    return {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
-  }
-
-  Task<void> get() override { return serve(); }
-  Task<void> head() override { return serve(); }
-  Task<void> post() override { return serve(); }
-  Task<void> put() override { return serve(); }
-  Task<void> patch() override { return serve(); }
-  Task<void> delete_() override { return serve(); }
-  Task<void> options() override { return serve(); }
 
   struct Exchange;
 
  private:
-  Task<void> serve();
+  Task<void> serve() override;
   Task<void> serve_static();
   Task<void> run_script(std::string url_path, int redirects_left);
   void start_exchange();

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "tronada/gateway/gateway_handler.h"
 #include "tronada/gateway/proxy_headers.h"
 #include "tronada/gateway/upstream_group.h"
 #include "tronada/http/connection_pool.h"
-#include "tronada/web/request_handler.h"
 
 namespace tronada {
 
@@ -106,32 +106,20 @@ class ProxyRoute {
 /// response head went out cuts the client's response (HTTP/1 closes, HTTP/2 resets).
 /// Upgrade requests (WebSocket) become a tunnel once the upstream answers 101.
 /// Mount it as Rule("/.*", handler<ProxyHandler>(route)).
-class ProxyHandler : public RequestHandler {
+class ProxyHandler : public GatewayHandler {
  public:
   ProxyHandler();
   ~ProxyHandler() override;
   void initialize(std::shared_ptr<ProxyRoute> route);
 
-  bool stream_request_body() const override { return true; }
   void data_received(std::string_view chunk) override;
   std::optional<std::uint64_t> max_body_size() const override;
   void on_connection_close() override;
-  std::vector<std::string> allowed_methods() const override {
-    return {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
-  }
-
-  Task<void> get() override { return serve(); }
-  Task<void> head() override { return serve(); }
-  Task<void> post() override { return serve(); }
-  Task<void> put() override { return serve(); }
-  Task<void> patch() override { return serve(); }
-  Task<void> delete_() override { return serve(); }
-  Task<void> options() override { return serve(); }
 
   class Exchange;
 
  private:
-  Task<void> serve();
+  Task<void> serve() override;
 
   std::shared_ptr<ProxyRoute> route_;
   std::shared_ptr<Exchange> exchange_;
