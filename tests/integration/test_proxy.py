@@ -410,3 +410,13 @@ static.root = "{public}"
     status, _, body = request(port, "GET", "/api/echo")
     assert status == 200 and json.loads(body)["uri"] == "/echo"
     server.stop()
+
+
+def test_malformed_and_oversized_upstream_responses_are_502(upstream, proxy):
+    a = upstream("a")
+    px = proxy(url(a), extra=["--max-fails", "0"])
+    assert request(px.port, "GET", "/garbage")[0] == 502
+    assert request(px.port, "GET", "/big-header")[0] == 502
+    assert request(px.port, "GET", "/whoami")[2] == b"a"  # and the next one is fine
+    log = px.stderr()
+    assert "malformed response" in log

@@ -7,6 +7,8 @@ not ours). Usage: upstream.py PORT NAME
   /slow?s=N        answers after N seconds
   /sha             POST: the SHA-256 and length of the body (Content-Length or chunked)
   /die-mid-body    sends a chunked head and one chunk, then kills the process
+  /garbage         answers with bytes that are not HTTP
+  /big-header      a response head of 100 KiB
 """
 import hashlib
 import http.server
@@ -51,6 +53,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif url.path == "/slow":
             time.sleep(float(q.get("s", ["1"])[0]))
             self.reply(200, "slow " + NAME)
+        elif url.path == "/garbage":
+            self.wfile.write(b"SMTP ready\r\n\r\n")
+            self.close_connection = True
+        elif url.path == "/big-header":
+            self.reply(200, "big", [("X-Big", "x" * 100_000)])
         elif url.path == "/die-mid-body":
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
