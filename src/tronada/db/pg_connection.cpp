@@ -2,6 +2,9 @@
 
 #include <libpq-fe.h>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <stdexcept>
 
 #include "tronada/base/log.h"
@@ -385,6 +388,15 @@ int Connection::server_version() const {
 }
 int Connection::backend_pid() const {
   return conn_ ? PQbackendPID(conn_) : 0;
+}
+
+bool Connection::peer_closed() const {
+  if (!conn_ || fd_ < 0) return true;
+  char byte;
+  ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return false;  // a message waits (a NOTIFY, a parameter change): alive
+  if (n == 0) return true;  // the server closed
+  return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;  // reset, ...
 }
 
 }  // namespace tronada::pg

@@ -90,6 +90,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close();
 
   bool is_open() const { return conn_ != nullptr && !connecting_; }
+  /// True if the server's end is already closed (a FIN or reset is waiting on the
+  /// socket): an idle connection whose server restarted. One non-blocking peek.
+  bool peer_closed() const;
   /// Statements queued or running.
   std::size_t pending() const { return queue_.size(); }
   /// True inside BEGIN ... COMMIT, also while a failed transaction awaits its ROLLBACK

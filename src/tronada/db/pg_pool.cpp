@@ -53,7 +53,12 @@ Task<PooledConnection> acquire(std::shared_ptr<PoolState> state) {
     // Most recently used first: its server process and caches are warm.
     std::shared_ptr<Connection> conn = std::move(state->idle.back());
     state->idle.pop_back();
-    if (conn->is_open()) co_return state->lend(std::move(conn), std::move(permit));
+    // A server that restarted closed its end while the connection sat idle: checking
+    // here costs a peek, and spares the caller a query that would fail on it.
+    if (conn->is_open() && !conn->peer_closed()) {
+      co_return state->lend(std::move(conn), std::move(permit));
+    }
+    conn->close();
   }
   Future<std::shared_ptr<Connection>> connecting =
       Connection::connect(state->options.conninfo, state->options.connect_timeout);
