@@ -52,9 +52,8 @@ void close_and_delete(T* owner) {
 
 template <typename Handle>
 void close_raw(Handle* h) {
-  uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* handle) {
-    delete reinterpret_cast<Handle*>(handle);
-  });
+  uv_close(reinterpret_cast<uv_handle_t*>(h),
+           [](uv_handle_t* handle) { delete reinterpret_cast<Handle*>(handle); });
 }
 
 }  // namespace
@@ -94,7 +93,9 @@ IOLoop& IOLoop::current() {
   return *t_current;
 }
 
-IOLoop* IOLoop::current_or_null() { return t_current; }
+IOLoop* IOLoop::current_or_null() {
+  return t_current;
+}
 
 void IOLoop::make_current() {
   t_current = this;
@@ -110,8 +111,18 @@ void IOLoop::start() {
   running_ = true;
   // A stop() that arrived before start() is honoured, like Tornado's.
   while (!stop_requested_.exchange(false)) {
+    // Callbacks queued before start() run before timers that fell due meanwhile, as in
+    // Tornado (asyncio appends expired timers behind the ready queue). libuv runs timers
+    // first in an iteration and our callbacks in its check phase, so a slow start (a
+    // loaded machine, a sanitizer build) would otherwise reorder them.
+    // A stop() from one of them still lets one non-blocking iteration run (due timers,
+    // ready I/O, pending closes), as a stop from the check phase always did.
+    uv_update_time(&loop_);
+    running_before_uv_ = true;
+    run_ready_callbacks();
+    running_before_uv_ = false;
     arm_idle();
-    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_run(&loop_, stop_requested_.load() ? UV_RUN_NOWAIT : UV_RUN_DEFAULT);
   }
   running_ = false;
   t_current = previous ? previous : this;
@@ -120,7 +131,8 @@ void IOLoop::start() {
 void IOLoop::stop() {
   stop_requested_.store(true);
   if (in_loop_thread()) {
-    uv_stop(&loop_);
+    // Before uv_run, uv_stop would make it return without running anything at all.
+    if (!running_before_uv_) uv_stop(&loop_);
   } else {
     std::lock_guard<std::mutex> lock(callbacks_mutex_);  // see add_callback
     if (wakeup_) uv_async_send(wakeup_);
@@ -254,7 +266,8 @@ void on_poll(uv_poll_t* handle, int status, int uv_events) {
 }  // namespace
 
 void IOLoop::add_handler(int fd, FdHandler handler, int events) {
-  if (fd_watchers_.count(fd)) throw std::logic_error("fd " + std::to_string(fd) + " already has a handler");
+  if (fd_watchers_.count(fd))
+    throw std::logic_error("fd " + std::to_string(fd) + " already has a handler");
   auto* w = new detail::FdWatcher{{}, std::move(handler), fd};
   int rc = uv_poll_init(&loop_, &w->handle, fd);
   if (rc < 0) {
@@ -268,7 +281,8 @@ void IOLoop::add_handler(int fd, FdHandler handler, int events) {
 
 void IOLoop::update_handler(int fd, int events) {
   auto it = fd_watchers_.find(fd);
-  if (it == fd_watchers_.end()) throw std::logic_error("fd " + std::to_string(fd) + " has no handler");
+  if (it == fd_watchers_.end())
+    throw std::logic_error("fd " + std::to_string(fd) + " has no handler");
   check_uv(uv_poll_start(&it->second->handle, to_uv_events(events), on_poll), "uv_poll_start");
 }
 
@@ -367,15 +381,21 @@ void IOLoop::close() {
     uv_run(&loop_, UV_RUN_NOWAIT);
     if (++rounds == 100) {
       int open = 0;
-      uv_walk(&loop_, [](uv_handle_t* h, void* arg) {
-        if (!uv_is_closing(h)) ++*static_cast<int*>(arg);
-      }, &open);
+      uv_walk(
+          &loop_,
+          [](uv_handle_t* h, void* arg) {
+            if (!uv_is_closing(h)) ++*static_cast<int*>(arg);
+          },
+          &open);
       log::warning("loop", "closing a loop with " + std::to_string(open) +
                                " handle(s) still open; their owners must close them");
       // Close the stragglers without a callback: their memory is their owners' to free.
-      uv_walk(&loop_, [](uv_handle_t* h, void*) {
-        if (!uv_is_closing(h)) uv_close(h, nullptr);
-      }, nullptr);
+      uv_walk(
+          &loop_,
+          [](uv_handle_t* h, void*) {
+            if (!uv_is_closing(h)) uv_close(h, nullptr);
+          },
+          nullptr);
     }
   }
   // Callbacks left in the queue can no longer run; drop them outside the lock.

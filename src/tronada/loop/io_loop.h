@@ -5,8 +5,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <exception>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -120,6 +120,8 @@ class IOLoop {
   uv_check_t* check_ = nullptr;
   uv_idle_t* idle_ = nullptr;
   bool idle_active_ = false;
+  // start() runs the callbacks queued before it outside uv_run (see start()).
+  bool running_before_uv_ = false;
   std::mutex callbacks_mutex_;
   std::vector<Callback> callbacks_;
   std::vector<Callback> running_callbacks_;

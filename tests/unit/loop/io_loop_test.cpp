@@ -229,6 +229,9 @@ TEST(IOLoop, ExceptionsInCallbacksAreLoggedAndTheLoopGoesOn) {
       },
       IOLoop::READ);
   Watchdog watchdog(loop, 10s);
+  // Both timeouts are due before the loop starts (as on a loaded CI machine): callbacks
+  // queued before start() still run first.
+  std::this_thread::sleep_for(5ms);
   loop.start();
   watchdog.disarm();
   EXPECT_EQ(order,
