@@ -809,6 +809,40 @@ for _tls, _suffix in ((False, "h2c"), (True, "h2-tls")):
         missing_binary(BIN / "http_test_server", "not built: run ./scripts/build"))
 
 
+# Framework workloads: tronada's Application against Tornado's with the same handlers
+# (bench/framework_bench.cpp, bench/peers/tornado_framework.py), and the framework
+# against a bare HTTPServer delegate.
+def framework_command(routes):
+    return lambda port, wd: [str(BIN / "framework_bench"), "--port", str(port), "--address",
+                             HOST, "--routes", str(routes)]
+
+
+def tornado_framework_command(routes):
+    return lambda port, wd: [PYTHON, str(PEERS / "tornado_framework.py"), "--port", str(port),
+                             "--address", HOST, "--routes", str(routes)]
+
+
+for _routes in (3, 50):
+    SERVERS[f"tronada-routes{_routes}"] = Spec(
+        f"tronada-routes{_routes}", f"tronada Application, {_routes} rules", "http",
+        framework_command(_routes),
+        missing_binary(BIN / "framework_bench", "not built: run ./scripts/build"))
+    SERVERS[f"tornado-routes{_routes}"] = Spec(
+        f"tornado-routes{_routes}", f"Tornado Application, {_routes} rules", "http",
+        tornado_framework_command(_routes), missing_tornado, tornado_version)
+SERVERS["tronada-bare"] = Spec(
+    "tronada-bare", "tronada HTTPServer delegate (http_test_server)", "http",
+    tronada_h2_command(False),
+    missing_binary(BIN / "http_test_server", "not built: run ./scripts/build"))
+# HTTPS over HTTP/1.1: the h2-tls servers; wrk offers no ALPN, so they answer HTTP/1.1.
+SERVERS["nginx-https"] = Spec(
+    "nginx-https", "nginx (HTTPS)", "tcp", nginx_h2_command(True),
+    lambda: None if nginx_path() else "nginx missing (nginx-light)", nginx_version)
+SERVERS["tronada-https"] = Spec(
+    "tronada-https", "tronada (HTTPS, http_test_server)", "tcp", tronada_h2_command(True),
+    missing_binary(BIN / "http_test_server", "not built: run ./scripts/build"))
+
+
 # --------------------------------------------------------------------------------------
 # Load generators
 
@@ -844,12 +878,12 @@ def parse_wrk(out):
     return res
 
 
-def run_wrk(opts, port, conns, seconds, close):
+def run_wrk(opts, port, conns, seconds, close, path="/", tls=False):
     argv = ["taskset", "-c", str(opts.client_cpu), "wrk", "-t1", f"-c{conns}",
             f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "5s"]  # whole seconds only
     if close:
         argv += ["-H", "Connection: close"]
-    argv.append(f"http://{HOST}:{port}/")
+    argv.append(f"{'https' if tls else 'http'}://{HOST}:{port}{path}")
     r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     if r.returncode != 0:
         raise RuntimeError(f"wrk failed ({r.returncode}): {(r.stderr or r.stdout).strip()[:500]}")
@@ -911,7 +945,7 @@ def run_echo_client(opts, port, conns, seconds, ws_path=None):
 
 class Workload:
     def __init__(self, name, title, kind, servers, reference, what, concurrency=None,
-                 close=False):
+                 close=False, path="/", tls=False):
         self.name = name
         self.title = title
         self.kind = kind  # "throughput", "memory", "loop"
@@ -920,6 +954,8 @@ class Workload:
         self.what = what
         self.concurrency = concurrency or []
         self.close = close
+        self.path = path  # what wrk asks for
+        self.tls = tls  # wrk over https (HTTP/1.1: wrk offers no ALPN)
 
 
 WORKLOADS = {
@@ -1020,6 +1056,37 @@ WORKLOADS = {
         "same with Tornado 6 and asyncpg, Debian's async driver); pools of 10 connections "
         "to one PostgreSQL 15 on loopback, which runs unpinned and is not counted in the "
         "servers' CPU.", concurrency=[64]),
+    "https": Workload(
+        "https", "HTTPS (HTTP/1.1 over TLS), hello world, keep-alive", "throughput",
+        ["nginx-https", "tronada-https"], "nginx-https",
+        "`wrk -t1 -cN --latency https://...` (TLS 1.3, P-256 self-signed certificate, "
+        "no ALPN so HTTP/1.1) on `GET /` answered with `Hello, world`; the handshakes "
+        "happen during the warm-up.", concurrency=[64], tls=True),
+    "framework": Workload(
+        "framework", "Framework overhead: Application + RequestHandler against a bare "
+        "HTTPServer delegate", "throughput", ["tronada-bare", "tronada-http"], "tronada-bare",
+        "`wrk -t1 -cN --latency` on `GET /` answered with `Hello, world` by the tour's "
+        "01_getting_started (Application, routing, a RequestHandler per request, default "
+        "headers, ETag) and by an HTTPServer delegate answering directly "
+        "(tests/support/http_test_server). Goal: overhead under 10% (ratio ≥ 0.9×).",
+        concurrency=[64]),
+    "json": Workload(
+        "json", "JSON serialisation handler", "throughput",
+        ["tornado-routes3", "tronada-routes3"], "tornado-routes3",
+        "`wrk -t1 -cN --latency` on `GET /json`: a handler serialising "
+        "`{\"message\": \"Hello, World!\"}` per request (nlohmann::json through "
+        "write_json; Tornado's write(dict)). bench/framework_bench.cpp and "
+        "bench/peers/tornado_framework.py.", concurrency=[64], path="/json"),
+    "routes": Workload(
+        "routes", "Route lookup: the last of 50 regex rules against a 3-rule table",
+        "throughput",
+        ["tronada-routes3", "tronada-routes50", "tornado-routes3", "tornado-routes50"],
+        "tronada-routes3",
+        "`wrk -t1 -cN --latency` on `GET /item/42`, matched by `/item/([0-9]+)` placed "
+        "as the last of 50 rules (`/`, `/json`, then 47 shaped "
+        "`/api/v1/resourceK/([0-9]+)/(?P<name>[a-z]+)`), against the same server without "
+        "the 47 fillers: the difference in CPU "
+        "per request is the cost of the lookup.", concurrency=[64], path="/item/42"),
     "h2c": Workload(
         "h2c", "HTTP/2 over clear text (prior knowledge), hello world", "throughput",
         ["h2o-h2c", "nginx-h2c", "tronada-h2c"], "h2o-h2c",
@@ -1093,7 +1160,8 @@ def measure_throughput(opts, wl, workdir, notes):
         if not shutil.which("wrk"):
             notes.append("Skipped: wrk missing (apt-get install wrk).")
             return {}
-        runner = lambda port, conns, secs: run_wrk(opts, port, conns, secs, wl.close)
+        runner = lambda port, conns, secs: run_wrk(opts, port, conns, secs, wl.close, wl.path,
+                                                   wl.tls)
     concurrency = opts.connections or wl.concurrency
     servers = start_servers(opts, opts.servers or wl.servers, workdir, notes)
     results = {}  # (server, conns) -> [run dicts]
