@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,12 +12,13 @@
 #include <memory>
 #include <system_error>
 
+#include "cli/byte_size.h"
 #include "cli/common_options.h"
 #include "cli/server_runner.h"
 #include "tronada/gateway/wsgi_container.h"
 #include "tronada/gateway/wsgi_interpreter.h"
 #include "tronada/net/bind_sockets.h"
-#include "tronada/net/process.h"
+#include "tronada/net/worker_supervisor.h"
 #include "tronada/web/application.h"
 
 namespace tronada::cli {
@@ -31,6 +33,17 @@ struct WSGICommand {
   std::size_t max_queue = 1024;
   std::string chdir_to;
   std::vector<std::string> python_path;
+  std::uint64_t max_requests = 0;
+  std::uint64_t max_requests_jitter = 0;
+  std::string max_memory_text;
+  std::uint64_t max_memory = 0;
+  int timeout = 30;
+
+  // A master watches the workers whenever there is something to watch; `-w 1 --timeout
+  // 0` alone runs the app in this one process (handy under a debugger).
+  bool supervised() const {
+    return workers > 1 || max_requests > 0 || max_memory > 0 || timeout > 0;
+  }
 
   WSGIOptions wsgi_options() const {
     WSGIOptions o;
@@ -49,9 +62,11 @@ struct WSGICommand {
   }
 
   // Loads the app in this process or exits 1 with the traceback, before anything binds.
-  std::shared_ptr<WSGIApplication> load_or_exit() const {
+  std::shared_ptr<WSGIApplication> load_or_exit(WorkerStatus* status = nullptr) const {
     try {
-      return WSGIApplication::load(spec, wsgi_options());
+      WSGIOptions o = wsgi_options();
+      o.worker_status = status;
+      return WSGIApplication::load(spec, std::move(o));
     } catch (const WSGIAppError& e) {
       std::fprintf(stderr, "tronada: error: cannot load WSGI app %s: %s\n", spec.c_str(), e.what());
       std::fflush(stderr);
@@ -59,7 +74,7 @@ struct WSGICommand {
     }
   }
 
-  // With several workers the master never starts Python (each worker has its own
+  // With a master, the master never starts Python (each worker has its own
   // interpreter, started after fork), so a throwaway child checks that the app imports
   // before the master binds.
   void check_app_in_child() const {
@@ -95,8 +110,15 @@ struct WSGICommand {
     if (!chdir_to.empty() && ::chdir(chdir_to.c_str()) != 0) {
       throw std::runtime_error("--chdir " + chdir_to + ": " + std::strerror(errno));
     }
+    if (!max_memory_text.empty()) {
+      try {
+        max_memory = parse_byte_size(max_memory_text);
+      } catch (const std::invalid_argument& e) {
+        throw std::runtime_error(std::string("--max-memory: ") + e.what());
+      }
+    }
     auto binds = common.binds_or_default();
-    if (workers <= 1) {
+    if (!supervised()) {
       auto app = load_or_exit();
       Application application({wsgi_rule("", app)});
       HTTPServer server(application, server_options());
@@ -115,15 +137,28 @@ struct WSGICommand {
       }
       log::info("server", "listening on " + b.to_string());
     }
-    log::info("wsgi", "serving " + spec + " with " + std::to_string(workers) + " workers of " +
+    log::info("wsgi", "serving " + spec + " with " + std::to_string(workers) + " worker(s) of " +
                           std::to_string(threads) + " thread(s)");
-    int id = fork_processes(workers);  // the master supervises and never returns
-    auto app = load_or_exit();
+    WorkerSupervisorOptions so;
+    so.workers = workers;
+    so.threads = threads;
+    so.max_requests = max_requests;
+    so.max_requests_jitter = max_requests_jitter;
+    so.max_memory = max_memory;
+    so.timeout = std::chrono::seconds(timeout);
+    so.stop_accepting_signal = SIGUSR1;
+    // The master never returns; each worker gets here with its status block.
+    WorkerStatus status = WorkerSupervisor(so).run();
+    auto app = load_or_exit(&status);
     Application application({wsgi_rule("", app)});
     HTTPServer server(application, server_options());
     server.add_sockets(fds);
-    log::info("wsgi",
-              "worker " + std::to_string(id) + " (pid " + std::to_string(getpid()) + ") ready");
+    // The master's first step of a graceful stop (then SIGTERM): see
+    // WorkerSupervisorOptions::stop_accepting_signal.
+    IOLoop::current().add_signal_handler(SIGUSR1, [&server] { server.stop(); });
+    status.ready();
+    log::info("wsgi", "worker " + std::to_string(status.id()) + " (pid " +
+                          std::to_string(getpid()) + ") ready");
     serve(server, app);
   }
 };
@@ -138,7 +173,7 @@ void register_wsgi_command(CLI::App& app) {
                   "The app, e.g. myproject.wsgi:application or app:create_app()")
       ->required();
   sub->add_option("-w,--workers", cmd->workers,
-                  "Worker processes; more than one runs a master that restarts dead workers")
+                  "Worker processes, kept alive by a master that restarts dead ones")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   sub->add_option("--threads", cmd->threads, "Threads per worker running the app")
@@ -148,6 +183,20 @@ void register_wsgi_command(CLI::App& app) {
                   "Requests waiting for a thread before new ones get 503")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+  sub->add_option("--max-requests", cmd->max_requests,
+                  "Recycle a worker gracefully after about this many requests (0: never)")
+      ->capture_default_str();
+  sub->add_option("--max-requests-jitter", cmd->max_requests_jitter,
+                  "Add a random 0..J to each worker's --max-requests so they do not recycle "
+                  "together")
+      ->capture_default_str();
+  sub->add_option("--max-memory", cmd->max_memory_text,
+                  "Recycle a worker gracefully once its RSS passes this size (256MiB)");
+  sub->add_option("--timeout", cmd->timeout,
+                  "Kill and replace a worker stuck in one request longer than this many "
+                  "seconds (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
   sub->add_option("--chdir", cmd->chdir_to, "Change to this directory before loading the app")
       ->check(CLI::ExistingDirectory);
   sub->add_option("--pythonpath", cmd->python_path, "Directory to add to sys.path, repeatable")

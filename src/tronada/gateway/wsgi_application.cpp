@@ -3,7 +3,10 @@
 
 #include "tronada/gateway/wsgi_application.h"
 
+#include <atomic>
+
 #include "tronada/base/log.h"
+#include "tronada/gateway/wsgi_busy_clock.h"
 #include "tronada/gateway/wsgi_call.h"
 #include "tronada/gateway/wsgi_exchange.h"
 #include "tronada/gateway/wsgi_interpreter.h"
@@ -27,13 +30,19 @@ std::shared_ptr<WSGIApplication> WSGIApplication::load(std::string_view spec, WS
         std::make_unique<WSGICaller>(app, self->options_.threads > 1, self->options_.multiprocess);
     Py_DECREF(app);
   }
-  self->pool_ = std::make_unique<WSGIWorkerPool>(self->options_.threads, self->options_.max_queue,
-                                                 [](const std::function<void()>& run) {
-                                                   PythonThread python;
-                                                   t_python = &python;
-                                                   run();
-                                                   t_python = nullptr;
-                                                 });
+  // Each thread gets its own busy clock (0..threads-1) in the worker's status block.
+  auto next_thread = std::make_shared<std::atomic<int>>(0);
+  WorkerStatus* status = self->options_.worker_status;
+  self->pool_ =
+      std::make_unique<WSGIWorkerPool>(self->options_.threads, self->options_.max_queue,
+                                       [next_thread, status](const std::function<void()>& run) {
+                                         bind_busy_clock(status, next_thread->fetch_add(1));
+                                         PythonThread python;
+                                         t_python = &python;
+                                         run();
+                                         t_python = nullptr;
+                                         bind_busy_clock(nullptr, -1);
+                                       });
   return self;
 }
 
@@ -79,6 +88,7 @@ std::shared_ptr<WSGIExchange> WSGIApplication::start(
     }
     t_python->acquire();
     if (!exchange->client_gone()) {
+      BusyClock busy;
       caller->call(*environ, exchange->body(), head, https, *exchange);
     } else {
       exchange->abort();

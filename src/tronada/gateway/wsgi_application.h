@@ -13,6 +13,7 @@
 
 namespace tronada {
 
+class WorkerStatus;
 class WSGICaller;
 class WSGIExchange;
 class WSGIWorkerPool;
@@ -34,6 +35,9 @@ struct WSGIOptions {
   WSGIServerInfo server;
   /// A request that waited longer than this for a thread is logged as a warning.
   std::chrono::milliseconds slow_queue = std::chrono::milliseconds(1000);
+  /// In a supervised worker: where each thread publishes when its current app call
+  /// began (for --timeout) and counts requests (for --max-requests). Not owned.
+  WorkerStatus* worker_status = nullptr;
 };
 
 /// An app loaded from MODULE:CALLABLE and the pool of threads that call it. The loop

@@ -1,5 +1,7 @@
 #include "tronada/gateway/wsgi_body.h"
 
+#include "tronada/gateway/wsgi_busy_clock.h"
+
 namespace tronada {
 
 WSGIBody::WSGIBody(std::size_t high_water, std::chrono::seconds read_timeout)
@@ -50,6 +52,7 @@ bool WSGIBody::wait(std::unique_lock<std::mutex>& lock, bool block, Ready ready)
   auto done = [&] { return aborted_ || ended_ || ready(); };
   if (!done()) {
     if (!block) return false;
+    ClientWait waiting;  // a slow upload is not a stuck app (--timeout)
     if (!readable_.wait_for(lock, read_timeout_, done)) {
       throw WSGIBodyError("timed out waiting for the request body");
     }

@@ -1,5 +1,7 @@
 #include "tronada/gateway/wsgi_exchange.h"
 
+#include "tronada/gateway/wsgi_busy_clock.h"
+
 #include "tronada/base/log.h"
 
 namespace tronada {
@@ -84,7 +86,11 @@ bool WSGIExchange::send(const WSGIResponseHead* head, std::string data) {
   loop_.add_callback([self = shared_from_this(), h = std::move(h), data = std::move(data),
                       n]() mutable { self->deliver(std::move(h), std::move(data), n); });
   std::unique_lock lock(mutex_);
-  credit_.wait(lock, [&] { return gone_ || in_flight_ <= kResponseHighWater; });
+  auto drained = [&] { return gone_ || in_flight_ <= kResponseHighWater; };
+  if (!drained()) {
+    ClientWait waiting;  // a slow reader is not a stuck app (--timeout)
+    credit_.wait(lock, drained);
+  }
   return !gone_;
 }
 

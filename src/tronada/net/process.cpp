@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "tronada/base/log.h"
+#include "tronada/net/worker_supervisor.h"
 
 namespace tronada {
 
@@ -21,19 +22,15 @@ namespace {
 int g_task_id = -1;
 volatile sig_atomic_t g_forward_signal = 0;
 
-void on_parent_signal(int sig) { g_forward_signal = sig; }
-
-std::string describe_status(int status) {
-  if (WIFSIGNALED(status)) {
-    int sig = WTERMSIG(status);
-    return std::string("killed by signal ") + std::to_string(sig) + " (" + strsignal(sig) + ")";
-  }
-  return "exited with status " + std::to_string(WEXITSTATUS(status));
+void on_parent_signal(int sig) {
+  g_forward_signal = sig;
 }
 
 }  // namespace
 
-int task_id() { return g_task_id; }
+int task_id() {
+  return g_task_id;
+}
 
 int fork_processes(int num_processes, int max_restarts) {
   if (num_processes <= 0) {
@@ -59,7 +56,7 @@ int fork_processes(int num_processes, int max_restarts) {
     if (start_child(i)) return i;
   }
 
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_parent_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
@@ -88,12 +85,12 @@ int fork_processes(int num_processes, int max_restarts) {
     children.erase(it);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (clean || stopping) {
-      log::info("process", "child " + std::to_string(id) + " (pid " + std::to_string(pid) +
-                               ") " + (clean ? "exited normally" : "stopped"));
+      log::info("process", "child " + std::to_string(id) + " (pid " + std::to_string(pid) + ") " +
+                               (clean ? "exited normally" : "stopped"));
       continue;
     }
-    log::warning("process", "child " + std::to_string(id) + " (pid " + std::to_string(pid) +
-                                ") " + describe_status(status));
+    log::warning("process", "child " + std::to_string(id) + " (pid " + std::to_string(pid) + ") " +
+                                describe_exit(status));
     if (++restarts > max_restarts) {
       log::error("process", "too many child restarts, giving up");
       for (auto& [child, cid] : children) kill(child, SIGTERM);

@@ -10,6 +10,7 @@ namespace tronada {
 /// SIGTERM/SIGINT/SIGHUP to the children, and exits with status 0 once every child has
 /// exited cleanly. Call it before any IOLoop exists in the process: libuv state must
 /// not be shared across fork.
+/// (WorkerSupervisor adds recycling, timeouts and restart back-off.)
 int fork_processes(int num_processes, int max_restarts = 100);
 
 /// The task id given by fork_processes in this process, or -1 if not forked.
