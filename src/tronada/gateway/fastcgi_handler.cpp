@@ -13,6 +13,7 @@
 #include "tronada/base/error.h"
 #include "tronada/base/log.h"
 #include "tronada/gateway/cgi_response.h"
+#include "tronada/http/http_client_request.h"
 #include "tronada/http/http_connection.h"
 #include "tronada/net/iostream.h"
 
@@ -544,7 +545,10 @@ Task<void> FastCGIHandler::run_script(std::string url_path, int redirects_left) 
     }
 
     // Failed. Retry a request the responder never saw answered on a connection it may
-    // have closed while recycling (php-fpm's pm.max_requests).
+    // have closed while recycling (php-fpm's pm.max_requests). Only an idempotent one:
+    // the same symptoms (EOF on a reused connection, nothing read) come from a child
+    // that died while running the script, and running a POST twice is worse than a 502.
+    // Go's http.Transport draws the same line once the request was written.
     bool reused = ex->reused;
     ex->release(false);
     bool stream_closed = false;
@@ -557,7 +561,7 @@ Task<void> FastCGIHandler::run_script(std::string url_path, int redirects_left) 
     } catch (...) {
     }
     if (stream_closed && reused && !response_started && ex->retain && !ex->aborted &&
-        attempt < kMaxAttempts) {
+        attempt < kMaxAttempts && is_idempotent_method(request_->method)) {
       retry = true;
     }
     if (retry) {

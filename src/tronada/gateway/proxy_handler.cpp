@@ -576,9 +576,11 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
     bool retry = false;
     bool fresh = false;
     if (nothing_seen && body_available) {
-      if (stale) {
-        // A kept-alive connection the upstream closed as we reused it: the request never
-        // reached it, so any method may go again, on a new connection.
+      if (stale && idempotent_) {
+        // A kept-alive connection the upstream closed as we reused it: it goes again, on a
+        // new connection. Only an idempotent request: an upstream that died while handling
+        // it looks the same (EOF, nothing read), and a POST must not run twice. Go's
+        // http.Transport draws the same line once the request was written.
         retry = !stale_retried_;
         fresh = stale_retried_ = true;
       } else if (idempotent_ && tries_ < max_tries_) {
