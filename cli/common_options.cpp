@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <stdexcept>
 
 #include "cli/byte_size.h"
@@ -77,6 +78,48 @@ std::vector<BindAddress> CommonOptions::binds_or_default() const {
   return {parse_bind_address(kDefaultBind)};
 }
 
+std::pair<std::string, SSLCertificateFiles> parse_sni_cert(std::string_view value) {
+  // File names may hold '=' and ',' too; host names hold neither '=' nor ',', and the key
+  // name rarely holds ',', so the first '=' and the last ',' are the separators.
+  auto eq = value.find('=');
+  auto comma = value.rfind(',');
+  if (eq == std::string_view::npos || comma == std::string_view::npos || comma < eq) {
+    throw std::invalid_argument("'" + std::string(value) +
+                                "' is not NAME=CERT,KEY (e.g. api.example.com=api.pem,api.key)");
+  }
+  std::string name(value.substr(0, eq));
+  SSLCertificateFiles files{std::string(value.substr(eq + 1, comma - eq - 1)),
+                            std::string(value.substr(comma + 1))};
+  if (name.empty()) throw std::invalid_argument("'" + std::string(value) + "': no host name");
+  if (files.cert_file.empty() || files.key_file.empty()) {
+    throw std::invalid_argument("'" + std::string(value) + "': needs both CERT and KEY");
+  }
+  return {std::move(name), std::move(files)};
+}
+
+bool CommonOptions::any_tls() const {
+  return certfile || keyfile || !sni_certs.empty() || client_ca;
+}
+
+std::optional<SSLServerConfig> CommonOptions::tls_config() const {
+  if (certfile.has_value() != keyfile.has_value()) {
+    throw std::invalid_argument(certfile ? "--certfile needs --keyfile"
+                                         : "--keyfile needs --certfile");
+  }
+  if (!certfile) {
+    if (!sni_certs.empty())
+      throw std::invalid_argument("--sni-cert needs --certfile and --keyfile");
+    if (client_ca) throw std::invalid_argument("--client-ca needs --certfile and --keyfile");
+    return std::nullopt;
+  }
+  SSLServerConfig config;
+  config.cert_file = *certfile;
+  config.key_file = *keyfile;
+  for (const auto& [name, files] : sni_certs) config.sni_certificates[name] = files;
+  if (client_ca) config.client_ca_file = *client_ca;
+  return config;
+}
+
 void add_logging_options(CLI::App& app, CommonOptions& options) {
   app.add_option_function<std::string>(
          "--log-level",
@@ -127,7 +170,58 @@ void add_common_options(CLI::App& app, CommonOptions& options) {
          "Access log destination: a file, '-' for stdout, or 'off'")
       ->type_name("FILE|-|off")
       ->check(access_log_validator());
+  app.add_option_function<std::string>(
+         "--certfile", [&options](const std::string& value) { options.certfile = value; },
+         "Serve TLS with this PEM certificate chain (leaf first); needs --keyfile")
+      ->type_name("FILE");
+  app.add_option_function<std::string>(
+         "--keyfile", [&options](const std::string& value) { options.keyfile = value; },
+         "The PEM private key of --certfile")
+      ->type_name("FILE");
+  app.add_option_function<std::vector<std::string>>(
+         "--sni-cert",
+         [&options](const std::vector<std::string>& values) {
+           options.sni_certs.clear();
+           for (const std::string& v : values) options.sni_certs.push_back(parse_sni_cert(v));
+         },
+         "Certificate for clients asking for NAME (SNI), repeatable: NAME=CERT,KEY; NAME may be "
+         "*.example.com")
+      ->type_name("NAME=CERT,KEY")
+      ->allow_extra_args(false)
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            try {
+              parse_sni_cert(value);
+              return {};
+            } catch (const std::invalid_argument& e) {
+              return e.what();
+            }
+          },
+          ""));
+  app.add_option_function<std::string>(
+         "--client-ca", [&options](const std::string& value) { options.client_ca = value; },
+         "Require client certificates signed by these CAs (PEM)")
+      ->type_name("FILE");
+  app.add_flag("--no-http2", options.no_http2,
+               "Speak only HTTP/1.1 (no h2 by ALPN, no h2c by prior knowledge or Upgrade)");
   add_logging_options(app, options);
+  // Load the certificates once now, so a bad file stops the command before it binds (the
+  // server loads them again when it starts serving). CLI11 runs this after the options'
+  // own callbacks, before the command's.
+  app.parse_complete_callback([&options] {
+    // SIGHUP means "reload" to every server command (run_until_signalled handles it); until
+    // the loop's handler is in place there is nothing to reload, and the default action
+    // would kill the process (systemctl reload racing a start).
+    std::signal(SIGHUP, SIG_IGN);
+    if (options.tls_in_config) return;  // the command checks flags and file together
+    std::optional<SSLServerConfig> config;
+    try {
+      config = options.tls_config();
+    } catch (const std::invalid_argument& e) {
+      throw CLI::ValidationError(e.what());
+    }
+    if (config) SSLContext::server(std::move(*config));
+  });
 }
 
 void apply_logging(const CommonOptions& options) {

@@ -6,10 +6,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cli/bind_address.h"
 #include "tronada/base/log.h"
+#include "tronada/net/ssl_context.h"
 
 namespace CLI {
 class App;
@@ -31,14 +33,37 @@ struct CommonOptions {
   std::optional<std::string> access_log;   // --access-log: a path, "-" for stdout, "off"
   std::optional<log::Level> log_level;     // --log-level
   std::optional<log::Format> log_format;   // --log-format
+  std::optional<std::string> certfile;     // --certfile
+  std::optional<std::string> keyfile;      // --keyfile
+  /// --sni-cert NAME=CERT,KEY, in order; empty if not given.
+  std::vector<std::pair<std::string, SSLCertificateFiles>> sni_certs;
+  std::optional<std::string> client_ca;  // --client-ca
+  bool no_http2 = false;                 // --no-http2
+  /// Set by commands that also read TLS settings from a config file (`serve`, `check`):
+  /// the flags may then be partial, completed by the file, so the parse-time check
+  /// leaves the whole to the command.
+  bool tls_in_config = false;
 
   /// `binds`, or kDefaultBind when none were given.
   std::vector<BindAddress> binds_or_default() const;
+  /// Whether any TLS flag was given.
+  bool any_tls() const;
+  /// The server TLS config the flags describe, or nullopt without --certfile. Throws
+  /// std::invalid_argument for --keyfile without --certfile (or the reverse) and for
+  /// --sni-cert / --client-ca without a default certificate.
+  std::optional<SSLServerConfig> tls_config() const;
 };
 
+/// Splits an --sni-cert value, NAME=CERT,KEY, at the first '=' and the last ','.
+/// Throws std::invalid_argument naming what is missing.
+std::pair<std::string, SSLCertificateFiles> parse_sni_cert(std::string_view value);
+
 /// Adds `-c/--config`, `-b/--bind` (repeatable, one address per flag), `--max-body-size`,
-/// `--access-log` and the logging options to `app`, storing into `options`, which must outlive the
+/// `--access-log`, the TLS options (`--certfile`, `--keyfile`, `--sni-cert`, `--client-ca`,
+/// `--no-http2`) and the logging options to `app`, storing into `options`, which must outlive the
 /// parse. Bad values fail the parse with a CLI::ValidationError that names the flag and the input.
+/// Once parsed, the certificates are loaded once, so an unreadable, malformed or mismatched file
+/// stops the program with SSLContextError (naming the file) before the command binds anything.
 void add_common_options(CLI::App& app, CommonOptions& options);
 
 /// Adds only `--log-level` and `--log-format`; the root command takes these globally.

@@ -206,6 +206,7 @@ void read_server(TableReader& r, ServerConfig& s) {
     if (!s.log_format) r.fail(*r.get("log_format"), "log_format must be \"text\" or \"json\"");
   }
   if (auto v = r.boolean("xheaders")) s.xheaders = *v;
+  if (auto v = r.boolean("http2")) s.http2 = *v;
   if (const toml::table* t = r.table("tls")) {
     TableReader tr(*t, r.file(), "[server.tls]");
     TLSConfig tls;
@@ -214,6 +215,24 @@ void read_server(TableReader& r, ServerConfig& s) {
     if (tls.cert_file.empty() || tls.key_file.empty()) {
       tr.fail_here("[server.tls] needs both cert and key");
     }
+    if (const toml::table* sni = tr.table("sni")) {
+      for (auto&& [name, node] : *sni) {
+        std::string table_name = "[server.tls.sni.\"" + std::string(name.str()) + "\"]";
+        if (!node.is_table()) {
+          throw ConfigError(place(r.file(), node.source()) + ": " + table_name +
+                            " must be a table with cert and key");
+        }
+        TableReader nr(*node.as_table(), r.file(), table_name);
+        auto cert = nr.string("cert");
+        auto key = nr.string("key");
+        if (!cert || cert->empty() || !key || key->empty()) {
+          nr.fail_here(table_name + " needs both cert and key");
+        }
+        nr.finish();
+        tls.sni[std::string(name.str())] = {*cert, *key};
+      }
+    }
+    if (auto v = tr.string("client_ca")) tls.client_ca = *v;
     tr.finish();
     s.tls = tls;
   }
@@ -454,9 +473,15 @@ std::string format_config(const Config& config) {
   out << "error_log = " << quote(s.error_log) << "\n";
   if (s.log_level) out << "log_level = " << quote(log::level_name(*s.log_level)) << "\n";
   out << "xheaders = " << (s.xheaders ? "true" : "false") << "\n";
+  out << "http2 = " << (s.http2 ? "true" : "false") << "\n";
   if (s.tls) {
     out << "\n[server.tls]\ncert = " << quote(s.tls->cert_file)
         << "\nkey = " << quote(s.tls->key_file) << "\n";
+    if (!s.tls->client_ca.empty()) out << "client_ca = " << quote(s.tls->client_ca) << "\n";
+    for (const auto& [name, files] : s.tls->sni) {
+      out << "\n[server.tls.sni." << quote(name) << "]\ncert = " << quote(files.first)
+          << "\nkey = " << quote(files.second) << "\n";
+    }
   }
   if (config.app) {
     out << "\n[app]\n";

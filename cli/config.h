@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -26,9 +27,13 @@ class ConfigError : public std::runtime_error {
 /// Where the access log goes and how its lines look.
 enum class AccessLogFormat { common, combined, json };
 
+/// [server.tls]: the default certificate, more chosen by SNI, and client certificates.
 struct TLSConfig {
   std::string cert_file;
   std::string key_file;
+  /// [server.tls.sni."NAME"] tables (cert, key), NAME exact or "*.example.com".
+  std::map<std::string, std::pair<std::string, std::string>> sni;  // name -> (cert, key)
+  std::string client_ca;  // verify client certificates against these CAs; empty: don't
 };
 
 struct ServerConfig {
@@ -49,6 +54,7 @@ struct ServerConfig {
   std::optional<log::Level> log_level;
   std::optional<log::Format> log_format;
   bool xheaders = false;
+  bool http2 = true;  // h2 by ALPN, h2c by prior knowledge and Upgrade
   std::optional<TLSConfig> tls;
 };
 

@@ -59,7 +59,7 @@ struct FastCGICommand {
     listen_all(server, binds);
     log::info("fastcgi",
               "serving " + config->root + " through " + config->pool->address().to_string());
-    run_until_signalled(server);
+    run_until_signalled(server, common);
   }
 };
 

@@ -66,7 +66,7 @@ struct ProxyCommand {
     std::string list;
     for (const auto& u : to) list += (list.empty() ? "" : ", ") + u;
     log::info("proxy", "proxying to " + list + " (" + policy + ")");
-    run_until_signalled(server_);
+    run_until_signalled(server_, common);
   }
 };
 

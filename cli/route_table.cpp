@@ -64,7 +64,7 @@ std::string host_pattern(const std::string& host) {
   return regex_escape(host);
 }
 
-RouteTable::RouteTable(const Config& config, bool load_apps) {
+RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* previous) {
   app_ = std::make_unique<Application>();
   for (const RouteConfig& route : config.routes) {
     HandlerFactory factory;
@@ -79,7 +79,15 @@ RouteTable::RouteTable(const Config& config, bool load_apps) {
         options.python_path = b->pythonpath;
         options.multiprocess = config.server.workers > 1;
         if (config.server.max_body_size) options.max_body_size = *config.server.max_body_size;
-        auto app = WSGIApplication::load(b->app, options);
+        std::string key = b->app + '\n' + std::to_string(b->threads) + '\n' + b->chdir;
+        for (const std::string& p : b->pythonpath) key += '\n' + p;
+        std::shared_ptr<WSGIApplication> app;
+        if (previous) {
+          auto it = previous->wsgi_apps_.find(key);
+          if (it != previous->wsgi_apps_.end()) app = it->second;
+        }
+        if (!app) app = WSGIApplication::load(b->app, options);
+        wsgi_apps_[key] = app;
         keep_.push_back(app);
         std::string prefix = route.path;
         while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();

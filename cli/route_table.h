@@ -2,6 +2,7 @@
 // its backend: static files, redirects, WSGI apps, FastCGI responders, HTTP upstreams.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,6 +10,10 @@
 #include "cli/config.h"
 #include "tronada/gateway/proxy_handler.h"
 #include "tronada/web/application.h"
+
+namespace tronada {
+class WSGIApplication;
+}  // namespace tronada
 
 namespace tronada::cli {
 
@@ -34,7 +39,11 @@ class RouteTable {
   /// Throws ConfigError naming the route (file:line:column) when a backend cannot be
   /// set up: a missing static root, an app that does not import... With `load_apps`
   /// false, WSGI routes are left out (a parent that forks workers must not start Python).
-  explicit RouteTable(const Config& config, bool load_apps = true);
+  ///
+  /// `previous` (a config reload): WSGI apps it loaded with the same settings are shared
+  /// rather than loaded again, since Python imports a module once per process anyway.
+  explicit RouteTable(const Config& config, bool load_apps = true,
+                      const RouteTable* previous = nullptr);
   ~RouteTable();
 
   Application& application() { return *app_; }
@@ -42,6 +51,8 @@ class RouteTable {
  private:
   std::unique_ptr<Application> app_;
   std::vector<std::shared_ptr<void>> keep_;  // the backends' shared state
+  // WSGI apps by their settings, for a reload to reuse.
+  std::map<std::string, std::shared_ptr<WSGIApplication>> wsgi_apps_;
 };
 
 }  // namespace tronada::cli

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <memory>
 
@@ -58,7 +59,37 @@ void resolve_paths(Config& config) {
   if (s.tls) {
     s.tls->cert_file = relative_to(base, s.tls->cert_file);
     s.tls->key_file = relative_to(base, s.tls->key_file);
+    s.tls->client_ca = relative_to(base, s.tls->client_ca);
+    for (auto& [name, files] : s.tls->sni) {
+      files.first = relative_to(base, files.first);
+      files.second = relative_to(base, files.second);
+    }
   }
+}
+
+// The TLS flags override the file's [server.tls] piece by piece: --certfile/--keyfile the
+// default pair, --sni-cert the whole SNI list, --client-ca the CA file.
+void apply_tls_flags(const CommonOptions& flags, ServerConfig& s) {
+  if (flags.certfile.has_value() != flags.keyfile.has_value()) {
+    throw ConfigError(flags.certfile ? "--certfile needs --keyfile" : "--keyfile needs --certfile");
+  }
+  if (!flags.any_tls()) return;
+  if (flags.certfile) {
+    if (!s.tls) s.tls.emplace();
+    s.tls->cert_file = *flags.certfile;
+    s.tls->key_file = *flags.keyfile;
+  }
+  if (!s.tls) {
+    throw ConfigError(std::string(flags.client_ca ? "--client-ca" : "--sni-cert") +
+                      " needs a default certificate: --certfile and --keyfile, or [server.tls]");
+  }
+  if (!flags.sni_certs.empty()) {
+    s.tls->sni.clear();
+    for (const auto& [name, files] : flags.sni_certs) {
+      s.tls->sni[name] = {files.cert_file, files.key_file};
+    }
+  }
+  if (flags.client_ca) s.tls->client_ca = *flags.client_ca;
 }
 
 }  // namespace
@@ -72,6 +103,8 @@ Config effective_config(const CommonOptions& flags) {
   if (flags.access_log) s.access_log = *flags.access_log;
   if (flags.log_level) s.log_level = flags.log_level;
   if (flags.log_format) s.log_format = flags.log_format;
+  if (flags.no_http2) s.http2 = false;
+  apply_tls_flags(flags, s);
   if (s.binds.empty()) s.binds.push_back(parse_bind_address(kDefaultBind));
   return config;
 }
@@ -111,7 +144,78 @@ SSLServerConfig ssl_config(const TLSConfig& tls) {
   SSLServerConfig config;
   config.cert_file = tls.cert_file;
   config.key_file = tls.key_file;
+  for (const auto& [name, files] : tls.sni) {
+    config.sni_certificates[name] = {files.first, files.second};
+  }
+  config.client_ca_file = tls.client_ca;
   return config;
+}
+
+bool same_tls(const TLSConfig& a, const TLSConfig& b) {
+  return a.cert_file == b.cert_file && a.key_file == b.key_file && a.sni == b.sni &&
+         a.client_ca == b.client_ca;
+}
+
+/// A request's connection, seen through the route table that took the request: the table
+/// lives as long as any request (and so any handler, which holds its request) that
+/// started on it, so a reload swaps tables under new requests only.
+class PinnedConnection final : public HTTPConnection {
+ public:
+  PinnedConnection(std::shared_ptr<HTTPConnection> inner, std::shared_ptr<RouteTable> table)
+      : inner_(std::move(inner)), table_(std::move(table)) {}
+  ~PinnedConnection() override {
+    // The last request of an old table may end deep inside one of its backends' own
+    // callbacks; the table is destroyed from a fresh loop callback instead.
+    if (table_.use_count() == 1) IOLoop::current().add_callback([t = std::move(table_)] {});
+  }
+  void write_headers(int status, const HTTPHeaders& headers) override {
+    inner_->write_headers(status, headers);
+  }
+  void write(std::string_view chunk) override { inner_->write(chunk); }
+  void finish() override { inner_->finish(); }
+  void abort() override { inner_->abort(); }
+  Future<void> drain() override { return inner_->drain(); }
+  bool closed() const override { return inner_->closed(); }
+  void set_close_callback(std::function<void()> cb) override {
+    inner_->set_close_callback(std::move(cb));
+  }
+  DetachedConnection detach() override { return inner_->detach(); }
+  void pause_reading() override { inner_->pause_reading(); }
+  void resume_reading() override { inner_->resume_reading(); }
+  void write_response(int status, const HTTPHeaders& headers, std::string_view body) override {
+    inner_->write_response(status, headers, body);
+  }
+
+ private:
+  std::shared_ptr<HTTPConnection> inner_;
+  std::shared_ptr<RouteTable> table_;
+};
+
+/// The server's delegate in `serve`: hands each request to the current route table,
+/// which SIGHUP may replace.
+class LiveRoutes final : public HTTPServerDelegate {
+ public:
+  explicit LiveRoutes(std::shared_ptr<RouteTable> table) : table_(std::move(table)) {}
+  void swap(std::shared_ptr<RouteTable> table) { table_ = std::move(table); }
+  const std::shared_ptr<RouteTable>& current() const { return table_; }
+
+  RequestStart start_request(const std::shared_ptr<HTTPServerRequest>& request) override {
+    request->connection =
+        std::make_shared<PinnedConnection>(std::move(request->connection), table_);
+    return table_->application().start_request(request);
+  }
+
+ private:
+  std::shared_ptr<RouteTable> table_;
+};
+
+void attach_access_log(RouteTable& routes, AccessLog* access_log) {
+  Application& app = routes.application();
+  if (access_log) {
+    app.settings().log_function = [access_log](const RequestHandler& h) { access_log->log(h); };
+  } else {
+    app.settings().log_function = [](const RequestHandler&) {};
+  }
 }
 
 std::FILE* open_error_log(const std::string& target) {
@@ -122,7 +226,7 @@ std::FILE* open_error_log(const std::string& target) {
   return f;
 }
 
-void serve(const Config& config) {
+void serve_impl(const Config& config, const std::function<Config()>& reread) {
   const ServerConfig& s = config.server;
   if (s.log_level) log::set_level(*s.log_level);
   if (s.log_format) log::set_format(*s.log_format);
@@ -137,11 +241,11 @@ void serve(const Config& config) {
     // Loaded again by the server after the fork; this only makes a bad pair fail here.
     SSLContext::server(ssl_config(*s.tls));
   }
-  std::unique_ptr<RouteTable> routes;
+  std::shared_ptr<RouteTable> routes;
   if (s.workers > 1) {
     RouteTable check(config, false);
   } else {
-    routes = std::make_unique<RouteTable>(config);
+    routes = std::make_shared<RouteTable>(config);
   }
   // Sockets from systemd (socket activation) or `tronada run` replace the binds: they
   // were opened by whoever started us and stay open across our restarts.
@@ -153,7 +257,7 @@ void serve(const Config& config) {
   }
   if (s.workers > 1) {
     fork_processes(s.workers);
-    routes = std::make_unique<RouteTable>(config);
+    routes = std::make_shared<RouteTable>(config);
   }
 
   IOLoop& loop = IOLoop::current();
@@ -161,20 +265,75 @@ void serve(const Config& config) {
   if (s.access_log != "off") {
     access_log = std::make_unique<AccessLog>(loop, s.access_log, s.access_log_format);
   }
-  Application& app = routes->application();
-  if (access_log) {
-    app.settings().log_function = [log = access_log.get()](const RequestHandler& h) {
-      log->log(h);
-    };
-  } else {
-    app.settings().log_function = [](const RequestHandler&) {};
-  }
+  attach_access_log(*routes, access_log.get());
+  LiveRoutes live(routes);
+  routes.reset();
 
-  HTTPServer server(app, server_options(s));
+  HTTPServer server(live, server_options(s));
+  if (!s.http2) server.disable_http2();
   if (s.tls) {
     server.set_ssl_config(ssl_config(*s.tls));
   }
   server.add_sockets(fds);
+
+  // SIGHUP: read the file again and swap the route table for new requests, all or
+  // nothing; what only a restart can change is logged as such.
+  Config current = config;
+  auto reload = [&] {
+    Config next;
+    std::shared_ptr<RouteTable> table;
+    std::shared_ptr<SSLContext> ssl;
+    try {
+      next = reread();
+      table = std::make_shared<RouteTable>(next, true, live.current().get());
+      if (next.server.tls && current.server.tls &&
+          !same_tls(*next.server.tls, *current.server.tls)) {
+        SSLServerConfig c = ssl_config(*next.server.tls);
+        if (server.http2_enabled()) c.alpn_protocols.push_back("h2");
+        c.alpn_protocols.push_back("http/1.1");
+        ssl = SSLContext::server(std::move(c));
+      }
+    } catch (const std::exception& e) {
+      log::error("server",
+                 std::string("config reload failed, keeping the old configuration: ") + e.what());
+      return;
+    }
+    auto restart_needed = [](const std::string& what) {
+      log::warning("server", what + " changed: restart tronada to apply it (not reloaded)");
+    };
+    const ServerConfig& n = next.server;
+    const ServerConfig& o = current.server;
+    std::vector<std::string> nb, ob;
+    for (const BindAddress& b : n.binds) nb.push_back(b.to_string());
+    for (const BindAddress& b : o.binds) ob.push_back(b.to_string());
+    if (nb != ob) restart_needed("the listen addresses (bind)");
+    if (n.workers != o.workers) restart_needed("workers");
+    if (n.tls.has_value() != o.tls.has_value()) restart_needed("TLS on/off ([server.tls])");
+    if (n.http2 != o.http2) restart_needed("http2");
+    if (n.access_log != o.access_log || n.access_log_format != o.access_log_format ||
+        n.error_log != o.error_log) {
+      restart_needed("the log files");
+    }
+    attach_access_log(*table, access_log.get());
+    live.swap(std::move(table));
+    if (ssl) {
+      server.set_ssl_context(std::move(ssl));
+      log::info("server", "TLS certificates replaced (new files in [server.tls])");
+    } else {
+      reload_certificates(server);
+    }
+    // Keep what is not reloaded as it was, so the next reload compares with what runs.
+    next.server.binds = o.binds;
+    next.server.workers = o.workers;
+    next.server.http2 = o.http2;
+    if (!ssl) next.server.tls = o.tls;
+    next.server.access_log = o.access_log;
+    next.server.access_log_format = o.access_log_format;
+    next.server.error_log = o.error_log;
+    current = std::move(next);
+    log::info("server", "configuration reloaded: " + std::to_string(current.routes.size()) +
+                            " route(s) from " + current.file);
+  };
 
   // logrotate moves the files and sends SIGUSR1 (as for nginx): reopen by name.
   loop.add_signal_handler(SIGUSR1, [&] {
@@ -192,7 +351,8 @@ void serve(const Config& config) {
   // Type=notify units wait for this (with workers, each worker sends it; the unit says
   // NotifyAccess=all).
   systemd_notify("READY=1");
-  run_until_signalled(server, std::chrono::duration_cast<std::chrono::seconds>(s.shutdown_timeout));
+  run_until_signalled(server, std::chrono::duration_cast<std::chrono::seconds>(s.shutdown_timeout),
+                      reload);
   loop.remove_signal_handler(SIGUSR1);
   access_log.reset();
 }
@@ -200,11 +360,15 @@ void serve(const Config& config) {
 struct ServeCommand {
   CommonOptions common;
   std::optional<int> workers;
-  void run() {
-    apply_logging(common);
+
+  Config read() const {
     Config config = effective_config(common);
     if (workers) config.server.workers = *workers;
-    serve(config);
+    return config;
+  }
+  void run() {
+    apply_logging(common);
+    serve_impl(read(), [this] { return read(); });
   }
 };
 
@@ -214,6 +378,7 @@ struct CheckCommand {
   void run() {
     Config config = effective_config(common);
     RouteTable check(config);  // the backends' own checks: roots exist, apps named...
+    if (config.server.tls) SSLContext::server(ssl_config(*config.server.tls));
     if (!quiet) std::cout << format_config(config);
     std::cerr << "tronada: the configuration file " << config.file << " is ok\n";
   }
@@ -223,6 +388,7 @@ struct CheckCommand {
 
 void register_serve_command(CLI::App& app) {
   auto cmd = std::make_shared<ServeCommand>();
+  cmd->common.tls_in_config = true;
   CLI::App* sub = app.add_subcommand(
       "serve",
       "Run the server a TOML config describes (routes to static files, WSGI apps,\n"
@@ -235,6 +401,7 @@ void register_serve_command(CLI::App& app) {
 
 void register_check_command(CLI::App& app) {
   auto cmd = std::make_shared<CheckCommand>();
+  cmd->common.tls_in_config = true;
   CLI::App* sub = app.add_subcommand(
       "check", "Validate a config file and print the effective configuration (like nginx -t)");
   sub->add_flag("-q,--quiet", cmd->quiet, "Only report errors");

@@ -1,6 +1,8 @@
 #include "cli/server_runner.h"
 
 #include <csignal>
+#include <exception>
+#include <memory>
 #include <string>
 
 #include "tronada/base/log.h"
@@ -19,8 +21,52 @@ void listen_all(HTTPServer& server, const std::vector<BindAddress>& binds) {
   }
 }
 
-void run_until_signalled(HTTPServer& server, std::chrono::seconds drain_timeout) {
+void configure_protocols(HTTPServer& server, const CommonOptions& options) {
+  // Before TLS: the ALPN list offered depends on whether HTTP/2 is on.
+  if (options.no_http2) server.disable_http2();
+  if (auto tls = options.tls_config()) {
+    server.set_ssl_config(std::move(*tls));
+    log::info("server",
+              std::string("TLS on with ") + options.certfile->c_str() +
+                  (options.sni_certs.empty() ? ""
+                                             : " and " + std::to_string(options.sni_certs.size()) +
+                                                   " SNI certificate(s)") +
+                  (options.client_ca ? "; client certificates required" : ""));
+  }
+}
+
+void reload_certificates(HTTPServer& server) {
+  std::shared_ptr<SSLContext> ssl = server.ssl_context();
+  if (!ssl) return;
+  // File reads stay off the loop thread; reload() is thread-safe and swaps in one step.
+  IOLoop::current().run_in_threadpool([ssl] { ssl->reload(); },
+                                      [](std::exception_ptr error) {
+                                        if (!error) {
+                                          log::info("server",
+                                                    "TLS certificates reloaded; new "
+                                                    "connections get them");
+                                          return;
+                                        }
+                                        try {
+                                          std::rethrow_exception(error);
+                                        } catch (const std::exception& e) {
+                                          log::error("server",
+                                                     std::string("TLS reload failed, keeping the "
+                                                                 "old certificates: ") +
+                                                         e.what());
+                                        }
+                                      });
+}
+
+void run_until_signalled(HTTPServer& server, const CommonOptions& options) {
+  configure_protocols(server, options);
+  run_until_signalled(server);
+}
+
+void run_until_signalled(HTTPServer& server, std::chrono::seconds drain_timeout,
+                         std::function<void()> on_hangup) {
   IOLoop& loop = IOLoop::current();
+  if (!on_hangup) on_hangup = [&server] { reload_certificates(server); };
   bool stopping = false;
   std::unique_ptr<PeriodicCallback> watcher;
   auto begin_shutdown = [&](const char* why) {
@@ -52,11 +98,17 @@ void run_until_signalled(HTTPServer& server, std::chrono::seconds drain_timeout)
   };
   loop.add_signal_handler(SIGINT, [&] { begin_shutdown("interrupted"); });
   loop.add_signal_handler(SIGTERM, [&] { begin_shutdown("terminated"); });
+  loop.add_signal_handler(SIGHUP, [&] {
+    if (stopping) return;
+    log::info("server", "hangup: reloading");
+    on_hangup();
+  });
   std::signal(SIGPIPE, SIG_IGN);
   loop.start();
   if (watcher) watcher->stop();
   loop.remove_signal_handler(SIGINT);
   loop.remove_signal_handler(SIGTERM);
+  loop.remove_signal_handler(SIGHUP);
 }
 
 }  // namespace tronada::cli

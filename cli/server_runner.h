@@ -1,11 +1,13 @@
 // Shared by the server commands: listen on the binds the user asked for, run the loop,
-// and shut down gracefully on SIGINT/SIGTERM.
+// shut down gracefully on SIGINT/SIGTERM and reload on SIGHUP.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <vector>
 
 #include "cli/bind_address.h"
+#include "cli/common_options.h"
 #include "tronada/http/http_server.h"
 
 namespace tronada::cli {
@@ -14,9 +16,27 @@ namespace tronada::cli {
 /// address stops the program with a message and a non-zero exit before it serves.
 void listen_all(HTTPServer& server, const std::vector<BindAddress>& binds);
 
+/// Applies `--no-http2` and the TLS flags to `server`. Safe after listening as long as the
+/// loop has not run yet: the server picks the protocol and TLS per accepted connection, and
+/// nothing is accepted before the loop starts. Throws SSLContextError for a bad file
+/// (add_common_options already checked them before binding).
+void configure_protocols(HTTPServer& server, const CommonOptions& options);
+
+/// Re-reads the server's TLS certificates, keys and CAs (SSLContext::reload), logging the
+/// outcome: new handshakes get the new files, open connections keep theirs, and on an error
+/// the old ones stay in force. Does nothing without TLS.
+void reload_certificates(HTTPServer& server);
+
 /// Runs the current loop until SIGINT or SIGTERM, then stops accepting, lets in-flight
 /// requests finish (at most `drain_timeout`), closes idle connections and returns.
+/// SIGHUP calls `on_hangup` (default: reload_certificates) and goes on serving. A master
+/// of forked workers (fork_processes) forwards SIGHUP to each worker, which reloads itself.
 void run_until_signalled(HTTPServer& server,
-                         std::chrono::seconds drain_timeout = std::chrono::seconds(30));
+                         std::chrono::seconds drain_timeout = std::chrono::seconds(30),
+                         std::function<void()> on_hangup = {});
+
+/// The form the one-backend commands use: configure_protocols(server, options), then
+/// run_until_signalled(server).
+void run_until_signalled(HTTPServer& server, const CommonOptions& options);
 
 }  // namespace tronada::cli

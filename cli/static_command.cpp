@@ -43,7 +43,7 @@ struct StaticCommand {
         options);
     listen_all(server, common.binds_or_default());
     log::info("static", "serving " + files.real_root());
-    run_until_signalled(server);
+    run_until_signalled(server, common);
   }
 };
 

@@ -94,7 +94,7 @@ struct WSGICommand {
   }
 
   void serve(HTTPServer& server, const std::shared_ptr<WSGIApplication>& app) {
-    run_until_signalled(server);
+    run_until_signalled(server, common);
     app->stop();
     PythonInterpreter::finalize();
   }
