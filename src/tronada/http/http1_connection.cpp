@@ -9,6 +9,7 @@
 #include <tuple>
 #include <typeinfo>
 
+#include "tronada/base/base64.h"
 #include "tronada/base/log.h"
 #include "tronada/http/http_date.h"
 #include "tronada/http/http_status.h"
@@ -103,6 +104,99 @@ constexpr std::size_t kPendingSlack = 64 * 1024;
 // Buffers bigger than this are given back when they empty (idle connections stay small).
 constexpr std::size_t kKeepCapacity = 16 * 1024;
 
+/// Whether a comma-separated field (all its lines) lists `token`, case-insensitively.
+bool lists_token(const HTTPHeaders& headers, std::string_view name, std::string_view token) {
+  for (std::string_view line : headers.get_all(name)) {
+    while (!line.empty()) {
+      auto comma = line.find(',');
+      if (detail::iequals(detail::trim_ows(line.substr(0, comma)), token)) return true;
+      if (comma == std::string_view::npos) break;
+      line.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
+/// A SETTINGS payload whose every known setting is within RFC 9113 6.5.2's range, so
+/// nghttp2_session_upgrade2 will take it and the 101 we send is not followed by an error.
+bool valid_settings_payload(std::string_view p) {
+  if (p.size() % 6 != 0) return false;
+  for (std::size_t i = 0; i < p.size(); i += 6) {
+    auto byte = [&](std::size_t k) {
+      return static_cast<std::uint32_t>(static_cast<unsigned char>(p[i + k]));
+    };
+    std::uint32_t id = byte(0) << 8 | byte(1);
+    std::uint32_t value = byte(2) << 24 | byte(3) << 16 | byte(4) << 8 | byte(5);
+    if ((id == 0x2 || id == 0x8) && value > 1) return false;              // ENABLE_PUSH, CONNECT
+    if (id == 0x4 && value > 0x7fffffffu) return false;                   // INITIAL_WINDOW_SIZE
+    if (id == 0x5 && (value < 16384 || value > 0xffffffu)) return false;  // MAX_FRAME_SIZE
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> h2c_upgrade_settings(const HTTPServerRequest& request, bool has_body) {
+  if (has_body || request.version != "HTTP/1.1" || request.method == "CONNECT") return std::nullopt;
+  if (!lists_token(request.headers, "Upgrade", "h2c")) return std::nullopt;
+  if (!lists_token(request.headers, "Connection", "Upgrade") ||
+      !lists_token(request.headers, "Connection", "HTTP2-Settings")) {
+    return std::nullopt;
+  }
+  auto values = request.headers.get_all("HTTP2-Settings");
+  if (values.size() != 1) return std::nullopt;
+  // token68 in base64url (RFC 4648 5), padding usually left out; our decoder wants the
+  // standard alphabet, padded.
+  std::string b64;
+  for (char c : values[0]) {
+    if (c == '+' || c == '/') return std::nullopt;
+    if (c == '=') break;
+    b64 += c == '-' ? '+' : c == '_' ? '/' : c;
+  }
+  if (b64.size() % 4 == 1) return std::nullopt;
+  while (b64.size() % 4 != 0) b64 += '=';
+  std::optional<std::string> payload = base64_decode(b64);
+  if (!payload || !valid_settings_payload(*payload)) return std::nullopt;
+  return payload;
+}
+
+namespace {
+
+/// Answers an h2c Upgrade: once the request is read whole (and the parser has stopped, so
+/// the bytes after it are known), sends 101 and hands the stream to HTTP/2.
+class H2CUpgradeMessage final : public HTTPMessageDelegate {
+ public:
+  H2CUpgradeMessage(std::shared_ptr<HTTPServerRequest> request, std::string settings,
+                    std::shared_ptr<detail::HTTP1ServerContext> context)
+      : request_(std::move(request)),
+        settings_(std::move(settings)),
+        context_(std::move(context)) {}
+
+  void finish() override {
+    HTTPHeaders head;
+    head.add("Connection", "Upgrade");
+    head.add("Upgrade", "h2c");
+    std::shared_ptr<HTTPConnection> channel = request_->connection;
+    channel->write_headers(101, head);
+    DetachedConnection detached = channel->detach();
+    // What HTTP/1 hop by hop fields said is done with; stream 1 carries the rest.
+    for (const char* name : {"Connection", "Upgrade", "HTTP2-Settings", "Keep-Alive"}) {
+      request_->headers.remove(name);
+    }
+    request_->connection.reset();
+    if (context_->h2c_upgrade) {
+      context_->h2c_upgrade(std::move(detached), std::move(settings_), std::move(request_));
+    } else {
+      detached.stream->close();
+    }
+  }
+
+ private:
+  std::shared_ptr<HTTPServerRequest> request_;
+  std::string settings_;
+  std::shared_ptr<detail::HTTP1ServerContext> context_;
+};
+
 }  // namespace
 
 HTTP1Connection::HTTP1Connection(std::shared_ptr<IOStream> stream,
@@ -127,6 +221,7 @@ void HTTP1Connection::start() {
   auto self = shared_from_this();
   stream_->set_close_callback([self] { self->on_stream_closed(); });
   stream_->set_data_handler([this](std::string_view data) { on_data(data); });
+  stream_->set_eof_handler([this] { on_peer_eof(); });
   arm(context_->idle_timeouts);
 }
 
@@ -151,6 +246,20 @@ void HTTP1Connection::close_when_idle() {
   if (!request_active_ && !parser_.in_message() && pending_pos_ >= pending_.size()) {
     close_after_flush(false);
   }
+}
+
+// The client shut down its sending side after its requests (`nc -N`, scripts that send
+// and then read to EOF). As nginx does, answer every request that arrived whole, then
+// close; a request cut short can never complete, so it ends the connection at once.
+void HTTP1Connection::on_peer_eof() {
+  if (closing_) return;
+  peer_eof_ = true;
+  if (request_active_) {
+    if (!message_complete_) close();  // the handler hears of it through on_stream_closed
+    return;                           // else on_request_done closes after the response
+  }
+  if (pending_pos_ < pending_.size()) return;  // pipelined requests still to go: on_data
+  close_after_flush(false);
 }
 
 void HTTP1Connection::on_read_timeout(void* p) {
@@ -248,6 +357,10 @@ void HTTP1Connection::on_data(std::string_view data) {
   }
   dispatching_ = false;
   if (closing_) return;
+  if (peer_eof_ && !request_active_) {
+    close_after_flush(false);
+    return;
+  }
   // A request begun but without its header section yet (possibly after a pipelined one
   // that was answered at once) runs against the header timeout from now on.
   if (phase_ == Phase::idle && !request_active_ && parser_.in_message()) {
@@ -374,6 +487,12 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
   if (!delegate) {
     keep_alive_ = false;
     return HeadersAction::kDeclineUpgrade;
+  }
+  if (info.upgrade && context_->h2c_upgrade && !close_when_idle_) {
+    if (auto settings = h2c_upgrade_settings(*req, request_has_body_)) {
+      message_ = std::make_unique<H2CUpgradeMessage>(req, std::move(*settings), context_);
+      return HeadersAction::kContinue;
+    }
   }
   // Exceptions propagate through the parser to process(), which answers 500.
   RequestStart start = delegate->start_request(req);
@@ -564,6 +683,7 @@ DetachedConnection HTTP1Connection::detach(std::uint64_t seq) {
   // Back to buffered mode: the socket is not read until the new owner reads or sets its
   // own handler.
   stream_->set_data_handler(nullptr);
+  stream_->set_eof_handler(nullptr);
   stream_->set_close_callback(nullptr);
   return result;
 }
@@ -869,6 +989,10 @@ void HTTP1Connection::on_request_done() {
   if (!keep_alive_) {
     // A body still (or maybe still) on its way: linger so the client sees the response.
     close_after_flush(!message_complete_ && request_has_body_);
+    return;
+  }
+  if (peer_eof_ && pending_pos_ >= pending_.size() && !dispatching_) {
+    close_after_flush(false);
     return;
   }
   phase_ = Phase::idle;

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 
@@ -48,6 +50,15 @@ struct HTTPServerOptions {
 
 class HTTP1Connection;
 
+/// Whether `request` asks to switch to HTTP/2 in clear text (RFC 7540 3.2) in a way we
+/// honour, and if so its HTTP2-Settings decoded (the payload of a SETTINGS frame). It
+/// must be HTTP/1.1 with `Upgrade: h2c`, exactly one HTTP2-Settings field holding valid
+/// base64url whose settings are well-formed (6-byte entries, values in range), and
+/// `Connection: Upgrade, HTTP2-Settings`. Requests with a body are not upgraded (the RFC
+/// lets a server ignore the Upgrade): answering them over HTTP/1.1 spares buffering the
+/// body for stream 1, and the next request can upgrade. nullopt: serve over HTTP/1.1.
+std::optional<std::string> h2c_upgrade_settings(const HTTPServerRequest& request, bool has_body);
+
 namespace detail {
 
 /// What every connection of one server shares. Owned by a shared_ptr that connections
@@ -56,6 +67,11 @@ struct HTTP1ServerContext {
   HTTP1ServerContext(IOLoop& loop, HTTPServerOptions opts, HTTPServerDelegate* delegate);
   HTTPServerOptions options;
   HTTPServerDelegate* delegate;  // nulled when the server goes away
+  /// Set by the server on clear-text listeners with HTTP/2 on: takes over a connection
+  /// that switched to h2c (the stream after the 101, with the bytes read past the request),
+  /// the decoded HTTP2-Settings and the upgrading request, which becomes stream 1.
+  std::function<void(DetachedConnection, std::string settings, std::shared_ptr<HTTPServerRequest>)>
+      h2c_upgrade;
   TimeoutList idle_timeouts;
   TimeoutList header_timeouts;
   TimeoutList body_timeouts;
@@ -121,6 +137,7 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   enum class Phase : std::uint8_t { idle, headers, body, handling, lingering };
 
   void on_data(std::string_view data);
+  void on_peer_eof();
   std::size_t process(std::string_view data);
   void process_pending();
   void update_read_pause();
@@ -167,8 +184,8 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
 
   std::string remote_ip_;  // the peer's address, looked up once per connection
   int remote_port_ = 0;
-  std::string out_;        // response bytes not yet handed to the stream
-  std::string pending_;    // pipelined input read ahead of the current request...
+  std::string out_;      // response bytes not yet handed to the stream
+  std::string pending_;  // pipelined input read ahead of the current request...
   // Body bytes read while the handler paused the body (pause_body); delivered on resume.
   std::string held_body_;
   // Within finish_upgrade_request: the bytes after the upgrade request in the input
@@ -195,6 +212,7 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   bool flush_scheduled_ = false;
   bool reading_paused_ = false;
   bool closing_ = false;
+  bool peer_eof_ = false;  // the client half-closed: answer what arrived, then close
   bool close_when_idle_ = false;
   bool upgrade_request_ = false;     // the current request asks to switch protocols
   bool upgrade_finish_due_ = false;  // ...and its finish() waits for feed() to return

@@ -193,9 +193,37 @@ void HTTP2Session::start(std::string_view initial) {
   // handler can therefore hold `this`.
   auto self = shared_from_this();
   stream_->set_close_callback([self] { self->on_stream_closed(); });
+  if (auto s = std::move(upgraded_)) {
+    dispatch_request(*s);
+    request_complete(*s);
+  }
   if (!initial.empty()) on_data(initial);
   if (!closing_) stream_->set_data_handler([this](std::string_view data) { on_data(data); });
   flush();
+}
+
+void HTTP2Session::start_upgraded(std::string_view settings,
+                                  std::shared_ptr<HTTPServerRequest> request,
+                                  std::string_view initial) {
+  int rv =
+      nghttp2_session_upgrade2(session_, reinterpret_cast<const std::uint8_t*>(settings.data()),
+                               settings.size(), request->method == "HEAD", nullptr);
+  if (rv != 0) {
+    // h2c_upgrade_settings checked the settings; this is nghttp2 disagreeing.
+    log::info("http2", std::string("h2c upgrade refused: ") + nghttp2_strerror(rv));
+    nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+    start();
+    close_after_flush();
+    return;
+  }
+  auto s = std::make_shared<HTTP2StreamState>();
+  s->id = 1;
+  s->request = std::move(request);
+  s->request->version = "HTTP/2";
+  nghttp2_session_set_stream_user_data(session_, s->id, s.get());
+  streams_.emplace(s->id, s);
+  upgraded_ = std::move(s);
+  start(initial);
 }
 
 void HTTP2Session::close() {

@@ -93,6 +93,13 @@ class HTTP2Session : public std::enable_shared_from_this<HTTP2Session> {
   /// Sends our SETTINGS and starts reading; `initial` is input already read from the
   /// stream (the client preface, when the server sniffed it).
   void start(std::string_view initial = {});
+  /// start() for a connection that switched from HTTP/1.1 by `Upgrade: h2c` (RFC 7540
+  /// 3.2), after our 101: applies the client's HTTP2-Settings (decoded) and serves
+  /// `request`, already read whole, as stream 1. `initial` is what the client sent after
+  /// its request (the start of its connection preface). Settings nghttp2 refuses end the
+  /// connection with GOAWAY.
+  void start_upgraded(std::string_view settings, std::shared_ptr<HTTPServerRequest> request,
+                      std::string_view initial = {});
   /// Closes the connection now; open streams see on_connection_close.
   void close();
   /// Graceful shutdown: GOAWAY, open streams finish, then the connection closes.
@@ -144,7 +151,8 @@ class HTTP2Session : public std::enable_shared_from_this<HTTP2Session> {
   nghttp2_session* session_ = nullptr;
   std::unordered_map<std::int32_t, std::shared_ptr<detail::HTTP2StreamState>> streams_;
   std::vector<std::shared_ptr<detail::HTTP2StreamState>>
-      headers_due_;  // write_headers, not submitted
+      headers_due_;                                     // write_headers, not submitted
+  std::shared_ptr<detail::HTTP2StreamState> upgraded_;  // stream 1 of an h2c Upgrade, until start
   std::string remote_ip_;
   int remote_port_ = 0;
   TimeoutEntry idle_timeout_;

@@ -95,6 +95,7 @@ HTTPServer::HTTPServer(HTTPServerDelegate& delegate, HTTPServerOptions options)
       h2_(std::make_shared<detail::HTTP2ServerContext>()) {
   h2_->base = context_;
   set_max_connections(context_->options.max_connections);
+  update_h2c();
 }
 
 HTTPServer::HTTPServer(RequestCallback callback, HTTPServerOptions options)
@@ -104,6 +105,7 @@ HTTPServer::HTTPServer(RequestCallback callback, HTTPServerOptions options)
       h2_(std::make_shared<detail::HTTP2ServerContext>()) {
   h2_->base = context_;
   set_max_connections(context_->options.max_connections);
+  update_h2c();
 }
 
 HTTPServer::~HTTPServer() {
@@ -118,6 +120,27 @@ HTTPServer::~HTTPServer() {
 void HTTPServer::set_ssl_context(std::shared_ptr<SSLContext> context) {
   ssl_ = std::move(context);
   context_->options.protocol = ssl_ ? "https" : "http";
+  update_h2c();
+}
+
+void HTTPServer::update_h2c() {
+  if (!http2_ || ssl_) {
+    context_->h2c_upgrade = nullptr;
+    return;
+  }
+  // The context outlives neither: the HTTP/1 context holds the hook, so it holds the
+  // HTTP/2 context weakly.
+  std::weak_ptr<detail::HTTP2ServerContext> weak = h2_;
+  context_->h2c_upgrade = [weak](DetachedConnection detached, std::string settings,
+                                 std::shared_ptr<HTTPServerRequest> request) {
+    auto ctx = weak.lock();
+    if (!ctx) {
+      detached.stream->close();
+      return;
+    }
+    auto session = std::make_shared<HTTP2Session>(std::move(detached.stream), ctx);
+    session->start_upgraded(settings, std::move(request), detached.leftover);
+  };
 }
 
 void HTTPServer::set_ssl_config(SSLServerConfig config) {

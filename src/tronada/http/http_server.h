@@ -22,8 +22,10 @@ namespace tronada {
 /// Protocols: HTTP/2 is on unless disable_http2() is called before listening. Over TLS
 /// the client picks it by ALPN ("h2"; anything else is HTTP/1.1); in clear text a client
 /// that starts with the HTTP/2 connection preface (prior knowledge, RFC 9113 3.3) gets
-/// HTTP/2 and every other gets HTTP/1.1, on the same port. `Upgrade: h2c` is not
-/// honoured (answered as HTTP/1.1, which RFC 9113 allows).
+/// HTTP/2 and every other gets HTTP/1.1, on the same port; an HTTP/1.1 request with
+/// `Upgrade: h2c` and no body (RFC 7540 3.2) gets 101 and its answer as HTTP/2 stream 1
+/// (see h2c_upgrade_settings). Over TLS the Upgrade header is ignored (RFC 9113 3.2:
+/// ALPN is the only way there).
 ///
 /// Lifetime: the server owns the listening sockets and the shared connection contexts.
 /// Destroying it stops accepting and closes every open connection.
@@ -49,7 +51,10 @@ class HTTPServer : public TCPServer {
 
   /// HTTP/2 settings and limits (before listening).
   void set_http2_options(HTTP2Options options) { h2_->options = options; }
-  void disable_http2() { http2_ = false; }
+  void disable_http2() {
+    http2_ = false;
+    update_h2c();
+  }
   bool http2_enabled() const { return http2_; }
 
   const HTTPServerOptions& options() const { return context_->options; }
@@ -69,6 +74,8 @@ class HTTPServer : public TCPServer {
   struct Sniffer;
   void sniff_preface(std::shared_ptr<IOStream> stream);
   void await_alpn(std::shared_ptr<IOStream> stream);
+  /// Offers h2c Upgrade to HTTP/1 connections exactly when HTTP/2 is on without TLS.
+  void update_h2c();
 
   std::unique_ptr<HTTPServerDelegate> owned_delegate_;
   std::shared_ptr<detail::HTTP1ServerContext> context_;
