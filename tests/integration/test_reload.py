@@ -4,7 +4,6 @@ keeps the old config when the new one has an error, forwards to forked workers, 
 fails no request when it comes ten times under load."""
 import http.client
 import http.server
-import os
 import shutil
 import signal
 import socket
