@@ -216,8 +216,8 @@ def test_max_requests_recycles_without_failing_a_request(master):
     assert out.count("was recycled after") >= 4, out
     assert load.failures == [], load.failures
     assert len(load.pids) >= 4
-    # The master logs the requests each served: 40..50, plus a few it took while the
-    # master was noticing.
+    # The master logs the requests each served: its 40..50, plus the few it had
+    # already accepted when it stopped accepting.
     counts = [int(n) for n in re.findall(r"was recycled after (\d+) requests", out)]
     assert all(40 <= n < 80 for n in counts), counts
 

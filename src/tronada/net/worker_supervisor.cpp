@@ -83,7 +83,10 @@ void WorkerStatus::call_started(int thread) {
 void WorkerStatus::call_ended(int thread) {
   if (shared_ && thread >= 0 && thread < threads_) {
     shared_->clocks()[thread].store(0, std::memory_order_relaxed);
-    shared_->requests.fetch_add(1, std::memory_order_relaxed);
+    std::uint64_t n = shared_->requests.fetch_add(1, std::memory_order_relaxed) + 1;
+    // The worker stops accepting the moment it served its share, not when the master
+    // next looks (the master then finishes the recycling).
+    if (request_limit_ > 0 && n == request_limit_ && stop_signal_) kill(getpid(), stop_signal_);
   }
 }
 
@@ -170,6 +173,7 @@ WorkerStatus WorkerSupervisor::run() {
     bool was_ready = false;
     Clock::time_point stop_sent;
     std::optional<Clock::time_point> term_at;  // SIGTERM due after stop_accepting_signal
+    bool recycled_for_requests = false;
   };
   std::vector<Child> children;
   std::mt19937_64 rng(std::random_device{}());
@@ -196,6 +200,11 @@ WorkerStatus WorkerSupervisor::run() {
     sh->ready.store(0);
     sh->requests.store(0);
     for (int t = 0; t < o.threads; ++t) sh->clocks()[t].store(0);
+    std::uint64_t limit = 0;
+    if (o.max_requests > 0) {
+      limit = o.max_requests;
+      if (o.max_requests_jitter > 0) limit += rng() % (o.max_requests_jitter + 1);
+    }
     std::fflush(nullptr);
     pid_t pid = fork();
     if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
@@ -214,15 +223,13 @@ WorkerStatus WorkerSupervisor::run() {
       status.shared_ = sh;
       status.threads_ = o.threads;
       status.id_ = id;
+      status.request_limit_ = limit;
+      status.stop_signal_ = o.stop_accepting_signal;
       return true;
     }
     slot_used[static_cast<std::size_t>(s)] = true;
-    std::uint64_t limit = 0;
-    if (o.max_requests > 0) {
-      limit = o.max_requests;
-      if (o.max_requests_jitter > 0) limit += rng() % (o.max_requests_jitter + 1);
-    }
-    children.push_back(Child{pid, id, s, Clock::now(), limit, {}, false, false, false, {}, {}});
+    children.push_back(
+        Child{pid, id, s, Clock::now(), limit, {}, false, false, false, {}, {}, false});
     log::debug(L, "started " + worker_name(id, pid));
     return false;
   };
@@ -334,11 +341,17 @@ WorkerStatus WorkerSupervisor::run() {
       children.erase(it);
       slot_used[static_cast<std::size_t>(c.slot)] = false;
       bool ready = c.was_ready || slot(c.slot)->ready.load() != 0;
+      if (c.recycled_for_requests) {
+        c.reason =
+            "was recycled after " + std::to_string(slot(c.slot)->requests.load()) + " requests";
+      }
       bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
       std::string name = worker_name(c.id, c.pid);
-      if (c.retiring) {
+      if (c.retiring) {  // its replacement runs already
         if (clean) {
           log::info(L, name + " " + c.reason);
+        } else if (c.killed) {
+          log::warning(L, name + " " + c.reason);
         } else {
           log::warning(L, name + " " + c.reason + ", then " + describe_exit(st));
         }
@@ -347,6 +360,8 @@ WorkerStatus WorkerSupervisor::run() {
       if (stopping) {
         if (clean) {
           log::info(L, name + " stopped");
+        } else if (c.killed) {
+          log::warning(L, name + " " + c.reason);
         } else {
           log::warning(L, name + " " + describe_exit(st) + " while stopping");
         }
@@ -430,7 +445,7 @@ WorkerStatus WorkerSupervisor::run() {
         }
         if (stuck) {
           c.killed = true;
-          c.retiring = false;  // a stuck worker is replaced when it is gone
+          c.recycled_for_requests = false;
           c.reason = "was stuck in the app longer than --timeout " +
                      std::to_string(o.timeout.count()) + "s and was killed";
           log::warning(L, worker_name(c.id, c.pid) + " has been in one request longer than " +
@@ -443,8 +458,10 @@ WorkerStatus WorkerSupervisor::run() {
       if (c.retiring) {
         if (now - c.stop_sent > grace) {
           c.killed = true;
-          log::warning(L, worker_name(c.id, c.pid) + " did not finish its requests within " +
-                              std::to_string(grace.count()) + " s: killing it");
+          c.recycled_for_requests = false;
+          c.reason = "did not finish its requests within " + std::to_string(grace.count()) +
+                     " s of being told to stop and was killed";
+          log::warning(L, worker_name(c.id, c.pid) + " " + c.reason);
           kill(c.pid, SIGKILL);
         }
         continue;
@@ -453,7 +470,8 @@ WorkerStatus WorkerSupervisor::run() {
       if (c.request_limit > 0) {
         std::uint64_t n = sh->requests.load(std::memory_order_relaxed);
         if (n >= c.request_limit) {
-          if (retire(children[i], "was recycled after " + std::to_string(n) + " requests")) {
+          children[i].recycled_for_requests = true;
+          if (retire(children[i], "reached --max-requests " + std::to_string(c.request_limit))) {
             return status;
           }
           continue;

@@ -66,6 +66,8 @@ class WorkerStatus {
   Shared* shared_ = nullptr;
   int threads_ = 0;
   int id_ = -1;
+  std::uint64_t request_limit_ = 0;
+  int stop_signal_ = 0;
 };
 
 /// Forks and supervises the workers. run() returns only in a worker (with its status
