@@ -856,6 +856,46 @@ def test_closed_client_runs_close_callback(server):
         assert c2.request("GET", "/").status == 200
 
 
+def half_closed_exchange(port, data):
+    """Sends `data`, shuts down the sending side (as `nc -N` does) and reads to EOF."""
+    c = Client(port)
+    c.send(data)
+    c.sock.shutdown(socket.SHUT_WR)
+    responses = []
+    try:
+        while True:
+            responses.append(c.read_response())
+    except EOFError:
+        pass
+    assert not c.buf, bytes(c.buf)  # nothing but whole responses before the close
+    c.close()
+    return responses
+
+
+def test_half_closed_client_gets_every_answered_request(server):
+    # Answered at once, before the FIN is read: the responses go out, then the close.
+    rs = half_closed_exchange(server.port, build_request("GET", "/") * 3
+                              + build_request("POST", "/echo", body=b"abc"))
+    assert [(r.status, r.body) for r in rs[:3]] == [(200, b"Hello, world")] * 3
+    assert rs[3].json()["body"] == "abc"
+    # A handler still running when the FIN arrives ends as if the client vanished.
+    assert half_closed_exchange(server.port, build_request("GET", "/slow?ms=300")) == []
+
+
+def test_half_closed_client_with_a_cut_request_is_closed(server):
+    # Headers cut short, and a body shorter than its Content-Length: neither can end.
+    for data in (b"GET / HTTP/1.1\r\nHost: x\r\n",
+                 b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"):
+        assert half_closed_exchange(server.port, data) == []
+    with Client(server.port) as c:
+        assert c.request("GET", "/").status == 200
+
+
+def test_half_closed_http10_with_nc_style_client(server):
+    rs = half_closed_exchange(server.port, b"GET / HTTP/1.0\r\n\r\n")
+    assert len(rs) == 1 and rs[0].body == b"Hello, world"
+
+
 # --- connection limits, xheaders ------------------------------------------------------
 
 

@@ -248,17 +248,18 @@ void HTTP1Connection::close_when_idle() {
   }
 }
 
-// The client shut down its sending side after its requests (`nc -N`, scripts that send
-// and then read to EOF). As nginx does, answer every request that arrived whole, then
-// close; a request cut short can never complete, so it ends the connection at once.
+// The client shut down its sending side (`nc -N`, a script that sends and then reads to
+// EOF, or a client that closed altogether: TCP cannot tell them apart). Responses
+// already written still go out before we close, rather than being cancelled with the
+// socket. A request still being answered ends as when the client vanished (the handler's
+// on_connection_close runs), as in Tornado and nginx: a long poll must learn that its
+// client left.
 void HTTP1Connection::on_peer_eof() {
   if (closing_) return;
-  peer_eof_ = true;
   if (request_active_) {
-    if (!message_complete_) close();  // the handler hears of it through on_stream_closed
-    return;                           // else on_request_done closes after the response
+    close();
+    return;
   }
-  if (pending_pos_ < pending_.size()) return;  // pipelined requests still to go: on_data
   close_after_flush(false);
 }
 
@@ -357,10 +358,6 @@ void HTTP1Connection::on_data(std::string_view data) {
   }
   dispatching_ = false;
   if (closing_) return;
-  if (peer_eof_ && !request_active_) {
-    close_after_flush(false);
-    return;
-  }
   // A request begun but without its header section yet (possibly after a pipelined one
   // that was answered at once) runs against the header timeout from now on.
   if (phase_ == Phase::idle && !request_active_ && parser_.in_message()) {
@@ -989,10 +986,6 @@ void HTTP1Connection::on_request_done() {
   if (!keep_alive_) {
     // A body still (or maybe still) on its way: linger so the client sees the response.
     close_after_flush(!message_complete_ && request_has_body_);
-    return;
-  }
-  if (peer_eof_ && pending_pos_ >= pending_.size() && !dispatching_) {
-    close_after_flush(false);
     return;
   }
   phase_ = Phase::idle;

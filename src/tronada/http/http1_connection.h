@@ -212,7 +212,6 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   bool flush_scheduled_ = false;
   bool reading_paused_ = false;
   bool closing_ = false;
-  bool peer_eof_ = false;  // the client half-closed: answer what arrived, then close
   bool close_when_idle_ = false;
   bool upgrade_request_ = false;     // the current request asks to switch protocols
   bool upgrade_finish_due_ = false;  // ...and its finish() waits for feed() to return

@@ -504,6 +504,32 @@ void IOStream::flush_raw() {
     buffer_pos_ = 0;
     dispatch_raw(pending);
   }
+  maybe_deliver_eof();
+}
+
+void IOStream::on_transport_eof() {
+  if (!eof_handler_ || !data_handler_) {
+    close(uv_error(UV_EOF));
+    return;
+  }
+  eof_received_ = true;
+  maybe_deliver_eof();
+}
+
+void IOStream::maybe_deliver_eof() {
+  if (!eof_received_ || eof_delivered_ || closing_ || read_buffer_size() > 0) return;
+  eof_delivered_ = true;
+  auto handler = std::move(eof_handler_);
+  eof_handler_ = nullptr;
+  try {
+    handler();
+  } catch (const std::exception& e) {
+    log::error("iostream", std::string("closing stream: EOF handler threw: ") + e.what());
+    close(uv_error(UV_EOF));
+  } catch (...) {
+    log::error("iostream", "closing stream: EOF handler threw");
+    close(uv_error(UV_EOF));
+  }
 }
 
 void IOStream::schedule_flush_raw() {
@@ -767,6 +793,7 @@ void IOStream::on_closed(uv_handle_t* h) {
   auto cb = std::move(self->close_callback_);
   self->close_callback_ = nullptr;
   self->data_handler_ = nullptr;
+  self->eof_handler_ = nullptr;
   if (acceptor_cb) IOLoop::invoke_logged("close callback", acceptor_cb);
   if (cb) IOLoop::invoke_logged("close callback", cb);
 }

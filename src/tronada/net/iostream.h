@@ -142,6 +142,14 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// the read buffer and are delivered, from the loop, after resume_reading().
   void pause_reading();
   void resume_reading();
+  /// Raw mode only: the peer's EOF (it shut down its sending side) calls `handler`, once
+  /// every byte before it was delivered, instead of closing the stream, so the protocol
+  /// can still answer what it received (a client that sends its request and then
+  /// half-closes, as `nc -N` does). Writes go on; the handler decides when to close.
+  /// Plain TCP streams only: over TLS an EOF still closes.
+  void set_eof_handler(std::function<void()> handler) { eof_handler_ = std::move(handler); }
+  /// The peer sent EOF (reads are over; writes may go on).
+  bool eof_received() const { return eof_received_; }
 
   void set_close_callback(CloseCallback cb) { close_callback_ = std::move(cb); }
   /// A second close callback for whoever accepted the stream (TCPServer counts open
@@ -188,7 +196,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// Plaintext going down; SSLIOStream encrypts before calling send_raw.
   virtual void send_plain(const std::string_view* pieces, std::size_t count);
   /// Hooks for SSLIOStream to learn about EOF before the stream closes.
-  virtual void on_transport_eof() { close(uv_error(UV_EOF)); }
+  virtual void on_transport_eof();
+  // Runs the EOF handler once the bytes read before the EOF reached the data handler.
+  void maybe_deliver_eof();
   /// True while the transport itself needs socket reads (a TLS handshake in progress).
   virtual bool transport_wants_reads() const { return false; }
   /// Re-evaluates whether the socket should be read (after a handler, op or pause change).
@@ -282,6 +292,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   bool reading_paused_ = false;
   bool socket_reading_ = false;
   bool socket_ended_ = false;  // libuv reported EOF or an error: it reads no more
+  bool eof_received_ = false;
+  bool eof_delivered_ = false;
+  std::function<void()> eof_handler_;
 
   // Write accounting in plaintext bytes: written_ of accepted_ have left our buffer.
   std::size_t write_queued_ = 0;
