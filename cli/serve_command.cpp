@@ -351,8 +351,7 @@ void serve_impl(const Config& config, const std::function<Config()>& reread) {
   // Type=notify units wait for this (with workers, each worker sends it; the unit says
   // NotifyAccess=all).
   systemd_notify("READY=1");
-  run_until_signalled(server, std::chrono::duration_cast<std::chrono::seconds>(s.shutdown_timeout),
-                      reload);
+  run_until_signalled(server, s.shutdown_timeout, reload);
   loop.remove_signal_handler(SIGUSR1);
   access_log.reset();
 }

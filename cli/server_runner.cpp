@@ -63,7 +63,7 @@ void run_until_signalled(HTTPServer& server, const CommonOptions& options) {
   run_until_signalled(server);
 }
 
-void run_until_signalled(HTTPServer& server, std::chrono::seconds drain_timeout,
+void run_until_signalled(HTTPServer& server, std::chrono::milliseconds drain_timeout,
                          std::function<void()> on_hangup) {
   IOLoop& loop = IOLoop::current();
   if (!on_hangup) on_hangup = [&server] { reload_certificates(server); };

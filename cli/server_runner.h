@@ -32,7 +32,7 @@ void reload_certificates(HTTPServer& server);
 /// SIGHUP calls `on_hangup` (default: reload_certificates) and goes on serving. A master
 /// of forked workers (fork_processes) forwards SIGHUP to each worker, which reloads itself.
 void run_until_signalled(HTTPServer& server,
-                         std::chrono::seconds drain_timeout = std::chrono::seconds(30),
+                         std::chrono::milliseconds drain_timeout = std::chrono::seconds(30),
                          std::function<void()> on_hangup = {});
 
 /// The form the one-backend commands use: configure_protocols(server, options), then
