@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   // Fillers shaped like a real API's rules (a literal prefix, then groups), so a naive
   // matcher cannot reject them on the first byte alone.
   for (int i = 0; i < o.routes - 3; ++i) {
-    rules.emplace_back("/api/v1/resource" + std::to_string(i) + "/([0-9]+)/(?P<name>[a-z]+)",
+    rules.emplace_back("/api/v1/resource" + std::to_string(i) + "/(?P<id>[0-9]+)/(?P<name>[a-z]+)",
                        handler<FillerHandler>());
   }
   rules.emplace_back("/item/([0-9]+)", handler<ItemHandler>());

@@ -1084,7 +1084,7 @@ WORKLOADS = {
         "tronada-routes3",
         "`wrk -t1 -cN --latency` on `GET /item/42`, matched by `/item/([0-9]+)` placed "
         "as the last of 50 rules (`/`, `/json`, then 47 shaped "
-        "`/api/v1/resourceK/([0-9]+)/(?P<name>[a-z]+)`), against the same server without "
+        "`/api/v1/resourceK/(?P<id>[0-9]+)/(?P<name>[a-z]+)`), against the same server without "
         "the 47 fillers: the difference in CPU "
         "per request is the cost of the lookup.", concurrency=[64], path="/item/42"),
     "h2c": Workload(

@@ -36,7 +36,7 @@ class FillerHandler(tornado.web.RequestHandler):
 
 async def main(port, address, routes):
     rules = [(r"/", HelloHandler), (r"/json", JSONHandler)]
-    rules += [(rf"/api/v1/resource{i}/([0-9]+)/(?P<name>[a-z]+)", FillerHandler)
+    rules += [(rf"/api/v1/resource{i}/(?P<id>[0-9]+)/(?P<name>[a-z]+)", FillerHandler)
               for i in range(routes - 3)]
     rules.append((r"/item/([0-9]+)", ItemHandler))
     # log_function: no access log on stderr, as framework_bench.
