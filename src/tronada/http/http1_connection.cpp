@@ -255,7 +255,11 @@ void HTTP1Connection::close_when_idle() {
 // on_connection_close runs), as in Tornado and nginx: a long poll must learn that its
 // client left.
 void HTTP1Connection::on_peer_eof() {
-  if (closing_) return;
+  if (closing_) {
+    // Lingering waits for exactly this: the client has stopped sending.
+    if (phase_ == Phase::lingering) close();
+    return;
+  }
   if (request_active_) {
     close();
     return;
