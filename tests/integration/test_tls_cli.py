@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from conftest import BIN, free_port, wait_for_port
+from conftest import BIN, Server, free_port
 from test_fastcgi import PHP_DIR, PHP_FPM, PHPFPM
 
 TRONADA = str(BIN / "tronada")
@@ -67,11 +67,8 @@ def tls_flags(pki):
     return ["--certfile", str(crt), "--keyfile", str(key)]
 
 
-class Proc:
-    def __init__(self, argv, port):
-        self.port = port
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wait_for_port(port, self.proc)
+class Proc(Server):
+    """conftest's Server whose stop() also returns what the server wrote to stderr."""
 
     def stop(self):
         if self.proc.poll() is None:
