@@ -96,6 +96,16 @@ TEST(WsDeflate, ServerNegotiation) {
   EXPECT_EQ(p->server_max_window_bits, 9);
 }
 
+TEST(WsDeflate, ServerGrantsAClientItsOwnEightBitWindow) {
+  // RFC 7692 lets a client cap its own window at 8 bits; the server inflates with 9,
+  // which reads such messages, so it agrees rather than dropping compression.
+  std::string r;
+  auto p = server_negotiates("permessage-deflate; client_max_window_bits=8", r);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->client_max_window_bits, 8);
+  EXPECT_NE(r.find("client_max_window_bits=8"), std::string::npos) << r;
+}
+
 TEST(WsDeflate, ClientChecksTheResponse) {
   DeflateOptions mine;
   EXPECT_EQ(deflate_offer(mine), "permessage-deflate; client_max_window_bits");
