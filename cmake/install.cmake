@@ -11,9 +11,11 @@ include(CMakePackageConfigHelpers)
 
 set(TRONADA_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/tronada)
 
-# Headers are found from src/ while building and include/ once installed.
+# Headers are found from src/ and gateway/ while building and include/ once installed.
 set_target_properties(tronada PROPERTIES INTERFACE_INCLUDE_DIRECTORIES
   "$<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/src>;$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
+set_target_properties(tronada_gateway PROPERTIES INTERFACE_INCLUDE_DIRECTORIES
+  "$<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/gateway>;$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
 # llhttp is compiled into its own static library; no public header includes llhttp.h, so
 # installed users need the archive only. Renamed so it cannot shadow a distro libllhttp.
 set_target_properties(llhttp PROPERTIES OUTPUT_NAME tronada_llhttp
@@ -32,6 +34,8 @@ install(TARGETS tronada tronada_gateway llhttp EXPORT tronadaTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/src/tronada DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+        FILES_MATCHING PATTERN "*.h")
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/gateway/tronada DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         FILES_MATCHING PATTERN "*.h")
 install(EXPORT tronadaTargets NAMESPACE tronada:: DESTINATION ${TRONADA_CMAKE_DIR})
 export(EXPORT tronadaTargets NAMESPACE tronada:: FILE ${CMAKE_BINARY_DIR}/tronadaTargets.cmake)
