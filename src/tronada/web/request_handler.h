@@ -10,7 +10,9 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+// The whole JSON type, not its forward declaration: write_json({...}), json_body() and
+// render() take or return it by value, and a handler should compile with this header alone.
+#include <nlohmann/json.hpp>
 
 #include "tronada/async/future.h"
 #include "tronada/async/task.h"
