@@ -6,7 +6,8 @@ To add one: `add(name, label, proto, command, missing, version)`, with a command
 peers/ (or a new function there for a new configuration); see spec.Spec.
 """
 
-from .peers import h2o, nginx, php_fpm, postgres, tornado, tronada, upstream, wsgi
+from .peers import (h2o, nginx, php_fpm, postgres, static_files, tornado, tronada, upstream,
+                    wsgi)
 from .spec import Spec, missing_all, missing_module
 
 SERVERS = {}
@@ -112,3 +113,18 @@ add("tronada-bare", "tronada HTTPServer delegate (http_test_server)", "http",
 add("nginx-https", "nginx (HTTPS)", "tcp", nginx.h2_command(True), nginx.missing, nginx.version)
 add("tronada-https", "tronada (HTTPS, http_test_server)", "tcp", tronada.test_server_command(True),
     tronada.missing("http_test_server", "not built: run ./scripts/build"))
+
+# Static files (peers/static_files.py): `tronada static` against h2o's file handler and
+# nginx with sendfile and open_file_cache, on clear text (HTTP/1.1, h2c by prior
+# knowledge) and over TLS (h2 by ALPN).
+for _tls, _suffix in ((False, ""), (True, "-tls")):
+    add(f"tronada-static{_suffix}", f"tronada static{' (TLS)' if _tls else ''}", "tcp",
+        static_files.tronada_command(_tls), tronada.missing("tronada"))
+    add(f"h2o-static{_suffix}", f"h2o file.dir{' (TLS)' if _tls else ''}", "tcp",
+        static_files.h2o_command(_tls), h2o.missing, h2o.version)
+add("nginx-static", "nginx (sendfile, open_file_cache)", "tcp", static_files.nginx_command(),
+    nginx.missing, nginx.version)
+add("nginx-static-h2c", "nginx (sendfile, open_file_cache, h2c)", "tcp",
+    static_files.nginx_command(http2=True), nginx.missing, nginx.version)
+add("nginx-static-tls", "nginx (sendfile, open_file_cache, TLS)", "tcp",
+    static_files.nginx_command(tls=True, http2=True), nginx.missing, nginx.version)

@@ -197,4 +197,31 @@ WORKLOADS = {
         "`h2load -t1 -cN -m10 -D<seconds>` over TLS with a P-256 self-signed "
         "certificate; the handshakes happen during the warm-up. Same responders as "
         "`h2c`.", concurrency=[32], load="h2load", tls=True),
+    # Static files: the product (`tronada static`) against h2o and nginx, one core each.
+    **{f"static-{size}": Workload(
+        f"static-{size}", f"Static file of {label}, HTTP/1.1 keep-alive", "throughput",
+        ["h2o-static", "nginx-static", "tronada-static"],
+        "nginx-static" if size == "1m" else "h2o-static",
+        f"`wrk -t1 -cN --latency` on `GET /{name}` ({label}) from `tronada static DIR`, "
+        "h2o's `file.dir` and nginx with `sendfile on` and `open_file_cache`; one "
+        "worker/thread each, access logs off.", concurrency=[64], path=f"/{name}")
+       for size, name, label in (("13b", "13b.txt", "13 B"), ("16k", "16k.bin", "16 KiB"),
+                                 ("1m", "1m.bin", "1 MiB"))},
+    "static-close": Workload(
+        "static-close", "Static file of 13 B, `Connection: close`", "throughput",
+        ["h2o-static", "nginx-static", "tronada-static"], "h2o-static",
+        "`wrk -t1 -cN -H 'Connection: close'` on `GET /13b.txt`: a new connection per "
+        "request, as the static workloads otherwise.", concurrency=[64], close=True,
+        path="/13b.txt"),
+    "static-h2c": Workload(
+        "static-h2c", "Static file of 13 B, HTTP/2 over clear text", "throughput",
+        ["h2o-static", "nginx-static-h2c", "tronada-static"], "h2o-static",
+        "`h2load -t1 -cN -m10` (prior knowledge) on `GET /13b.txt`.", concurrency=[32],
+        load="h2load", path="/13b.txt"),
+    "static-h2-tls": Workload(
+        "static-h2-tls", "Static file of 13 B, HTTP/2 over TLS", "throughput",
+        ["h2o-static-tls", "nginx-static-tls", "tronada-static-tls"], "h2o-static-tls",
+        "`h2load -t1 -cN -m10` over TLS (ALPN h2) on `GET /13b.txt`; P-256 self-signed "
+        "certificate, handshakes during the warm-up.", concurrency=[32], load="h2load",
+        tls=True, path="/13b.txt"),
 }
