@@ -1,5 +1,5 @@
 # Install rules and the CMake package config, so an app can `find_package(tronada)`:
-# - against an install (`cmake --install`, the Debian package): headers under include/,
+# - against an install (`cmake --install`, the Debian packages): headers under include/,
 #   static libraries and lib/cmake/tronada/, the `tronada` program, the templates that
 #   `tronada new` copies under share/tronada/templates, and a pkg-config file;
 # - against this build tree without installing (`-Dtronada_DIR=<build dir>`): what
@@ -29,16 +29,34 @@ if(TRONADA_SANITIZE)
   target_link_options(tronada INTERFACE "$<BUILD_INTERFACE:-fsanitize=${TRONADA_SANITIZE}>")
 endif()
 
-install(TARGETS tronada tronada_gateway llhttp EXPORT tronadaTargets
+# One export set, and so one targets file, per part that links something of its own: the
+# core (tronadaTargets.cmake, package tronada-dev), the gateway (libpython;
+# tronadaGatewayTargets.cmake, tronada-gateway-dev) and the database layer (libpq,
+# hiredis, SQLite; tronadaDbTargets.cmake, tronada-db-dev). tronadaConfig.cmake loads a
+# part's file only when its component is asked for, so the core works with the other
+# files absent and a native app never looks for Python.
+install(TARGETS tronada llhttp EXPORT tronadaTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS tronada_gateway EXPORT tronadaGatewayTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS tronada_db EXPORT tronadaDbTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+foreach(export tronadaTargets tronadaGatewayTargets tronadaDbTargets)
+  install(EXPORT ${export} NAMESPACE tronada:: DESTINATION ${TRONADA_CMAKE_DIR})
+  export(EXPORT ${export} NAMESPACE tronada:: FILE ${CMAKE_BINARY_DIR}/${export}.cmake)
+endforeach()
+# Headers: the core's layers and db/ from src/, gateway/ from gateway/, all under
+# include/tronada/; the packages split them by folder (packaging/debian/*.install).
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/src/tronada DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         FILES_MATCHING PATTERN "*.h")
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/gateway/tronada DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         FILES_MATCHING PATTERN "*.h")
-install(EXPORT tronadaTargets NAMESPACE tronada:: DESTINATION ${TRONADA_CMAKE_DIR})
-export(EXPORT tronadaTargets NAMESPACE tronada:: FILE ${CMAKE_BINARY_DIR}/tronadaTargets.cmake)
 
 configure_package_config_file(${CMAKE_SOURCE_DIR}/cmake/tronadaConfig.cmake.in
   ${CMAKE_BINARY_DIR}/tronadaConfig.cmake INSTALL_DESTINATION ${TRONADA_CMAKE_DIR})
