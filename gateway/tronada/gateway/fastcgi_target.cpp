@@ -64,8 +64,6 @@ std::optional<std::string> normalize_url_path(std::string_view url_path) {
       out.append(seg);
       out += '/';
       trailing = false;
-    } else {
-      trailing = trailing || slash == std::string::npos;
     }
     if (slash == std::string::npos) break;
     pos = slash + 1;
