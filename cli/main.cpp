@@ -61,10 +61,13 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    // A command asked for a specific exit status and has reported already (`tronada run`
+    // passes on its app's). Caught first: CLI11 makes it a ParseError, not a usage error.
+    return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : kExitUsage;
   } catch (const CLI::Error& e) {
-    // A command asked for a specific exit status (CLI::RuntimeError) and has reported already.
     return app.exit(e);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tronada: error: %s\n", e.what());

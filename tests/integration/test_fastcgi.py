@@ -396,20 +396,70 @@ def test_directory_index_and_redirect(tronada):
     assert status == 200 and body == b"sub index /sub/index.php\n"
 
 
-def test_paths_outside_root_refused(tronada):
-    for path in ["/../etc/passwd", "/%2e%2e/etc/passwd", "/..%2fetc/passwd",
-                 "/sub/../../etc/passwd"]:
-        conn = socket.create_connection(("127.0.0.1", tronada.port), timeout=5)
-        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
+def raw_get(port, path):
+    """GET `path` exactly as given (no client-side normalisation); (status, body)."""
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    conn.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" in head.lower():
+        out = b""
+        while body:
+            size, _, body = body.partition(b"\r\n")
+            n = int(size, 16)
+            if n == 0:
                 break
-            data += chunk
-        conn.close()
-        assert b"root:" not in data, path
-        assert data.split(b" ")[1] in (b"400", b"404"), (path, data[:100])
+            out, body = out + body[:n], body[n + 2:]
+        body = out
+    return int(head.split(b" ")[1]), body
+
+
+ESCAPING = ["/../etc/passwd", "/%2e%2e/etc/passwd", "/..%2fetc/passwd", "/sub/../../etc/passwd",
+            "/..", "/sub/%2e%2e/..", "/./../server.php"]
+
+
+def test_paths_outside_root_refused(tronada):
+    # 400, as nginx answers a ".." above the root (compared below).
+    for path in ESCAPING:
+        status, body = raw_get(tronada.port, path)
+        assert b"root:" not in body, path
+        assert status == 400, (path, body[:100])
+    for path in ["/%zz", "/hello%00.php"]:  # malformed: 400, as nginx
+        assert raw_get(tronada.port, path)[0] == 400, path
+
+
+def test_trailing_slash_is_path_info(tronada):
+    status, body = raw_get(tronada.port, "/server.php/")
+    env = json.loads(body)
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"], env["PHP_SELF"]) == \
+        ("/server.php", "/", "/server.php/")
+    assert env["DOCUMENT_URI"] == "/server.php/"
+    assert env["PATH_TRANSLATED"] == str(PHP_DIR.resolve()) + "/"
+
+
+@pytest.mark.parametrize("path", ["/sub/./page.php", "/sub/x/../page.php", "/sub//page.php",
+                                  "/sub/%2e/page.php", "/x/y/%2E%2e/../sub/page.php"])
+def test_dot_segments_are_removed_before_routing(tronada, path):
+    status, body = raw_get(tronada.port, path)
+    assert status == 200, (path, body[:200])
+    env = json.loads(body)
+    assert env["SCRIPT_NAME"] == "/sub/page.php"
+    assert env["SCRIPT_FILENAME"] == str(PHP_DIR.resolve()) + "/sub/page.php"
+    assert env["PATH_INFO"] == ""
+    assert env["REQUEST_URI"] == path  # as sent, as nginx's $request_uri
+
+
+def test_dot_segments_in_path_info_and_static_files(tronada):
+    env = json.loads(raw_get(tronada.port, "/server.php/a/./b/../c")[1])
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/server.php", "/a/c")
+    assert raw_get(tronada.port, "/sub/../plain.txt") == (200, b"static text\n")
+    assert raw_get(tronada.port, "/sub/x/..") == (200, b"sub index /sub/index.php\n")
 
 
 def test_front_controller_app(tmp_module, app_fpm):
@@ -525,6 +575,16 @@ COMPARED = [
     ("GET", "/plain.txt", None, {}),
     ("GET", "/page.html", None, {}),
     ("GET", "/sub/", None, {}),
+    ("GET", "/server.php/", None, {}),
+    ("GET", "/server.php//x", None, {}),
+    ("GET", "/server.php/x/..", None, {}),
+    ("GET", "/server.php/a/./b/../c", None, {}),
+    ("GET", "/sub/page.php", None, {}),
+    ("GET", "/sub/./page.php", None, {}),
+    ("GET", "/sub/x/../page.php", None, {}),
+    ("GET", "/sub/%2e%2e/server.php", None, {}),
+    ("GET", "/x/../page.html", None, {}),
+    ("GET", "/sub/.", None, {}),
 ]
 
 
@@ -533,6 +593,11 @@ def test_same_as_nginx(tronada, nginx, method, path, body, headers):
     ours = normalized(*request(tronada.port, method, path, body=body, headers=headers))
     theirs = normalized(*request(nginx.port, method, path, body=body, headers=headers))
     assert ours == theirs
+
+
+@pytest.mark.parametrize("path", ESCAPING + ["/%zz", "/hello%00.php"])
+def test_refused_paths_same_status_as_nginx(tronada, nginx, path):
+    assert raw_get(tronada.port, path)[0] == raw_get(nginx.port, path)[0]
 
 
 def test_front_controller_same_as_nginx(tmp_module, app_fpm, nginx_fpm):

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -245,6 +246,63 @@ def test_native_template_builds_and_its_tests_pass(native_app):
                            text=True, timeout=120, env=env)
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "[  PASSED  ] 5 tests" in tests.stdout
+
+
+def built_program(native_app):
+    """The native app's program, configured and built here if no earlier test did."""
+    build = native_app / "build"
+    if not (build / "CMakeCache.txt").exists():
+        configure = subprocess.run(
+            ["cmake", "-S", str(native_app), "-B", str(build), "-G", "Ninja",
+             "-DCMAKE_BUILD_TYPE=Debug", f"-Dtronada_DIR={BIN.parent}"],
+            capture_output=True, text=True, timeout=120)
+        assert configure.returncode == 0, configure.stdout + configure.stderr
+    r = subprocess.run(["cmake", "--build", str(build), "--target", "shop"],
+                       capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return build / "shop"
+
+
+def test_native_program_runs_from_any_folder_and_explains_mistakes(native_app, tmp_path):
+    program = str(built_program(native_app))
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+
+    def run(*args):
+        return subprocess.run([program, *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60, env=env)
+
+    def explained(r, status, *words):
+        assert r.returncode == status, r.stdout + r.stderr
+        assert "terminate called" not in r.stderr
+        assert any(all(w in line for w in words) for line in r.stderr.splitlines()), r.stderr
+
+    # Started from another folder, it finds the app's static/ by itself.
+    port = free_port()
+    p = subprocess.Popen([program, "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    try:
+        wait_for_port(port, p)
+        assert get(port, "/static/style.css")[0] == 200
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+    # Mistakes: one line naming the cause and the flag that fixes it, and status 1.
+    explained(run("--port", str(port), "--static-path", "nowhere"), 1,
+              "shop: error:", "nowhere", "--static-path")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        explained(run("--port", str(taken)), 1, "shop: error:", "cannot bind", str(taken),
+                  "--port")
+    explained(run("--port", "http"), 2, "--port", "http")
+    static = native_app / "static"
+    away = native_app / "static.away"
+    static.rename(away)
+    try:
+        explained(run("--port", str(port)), 1, "shop: error:", str(static), "--static-path")
+    finally:
+        away.rename(static)
 
 
 def test_native_run_serves_and_reloads(native_app, runs):

@@ -1,10 +1,7 @@
 #include "tronada/gateway/fastcgi_handler.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <climits>
 #include <cstdlib>
+#include <stdexcept>
 #include <system_error>
 
 #include "tronada/async/event.h"
@@ -15,6 +12,7 @@
 #include "tronada/gateway/cgi_response.h"
 #include "tronada/http/http_client_request.h"
 #include "tronada/http/http_connection.h"
+#include "tronada/http/url_codec.h"
 #include "tronada/net/iostream.h"
 
 namespace tronada {
@@ -31,39 +29,6 @@ constexpr std::size_t kMaxRetainedBody = 1024 * 1024;
 constexpr int kMaxAttempts = 3;
 constexpr int kMaxLocalRedirects = 10;
 
-bool is_regular_file(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-bool is_directory(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/// The real path of `path` if it exists and lies inside `real_root`.
-std::optional<std::string> inside_root(const std::string& real_root, const std::string& path) {
-  char resolved[PATH_MAX];
-  if (!::realpath(path.c_str(), resolved)) return std::nullopt;
-  std::string_view r(resolved);
-  if (r != real_root && !(r.starts_with(real_root) && r.size() > real_root.size() &&
-                          (real_root.back() == '/' || r[real_root.size()] == '/'))) {
-    return std::nullopt;
-  }
-  return std::string(r);
-}
-
-/// Position just past the first `split` (case-insensitive) followed by '/' or the end.
-std::size_t split_position(std::string_view path, std::string_view split) {
-  if (split.empty()) return std::string_view::npos;
-  for (std::size_t i = 0; i + split.size() <= path.size(); ++i) {
-    if (!detail::iequals(path.substr(i, split.size()), split)) continue;
-    std::size_t end = i + split.size();
-    if (end == path.size() || path[end] == '/') return end;
-  }
-  return std::string_view::npos;
-}
-
 std::string cgi_header_name(std::string_view name) {
   std::string out = "HTTP_";
   for (char c : name) {
@@ -76,6 +41,11 @@ std::string cgi_header_name(std::string_view name) {
     }
   }
   return out;
+}
+
+/// A normalised (decoded) path as a URL path again, for redirects and StaticFiles.
+std::string encode_path(std::string_view path) {
+  return url_encode(path, "/!$&'()*+,;=:@");
 }
 
 template <typename Connection>
@@ -219,65 +189,19 @@ std::shared_ptr<FastCGIConfig> make_fastcgi_config(std::string root, std::string
   StaticFileOptions sopts;
   sopts.root = root;
   sopts.index_files = {"index.html"};
-  auto files = std::make_shared<StaticFiles>(sopts);  // checks the root
+  std::shared_ptr<StaticFiles> files;
+  try {
+    files = std::make_shared<StaticFiles>(sopts);  // checks the root
+  } catch (const std::runtime_error&) {
+    // StaticFiles says "static root": name what the user set, the document root.
+    throw std::runtime_error("document root " + root +
+                             " does not exist or is not a readable directory");
+  }
   config->root = files->real_root();
   config->static_files = std::move(files);
   config->pool = std::make_shared<fastcgi::Pool>(fastcgi::Address::parse(address), pool_options);
+  config->resolver = std::make_shared<FastCGIResolver>();
   return config;
-}
-
-FastCGITarget resolve_fastcgi_target(const FastCGIConfig& config, std::string_view url_path) {
-  FastCGITarget t;
-  auto rel = safe_relative_path(url_path);
-  if (!rel) return t;  // escapes the root, or malformed: 404
-  std::string path = "/" + *rel;
-  bool trailing_slash = url_path.ends_with('/');
-  const std::string& root = config.root;
-
-  auto script = [&](std::string name, std::string info) -> FastCGITarget {
-    FastCGITarget s;
-    auto real = inside_root(root, root + name);
-    if (!real || !is_regular_file(*real)) return s;
-    s.kind = FastCGITarget::Kind::script;
-    s.script_name = std::move(name);
-    s.path_info = std::move(info);
-    s.script_filename = root + s.script_name;
-    return s;
-  };
-
-  std::size_t split = split_position(path, config.split);
-  if (split != std::string::npos) {
-    auto s = script(path.substr(0, split), path.substr(split));
-    if (s.kind == FastCGITarget::Kind::script || !config.try_files) return s;
-  } else if (config.try_files) {
-    std::string full = root + path;
-    if (path != "/" && is_directory(full)) {
-      std::string index = (path == "/" ? "" : path) + "/" + config.index;
-      if (is_regular_file(root + index) && inside_root(root, full)) {
-        if (!trailing_slash) {
-          t.kind = FastCGITarget::Kind::redirect_slash;
-          return t;
-        }
-        return script(index, "");
-      }
-      if (inside_root(root, full)) {
-        t.kind = FastCGITarget::Kind::file;  // StaticFiles: index.html or 404
-        return t;
-      }
-    } else if (path == "/") {
-      auto s = script("/" + config.index, "");
-      if (s.kind == FastCGITarget::Kind::script) return s;
-      t.kind = FastCGITarget::Kind::file;
-      return t;
-    } else if (is_regular_file(full) && inside_root(root, full)) {
-      t.kind = FastCGITarget::Kind::file;
-      return t;
-    }
-  } else {
-    return t;
-  }
-  // Caddy's front controller: whatever is not a file runs /index.php.
-  return script("/" + config.index, "");
 }
 
 FastCGIHandler::FastCGIHandler() = default;
@@ -372,8 +296,43 @@ void FastCGIHandler::start_exchange() {
   spawn_logged(send_request(exchange_), "fastcgi request");
 }
 
+Future<FastCGITarget> FastCGIHandler::resolve(std::string_view url_path) {
+  if (config_->resolver) return config_->resolver->resolve(config_, url_path);
+  FastCGIResolver uncached(FastCGIResolver::Options{.ttl = Duration::zero()});
+  return uncached.resolve(config_, url_path);
+}
+
 void FastCGIHandler::data_received(std::string_view chunk) {
-  if (!target_) target_ = resolve_fastcgi_target(*config_, request_->path);
+  if (target_) return take_body(chunk);
+  // Where the body goes is being found off the loop: hold it until then, pausing a
+  // client that sends more than body_buffer meanwhile.
+  early_body_.append(chunk);
+  if (!early_paused_ && early_body_.size() > config_->body_buffer) {
+    early_paused_ = true;
+    pause_client(*request_->connection);
+  }
+  if (resolving_.valid()) return;
+  resolving_ = resolve(request_->path);
+  std::weak_ptr<bool> alive = alive_;
+  resolving_.add_done_callback([this, alive] {
+    if (!alive.expired()) target_found(resolving_.result());
+  });
+}
+
+void FastCGIHandler::target_found(FastCGITarget target) {
+  if (target_) return;
+  target_ = std::move(target);
+  std::string body;
+  body.swap(early_body_);
+  if (!body.empty()) take_body(body);
+  if (early_paused_) {
+    early_paused_ = false;
+    // An exchange that holds more than it may keeps the pause and lifts it itself.
+    if (!exchange_ || !exchange_->client_paused) resume_client(*request_->connection);
+  }
+}
+
+void FastCGIHandler::take_body(std::string_view chunk) {
   if (target_->kind != FastCGITarget::Kind::script) return;  // static: the body is unused
   bool has_length = request_->headers.contains("Content-Length");
   if (!exchange_) {
@@ -405,7 +364,9 @@ void FastCGIHandler::data_received(std::string_view chunk) {
 }
 
 Task<void> FastCGIHandler::serve_static() {
-  int status = co_await config_->static_files->serve(request_, request_->path, &bytes_written_);
+  // The normalised path: "/a/../b.html" is "/b.html", as the routing decided.
+  int status =
+      co_await config_->static_files->serve(request_, encode_path(target_->path), &bytes_written_);
   status_ = status;
   finished_ = true;
   headers_written_ = true;
@@ -415,13 +376,21 @@ Task<void> FastCGIHandler::serve_static() {
 }
 
 Task<void> FastCGIHandler::serve() {
-  if (!target_) target_ = resolve_fastcgi_target(*config_, request_->path);
+  if (!target_) {
+    if (!resolving_.valid()) resolving_ = resolve(request_->path);
+    Future<FastCGITarget> resolving = resolving_;
+    FastCGITarget found = co_await resolving;
+    target_found(std::move(found));  // unless the body's callback came first
+  }
   switch (target_->kind) {
+    case FastCGITarget::Kind::bad_request:
+      // nginx answers 400 too: a malformed escape, a NUL, a ".." above the root.
+      throw HTTPError(400, "malformed or escaping path " + request_->path);
     case FastCGITarget::Kind::not_found:
       throw HTTPError(404);
     case FastCGITarget::Kind::redirect_slash: {
       // Caddy's canonical path: 308 keeps the method and body.
-      std::string to = request_->path + "/";
+      std::string to = encode_path(target_->path) + "/";
       if (!request_->query.empty()) to += "?" + request_->query;
       redirect(to, false, 308);
       co_return;
@@ -432,11 +401,10 @@ Task<void> FastCGIHandler::serve() {
     case FastCGITarget::Kind::script:
       break;
   }
-  co_await run_script(request_->path, kMaxLocalRedirects);
+  co_await run_script(kMaxLocalRedirects);
 }
 
-Task<void> FastCGIHandler::run_script(std::string url_path, int redirects_left) {
-  (void)url_path;
+Task<void> FastCGIHandler::run_script(int redirects_left) {
   if (spooled_too_large_) throw HTTPError(413, "chunked request body over the spool limit");
   if (!exchange_) start_exchange();
   std::shared_ptr<Exchange> ex = exchange_;
@@ -532,7 +500,8 @@ Task<void> FastCGIHandler::run_script(std::string url_path, int redirects_left) 
       std::string location = redirect_to->location;
       std::size_t q = location.find('?');
       std::string path = location.substr(0, q);
-      target_ = resolve_fastcgi_target(*config_, path);
+      Future<FastCGITarget> resolving = resolve(path);
+      target_ = co_await resolving;
       if (target_->kind != FastCGITarget::Kind::script) throw HTTPError(404);
       request_->method = "GET";
       request_->path = path;
@@ -540,7 +509,7 @@ Task<void> FastCGIHandler::run_script(std::string url_path, int redirects_left) 
       request_->headers.remove("Content-Length");
       request_->headers.remove("Content-Type");
       exchange_.reset();
-      co_await run_script(path, redirects_left - 1);
+      co_await run_script(redirects_left - 1);
       co_return;
     }
 

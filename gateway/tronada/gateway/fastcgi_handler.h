@@ -11,6 +11,7 @@
 
 #include "tronada/gateway/fastcgi_client.h"
 #include "tronada/gateway/fastcgi_record.h"
+#include "tronada/gateway/fastcgi_target.h"
 #include "tronada/gateway/gateway_handler.h"
 #include "tronada/web/static_files.h"
 
@@ -46,6 +47,9 @@ struct FastCGIConfig {
   std::shared_ptr<fastcgi::Pool> pool;
   /// Serves the static files under `root` (made by make_fastcgi_config).
   std::shared_ptr<const StaticFiles> static_files;
+  /// Finds each request's script or file off the loop, with a short cache (made by
+  /// make_fastcgi_config; when null, every request asks the executor, uncached).
+  std::shared_ptr<FastCGIResolver> resolver;
 };
 
 /// Builds a config for `root` (resolved to its real path; throws std::runtime_error if
@@ -53,21 +57,10 @@ struct FastCGIConfig {
 std::shared_ptr<FastCGIConfig> make_fastcgi_config(std::string root, std::string_view address,
                                                    fastcgi::PoolOptions pool_options = {});
 
-/// Where a request goes, by Caddy's php_fastcgi rules.
-struct FastCGITarget {
-  enum class Kind { script, file, redirect_slash, not_found };
-  Kind kind = Kind::not_found;
-  std::string script_name;      // "/index.php" (decoded)
-  std::string path_info;        // "/extra" or empty
-  std::string script_filename;  // real path of the script under the root
-};
-
-/// Decides how `url_path` (percent-encoded, as in the request line) is served. Reads
-/// the file system (stat, realpath): cheap local calls, as nginx's try_files makes.
-FastCGITarget resolve_fastcgi_target(const FastCGIConfig& config, std::string_view url_path);
-
-/// Runs each request through the responder: the CGI/1.1 parameters nginx's
-/// fastcgi_params sends, the body streamed to FCGI_STDIN as it arrives, FCGI_STDOUT
+/// Runs each request through the responder. The URL path is normalised first, as nginx
+/// does (dot segments removed, slashes merged; 400 for one that climbs above the root),
+/// and its script found off the loop (FastCGIResolver). Then the CGI/1.1 parameters
+/// nginx's fastcgi_params sends, the body streamed to FCGI_STDIN as it arrives, FCGI_STDOUT
 /// parsed for the CGI header block and streamed to the client with backpressure,
 /// FCGI_STDERR to the log. Errors: 502 for an unreachable or broken responder, 504 for
 /// one that times out, 503 when the pool's queue is full; a responder failing after the
@@ -88,11 +81,21 @@ class FastCGIHandler : public GatewayHandler {
  private:
   Task<void> serve() override;
   Task<void> serve_static();
-  Task<void> run_script(std::string url_path, int redirects_left);
+  Task<void> run_script(int redirects_left);
   void start_exchange();
+  /// Starts finding where `url_path` goes, once per request path.
+  Future<FastCGITarget> resolve(std::string_view url_path);
+  /// The target is known: body bytes that arrived before it go where it says.
+  void target_found(FastCGITarget target);
+  void take_body(std::string_view chunk);
 
   std::shared_ptr<const FastCGIConfig> config_;
   std::optional<FastCGITarget> target_;
+  Future<FastCGITarget> resolving_;
+  std::string early_body_;  // body bytes received while the target was being found
+  bool early_paused_ = false;
+  // Dropped with the handler: a resolution that completes later finds it gone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::shared_ptr<Exchange> exchange_;
   std::string spool_;  // a chunked body, gathered for its CONTENT_LENGTH
   bool spooled_too_large_ = false;

@@ -127,12 +127,12 @@ TimeoutList& ProxyRoute::write_timeouts() {
   return *write_timeouts_;
 }
 
-TimeoutList& ProxyRoute::tunnel_timeouts() {
+const std::shared_ptr<TimeoutList>& ProxyRoute::tunnel_timeouts() {
   if (!tunnel_timeouts_) {
     tunnel_timeouts_ =
-        std::make_unique<TimeoutList>(IOLoop::current(), options_.tunnel_idle_timeout);
+        std::make_shared<TimeoutList>(IOLoop::current(), options_.tunnel_idle_timeout);
   }
-  return *tunnel_timeouts_;
+  return tunnel_timeouts_;
 }
 
 void ProxyRoute::start_health_checks() {
@@ -551,9 +551,9 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
     head_sent = true;
     upgraded = true;
     TunnelOptions options;
-    options.idle_timeouts = &route_->tunnel_timeouts();
+    options.idle_timeouts = route_->tunnel_timeouts();
     start_tunnel(std::move(detached.stream), std::move(detached.leftover), std::move(upstream),
-                 std::string(rest), options);
+                 std::string(rest), std::move(options));
     end();
   }
 

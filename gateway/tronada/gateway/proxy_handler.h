@@ -67,7 +67,9 @@ struct ProxyOptions {
 /// worker.
 ///
 /// Lifetime: destroy it on the loop thread before the loop closes (it closes its pool
-/// and timers); exchanges in flight hold it shared.
+/// and timers); exchanges in flight hold it shared. Tunnels (upgraded connections) do
+/// not: a reload must not keep a dropped route's pool and health checks running for as
+/// long as a WebSocket stays open, so they hold only what they use, the timeout list.
 class ProxyRoute {
  public:
   /// Throws std::invalid_argument for a bad or empty upstream list.
@@ -81,7 +83,8 @@ class ProxyRoute {
   ConnectionPool& pool();
   TimeoutList& read_timeouts();
   TimeoutList& write_timeouts();
-  TimeoutList& tunnel_timeouts();
+  /// Shared: each tunnel holds it, since tunnels outlive their request and the route.
+  const std::shared_ptr<TimeoutList>& tunnel_timeouts();
   /// Starts the active health checks if configured (idempotent; the constructor
   /// schedules it on the current loop).
   void start_health_checks();
@@ -92,7 +95,8 @@ class ProxyRoute {
   ProxyOptions options_;
   UpstreamGroup group_;
   std::unique_ptr<ConnectionPool> pool_;
-  std::unique_ptr<TimeoutList> read_timeouts_, write_timeouts_, tunnel_timeouts_;
+  std::unique_ptr<TimeoutList> read_timeouts_, write_timeouts_;
+  std::shared_ptr<TimeoutList> tunnel_timeouts_;
   std::unique_ptr<PeriodicCallback> health_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

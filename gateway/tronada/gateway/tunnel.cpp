@@ -10,7 +10,10 @@ namespace {
 class Tunnel : public std::enable_shared_from_this<Tunnel> {
  public:
   Tunnel(std::shared_ptr<IOStream> a, std::shared_ptr<IOStream> b, TunnelOptions options)
-      : a_(std::move(a)), b_(std::move(b)), options_(options), idle_(&Tunnel::on_idle, this) {}
+      : a_(std::move(a)),
+        b_(std::move(b)),
+        options_(std::move(options)),
+        idle_(&Tunnel::on_idle, this) {}
 
   void start(std::string to_b, std::string to_a) {
     auto self = shared_from_this();
@@ -76,8 +79,8 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
   }
 
   std::shared_ptr<IOStream> a_, b_;
-  TunnelOptions options_;
-  TimeoutEntry idle_;
+  TunnelOptions options_;  // holds the timeout list: declared before the entry on it,
+  TimeoutEntry idle_;      // so the entry leaves the list before the list can go
   bool ended_ = false;
 };
 
@@ -86,7 +89,8 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
 void start_tunnel(std::shared_ptr<IOStream> client, std::string to_upstream,
                   std::shared_ptr<IOStream> upstream, std::string to_client,
                   TunnelOptions options) {
-  auto tunnel = std::make_shared<Tunnel>(std::move(client), std::move(upstream), options);
+  auto tunnel =
+      std::make_shared<Tunnel>(std::move(client), std::move(upstream), std::move(options));
   tunnel->start(std::move(to_upstream), std::move(to_client));
 }
 

@@ -16,9 +16,10 @@ class TimeoutList;
 struct TunnelOptions {
   /// A side whose peer has this many bytes queued stops being read until they left.
   std::size_t high_water = 1024 * 1024;
-  /// Closes both sides after this long without a byte either way; null: never. The
-  /// list must outlive the tunnel's streams (it belongs to the proxy route).
-  TimeoutList* idle_timeouts = nullptr;
+  /// Closes both sides after this long without a byte either way; null: never. Shared:
+  /// the tunnel outlives the request, and so the route (and the route table a reload
+  /// drops) that made the list.
+  std::shared_ptr<TimeoutList> idle_timeouts;
 };
 
 /// Joins `client` and `upstream`: what one sends is written to the other, with
@@ -28,7 +29,8 @@ struct TunnelOptions {
 ///
 /// Lifetime: the tunnel's state is owned by the two streams' data handlers and close
 /// callbacks, which it clears when it ends, so it is freed with the last of them. The
-/// caller hands over both streams and keeps nothing.
+/// caller hands over both streams and keeps nothing; the tunnel borrows nothing either
+/// (it holds its timeout list), so it may outlive whatever started it.
 void start_tunnel(std::shared_ptr<IOStream> client, std::string to_upstream,
                   std::shared_ptr<IOStream> upstream, std::string to_client,
                   TunnelOptions options = {});
