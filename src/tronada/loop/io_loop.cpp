@@ -12,10 +12,12 @@ namespace detail {
 
 // Each watcher embeds its libuv handle; the struct is freed in the handle's close
 // callback and never before, so a callback that removes its own watcher stays valid.
+// A Timer is a slot of the loop's slab: its handle is initialised once and reused.
 struct Timer {
   uv_timer_t handle;
   IOLoop* loop;
-  std::uint64_t id;
+  std::uint32_t slot;
+  std::uint32_t generation = 1;  // odd while armed, even while free
   Callback cb;
 };
 
@@ -140,18 +142,20 @@ void IOLoop::stop() {
 }
 
 void IOLoop::add_callback(Callback cb) {
-  bool local = in_loop_thread();
-  {
-    std::lock_guard<std::mutex> lock(callbacks_mutex_);
-    callbacks_.push_back(std::move(cb));
-    // The only cross-thread entry into the loop: libuv coalesces sends, and the async
-    // callback (on the loop thread) arms the idle handle. Sent under the lock because
-    // close() clears wakeup_ under it before closing the handle: a worker thread that
-    // posts while the loop closes must not send to a closed handle (a data race
-    // ThreadSanitizer found between a WSGI worker and a test server's teardown).
-    if (!local && wakeup_) uv_async_send(wakeup_);
+  if (in_loop_thread()) {
+    local_callbacks_.push_back(std::move(cb));
+    arm_idle();
+    return;
   }
-  if (local) arm_idle();
+  std::lock_guard<std::mutex> lock(callbacks_mutex_);
+  remote_callbacks_.push_back(std::move(cb));
+  remote_pending_.store(true, std::memory_order_release);
+  // The only cross-thread entry into the loop: libuv coalesces sends, and the async
+  // callback (on the loop thread) arms the idle handle. Sent under the lock because
+  // close() clears wakeup_ under it before closing the handle: a worker thread that
+  // posts while the loop closes must not send to a closed handle (a data race
+  // ThreadSanitizer found between a WSGI worker and a test server's teardown).
+  if (wakeup_) uv_async_send(wakeup_);
 }
 
 void IOLoop::arm_idle() {
@@ -172,18 +176,21 @@ void IOLoop::on_check(uv_check_t* handle) {
 }
 
 void IOLoop::run_ready_callbacks() {
-  {
+  // Those from other threads first: they were queued before the wakeup that led here.
+  if (remote_pending_.exchange(false, std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(callbacks_mutex_);
-    running_callbacks_.swap(callbacks_);
+    running_callbacks_.swap(remote_callbacks_);
+  }
+  if (running_callbacks_.empty()) {
+    running_callbacks_.swap(local_callbacks_);
+  } else {
+    for (auto& cb : local_callbacks_) running_callbacks_.push_back(std::move(cb));
+    local_callbacks_.clear();
   }
   // Only the callbacks that were ready now; those they add wait for the next iteration.
   for (auto& cb : running_callbacks_) invoke_logged("callback", cb);
   running_callbacks_.clear();
-  bool more;
-  {
-    std::lock_guard<std::mutex> lock(callbacks_mutex_);
-    more = !callbacks_.empty();
-  }
+  bool more = !local_callbacks_.empty() || remote_pending_.load(std::memory_order_acquire);
   if (!more && idle_active_) {
     idle_active_ = false;
     uv_idle_stop(idle_);
@@ -209,21 +216,52 @@ TimeoutHandle IOLoop::call_later(Duration delay, Callback cb) {
   // libuv timers have millisecond resolution; round up so a timeout never fires early.
   auto ms = std::chrono::ceil<std::chrono::milliseconds>(delay).count();
   if (ms < 0) ms = 0;
-  auto* t = new detail::Timer{{}, this, next_timer_id_++, std::move(cb)};
-  uv_timer_init(&loop_, &t->handle);
-  t->handle.data = t;
-  timers_.emplace(t->id, t);
-  uv_timer_start(
-      &t->handle,
-      [](uv_timer_t* h) {
-        auto* timer = static_cast<detail::Timer*>(h->data);
-        timer->loop->timers_.erase(timer->id);
-        Callback cb = std::move(timer->cb);
-        close_and_delete(timer);
-        invoke_logged("timeout", cb);
-      },
-      static_cast<std::uint64_t>(ms), 0);
-  return TimeoutHandle{t->id};
+  detail::Timer* t;
+  if (!free_timers_.empty()) {
+    t = timer_slab_[free_timers_.back()];
+    free_timers_.pop_back();
+  } else {
+    auto slot = static_cast<std::uint32_t>(timer_slab_.size());
+    t = new detail::Timer{{}, this, slot, 0, {}};
+    timer_slab_.push_back(t);
+    uv_timer_init(&loop_, &t->handle);
+    t->handle.data = t;
+  }
+  ++t->generation;  // now odd: armed
+  t->cb = std::move(cb);
+  uv_timer_start(&t->handle, &IOLoop::on_timer, static_cast<std::uint64_t>(ms), 0);
+  return TimeoutHandle{(static_cast<std::uint64_t>(t->generation) << 32) | t->slot};
+}
+
+void IOLoop::on_timer(uv_timer_t* handle) {
+  auto* timer = static_cast<detail::Timer*>(handle->data);
+  Callback cb = std::move(timer->cb);
+  // The slot is free before the callback runs, so the callback may schedule again (and
+  // reuse it) or remove its own, now stale, handle.
+  timer->loop->release_timer(timer);
+  invoke_logged("timeout", cb);
+}
+
+detail::Timer* IOLoop::timer_for(TimeoutHandle handle) {
+  auto slot = static_cast<std::uint32_t>(handle.id & 0xffffffffu);
+  auto generation = static_cast<std::uint32_t>(handle.id >> 32);
+  if (slot >= timer_slab_.size()) return nullptr;
+  detail::Timer* t = timer_slab_[slot];
+  return t->generation == generation && (generation & 1) ? t : nullptr;
+}
+
+bool IOLoop::is_timer_slot(const uv_handle_t* handle) const {
+  if (handle->type != UV_TIMER || !handle->data) return false;
+  auto* t = static_cast<const detail::Timer*>(handle->data);
+  for (const detail::Timer* slot : timer_slab_)
+    if (slot == t) return true;
+  return false;
+}
+
+void IOLoop::release_timer(detail::Timer* timer) {
+  ++timer->generation;  // now even: free, and every handle to it is stale
+  timer->cb = nullptr;
+  free_timers_.push_back(timer->slot);
 }
 
 TimeoutHandle IOLoop::call_at(TimePoint when, Callback cb) {
@@ -231,12 +269,13 @@ TimeoutHandle IOLoop::call_at(TimePoint when, Callback cb) {
 }
 
 void IOLoop::remove_timeout(TimeoutHandle handle) {
-  auto it = timers_.find(handle.id);
-  if (it == timers_.end()) return;
-  detail::Timer* t = it->second;
-  timers_.erase(it);
+  detail::Timer* t = timer_for(handle);
+  if (!t) return;
   uv_timer_stop(&t->handle);
-  close_and_delete(t);
+  // The callback is destroyed here, after the slot is marked free: its destructor may
+  // call back into the loop.
+  Callback cb = std::move(t->cb);
+  release_timer(t);
 }
 
 namespace {
@@ -354,11 +393,13 @@ void IOLoop::run_in_threadpool(std::function<void()> fn,
 void IOLoop::close() {
   if (closed_) return;
   closed_ = true;
-  for (auto& [id, t] : timers_) {
+  for (detail::Timer* t : timer_slab_) {
     uv_timer_stop(&t->handle);
+    t->cb = nullptr;
     close_and_delete(t);
   }
-  timers_.clear();
+  timer_slab_.clear();
+  free_timers_.clear();
   for (auto& [fd, w] : fd_watchers_) close_and_delete(w);
   fd_watchers_.clear();
   for (auto& [sig, s] : signal_watchers_) close_and_delete(s);
@@ -400,9 +441,11 @@ void IOLoop::close() {
   }
   // Callbacks left in the queue can no longer run; drop them outside the lock.
   std::vector<Callback> dropped;
+  dropped.swap(local_callbacks_);
   {
     std::lock_guard<std::mutex> lock(callbacks_mutex_);
-    dropped.swap(callbacks_);
+    for (auto& cb : remote_callbacks_) dropped.push_back(std::move(cb));
+    remote_callbacks_.clear();
   }
 }
 

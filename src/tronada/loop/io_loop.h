@@ -23,7 +23,9 @@ using TimePoint = Clock::time_point;
 using Callback = std::function<void()>;
 
 /// Identifies a pending timeout; a default-constructed handle names nothing. Removing a
-/// handle whose timeout already ran (or was removed) is a harmless no-op.
+/// handle whose timeout already ran (or was removed) is a harmless no-op. The id packs a
+/// slot of the loop's timer slab with that slot's generation, so a stale handle never
+/// names the timeout that reuses its slot.
 struct TimeoutHandle {
   std::uint64_t id = 0;
   explicit operator bool() const { return id != 0; }
@@ -97,6 +99,9 @@ class IOLoop {
   void close();
 
   uv_loop_t* uv() { return &loop_; }
+  /// Whether `handle` is one of the loop's own timer slots (kept open while idle, so a
+  /// leak check walking the loop's handles must skip it unless it is active).
+  bool is_timer_slot(const uv_handle_t* handle) const;
   bool in_loop_thread() const { return std::this_thread::get_id() == thread_id_; }
 
   /// Runs `fn` catching any exception, logging it with `context`. Used by every place
@@ -106,8 +111,11 @@ class IOLoop {
  private:
   static void on_async(uv_async_t* handle);
   static void on_check(uv_check_t* handle);
+  static void on_timer(uv_timer_t* handle);
   void run_ready_callbacks();
   void arm_idle();
+  detail::Timer* timer_for(TimeoutHandle handle);
+  void release_timer(detail::Timer* timer);
 
   uv_loop_t loop_;
   std::thread::id thread_id_;
@@ -122,12 +130,21 @@ class IOLoop {
   bool idle_active_ = false;
   // start() runs the callbacks queued before it outside uv_run (see start()).
   bool running_before_uv_ = false;
+  // Callbacks added on the loop thread go to local_callbacks_ without a lock (the common
+  // case: a coroutine resumed, a stream completion); other threads queue under the
+  // mutex and set remote_pending_, so an iteration with none takes no lock at all.
+  std::vector<Callback> local_callbacks_;
   std::mutex callbacks_mutex_;
-  std::vector<Callback> callbacks_;
+  std::vector<Callback> remote_callbacks_;
+  std::atomic<bool> remote_pending_{false};
   std::vector<Callback> running_callbacks_;
 
-  std::uint64_t next_timer_id_ = 1;
-  std::unordered_map<std::uint64_t, detail::Timer*> timers_;
+  // Timers live in a slab: a slot keeps its initialised uv_timer_t across uses, so a
+  // timeout costs a uv_timer_start and a slot, not an allocation, a hash-map entry and a
+  // uv_close. The slab owns its slots; close() closes their handles and the close
+  // callbacks free them. free_timers_ lists the idle slots.
+  std::vector<detail::Timer*> timer_slab_;
+  std::vector<std::uint32_t> free_timers_;
   std::unordered_map<int, detail::FdWatcher*> fd_watchers_;
   std::unordered_map<int, detail::SignalWatcher*> signal_watchers_;
 

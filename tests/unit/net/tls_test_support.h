@@ -256,17 +256,20 @@ class TestListener {
   int port_ = 0;
 };
 
-/// Handles and requests on `loop` that are not the IOLoop's own, closing ones included.
+/// Handles and requests on `loop` that are not the IOLoop's own (its wakeup/check/idle
+/// trio and idle timer slots), closing ones included.
 inline int busy_count(IOLoop& loop, std::string* names = nullptr) {
   struct Walk {
+    IOLoop* loop;
     int count = 0;
     std::string* names;
-  } walk{0, names};
+  } walk{&loop, 0, names};
   uv_walk(
       loop.uv(),
       [](uv_handle_t* h, void* arg) {
         if (h->type == UV_ASYNC || h->type == UV_CHECK || h->type == UV_IDLE) return;
         auto* w = static_cast<Walk*>(arg);
+        if (w->loop->is_timer_slot(h) && !uv_is_active(h) && !uv_is_closing(h)) return;
         ++w->count;
         if (w->names) *w->names += std::string(uv_handle_type_name(h->type)) + " ";
       },

@@ -50,13 +50,17 @@ inline Future<void> next_tick() {
 }
 
 /// Handles on `loop` that are neither closing nor the IOLoop's own wakeup/check/idle
-/// trio: pending timers, fd pollers and signal watchers that a test forgot (or that a
-/// primitive failed to cancel).
+/// trio or idle timer slots: pending timers, fd pollers and signal watchers that a test
+/// forgot (or that a primitive failed to cancel).
 inline int open_user_handles(IOLoop& loop) {
-  int open = 0;
+  struct Walk {
+    IOLoop* loop;
+    int open = 0;
+  } walk{&loop};
   uv_walk(
       loop.uv(),
       [](uv_handle_t* h, void* arg) {
+        auto* w = static_cast<Walk*>(arg);
         if (uv_is_closing(h)) return;
         switch (h->type) {
           case UV_ASYNC:
@@ -64,11 +68,12 @@ inline int open_user_handles(IOLoop& loop) {
           case UV_IDLE:
             return;
           default:
-            ++*static_cast<int*>(arg);
+            if (w->loop->is_timer_slot(h) && !uv_is_active(h)) return;
+            ++w->open;
         }
       },
-      &open);
-  return open;
+      &walk);
+  return walk.open;
 }
 
 /// Ends a test as libuv's MAKE_VALGRIND_HAPPY does: nothing of ours is left open, and
