@@ -243,6 +243,11 @@ void serve_impl(const Config& config, const std::function<Config()>& reread) {
   }
   std::shared_ptr<RouteTable> routes;
   if (s.workers > 1) {
+    // The check's FastCGI pools and health checks attach to a loop. Give them one of
+    // their own, closed before the fork: a loop made here would be inherited by every
+    // worker, one epoll and one wakeup eventfd shared by all of them.
+    IOLoop check_loop;
+    check_loop.make_current();
     RouteTable check(config, false);
   } else {
     routes = std::make_shared<RouteTable>(config);
