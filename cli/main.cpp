@@ -9,9 +9,11 @@
 // No subcommand: the help goes to stderr and the exit status is 2, as git and go do. A person
 // typing `tronada` still sees every command, while a script whose command word went missing fails
 // instead of silently doing nothing. (cargo and Caddy exit 0 here; we prefer the loud failure.)
+#include <csignal>
 #include <CLI/CLI.hpp>
 
 #include <array>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -42,6 +44,11 @@ constexpr std::array<RegisterCommand, 8> kCommands{
 }  // namespace
 
 int main(int argc, char** argv) {
+  // SIGUSR1 means "reopen your log files" (logrotate, as for nginx). `serve`, which writes
+  // log files, handles it; every other process (the commands that log to stderr, prefork
+  // and WSGI masters, workers) must survive it, not take its default action and exit:
+  // `systemctl kill -s USR1` signals every process of the unit.
+  std::signal(SIGUSR1, SIG_IGN);
   CLI::App app{
       "tronada: a Tornado-style web server in C++.\n"
       "Runs native C++ handlers, and fronts WSGI apps, FastCGI responders (PHP), HTTP upstreams\n"

@@ -146,7 +146,8 @@ struct WSGICommand {
     so.max_requests_jitter = max_requests_jitter;
     so.max_memory = max_memory;
     so.timeout = std::chrono::seconds(timeout);
-    so.stop_accepting_signal = SIGUSR1;
+    // SIGWINCH, as nginx's "shut workers down gracefully": SIGUSR1 is for log files.
+    so.stop_accepting_signal = SIGWINCH;
     // The master never returns; each worker gets here with its status block.
     WorkerStatus status = WorkerSupervisor(so).run();
     auto app = load_or_exit(&status);
@@ -155,7 +156,7 @@ struct WSGICommand {
     server.add_sockets(fds);
     // The master's first step of a graceful stop (then SIGTERM): see
     // WorkerSupervisorOptions::stop_accepting_signal.
-    IOLoop::current().add_signal_handler(SIGUSR1, [&server] { server.stop(); });
+    IOLoop::current().add_signal_handler(SIGWINCH, [&server] { server.stop(); });
     status.ready();
     log::info("wsgi", "worker " + std::to_string(status.id()) + " (pid " +
                           std::to_string(getpid()) + ") ready");

@@ -46,6 +46,7 @@ int fork_processes(int num_processes, int max_restarts) {
       signal(SIGTERM, SIG_DFL);
       signal(SIGINT, SIG_DFL);
       signal(SIGHUP, SIG_DFL);
+      signal(SIGUSR1, SIG_IGN);  // until the worker handles it (see the parent's loop)
       return true;
     }
     children[pid] = id;
@@ -62,6 +63,8 @@ int fork_processes(int num_processes, int max_restarts) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
+  // Log reopening is the workers' business (they own the files): passed on, like SIGHUP.
+  sigaction(SIGUSR1, &sa, nullptr);
 
   int restarts = 0;
   bool stopping = false;
@@ -72,7 +75,7 @@ int fork_processes(int num_processes, int max_restarts) {
       if (errno == EINTR) {
         if (int sig = g_forward_signal) {
           g_forward_signal = 0;
-          if (sig != SIGHUP) stopping = true;
+          if (sig != SIGHUP && sig != SIGUSR1) stopping = true;
           for (auto& [child, id] : children) kill(child, sig);
         }
         continue;
