@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 
 namespace tronada::metrics {
@@ -78,7 +79,7 @@ TEST(MetricsExposition, NumbersReadBackExactly) {
   EXPECT_EQ(format_number(3), "3");
   EXPECT_EQ(format_number(0.1), "0.1");
   EXPECT_EQ(format_number(5e-05), "5e-05");
-  EXPECT_EQ(format_number(1.0 / 3), "0.33333333333333331");
+  EXPECT_EQ(format_number(1.0 / 3), "0.3333333333333333");
   EXPECT_EQ(format_number(INFINITY), "+Inf");
 }
 
