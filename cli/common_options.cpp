@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "cli/byte_size.h"
+#include "cli/config.h"
 
 namespace tronada::cli {
 namespace {
@@ -204,6 +205,28 @@ void add_common_options(CLI::App& app, CommonOptions& options) {
       ->type_name("FILE");
   app.add_flag("--no-http2", options.no_http2,
                "Speak only HTTP/1.1 (no h2 by ALPN, no h2c by prior knowledge or Upgrade)");
+  app.add_option_function<std::string>(
+         "--admin",
+         [&options](const std::string& value) { options.admin = parse_bind_address(value); },
+         "Admin listener for /metrics, /healthz and /readyz (off by default): HOST:PORT or "
+         "unix:PATH; never one of the public binds")
+      ->type_name("ADDR")
+      ->check(bind_address_validator());
+  app.add_option_function<std::string>(
+         "--drain-delay",
+         [&options](const std::string& value) { options.drain_delay = parse_duration(value); },
+         "On SIGTERM, keep serving this long with /readyz at 503 before draining (e.g. 5s)")
+      ->type_name("DURATION")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            try {
+              parse_duration(value);
+              return {};
+            } catch (const std::exception& e) {
+              return e.what();
+            }
+          },
+          ""));
   add_logging_options(app, options);
   // Load the certificates once now, so a bad file stops the command before it binds (the
   // server loads them again when it starts serving). CLI11 runs this after the options'

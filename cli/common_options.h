@@ -2,6 +2,7 @@
 // stay identical across `wsgi`, `fastcgi`, `proxy`, `static`, `serve` and `run`.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -37,8 +38,10 @@ struct CommonOptions {
   std::optional<std::string> keyfile;      // --keyfile
   /// --sni-cert NAME=CERT,KEY, in order; empty if not given.
   std::vector<std::pair<std::string, SSLCertificateFiles>> sni_certs;
-  std::optional<std::string> client_ca;  // --client-ca
-  bool no_http2 = false;                 // --no-http2
+  std::optional<std::string> client_ca;                  // --client-ca
+  bool no_http2 = false;                                 // --no-http2
+  std::optional<BindAddress> admin;                      // --admin: the admin listener's address
+  std::optional<std::chrono::milliseconds> drain_delay;  // --drain-delay
   /// Set by commands that also read TLS settings from a config file (`serve`, `check`):
   /// the flags may then be partial, completed by the file, so the parse-time check
   /// leaves the whole to the command.

@@ -181,6 +181,19 @@ void read_server(TableReader& r, ServerConfig& s) {
   if (auto v = r.duration("body_timeout")) s.body_timeout = *v;
   if (auto v = r.duration("write_timeout")) s.write_timeout = *v;
   if (auto v = r.duration("shutdown_timeout")) s.shutdown_timeout = *v;
+  if (auto v = r.duration("drain_delay")) s.drain_delay = *v;
+  if (auto v = r.string("admin")) {
+    try {
+      s.admin = parse_bind_address(*v);
+    } catch (const std::exception& e) {
+      r.fail(*r.get("admin"), std::string("admin: ") + e.what());
+    }
+    for (const BindAddress& b : s.binds) {
+      if (b.to_string() == s.admin->to_string()) {
+        r.fail(*r.get("admin"), "admin: " + *v + " is also a public bind address");
+      }
+    }
+  }
   if (auto v = r.string("access_log")) s.access_log = *v;
   if (auto v = r.string("access_log_format")) {
     if (*v == "common") {
@@ -467,6 +480,8 @@ std::string format_config(const Config& config) {
   out << "body_timeout = " << format_ms(s.body_timeout) << "\n";
   out << "write_timeout = " << format_ms(s.write_timeout) << "\n";
   out << "shutdown_timeout = " << format_ms(s.shutdown_timeout) << "\n";
+  out << "drain_delay = " << format_ms(s.drain_delay) << "\n";
+  if (s.admin) out << "admin = " << quote(s.admin->to_string()) << "\n";
   out << "access_log = " << quote(s.access_log) << "\n";
   static constexpr const char* kFormats[] = {"common", "combined", "json"};
   out << "access_log_format = " << quote(kFormats[static_cast<int>(s.access_log_format)]) << "\n";

@@ -48,6 +48,11 @@ struct ServerConfig {
   std::chrono::milliseconds body_timeout{60'000};
   std::chrono::milliseconds write_timeout{60'000};
   std::chrono::milliseconds shutdown_timeout{30'000};
+  /// On SIGTERM, how long to go on serving with /readyz at 503 before the drain closes
+  /// anything (Kubernetes' preStop pattern: load balancers stop sending first).
+  std::chrono::milliseconds drain_delay{0};
+  /// The admin listener (/metrics, /healthz, /readyz); off when unset.
+  std::optional<BindAddress> admin;
   std::string access_log = "-";  // a path, "-" for stdout, "off"
   AccessLogFormat access_log_format = AccessLogFormat::combined;
   std::string error_log = "-";  // a path, or "-" for stderr

@@ -1,4 +1,5 @@
 #include "cli/fastcgi_command.h"
+#include "cli/operations.h"
 
 #include <CLI/CLI.hpp>
 
@@ -52,13 +53,18 @@ struct FastCGICommand {
       settings.log_function = [](const RequestHandler&) {};
     }
     std::shared_ptr<const FastCGIConfig> shared = config;
-    Application app({Rule("/.*", handler<FastCGIHandler>(shared))}, std::move(settings));
+    Operations ops(common.admin, 1);
+    ops.attach_process();
+    Rule rule("/.*", handler<FastCGIHandler>(shared));
+    rule.set_metrics(route_metrics("/", "fastcgi"));
+    Application app({std::move(rule)}, std::move(settings));
     HTTPServerOptions options;
     options.limits.max_body_bytes = app.settings().max_body_size;
     HTTPServer server(app, options);
     listen_all(server, binds);
     log::info("fastcgi",
               "serving " + config->root + " through " + config->pool->address().to_string());
+    ops.start_listener();
     run_until_signalled(server, common);
   }
 };

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli/common_options.h"
+#include "cli/operations.h"
 #include "cli/route_table.h"
 #include "cli/server_runner.h"
 #include "tronada/gateway/proxy_handler.h"
@@ -57,7 +58,11 @@ struct ProxyCommand {
     if (common.access_log && *common.access_log == "off") {
       settings.log_function = [](const RequestHandler&) {};
     }
-    Application app({Rule("/.*", handler<ProxyHandler>(proxy))}, std::move(settings));
+    Operations ops(common.admin, 1);
+    ops.attach_process();
+    Rule rule("/.*", handler<ProxyHandler>(proxy));
+    rule.set_metrics(route_metrics("/", "proxy"));
+    Application app({std::move(rule)}, std::move(settings));
     HTTPServerOptions options;
     options.limits.max_body_bytes = app.settings().max_body_size;
     options.xheaders = xheaders;
@@ -66,6 +71,7 @@ struct ProxyCommand {
     std::string list;
     for (const auto& u : to) list += (list.empty() ? "" : ", ") + u;
     log::info("proxy", "proxying to " + list + " (" + policy + ")");
+    ops.start_listener();
     run_until_signalled(server_, common);
   }
 };

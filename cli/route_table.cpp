@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "cli/operations.h"
 #include "tronada/gateway/fastcgi_handler.h"
 #include "tronada/gateway/proxy_handler.h"
 #include "tronada/gateway/wsgi_application.h"
@@ -91,7 +92,10 @@ RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* p
         keep_.push_back(app);
         std::string prefix = route.path;
         while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-        app_->add_handlers(host_pattern(route.host), {wsgi_rule(prefix, app)});
+        app_->add_handlers(host_pattern(route.host),
+                           {wsgi_rule(prefix, app)
+                                .set_metrics(route_metrics(route.host + route.path,
+                                                           backend_name(route.backend)))});
         continue;
       }
       if (auto* b = std::get_if<FastCGIBackend>(&route.backend)) {
@@ -119,7 +123,10 @@ RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* p
     } catch (const std::exception& e) {
       throw ConfigError(route.where + ": [[route]] " + route.path + ": " + e.what());
     }
-    app_->add_handlers(host_pattern(route.host), {Rule(prefix_pattern(route.path), factory)});
+    app_->add_handlers(
+        host_pattern(route.host),
+        {Rule(prefix_pattern(route.path), factory)
+             .set_metrics(route_metrics(route.host + route.path, backend_name(route.backend)))});
   }
 }
 

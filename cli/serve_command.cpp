@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "cli/access_log.h"
+#include "cli/operations.h"
 #include "cli/route_table.h"
 #include "cli/server_runner.h"
 #include "tronada/base/log.h"
@@ -104,6 +105,15 @@ Config effective_config(const CommonOptions& flags) {
   if (flags.log_level) s.log_level = flags.log_level;
   if (flags.log_format) s.log_format = flags.log_format;
   if (flags.no_http2) s.http2 = false;
+  if (flags.admin) s.admin = flags.admin;
+  if (flags.drain_delay) s.drain_delay = *flags.drain_delay;
+  if (s.admin) {
+    for (const BindAddress& b : s.binds) {
+      if (b.to_string() == s.admin->to_string()) {
+        throw ConfigError("admin address " + s.admin->to_string() + " is also a public bind");
+      }
+    }
+  }
   apply_tls_flags(flags, s);
   if (s.binds.empty()) s.binds.push_back(parse_bind_address(kDefaultBind));
   return config;
@@ -241,6 +251,10 @@ void serve_impl(const Config& config, const std::function<Config()>& reread) {
     // Loaded again by the server after the fork; this only makes a bad pair fail here.
     SSLContext::server(ssl_config(*s.tls));
   }
+  // Metrics and the admin port, before the routes that count into them; with workers
+  // the master answers the admin port, each worker writes its own slot.
+  Operations ops(s.admin, s.workers);
+  if (s.workers == 1) ops.attach_process();
   std::shared_ptr<RouteTable> routes;
   if (s.workers > 1) {
     // The check's FastCGI pools and health checks attach to a loop. Give them one of
@@ -260,8 +274,10 @@ void serve_impl(const Config& config, const std::function<Config()>& reread) {
   } else {
     log::info("server", "serving " + std::to_string(fds.size()) + " inherited socket(s)");
   }
+  ops.start_listener();
   if (s.workers > 1) {
     fork_processes(s.workers);
+    ops.attach_process();
     routes = std::make_shared<RouteTable>(config);
   }
 
@@ -356,7 +372,7 @@ void serve_impl(const Config& config, const std::function<Config()>& reread) {
   // Type=notify units wait for this (with workers, each worker sends it; the unit says
   // NotifyAccess=all).
   systemd_notify("READY=1");
-  run_until_signalled(server, s.shutdown_timeout, reload);
+  run_until_signalled(server, s.shutdown_timeout, reload, s.drain_delay);
   loop.remove_signal_handler(SIGUSR1);
   access_log.reset();
 }

@@ -7,6 +7,8 @@
 
 #include "tronada/base/log.h"
 #include "tronada/loop/periodic_callback.h"
+#include "tronada/metrics/shared_region.h"
+#include "tronada/websocket/websocket_connection.h"
 
 namespace tronada::cli {
 
@@ -60,34 +62,72 @@ void reload_certificates(HTTPServer& server) {
 
 void run_until_signalled(HTTPServer& server, const CommonOptions& options) {
   configure_protocols(server, options);
-  run_until_signalled(server);
+  run_until_signalled(server, std::chrono::seconds(30), {},
+                      options.drain_delay.value_or(std::chrono::milliseconds(0)));
 }
 
+void report_draining() {
+  if (metrics::SharedRegion* region = metrics::current()) {
+    region->own()->draining.store(1, std::memory_order_relaxed);
+  }
+}
+
+namespace {
+
+// What the admin listener reads of this process: that the loop turns, and the open
+// connections by protocol. Once a second, so no per-connection hook is needed.
+void publish_state(const HTTPServer& server) {
+  metrics::SharedRegion* region = metrics::current();
+  if (!region) return;
+  metrics::SlotState& s = *region->own();
+  constexpr auto relaxed = std::memory_order_relaxed;
+  s.connections[static_cast<std::size_t>(metrics::Protocol::http1)].store(
+      static_cast<std::int64_t>(server.http1_connections()), relaxed);
+  s.connections[static_cast<std::size_t>(metrics::Protocol::h2)].store(
+      static_cast<std::int64_t>(server.http2_connections()), relaxed);
+  s.connections[static_cast<std::size_t>(metrics::Protocol::websocket)].store(
+      static_cast<std::int64_t>(ws::WebSocketConnection::open_server_connections()), relaxed);
+  metrics::heartbeat();
+}
+
+std::size_t still_open(const HTTPServer& server) {
+  return server.open_connections() + ws::WebSocketConnection::open_server_connections();
+}
+
+}  // namespace
+
 void run_until_signalled(HTTPServer& server, std::chrono::milliseconds drain_timeout,
-                         std::function<void()> on_hangup) {
+                         std::function<void()> on_hangup, std::chrono::milliseconds drain_delay) {
   IOLoop& loop = IOLoop::current();
   if (!on_hangup) on_hangup = [&server] { reload_certificates(server); };
   bool stopping = false;
   std::unique_ptr<PeriodicCallback> watcher;
-  auto begin_shutdown = [&](const char* why) {
-    if (stopping) {
-      log::warning("server", std::string(why) + " again: stopping now");
-      loop.stop();
-      return;
-    }
-    stopping = true;
-    log::info("server", std::string(why) + ": finishing " +
-                            std::to_string(server.open_connections()) + " open connection(s)");
+  std::unique_ptr<PeriodicCallback> publisher;
+  if (metrics::current()) {
+    publisher = std::make_unique<PeriodicCallback>([&server] { publish_state(server); },
+                                                   std::chrono::seconds(1));
+    publisher->start();
+    // Ready once the loop turns: the listeners are open by now.
+    loop.add_callback([&server] {
+      publish_state(server);
+      metrics::current()->own()->ready.store(1, std::memory_order_relaxed);
+    });
+  }
+  auto drain = [&] {
+    log::info("server", "draining: finishing " + std::to_string(server.open_connections()) +
+                            " open connection(s)");
     server.stop();
     server.close_all_connections();
-    if (server.open_connections() == 0) {
+    ws::WebSocketConnection::close_all_server(ws::close_code::kGoingAway, "server shutting down");
+    if (still_open(server) == 0) {
       loop.stop();
       return;
     }
-    // Poll until in-flight requests are done; the timeout bounds a stuck one.
+    // Poll until in-flight requests (and WebSocket close handshakes) are done; the
+    // timeout bounds a stuck one.
     watcher = std::make_unique<PeriodicCallback>(
         [&] {
-          if (server.open_connections() == 0) loop.stop();
+          if (still_open(server) == 0) loop.stop();
         },
         std::chrono::milliseconds(50));
     watcher->start();
@@ -95,6 +135,23 @@ void run_until_signalled(HTTPServer& server, std::chrono::milliseconds drain_tim
       log::warning("server", "drain timeout: closing remaining connections");
       loop.stop();
     });
+  };
+  auto begin_shutdown = [&](const char* why) {
+    if (stopping) {
+      log::warning("server", std::string(why) + " again: stopping now");
+      loop.stop();
+      return;
+    }
+    stopping = true;
+    report_draining();
+    if (drain_delay > std::chrono::milliseconds(0)) {
+      log::info("server", std::string(why) + ": not ready; serving " +
+                              std::to_string(drain_delay.count()) + " ms more before draining");
+      loop.call_later(drain_delay, drain);
+      return;
+    }
+    log::info("server", std::string(why));
+    drain();
   };
   loop.add_signal_handler(SIGINT, [&] { begin_shutdown("interrupted"); });
   loop.add_signal_handler(SIGTERM, [&] { begin_shutdown("terminated"); });
@@ -106,6 +163,7 @@ void run_until_signalled(HTTPServer& server, std::chrono::milliseconds drain_tim
   std::signal(SIGPIPE, SIG_IGN);
   loop.start();
   if (watcher) watcher->stop();
+  if (publisher) publisher->stop();
   loop.remove_signal_handler(SIGINT);
   loop.remove_signal_handler(SIGTERM);
   loop.remove_signal_handler(SIGHUP);

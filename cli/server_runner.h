@@ -27,16 +27,30 @@ void configure_protocols(HTTPServer& server, const CommonOptions& options);
 /// the old ones stay in force. Does nothing without TLS.
 void reload_certificates(HTTPServer& server);
 
-/// Runs the current loop until SIGINT or SIGTERM, then stops accepting, lets in-flight
-/// requests finish (at most `drain_timeout`), closes idle connections and returns.
-/// SIGHUP calls `on_hangup` (default: reload_certificates) and goes on serving. A master
-/// of forked workers (fork_processes) forwards SIGHUP to each worker, which reloads itself.
+/// Runs the current loop until SIGINT or SIGTERM, then drains and returns:
+///
+/// 1. the process reports draining (/readyz answers 503) and, for `drain_delay`, goes on
+///    serving as before, so load balancers can stop sending first;
+/// 2. it stops accepting, closes idle keep-alive connections, sends HTTP/2 GOAWAY, and
+///    starts a 1001 (going away) close on every WebSocket;
+/// 3. in-flight requests finish, at most until `drain_timeout` after step 2.
+///
+/// A second signal stops at once. SIGHUP calls `on_hangup` (default:
+/// reload_certificates) and goes on serving. A master of forked workers (fork_processes)
+/// forwards SIGHUP to each worker, which reloads itself. With metrics on
+/// (metrics::current()), the loop also reports that it turns and publishes the
+/// connection gauges once a second.
 void run_until_signalled(HTTPServer& server,
                          std::chrono::milliseconds drain_timeout = std::chrono::seconds(30),
-                         std::function<void()> on_hangup = {});
+                         std::function<void()> on_hangup = {},
+                         std::chrono::milliseconds drain_delay = {});
+
+/// Marks this process as draining in the metrics region (/readyz 503); for a worker told
+/// to stop accepting. Does nothing with metrics off.
+void report_draining();
 
 /// The form the one-backend commands use: configure_protocols(server, options), then
-/// run_until_signalled(server).
+/// run_until_signalled(server) with the options' drain delay.
 void run_until_signalled(HTTPServer& server, const CommonOptions& options);
 
 }  // namespace tronada::cli

@@ -14,6 +14,7 @@
 
 #include "cli/byte_size.h"
 #include "cli/common_options.h"
+#include "cli/operations.h"
 #include "cli/server_runner.h"
 #include "tronada/gateway/wsgi_container.h"
 #include "tronada/gateway/wsgi_interpreter.h"
@@ -120,14 +121,20 @@ struct WSGICommand {
     auto binds = common.binds_or_default();
     if (!supervised()) {
       auto app = load_or_exit();
-      Application application({wsgi_rule("", app)});
+      Operations ops(common.admin, 1);
+      ops.attach_process();
+      Application application({wsgi_rule("", app).set_metrics(route_metrics("/", "wsgi"))});
       HTTPServer server(application, server_options());
       listen_all(server, binds);
+      ops.start_listener();
       log::info("wsgi", "serving " + spec + " with " + std::to_string(threads) + " thread(s)");
       serve(server, app);
       return;
     }
     check_app_in_child();
+    // The master answers the admin port from the workers' shared counters; it binds
+    // before the workers start so a busy address stops everything.
+    Operations ops(common.admin, workers);
     std::vector<int> fds;
     for (const auto& b : binds) {
       if (b.kind == BindAddress::Kind::unix_socket) {
@@ -148,15 +155,20 @@ struct WSGICommand {
     so.timeout = std::chrono::seconds(timeout);
     // SIGWINCH, as nginx's "shut workers down gracefully": SIGUSR1 is for log files.
     so.stop_accepting_signal = SIGWINCH;
+    ops.start_listener();
     // The master never returns; each worker gets here with its status block.
     WorkerStatus status = WorkerSupervisor(so).run();
+    ops.attach_process();
     auto app = load_or_exit(&status);
-    Application application({wsgi_rule("", app)});
+    Application application({wsgi_rule("", app).set_metrics(route_metrics("/", "wsgi"))});
     HTTPServer server(application, server_options());
     server.add_sockets(fds);
     // The master's first step of a graceful stop (then SIGTERM): see
     // WorkerSupervisorOptions::stop_accepting_signal.
-    IOLoop::current().add_signal_handler(SIGWINCH, [&server] { server.stop(); });
+    IOLoop::current().add_signal_handler(SIGWINCH, [&server] {
+      report_draining();
+      server.stop();
+    });
     status.ready();
     log::info("wsgi", "worker " + std::to_string(status.id()) + " (pid " +
                           std::to_string(getpid()) + ") ready");

@@ -61,6 +61,9 @@ class HTTPServer : public TCPServer {
   std::size_t open_connections() const {
     return context_->connections.size() + h2_->sessions.size();
   }
+  /// The open connections by protocol (the metrics' gauges).
+  std::size_t http1_connections() const { return context_->connections.size(); }
+  std::size_t http2_connections() const { return h2_->sessions.size(); }
   /// Closes idle connections and asks busy ones to close after their response (HTTP/2:
   /// GOAWAY, then in-flight streams finish).
   void close_all_connections();

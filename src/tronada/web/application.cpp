@@ -30,7 +30,10 @@ class HandlerRunner final : public HTTPMessageDelegate {
  public:
   explicit HandlerRunner(std::shared_ptr<RequestHandler> h) : handler_(std::move(h)) {}
 
-  void data_received(std::string_view chunk) override { handler_->data_received(chunk); }
+  void data_received(std::string_view chunk) override {
+    handler_->bytes_received_ += chunk.size();
+    handler_->data_received(chunk);
+  }
   void finish() override { spawn_logged(run(handler_), "request handler"); }
   void on_connection_close() override {
     handler_->connection_closed_ = true;
@@ -77,6 +80,7 @@ RequestStart Application::start_request(const std::shared_ptr<HTTPServerRequest>
   auto found = router_.find(request->host_name, request->path);
   if (found) {
     h = std::shared_ptr<RequestHandler>(found->rule->factory()());
+    h->metrics_ = found->rule->metrics();
     h->path_args_ = std::move(found->match.args);
     for (auto& [k, v] : found->match.kwargs) h->path_kwargs_.emplace(k, std::move(v));
   } else if (settings_.default_handler) {

@@ -21,6 +21,10 @@
 
 namespace tronada {
 
+namespace metrics {
+struct RouteSeries;
+}  // namespace metrics
+
 class Application;
 struct CookieOptions;
 
@@ -194,6 +198,8 @@ class RequestHandler {
   bool auto_finish_ = true;
   bool connection_closed_ = false;
   std::uint64_t bytes_written_ = 0;
+  std::uint64_t bytes_received_ = 0;         // streamed body bytes (a buffered body is in request_)
+  metrics::RouteSeries* metrics_ = nullptr;  // the rule's counters, or nullptr
   std::optional<std::string> xsrf_token_;
   std::optional<Promise<void>> finished_promise_;
 };

@@ -13,6 +13,10 @@
 
 namespace tronada {
 
+namespace metrics {
+struct RouteSeries;
+}  // namespace metrics
+
 class RequestHandler;
 using HandlerFactory = std::function<std::unique_ptr<RequestHandler>()>;
 
@@ -48,6 +52,13 @@ class Rule {
   const std::string& pattern() const { return pattern_; }
   const std::string& name() const { return name_; }
   const HandlerFactory& factory() const { return factory_; }
+  /// Where requests this rule takes are counted (metrics::SharedRegion::series), or
+  /// nullptr: not measured. Set before the rule is added to a router.
+  metrics::RouteSeries* metrics() const { return metrics_; }
+  Rule& set_metrics(metrics::RouteSeries* series) {
+    metrics_ = series;
+    return *this;
+  }
 
   struct Match {
     std::vector<std::string> args;
@@ -63,6 +74,7 @@ class Rule {
   std::string pattern_;
   std::string name_;
   HandlerFactory factory_;
+  metrics::RouteSeries* metrics_ = nullptr;
   std::regex regex_;
   std::vector<std::string> group_names_;  // per capture group; empty for positional
   std::string literal_;                   // the whole pattern when it has no regex syntax

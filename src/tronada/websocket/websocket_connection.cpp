@@ -1,8 +1,33 @@
 #include "tronada/websocket/websocket_connection.h"
 
+#include <unordered_set>
+#include <vector>
+
 #include "tronada/base/log.h"
 
 namespace tronada::ws {
+
+namespace {
+
+// Server-side connections between start() and their stream's close. Per process: a
+// server runs one loop; tests running several loops in turn leave none behind, since
+// every connection leaves the set when its stream closes.
+std::unordered_set<WebSocketConnection*>& open_servers() {
+  static std::unordered_set<WebSocketConnection*> set;
+  return set;
+}
+
+}  // namespace
+
+std::size_t WebSocketConnection::open_server_connections() {
+  return open_servers().size();
+}
+
+void WebSocketConnection::close_all_server(std::uint16_t code, std::string_view reason) {
+  std::vector<std::shared_ptr<WebSocketConnection>> all;
+  for (WebSocketConnection* c : open_servers()) all.push_back(c->shared_from_this());
+  for (auto& c : all) c->close(code, reason);
+}
 
 std::shared_ptr<WebSocketConnection> WebSocketConnection::create(std::shared_ptr<IOStream> stream,
                                                                  ConnectionOptions options,
@@ -33,10 +58,13 @@ WebSocketConnection::WebSocketConnection(std::shared_ptr<IOStream> stream,
       writer_(options_.role, deflate_.get()),
       closed_promise_(&stream_->loop()) {}
 
-WebSocketConnection::~WebSocketConnection() = default;
+WebSocketConnection::~WebSocketConnection() {
+  open_servers().erase(this);
+}
 
 void WebSocketConnection::start(std::string leftover) {
   if (stream_closed_) return;
+  if (options_.role == Role::kServer) open_servers().insert(this);
   stream_->set_nodelay(true);
   if (!leftover.empty()) {
     // From the loop: start() is called from the user's code (a handler's get()).
@@ -217,6 +245,7 @@ void WebSocketConnection::schedule_ping() {
 void WebSocketConnection::on_stream_closed() {
   if (stream_closed_) return;
   stream_closed_ = true;
+  open_servers().erase(this);
   IOLoop& loop = stream_->loop();
   for (TimeoutHandle* t : {&ping_timer_, &pong_timer_, &close_timer_}) {
     if (*t) loop.remove_timeout(*t);

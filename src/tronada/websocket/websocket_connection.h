@@ -78,6 +78,13 @@ class WebSocketConnection : public std::enable_shared_from_this<WebSocketConnect
   /// Starts reading; `leftover` is input that arrived with the handshake.
   void start(std::string leftover = {});
 
+  /// Server-side connections of this process that started and are not closed yet (the
+  /// connections gauge of the metrics).
+  static std::size_t open_server_connections();
+  /// Starts the close handshake on every one of them with `code` (a drain sends 1001,
+  /// going away): a server that stops does not leave WebSockets hanging.
+  static void close_all_server(std::uint16_t code, std::string_view reason = {});
+
   /// Sends a whole message. Throws WebSocketClosedError once closing.
   Future<void> write_message(std::string_view message, bool binary = false);
   /// Sends a ping (payload up to 125 bytes; std::invalid_argument beyond).

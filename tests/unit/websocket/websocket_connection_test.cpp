@@ -189,3 +189,14 @@ TEST_F(WsConnectionTest, WriteBackpressureFutureCompletesOnceDrained) {
   server_.conn->abort();
   run_until([&] { return server_.closes == 1; });
 }
+
+TEST_F(WsConnectionTest, CloseAllServerSendsGoingAwayToServerConnectionsOnly) {
+  start_server();
+  start_client();
+  EXPECT_EQ(ws::WebSocketConnection::open_server_connections(), 1u);  // the client is not
+  ws::WebSocketConnection::close_all_server(ws::close_code::kGoingAway, "shutting down");
+  run_until([&] { return server_.closes && client_.closes; });
+  EXPECT_EQ(client_.code, ws::close_code::kGoingAway);
+  EXPECT_EQ(client_.reason, "shutting down");
+  EXPECT_EQ(ws::WebSocketConnection::open_server_connections(), 0u);
+}

@@ -1,0 +1,196 @@
+#include "tronada/metrics/exposition.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+namespace tronada::metrics {
+
+namespace {
+
+constexpr const char* kStatusLabels[kStatusClasses] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+constexpr const char* kProtocolLabels[kProtocols] = {"http1", "h2", "websocket"};
+
+/// Writes families in either format: the formats differ in a counter's TYPE/HELP name
+/// (OpenMetrics drops `_total` there), the content type and the closing "# EOF".
+class Writer {
+ public:
+  explicit Writer(Format format) : format_(format) {}
+
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    std::string_view declared = name;
+    if (format_ == Format::openmetrics && type == "counter" && name.ends_with("_total")) {
+      declared = name.substr(0, name.size() - 6);
+    }
+    out_ += "# HELP ";
+    out_ += declared;
+    out_ += ' ';
+    out_ += help;
+    out_ += "\n# TYPE ";
+    out_ += declared;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+  }
+
+  /// One sample; `labels` is already `name="value",...` (escaped) or empty.
+  void sample(std::string_view name, std::string_view labels, double value) {
+    out_ += name;
+    if (!labels.empty()) {
+      out_ += '{';
+      out_ += labels;
+      out_ += '}';
+    }
+    out_ += ' ';
+    out_ += format_number(value);
+    out_ += '\n';
+  }
+
+  std::string finish() {
+    if (format_ == Format::openmetrics) out_ += "# EOF\n";
+    return std::move(out_);
+  }
+
+ private:
+  Format format_;
+  std::string out_;
+};
+
+std::string label(std::string_view name, std::string_view value) {
+  std::string out(name);
+  out += "=\"";
+  out += escape_label_value(value);
+  out += '"';
+  return out;
+}
+
+}  // namespace
+
+Format negotiate(std::string_view accept) {
+  return accept.find("application/openmetrics-text") != std::string_view::npos ? Format::openmetrics
+                                                                               : Format::prometheus;
+}
+
+std::string_view content_type(Format format) {
+  return format == Format::openmetrics
+             ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+             : "text/plain; version=0.0.4; charset=utf-8";
+}
+
+std::string escape_label_value(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string format_number(double value) {
+  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+  if (std::isnan(value)) return "NaN";
+  char buf[40];
+  if (value == std::floor(value) && std::fabs(value) < 1e15) {
+    std::snprintf(buf, sizeof buf, "%.0f", value);
+    return buf;
+  }
+  // The shortest %g form that reads back as the same double.
+  for (int precision = 6; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, value);
+    if (std::strtod(buf, nullptr) == value) break;
+  }
+  return buf;
+}
+
+std::string render(const Snapshot& snapshot, const ProcessStats& process, bool ready,
+                   Format format) {
+  Writer w(format);
+  w.family("tronada_http_requests_total", "counter",
+           "Requests answered, by route, backend and status class.");
+  for (const auto& s : snapshot.series) {
+    std::string base = label("route", s.route) + ',' + label("backend", s.backend) + ',';
+    for (std::size_t c = 1; c < kStatusClasses; ++c) {
+      w.sample("tronada_http_requests_total", base + label("status", kStatusLabels[c]),
+               static_cast<double>(s.requests[c]));
+    }
+    if (s.requests[0]) {
+      w.sample("tronada_http_requests_total", base + label("status", kStatusLabels[0]),
+               static_cast<double>(s.requests[0]));
+    }
+  }
+  w.family("tronada_http_request_duration_seconds", "histogram",
+           "Time from the request's first byte to its response's last, by route.");
+  for (const auto& s : snapshot.series) {
+    std::string base = label("route", s.route) + ',' + label("backend", s.backend);
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b < kBuckets; ++b) {
+      cumulative += s.buckets[b];
+      double bound = b < kDurationBounds.size() ? kDurationBounds[b] : INFINITY;
+      std::string le = format_number(bound);
+      // OpenMetrics wants le as a float ("1.0"); the classic format reads either.
+      if (le.find_first_of(".eI") == std::string::npos) le += ".0";
+      w.sample("tronada_http_request_duration_seconds_bucket", base + ',' + label("le", le),
+               static_cast<double>(cumulative));
+    }
+    w.sample("tronada_http_request_duration_seconds_count", base, static_cast<double>(cumulative));
+    w.sample("tronada_http_request_duration_seconds_sum", base,
+             static_cast<double>(s.duration_ns) / 1e9);
+  }
+  w.family("tronada_http_request_body_bytes_total", "counter",
+           "Request body bytes received, by route.");
+  for (const auto& s : snapshot.series) {
+    w.sample("tronada_http_request_body_bytes_total",
+             label("route", s.route) + ',' + label("backend", s.backend),
+             static_cast<double>(s.bytes_in));
+  }
+  w.family("tronada_http_response_body_bytes_total", "counter",
+           "Response body bytes sent, by route.");
+  for (const auto& s : snapshot.series) {
+    w.sample("tronada_http_response_body_bytes_total",
+             label("route", s.route) + ',' + label("backend", s.backend),
+             static_cast<double>(s.bytes_out));
+  }
+  w.family("tronada_connections_open", "gauge",
+           "Client connections open now, by protocol (published once a second).");
+  for (std::size_t p = 0; p < kProtocols; ++p) {
+    w.sample("tronada_connections_open", label("protocol", kProtocolLabels[p]),
+             static_cast<double>(snapshot.connections[p]));
+  }
+  w.family("tronada_workers", "gauge",
+           "Serving processes by state: live, ready (serving, not draining), draining, "
+           "stalled (loop not turning).");
+  w.sample("tronada_workers", label("state", "live"), snapshot.live);
+  w.sample("tronada_workers", label("state", "ready"), snapshot.ready);
+  w.sample("tronada_workers", label("state", "draining"), snapshot.draining);
+  w.sample("tronada_workers", label("state", "stalled"), snapshot.stalled);
+  w.family("tronada_ready", "gauge", "1 while /readyz answers 200.");
+  w.sample("tronada_ready", "", ready ? 1 : 0);
+
+  w.family("process_cpu_seconds_total", "counter",
+           "User and system CPU time of the server's processes, in seconds.");
+  w.sample("process_cpu_seconds_total", "", process.cpu_seconds);
+  w.family("process_resident_memory_bytes", "gauge",
+           "Resident memory of the server's processes, in bytes.");
+  w.sample("process_resident_memory_bytes", "", static_cast<double>(process.resident_bytes));
+  w.family("process_virtual_memory_bytes", "gauge",
+           "Virtual memory of the server's processes, in bytes.");
+  w.sample("process_virtual_memory_bytes", "", static_cast<double>(process.virtual_bytes));
+  w.family("process_open_fds", "gauge", "Open file descriptors of the server's processes.");
+  w.sample("process_open_fds", "", static_cast<double>(process.open_fds));
+  w.family("process_max_fds", "gauge", "Limit on open file descriptors per process.");
+  w.sample("process_max_fds", "", static_cast<double>(process.max_fds));
+  w.family("process_start_time_seconds", "gauge",
+           "Start time of the exporting process since the Unix epoch, in seconds.");
+  w.sample("process_start_time_seconds", "", process.start_time_seconds);
+  return w.finish();
+}
+
+}  // namespace tronada::metrics
