@@ -7,6 +7,7 @@
 #include "cli/common_options.h"
 #include "cli/server_runner.h"
 #include "tronada/async/spawn.h"
+#include "tronada/http/options_asterisk.h"
 #include "tronada/web/static_files.h"
 
 namespace tronada::cli {
@@ -37,6 +38,10 @@ struct StaticCommand {
     options.limits.max_body_bytes = common.max_body_size.value_or(1024 * 1024);
     HTTPServer server(
         [&files](std::shared_ptr<HTTPServerRequest> request) {
+          if (is_options_asterisk(*request)) {
+            answer_options_asterisk(*request, "GET, HEAD, OPTIONS");
+            return;
+          }
           std::string path = request->path;
           spawn_logged(serve_file(files, std::move(request), std::move(path)), "static file");
         },
