@@ -860,7 +860,9 @@ int HTTP1RequestParser::on_headers_complete() {
   if (info.content_length && max_body_bytes_ != 0 && *info.content_length > max_body_bytes_) {
     return set_error(413, "request body too large");
   }
-  if (info.chunked) return begin_chunk_line();
+  // llhttp reads a chunked body next, unless what follows is another protocol already: an
+  // accepted CONNECT ends the message here (llhttp__after_headers_complete).
+  if (info.chunked && !(p->upgrade != 0 && p->method == HTTP_CONNECT)) return begin_chunk_line();
   return 0;
 }
 

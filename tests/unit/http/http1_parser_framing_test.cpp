@@ -100,6 +100,23 @@ TEST(HTTP1ParserFramingTest, ChunkLimitsOfZeroDisableThem) {
   EXPECT_EQ(only_request(o).body, std::string(100, 'x'));
 }
 
+TEST(HTTP1ParserFramingTest, ChunkedUpgradesReadTheBodyButConnectDoesNot) {
+  // An upgrade with a chunked body reads the body first; an accepted CONNECT's message
+  // ends with its head, and what follows belongs to the tunnel, chunk-like or not.
+  std::string head =
+      req("Connection: Upgrade\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n", "",
+          "GET /ws HTTP/1.1");
+  Outcome upgrade = parse(head + "3 ; a\r\nabc\r\n0\r\n\r\nframes");
+  EXPECT_EQ(upgrade.status, FeedStatus::kUpgrade) << upgrade.describe();
+  EXPECT_EQ(only_request(upgrade).body, "abc");
+  EXPECT_EQ(upgrade.consumed, head.size() + 17);
+  std::string connect =
+      "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nTransfer-Encoding: chunked\r\n\r\n";
+  Outcome tunnel = parse(connect + "\x16\x03\x01 not a chunk \r\n");
+  EXPECT_EQ(tunnel.status, FeedStatus::kUpgrade) << tunnel.describe();
+  EXPECT_EQ(tunnel.consumed, connect.size());
+}
+
 TEST(HTTP1ParserFramingTest, ChunkErrorsNameTheProblem) {
   EXPECT_EQ(parse(chunked("3;a=\"b\r\nabc\r\n0\r\n\r\n")).error_reason,
             "unterminated quoted string in a chunk extension");
