@@ -8,6 +8,7 @@
 #include "cli/operations.h"
 #include "cli/server_runner.h"
 #include "tronada/async/spawn.h"
+#include "tronada/http/options_asterisk.h"
 #include "tronada/metrics/route_series.h"
 #include "tronada/web/static_files.h"
 
@@ -50,6 +51,10 @@ struct StaticCommand {
     options.limits.max_body_bytes = common.max_body_size.value_or(1024 * 1024);
     HTTPServer server(
         [&files, series](std::shared_ptr<HTTPServerRequest> request) {
+          if (is_options_asterisk(*request)) {
+            answer_options_asterisk(*request, "GET, HEAD, OPTIONS");
+            return;
+          }
           std::string path = request->path;
           spawn_logged(serve_file(files, std::move(request), std::move(path), series),
                        "static file");

@@ -51,6 +51,8 @@ Outcome run(const std::vector<std::string_view>& pieces) {
   limits.max_header_bytes = 1024;
   limits.max_header_count = 16;
   limits.max_body_bytes = 2048;
+  limits.max_chunk_line = 64;
+  limits.max_chunk_extension_bytes = 128;
   HTTP1RequestParser parser(d, limits);
   Outcome o;
   for (std::string_view p : pieces) {

@@ -467,7 +467,14 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
     received_any_ = true;
     route_->read_timeouts().arm(timeout_);
     while (!data.empty() || informational_) {
-      std::size_t n = parser_.feed(data);
+      std::size_t n = 0;
+      try {
+        n = parser_.feed(data);
+      } catch (const std::exception& e) {
+        // Passing the response on threw (the parser rethrows what on_head/on_body threw
+        // once out of llhttp): our side failed, not the upstream, so it is not blamed.
+        return response_handler_failed(e.what());
+      }
       if (!broken_.empty()) return upstream_failed(broken_, 502);
       if (parser_.failed()) return upstream_failed("malformed response: " + parser_.error(), 502);
       data.remove_prefix(n);
@@ -608,6 +615,16 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
   }
 
   bool body_started() const { return !retained_.empty() || !retain_; }
+
+  void response_handler_failed(const std::string& why) {
+    log::error("proxy", "passing the response on failed: " + why);
+    if (head_sent) {
+      request_->connection->abort();
+      end();
+      return;
+    }
+    give_up(502, "passing the response on failed");
+  }
 
   void give_up(int status_code, const std::string& message) {
     error_status = status_code;

@@ -63,7 +63,8 @@ Rule wsgi_rule(std::string prefix, std::shared_ptr<WSGIApplication> app) {
     if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos) pattern += '\\';
     pattern += c;
   }
-  pattern += prefix.empty() ? "/.*" : "(?:/.*)?";
+  // Mounted at the root, the app also gets `OPTIONS *` (PATH_INFO "*"), as under gunicorn.
+  pattern += prefix.empty() ? "(?:/.*|\\*)" : "(?:/.*)?";
   return Rule(pattern, handler<WSGIContainer>(std::move(app), std::move(prefix)));
 }
 

@@ -3,6 +3,7 @@
 #include <llhttp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <new>
 #include <utility>
@@ -172,6 +173,7 @@ void HTTP1RequestParser::reset() {
   request_line_done_ = false;
   headers_done_ = false;
   in_field_name_ = false;
+  in_field_line_ = false;
   in_chunk_data_ = false;
   keep_alive_ = true;
   field_bytes_ = 0;
@@ -181,8 +183,13 @@ void HTTP1RequestParser::reset() {
   segment_begin_ = nullptr;
   recent_len_ = 0;
   framing_tail_ = FramingTail::kOther;
-  paused_at_chunk_ = false;
+  resume_after_pause_ = false;
   method_probe_length_ = 0;
+  in_chunk_line_ = false;
+  last_chunk_seen_ = false;
+  chunk_line_.reset();
+  chunk_extension_bytes_ = 0;
+  held_whitespace_.reset();
 }
 
 void HTTP1RequestParser::resume() {
@@ -291,19 +298,43 @@ FeedResult HTTP1RequestParser::feed(const char* data, std::size_t len) {
   // So framing bytes are screened here before llhttp reads them; body bytes are skipped
   // because llhttp knows how many are coming. A suspect byte is only an error if llhttp, once
   // it has read everything before it, is not about to read body data.
+  //
+  // The same screen finds whitespace before a CR, which in a field line is trailing OWS and
+  // is dropped rather than shown to llhttp (see the class comment), and chunk-size lines are
+  // read by scan_chunk_line(). Both are decided only once llhttp has read up to them, since
+  // only then is it known whether they are in a field line, the request line or the body.
   const char* const end = data + len;
   const char* pos = data;
   if (framing_tail_ == FramingTail::kCR && *data != '\n') {
     return fail(0, 400, "bare CR in the request framing");
   }
+  if (held_whitespace_ && !held_whitespace_->empty()) {
+    FeedResult held = release_held_whitespace(data, end, &pos);
+    if (held.status != FeedStatus::kNeedMore || pos == end) return held;
+  }
   FramingTail tail = framing_tail_;
   framing_tail_ = FramingTail::kOther;
+  // Whitespace runs that start before this were found not to be a field line's trailing OWS.
+  const char* whitespace_floor = pos;
+  // What the last scan found clean, see below.
+  const char* clean_begin = nullptr;
+  const char* clean_end = nullptr;
   while (pos < end) {
+    if (in_chunk_line_) {
+      FeedResult result = scan_chunk_line(data, pos, end);
+      if (result.status != FeedStatus::kNeedMore) return result;
+      pos = data + result.consumed;
+      // After the last chunk's line come the trailers, whose lines must not start with
+      // whitespace either.
+      tail = in_chunk_line_ ? FramingTail::kOther : FramingTail::kCRLF;
+      continue;
+    }
     uint64_t ahead = body_bytes_ahead();
     const char* scan = pos + std::min<uint64_t>(ahead, static_cast<uint64_t>(end - pos));
     if (ahead > 0) tail = FramingTail::kOther;
     const char* suspect = nullptr;
     const char* reason = nullptr;
+    const char* trailing_whitespace = nullptr;  // SP/HTAB before a CR or the end of input
     // Chunk data ends here and must be followed by CRLF; the loose build skips any byte
     // there, so "3\r\nabcX5\r\n" would read "5" as the next chunk size.
     if (in_chunk_data_ && scan < end && ahead <= static_cast<uint64_t>(end - pos) &&
@@ -311,25 +342,35 @@ FeedResult HTTP1RequestParser::feed(const char* data, std::size_t len) {
       suspect = scan;
       reason = "chunk data not followed by CRLF";
     }
-    for (const char* q = scan; q < end && suspect == nullptr; ++q) {
-      char c = *q;
-      if (tail == FramingTail::kCR) {
-        if (c != '\n') {
-          suspect = q - 1;
-          break;
-        }
-        tail = FramingTail::kCRLF;
-      } else if (c == '\r') {
+    const char* q = scan;
+    if (suspect == nullptr && clean_begin != nullptr && scan >= clean_begin && scan < clean_end &&
+        *scan != '\n') {
+      // The last scan found nothing in [clean_begin, clean_end), so scanning again from `scan`
+      // would not either (each verdict depends on the byte and the two before it, and a LF
+      // at `scan`, whose CR is out of sight now, is the one exception): pick up at
+      // clean_end, with the tail the bytes since `scan` leave. Without this, every pause (two
+      // per chunk) would rescan the rest of the input, quadratic in the chunks per read.
+      q = clean_end;
+      tail = FramingTail::kOther;
+      if (q - scan >= 1 && q[-1] == '\r') {
         tail = FramingTail::kCR;
-      } else if (c == '\n' || (tail == FramingTail::kCRLF && (c == ' ' || c == '\t'))) {
-        suspect = q;
-        break;
-      } else {
-        tail = FramingTail::kOther;
+      } else if (q - scan >= 2 && q[-1] == '\n') {
+        tail = FramingTail::kCRLF;
       }
     }
-    if (suspect == nullptr && tail == FramingTail::kCR) suspect = end - 1;  // LF may come next
-    const char* stop = suspect != nullptr ? suspect : end;
+    if (suspect == nullptr) {
+      ScanStop found = scan_framing(q, end, tail, whitespace_floor);
+      suspect = found.suspect;
+      trailing_whitespace = found.trailing_whitespace;
+    }
+    if (suspect == nullptr && trailing_whitespace == nullptr && tail == FramingTail::kCR) {
+      suspect = end - 1;  // LF may come next
+    }
+    const char* stop = suspect != nullptr               ? suspect
+                       : trailing_whitespace != nullptr ? trailing_whitespace
+                                                        : end;
+    clean_begin = reason == nullptr ? scan : nullptr;
+    clean_end = stop;
     if (stop > pos) {
       bool in_head = !headers_done_;
       FeedResult result = execute(data, pos, stop, end);
@@ -346,10 +387,29 @@ FeedResult HTTP1RequestParser::feed(const char* data, std::size_t len) {
         }
       }
       pos = reached;
-      if (reached != stop) {
+      if (reached != stop || in_chunk_line_) {
         tail = FramingTail::kOther;  // llhttp stopped at a chunk header: scan again from there
         continue;
       }
+    }
+    if (trailing_whitespace != nullptr) {
+      const char* run_end = trailing_whitespace;
+      while (run_end < end && (*run_end == ' ' || *run_end == '\t')) ++run_end;
+      tail = FramingTail::kOther;
+      if (!in_field_section()) {
+        whitespace_floor = run_end;  // the request line or the body: llhttp judges it
+        continue;
+      }
+      if (!count_dropped_whitespace(static_cast<std::size_t>(run_end - trailing_whitespace))) {
+        return fail(static_cast<std::size_t>(pos - data), 431, "request header section too large");
+      }
+      if (run_end == end) {
+        if (!held_whitespace_) held_whitespace_ = std::make_unique<std::string>();
+        held_whitespace_->assign(trailing_whitespace, end);
+        return {len, FeedStatus::kNeedMore};
+      }
+      pos = run_end;  // the CR
+      continue;
     }
     if (suspect == nullptr) {
       framing_tail_ = tail;
@@ -372,6 +432,127 @@ FeedResult HTTP1RequestParser::feed(const char* data, std::size_t len) {
   return {len, FeedStatus::kNeedMore};
 }
 
+HTTP1RequestParser::ScanStop HTTP1RequestParser::scan_framing(const char* q, const char* end,
+                                                              FramingTail& tail,
+                                                              const char* whitespace_floor) {
+  // Most bytes are none of CR, LF, SP and HTAB and are skipped a table lookup at a time;
+  // this runs over every byte of every request head.
+  static constexpr auto kNotable = [] {
+    std::array<bool, 256> table{};
+    table['\r'] = table['\n'] = table[' '] = table['\t'] = true;
+    return table;
+  }();
+  ScanStop found;
+  while (q < end) {
+    if (tail == FramingTail::kCR) {
+      if (*q != '\n') {
+        found.suspect = q - 1;
+        return found;
+      }
+      tail = FramingTail::kCRLF;
+      ++q;
+      continue;
+    }
+    if (tail == FramingTail::kCRLF) {
+      if (*q == ' ' || *q == '\t') {
+        found.suspect = q;  // obs-fold, or whitespace before the first field line
+        return found;
+      }
+      tail = FramingTail::kOther;
+    }
+    while (q < end && !kNotable[static_cast<unsigned char>(*q)]) ++q;
+    if (q == end) break;
+    if (*q == '\r') {
+      tail = FramingTail::kCR;
+      ++q;
+    } else if (*q == '\n') {
+      found.suspect = q;
+      return found;
+    } else {
+      // A whitespace run: trailing OWS if a CR (or the end of the input) comes next. Runs
+      // below the floor were already found to be something else.
+      const char* run = q;
+      while (q < end && (*q == ' ' || *q == '\t')) ++q;
+      if ((q == end || *q == '\r') && run >= whitespace_floor) {
+        found.trailing_whitespace = run;
+        return found;
+      }
+    }
+  }
+  return found;
+}
+
+bool HTTP1RequestParser::in_field_section() const {
+  // llhttp has read part of a field line, of the header section or of the trailers; the
+  // other conditions hold then anyway, and guard against ever dropping a body byte.
+  return in_message_ && in_field_line_ && !in_chunk_line_ && body_bytes_ahead() == 0;
+}
+
+bool HTTP1RequestParser::count_dropped_whitespace(std::size_t n) {
+  // llhttp would have passed these bytes to on_header_value, which counts them.
+  field_bytes_ += n;
+  return limits_.max_header_bytes == 0 || field_bytes_ <= limits_.max_header_bytes;
+}
+
+FeedResult HTTP1RequestParser::release_held_whitespace(const char* data, const char* end,
+                                                       const char** pos) {
+  const char* q = data;
+  while (q < end && (*q == ' ' || *q == '\t')) ++q;
+  std::size_t more = static_cast<std::size_t>(q - data);
+  if (q == end || *q == '\r') {
+    if (!count_dropped_whitespace(more)) return fail(0, 431, "request header section too large");
+    if (q == end) {
+      held_whitespace_->append(data, q);
+    } else {
+      held_whitespace_->clear();  // trailing OWS after all: dropped
+    }
+    *pos = q;
+    return {more, FeedStatus::kNeedMore};
+  }
+  // Whitespace inside a field value (or a field name, which llhttp refuses): llhttp reads it
+  // now, and on_header_value counts it instead.
+  std::string held = std::move(*held_whitespace_);
+  held_whitespace_->clear();
+  field_bytes_ -= held.size();
+  const char* held_end = held.data() + held.size();
+  FeedResult result = execute(held.data(), held.data(), held_end, held_end);
+  if (result.status != FeedStatus::kNeedMore) return {0, result.status};
+  *pos = data;
+  return {0, FeedStatus::kNeedMore};
+}
+
+FeedResult HTTP1RequestParser::scan_chunk_line(const char* data, const char* pos, const char* end) {
+  // llhttp gets the size digits and the CRLF, in as few calls as the input allows; the
+  // extensions are checked here and skipped.
+  using Byte = detail::ChunkLineScanner::Byte;
+  const char* run = pos;
+  for (const char* q = pos; q < end; ++q) {
+    Byte kind = chunk_line_.next(static_cast<unsigned char>(*q));
+    std::size_t at = static_cast<std::size_t>(q - data);
+    if (kind == Byte::kError) return fail(at, 400, chunk_line_.error());
+    if (limits_.max_chunk_line != 0 && chunk_line_.line_bytes() > limits_.max_chunk_line) {
+      return fail(at, 400, "chunk-size line too long");
+    }
+    if (kind == Byte::kExtension) {
+      if (chunk_extension_bytes_ != UINT32_MAX) ++chunk_extension_bytes_;
+      if (limits_.max_chunk_extension_bytes != 0 &&
+          chunk_extension_bytes_ > limits_.max_chunk_extension_bytes) {
+        return fail(at, 413, "chunk extensions too large");
+      }
+      if (q > run) {
+        FeedResult result = execute(data, run, q, end);
+        if (result.status != FeedStatus::kNeedMore) return result;
+      }
+      run = q + 1;
+    } else if (kind == Byte::kEnd) {
+      in_chunk_line_ = false;
+      return execute(data, run, q + 1, end);
+    }
+  }
+  if (end > run) return execute(data, run, end, end);
+  return {static_cast<std::size_t>(end - data), FeedStatus::kNeedMore};
+}
+
 FeedResult HTTP1RequestParser::execute(const char* data, const char* segment,
                                        const char* segment_end, const char* data_end) {
   llhttp_t* p = as_llhttp(llhttp_storage_);
@@ -386,9 +567,9 @@ FeedResult HTTP1RequestParser::execute(const char* data, const char* segment,
       remember_consumed(segment, segment_end);
       return {static_cast<std::size_t>(segment_end - data), FeedStatus::kNeedMore};
     case HPE_PAUSED:
-      if (paused_at_chunk_) {
-        // See on_chunk_header(): go on, now that the length of the chunk data is known.
-        paused_at_chunk_ = false;
+      if (resume_after_pause_) {
+        // One of our callbacks stopped llhttp so that feed() sees where it is: go on.
+        resume_after_pause_ = false;
         const char* stop = llhttp_get_error_pos(p);
         remember_consumed(segment, stop);
         llhttp_resume(p);
@@ -496,10 +677,14 @@ void HTTP1RequestParser::begin_message() {
   request_line_done_ = false;
   headers_done_ = false;
   in_field_name_ = false;
+  in_field_line_ = false;
   in_chunk_data_ = false;
   field_bytes_ = 0;
   body_bytes_ = 0;
   max_body_bytes_ = limits_.max_body_bytes;
+  in_chunk_line_ = false;
+  last_chunk_seen_ = false;
+  chunk_extension_bytes_ = 0;
 }
 
 int HTTP1RequestParser::on_message_begin() {
@@ -553,6 +738,7 @@ int HTTP1RequestParser::on_header_field(const char* at, std::size_t length) {
     if (fields.fields_.empty()) fields.reserve(16);
     fields.fields_.emplace_back();
     in_field_name_ = true;
+    in_field_line_ = true;
   }
   field_bytes_ += length;
   if (limits_.max_header_bytes != 0 && field_bytes_ > limits_.max_header_bytes) {
@@ -596,6 +782,7 @@ int HTTP1RequestParser::on_header_value_complete() {
     value.resize(size);
   }
   field_bytes_ += 4;
+  in_field_line_ = false;
   if (limits_.max_header_bytes != 0 && field_bytes_ > limits_.max_header_bytes) {
     return set_error(431, "request header section too large");
   }
@@ -610,6 +797,7 @@ int HTTP1RequestParser::on_headers_complete() {
   }
   request_line_done_ = true;
   headers_done_ = true;
+  in_field_line_ = false;
 
   const std::string_view method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
   const std::string& target = start_line_.target;
@@ -672,7 +860,18 @@ int HTTP1RequestParser::on_headers_complete() {
   if (info.content_length && max_body_bytes_ != 0 && *info.content_length > max_body_bytes_) {
     return set_error(413, "request body too large");
   }
+  // llhttp reads a chunked body next, unless what follows is another protocol already: an
+  // accepted CONNECT ends the message here (llhttp__after_headers_complete).
+  if (info.chunked && !(p->upgrade != 0 && p->method == HTTP_CONNECT)) return begin_chunk_line();
   return 0;
+}
+
+int HTTP1RequestParser::begin_chunk_line() {
+  // Stop llhttp right before the chunk-size line so that feed() reads it (scan_chunk_line).
+  in_chunk_line_ = true;
+  chunk_line_.reset();
+  resume_after_pause_ = true;
+  return HPE_PAUSED;
 }
 
 int HTTP1RequestParser::on_chunk_header() {
@@ -682,16 +881,20 @@ int HTTP1RequestParser::on_chunk_header() {
   if (max_body_bytes_ != 0 && size > max_body_bytes_ - std::min(body_bytes_, max_body_bytes_)) {
     return set_error(413, "request body too large");
   }
-  if (size == 0) return 0;
+  if (size == 0) {
+    last_chunk_seen_ = true;  // trailers follow
+    return 0;
+  }
   // Stop llhttp so that feed() screens the framing after the data from its first byte: if
   // the data ended in CR, the loose build would take a bare LF after it for the CRLF.
-  paused_at_chunk_ = true;
+  resume_after_pause_ = true;
   return HPE_PAUSED;
 }
 
 int HTTP1RequestParser::on_chunk_complete() {
   in_chunk_data_ = false;
-  return 0;
+  // The last chunk completes with the trailers; any other is followed by a chunk-size line.
+  return last_chunk_seen_ ? 0 : begin_chunk_line();
 }
 
 int HTTP1RequestParser::on_body(const char* at, std::size_t length) {

@@ -4,10 +4,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "tronada/http/chunk_line.h"
 #include "tronada/http/http_headers.h"
 
 namespace tronada {
@@ -84,6 +86,12 @@ struct HTTP1Limits {
   uint64_t max_body_bytes = 1024 * 1024;
   /// Field lines in the header section (and in trailers); more gets 431.
   std::size_t max_header_count = 100;
+  /// Bytes of one chunk-size line before its CRLF (size, extensions and their whitespace);
+  /// more gets 400. Chunk extensions carry nothing a server uses, so a few KiB is plenty.
+  std::uint32_t max_chunk_line = 4096;
+  /// Chunk-extension bytes over the whole body of one request; more gets 413 (as Node.js
+  /// answers). Bounds the work that a stream of tiny chunks with extensions costs.
+  std::uint32_t max_chunk_extension_bytes = 16384;
 };
 
 enum class FeedStatus {
@@ -121,13 +129,14 @@ inline constexpr std::size_t kLlhttpStorageSize = 128;
 ///        with Transfer-Encoding; a repeated Content-Length, even an identical one (nginx
 ///        refuses duplicates too); Content-Length not plain digits; chunked not the final
 ///        coding, or applied twice; Transfer-Encoding on HTTP/1.0 (RFC 9112 6.1 calls that
-///        faulty framing); bad chunk sizes; obs-fold; bare CR or bare LF outside the body;
+///        faulty framing); bad chunk sizes or chunk extensions (see ChunkLineScanner);
+///        chunk-size lines over max_chunk_line; obs-fold; bare CR or bare LF outside the body;
 ///        NUL or other controls in field values; invalid field names (including whitespace
 ///        before the colon); request-targets with bytes outside 0x21-0x7E; "*" on anything
 ///        but OPTIONS; CONNECT without an authority-form target; bytes after a request that
 ///        closed the connection.
 ///   413  body over max_body_bytes: at the headers for Content-Length, at each chunk header
-///        for chunked bodies.
+///        for chunked bodies; chunk extensions over max_chunk_extension_bytes.
 ///   414  request line over max_request_line.
 ///   431  header section over max_header_bytes or max_header_count.
 ///   501  a well-formed method llhttp does not know ("FOO", "get"), and Transfer-Encoding
@@ -141,8 +150,14 @@ inline constexpr std::size_t kLlhttpStorageSize = 128;
 /// The result does not depend on the llhttp build: its strict mode (LLHTTP_STRICT_MODE)
 /// refuses bare CR, bare LF after chunk data, whitespace before the colon and bytes after
 /// "Connection: close", and this class checks each of those itself for the default build.
-/// Known llhttp 8.1 limitation: a chunk extension with a value followed by another extension
-/// ("5;a=1;b=2") is refused with 400; a single extension per chunk works.
+///
+/// Two things llhttp 8.1 gets wrong are handled before it sees the bytes. Chunk-size lines
+/// are checked here (ChunkLineScanner) and llhttp only gets the size and the CRLF, so
+/// extensions with whitespace around ";" and "=" or several with values ("5 ; a = 1;b")
+/// are ignored as RFC 9112 section 7.1.1 asks. And trailing whitespace of a field line is
+/// not passed on: llhttp's matchers for Transfer-Encoding, Content-Length and Connection
+/// skip a trailing SP but not an HTAB, so "Transfer-Encoding: chunked<HTAB>" was refused
+/// and "Connection: close<HTAB>" kept the connection open.
 ///
 /// Header values reach the delegate with surrounding whitespace removed. Strings keep their
 /// capacity from one request to the next unless the delegate moved them away.
@@ -211,6 +226,7 @@ class HTTP1RequestParser {
   bool request_line_done_ = false;
   bool headers_done_ = false;
   bool in_field_name_ = false;  // the last fragment was part of a field name
+  bool in_field_line_ = false;  // from a field name's first byte to the end of its value
   bool in_chunk_data_ = false;
   bool keep_alive_ = true;
   std::size_t field_bytes_ = 0;  // name and value bytes of this section, see max_header_bytes
@@ -223,22 +239,46 @@ class HTTP1RequestParser {
   char recent_[8] = {};
   std::size_t recent_len_ = 0;
   FramingTail framing_tail_ = FramingTail::kOther;
-  bool paused_at_chunk_ = false;
+  // llhttp was paused by a callback of ours (see execute()), not for the caller.
+  bool resume_after_pause_ = false;
+  // Chunked bodies: the chunk-size line llhttp is about to read, if any (see
+  // scan_chunk_line()), and the extension bytes of this request so far.
+  bool in_chunk_line_ = false;
+  bool last_chunk_seen_ = false;
   std::size_t method_probe_length_ = 0;
+  detail::ChunkLineScanner chunk_line_;
+  std::uint32_t chunk_extension_bytes_ = 0;  // stops counting at 4 GiB
+  // Whitespace at the end of the last input that may be a field line's trailing OWS; it is
+  // dropped if a CR follows, else handed to llhttp first (see feed()). Rarely needed, so
+  // allocated then: every connection carries a parser.
+  std::unique_ptr<std::string> held_whitespace_;
+
+  // Where the framing screen in feed() stops; see scan_framing().
+  struct ScanStop {
+    const char* suspect = nullptr;  // a bare CR or LF, or whitespace at the start of a line
+    const char* trailing_whitespace = nullptr;  // SP/HTAB before a CR or the end of input
+  };
 
   void begin_message();
+  static ScanStop scan_framing(const char* q, const char* end, FramingTail& tail,
+                               const char* whitespace_floor);
   FeedResult execute(const char* data, const char* segment, const char* segment_end,
                      const char* data_end);
   FeedResult fail(std::size_t consumed, int status, const char* reason);
   FeedResult map_llhttp_error(int err, const char* data, const char* error_pos,
                               const char* data_end);
   FeedResult probe_method(const char* data, std::size_t offset, std::size_t len);
+  FeedResult scan_chunk_line(const char* data, const char* pos, const char* end);
+  FeedResult release_held_whitespace(const char* data, const char* end, const char** pos);
+  bool in_field_section() const;
+  bool count_dropped_whitespace(std::size_t n);
   uint64_t body_bytes_ahead() const;
   void remember_consumed(const char* begin, const char* end);
   int byte_before(const char* at, std::size_t distance) const;
   bool preceded_by(const char* at, std::string_view expected) const;
   HTTPHeaders& current_fields() { return headers_done_ ? trailers_ : headers_; }
   int set_error(int status, const char* reason);
+  int begin_chunk_line();
   int run_delegate(auto&& call);
 
   // llhttp callbacks, forwarded by detail::LlhttpCallbacks.

@@ -2,6 +2,9 @@
 
 #include <llhttp.h>
 
+#include <exception>
+#include <utility>
+
 namespace tronada {
 
 struct HTTP1ResponseParser::Impl {
@@ -12,8 +15,25 @@ struct HTTP1ResponseParser::Impl {
   std::string field, value;
   bool in_value = false;
   std::size_t header_bytes = 0;
+  // What an event handler threw, kept while llhttp returns; see rethrow_handler_error().
+  std::exception_ptr handler_error;
 
   static Impl& of(llhttp_t* p) { return *static_cast<Impl*>(p->data); }
+
+  // Calls an event handler from an llhttp callback. An exception must not unwind through
+  // llhttp's C frames (undefined behaviour), so it stops the parser with an error instead
+  // and feed() or finish_eof() rethrows it once llhttp has returned.
+  template <typename Call>
+  static int run_event(llhttp_t* p, Call&& call) {
+    try {
+      call();
+      return 0;
+    } catch (...) {
+      of(p).handler_error = std::current_exception();
+      llhttp_set_error_reason(p, "a response event handler threw an exception");
+      return -1;
+    }
+  }
 
   void flush_field() {
     if (in_value) {
@@ -64,19 +84,21 @@ struct HTTP1ResponseParser::Impl {
       s.head.status = p->status_code;
       s.head.version_minor = p->http_minor;
       s.owner->keep_alive_ = llhttp_should_keep_alive(p);
-      s.owner->events_.on_head(std::move(s.head));
+      if (run_event(p, [&] { s.owner->events_.on_head(std::move(s.head)); }) != 0) return -1;
       // 1 tells llhttp there is no body (a response to HEAD).
       return s.owner->no_body_ ? 1 : 0;
     };
     settings.on_body = [](llhttp_t* p, const char* at, size_t n) {
-      of(p).owner->events_.on_body(std::string_view(at, n));
-      return 0;
+      return run_event(p, [&] { of(p).owner->events_.on_body(std::string_view(at, n)); });
     };
     settings.on_message_complete = [](llhttp_t* p) {
       Impl& s = of(p);
       s.owner->complete_ = true;
       s.owner->keep_alive_ = s.owner->keep_alive_ && llhttp_should_keep_alive(p);
-      s.owner->events_.on_complete();
+      if (run_event(p, [&] { s.owner->events_.on_complete(); }) != 0) {
+        s.owner->complete_ = false;
+        return -1;
+      }
       return static_cast<int>(HPE_PAUSED);
     };
     llhttp_init(&parser, HTTP_RESPONSE, &settings);
@@ -97,15 +119,23 @@ void HTTP1ResponseParser::reset() {
   impl_->value.clear();
   impl_->in_value = false;
   impl_->header_bytes = 0;
+  impl_->handler_error = nullptr;
   error_.clear();
   complete_ = false;
   no_body_ = false;
   keep_alive_ = false;
 }
 
+void HTTP1ResponseParser::rethrow_handler_error() {
+  if (!impl_->handler_error) return;
+  error_ = "a response event handler threw an exception";
+  std::rethrow_exception(std::exchange(impl_->handler_error, nullptr));
+}
+
 std::size_t HTTP1ResponseParser::feed(std::string_view data) {
   if (complete_ || failed()) return 0;
   llhttp_errno_t err = llhttp_execute(&impl_->parser, data.data(), data.size());
+  rethrow_handler_error();
   if (err == HPE_OK) return data.size();
   if (err == HPE_PAUSED) {
     return static_cast<std::size_t>(llhttp_get_error_pos(&impl_->parser) - data.data());
@@ -120,6 +150,7 @@ std::size_t HTTP1ResponseParser::feed(std::string_view data) {
 void HTTP1ResponseParser::finish_eof() {
   if (complete_ || failed()) return;
   llhttp_errno_t err = llhttp_finish(&impl_->parser);
+  rethrow_handler_error();
   if (err != HPE_OK && err != HPE_PAUSED) {
     error_ = "connection closed before the response was complete";
   } else if (!complete_) {

@@ -23,6 +23,10 @@ struct HTTPResponseHead {
 /// Parses responses from a byte stream. Feed bytes; `on_head`, `on_body` and
 /// `on_complete` report progress. Responses to HEAD requests have no body: say so with
 /// `expect_no_body()` before feeding. A close-delimited body ends with `finish_eof()`.
+///
+/// An exception thrown by an event handler never unwinds through llhttp (C code): the
+/// parser stops, and feed() or finish_eof() rethrows it once llhttp has returned, with
+/// failed() true from then on (until reset()).
 class HTTP1ResponseParser {
  public:
   struct Events {
@@ -54,6 +58,8 @@ class HTTP1ResponseParser {
 
  private:
   struct Impl;
+  void rethrow_handler_error();
+
   std::unique_ptr<Impl> impl_;
   Events& events_;
   std::size_t max_header_bytes_;

@@ -85,7 +85,11 @@ void TimeoutList::on_timer(uv_timer_t* timer) {
   while (self->head_ && self->head_->deadline_ms_ <= now) {
     TimeoutEntry* e = self->head_;
     self->unlink(*e);
-    e->fire_(e->context_);
+    // This runs inside libuv (C): an exception must not unwind through it. Log it, as
+    // every other callback the loop runs, and go on with the other expired entries.
+    TimeoutEntry::Fire fire = e->fire_;
+    void* context = e->context_;
+    IOLoop::invoke_logged("timeout", [fire, context] { fire(context); });
   }
   self->schedule();
 }

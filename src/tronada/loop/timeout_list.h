@@ -38,6 +38,9 @@ class TimeoutEntry {
 /// This is what lets 100,000 idle connections each have a timeout at no cost per
 /// connection beyond the entry itself.
 ///
+/// An entry's callback should not throw; if it does, the exception is logged (as
+/// IOLoop::invoke_logged does) and the other expired entries still fire.
+///
 /// Lifetime: owns one uv_timer_t (heap, freed in its close callback); the destructor
 /// disarms every entry and closes the timer, so entries may outlive their list.
 class TimeoutList {

@@ -6,6 +6,7 @@
 
 #include "tronada/async/spawn.h"
 #include "tronada/base/log.h"
+#include "tronada/http/options_asterisk.h"
 #include "tronada/web/request_handler.h"
 #include "tronada/web/response_transforms.h"
 #include "tronada/web/static_file_handler.h"
@@ -18,6 +19,17 @@ namespace {
 class NotFoundHandler final : public RequestHandler {
  public:
   Task<void> prepare() override { throw HTTPError(404); }
+};
+
+/// Answers `OPTIONS *` for the server as a whole (RFC 9110 section 9.3.7), as
+/// answer_options_asterisk() does, but as a handler so that it is logged like any request.
+class OptionsAsteriskHandler final : public RequestHandler {
+ public:
+  Task<void> options() override {
+    clear_header("Content-Type");
+    set_header("Allow", kServerMethods);
+    co_return;
+  }
 };
 
 }  // namespace
@@ -54,8 +66,8 @@ Application::Application(std::vector<Rule> rules, ApplicationSettings settings)
     StaticFileOptions options;
     options.root = settings_.static_path;
     auto files = std::make_shared<const StaticFiles>(options);
-    router_.add(Rule(settings_.static_url_prefix + "(.*)", handler<StaticFileHandler>(files),
-                     "static"));
+    router_.add(
+        Rule(settings_.static_url_prefix + "(.*)", handler<StaticFileHandler>(files), "static"));
   }
   router_.add(std::move(rules));
 }
@@ -66,8 +78,7 @@ void Application::add_handlers(std::string_view host_pattern, std::vector<Rule> 
   router_.add(std::move(rules), host_pattern);
 }
 
-HTTPServer& Application::listen(int port, const std::string& address,
-                                HTTPServerOptions options) {
+HTTPServer& Application::listen(int port, const std::string& address, HTTPServerOptions options) {
   options.limits.max_body_bytes = settings_.max_body_size;
   auto server = std::make_unique<HTTPServer>(*this, std::move(options));
   server->listen(port, address);
@@ -83,6 +94,9 @@ RequestStart Application::start_request(const std::shared_ptr<HTTPServerRequest>
     h->metrics_ = found->rule->metrics();
     h->path_args_ = std::move(found->match.args);
     for (auto& [k, v] : found->match.kwargs) h->path_kwargs_.emplace(k, std::move(v));
+  } else if (is_options_asterisk(*request)) {
+    // No rule takes "*" (a WSGI app mounted at the root does): the server answers.
+    h = std::make_shared<OptionsAsteriskHandler>();
   } else if (settings_.default_handler) {
     h = std::shared_ptr<RequestHandler>(settings_.default_handler());
   } else {

@@ -46,6 +46,10 @@ struct ApplicationSettings {
 /// call listen() to let it make one. The rules are also where the gateway mounts its
 /// handlers (WSGI, FastCGI, proxy).
 ///
+/// `OPTIONS *` (a request about the server, RFC 9110 section 9.3.7) goes to a rule whose
+/// pattern matches the path "*"; without one the application answers it with 200 and
+/// `Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS` (kServerMethods).
+///
 /// Lifetime: owns the servers listen() made; must outlive any server it is the delegate
 /// of. Handlers are owned per request by the request's task.
 class Application : public HTTPServerDelegate {
@@ -59,8 +63,7 @@ class Application : public HTTPServerDelegate {
 
   /// Starts an HTTPServer for this application on `port` (Tornado's listen). An empty
   /// address listens on every interface.
-  HTTPServer& listen(int port, const std::string& address = "",
-                     HTTPServerOptions options = {});
+  HTTPServer& listen(int port, const std::string& address = "", HTTPServerOptions options = {});
 
   std::string reverse_url(std::string_view name, const std::vector<std::string>& args = {}) const {
     return router_.reverse_url(name, args);

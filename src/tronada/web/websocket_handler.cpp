@@ -57,6 +57,10 @@ Task<void> WebSocketHandler::get() {
   }
   auto version = h.get("Sec-WebSocket-Version");
   if (!version || detail::trim_ows(*version) != "13") {
+    // RFC 9110 section 15.5.22: a 426 names the protocol to switch to in Upgrade (and so,
+    // section 7.8, in Connection); RFC 6455 section 4.4: and the versions we speak.
+    set_header("Upgrade", "websocket");
+    set_header("Connection", "Upgrade");
     set_header("Sec-WebSocket-Version", "13");
     reject(426, "Upgrade Required");
     co_return;

@@ -19,10 +19,10 @@ namespace tronada {
 ///
 /// The handshake (get(), final): 400 for a request that is not a WebSocket upgrade
 /// (Upgrade, Connection, Sec-WebSocket-Key missing or invalid, not HTTP/1.1), 403 when
-/// check_origin refuses the Origin, 426 with "Sec-WebSocket-Version: 13" for another
-/// protocol version. Then select_subprotocol picks from Sec-WebSocket-Protocol and
-/// get_compression_options enables permessage-deflate, the 101 goes out and the handler
-/// takes the connection over from HTTP.
+/// check_origin refuses the Origin, 426 with "Upgrade: websocket" and
+/// "Sec-WebSocket-Version: 13" for another protocol version or none. Then select_subprotocol picks
+/// from Sec-WebSocket-Protocol and get_compression_options enables permessage-deflate, the 101 goes
+/// out and the handler takes the connection over from HTTP.
 ///
 /// Order of calls: open (awaited; no message is read before it completes), then
 /// on_message / on_ping / on_pong as frames arrive, then on_close exactly once.

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace tronada;
@@ -53,4 +55,89 @@ TEST(HTTP1ResponseParser, RefusesAStatusBelow100) {
     EXPECT_TRUE(p.failed()) << r;
     EXPECT_TRUE(c.heads.empty()) << r;
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Event handlers that throw: the exception comes out of feed() (or finish_eof()) once
+// llhttp has returned, never through its C frames, and the parser is failed from then on.
+
+namespace {
+
+enum class Throw { kHead, kBody, kComplete };
+
+struct Thrower : HTTP1ResponseParser::Events {
+  Throw where;
+  int calls = 0;
+  explicit Thrower(Throw w) : where(w) {}
+  void on_head(HTTPResponseHead&&) override {
+    ++calls;
+    if (where == Throw::kHead) throw std::runtime_error("head handler failed");
+  }
+  void on_body(std::string_view) override {
+    ++calls;
+    if (where == Throw::kBody) throw std::runtime_error("body handler failed");
+  }
+  void on_complete() override {
+    ++calls;
+    if (where == Throw::kComplete) throw std::runtime_error("complete handler failed");
+  }
+};
+
+// Feeds `response` in pieces of `piece` bytes until the parser throws; returns the message.
+std::string feed_until_throw(HTTP1ResponseParser& p, std::string_view response, std::size_t piece) {
+  while (!response.empty()) {
+    std::string_view now = response.substr(0, piece);
+    std::size_t used = 0;
+    try {
+      used = p.feed(now);
+    } catch (const std::runtime_error& e) {
+      return e.what();
+    }
+    if (p.failed() || used == 0) return "no exception";
+    response.remove_prefix(used);
+  }
+  try {
+    p.finish_eof();
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "no exception";
+}
+
+}  // namespace
+
+TEST(HTTP1ResponseParser, HandlerExceptionsComeOutOfFeedAfterLlhttpReturned) {
+  const std::string response = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+  const std::pair<Throw, const char*> cases[] = {{Throw::kHead, "head handler failed"},
+                                                 {Throw::kBody, "body handler failed"},
+                                                 {Throw::kComplete, "complete handler failed"}};
+  for (const auto& [where, message] : cases) {
+    for (std::size_t piece : {response.size(), std::size_t{1}}) {
+      Thrower events(where);
+      HTTP1ResponseParser p(events);
+      EXPECT_EQ(feed_until_throw(p, response, piece), message) << "piece " << piece;
+      EXPECT_TRUE(p.failed());
+      EXPECT_FALSE(p.complete());
+      EXPECT_EQ(p.error(), "a response event handler threw an exception");
+      // A failed parser takes nothing more, and calls no handler again.
+      int calls = events.calls;
+      EXPECT_EQ(p.feed("HTTP/1.1 200 OK\r\n\r\n"), 0u);
+      EXPECT_NO_THROW(p.finish_eof());
+      EXPECT_EQ(events.calls, calls);
+      // reset() starts over.
+      p.reset();
+      EXPECT_FALSE(p.failed());
+    }
+  }
+}
+
+TEST(HTTP1ResponseParser, HandlerExceptionAtEofComesOutOfFinishEof) {
+  // A close-delimited body completes in finish_eof(), inside llhttp_finish.
+  Thrower events(Throw::kComplete);
+  HTTP1ResponseParser p(events);
+  std::string_view response = "HTTP/1.1 200 OK\r\n\r\nuntil close";
+  EXPECT_EQ(p.feed(response), response.size());
+  EXPECT_FALSE(p.failed());
+  EXPECT_THROW(p.finish_eof(), std::runtime_error);
+  EXPECT_TRUE(p.failed());
 }

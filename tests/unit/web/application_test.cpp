@@ -385,7 +385,8 @@ TEST(Application, MultipartUpload) {
 }
 
 TEST(Application, StaticFilesThroughTheApplication) {
-  auto dir = std::filesystem::temp_directory_path() / ("tronada-static-" + std::to_string(getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("tronada-static-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "app.css") << "body{}";
   ApplicationSettings s;
@@ -415,4 +416,53 @@ TEST(Application, HostMatching) {
   r.headers.add("Host", "api.example.com:8080");
   EXPECT_EQ(server.fetch(r).body, "api host");
   EXPECT_EQ(server.fetch("/").body, "Hello, world");
+}
+
+namespace {
+
+Request options_asterisk() {
+  Request r;
+  r.method = "OPTIONS";
+  r.path = "*";
+  return r;
+}
+
+// Answers OPTIONS (on any path) with what it saw: a rule that takes "*" gets the request.
+class OptionsEcho : public RequestHandler {
+ public:
+  Task<void> options() override {
+    write("options for " + request().path);
+    co_return;
+  }
+  std::vector<std::string> allowed_methods() const override { return {"OPTIONS"}; }
+};
+
+}  // namespace
+
+TEST(Application, OptionsAsteriskIsAnsweredForTheServer) {
+  // RFC 9110 section 9.3.7: a request about the server, not a resource; no rule has "*".
+  ApplicationSettings settings;
+  settings.default_handler = handler<HelloHandler>();  // for paths, not for the server
+  TestServer server(make_app(std::move(settings)));
+  auto r = server.fetch(options_asterisk());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers.get("Allow").value_or(""), "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
+  EXPECT_EQ(r.headers.get("Content-Length").value_or(""), "0");
+  EXPECT_FALSE(r.headers.contains("Content-Type"));
+  EXPECT_EQ(r.body, "");
+  // OPTIONS on a resource is still the resource's: HelloHandler has no options().
+  Request on_path = options_asterisk();
+  on_path.path = "/";
+  EXPECT_EQ(server.fetch(on_path).status, 405);
+  // And "*" on any other method is a bad request before it reaches the application.
+  std::string raw = server.fetch_raw("GET * HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(raw.rfind("HTTP/1.1 400 ", 0), 0u) << raw;
+}
+
+TEST(Application, OptionsAsteriskGoesToARuleThatMatchesIt) {
+  TestServer server(std::make_unique<Application>(std::vector<Rule>{
+      Rule("/x", handler<HelloHandler>()), Rule("(?:/.*|\\*)", handler<OptionsEcho>())}));
+  auto r = server.fetch(options_asterisk());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "options for *");
 }
