@@ -43,7 +43,9 @@ std::shared_ptr<WSGIExchange> WSGIExchange::create(IOLoop& loop,
 }
 
 void WSGIExchange::body_received(std::string_view chunk) {
-  if (body_->push(chunk) && !paused_ && !done_) {
+  // After the response ended nobody reads the body: buffering it would only grow.
+  if (done_) return;
+  if (body_->push(chunk) && !paused_) {
     paused_ = true;
     request_->connection->pause_reading();
   }
