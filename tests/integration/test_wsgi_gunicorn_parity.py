@@ -140,3 +140,45 @@ def test_http2_carries_the_status_code(serve):
          f"http://127.0.0.1:{ours.port}/status?418%20I%27m%20a%20teapot"],
         capture_output=True, check=True, text=True).stdout
     assert out == "2 418"
+
+
+# --------------------------------------------------------------------------------------
+# Item 3: SERVER_NAME and SERVER_PORT
+
+
+def facts(server, host=b"example.test:8080"):
+    line, _, body = exchange(server, get(b"/env", host))
+    assert line.startswith(b"HTTP/1.1 200"), line
+    return json.loads(body)
+
+
+def test_server_name_and_port_name_the_tcp_socket(serve):
+    for kind in ("tronada", "gunicorn"):
+        s = serve(kind, "tcp")
+        got = facts(s)
+        assert (got["SERVER_NAME"], got["SERVER_PORT"]) == ("127.0.0.1", str(s.port)), kind
+        assert got["HTTP_HOST"] == "example.test:8080"
+
+
+def test_server_name_and_port_over_http2(serve):
+    ours = serve("tronada", "tcp")
+    out = subprocess.run(
+        ["curl", "-sS", "--max-time", "20", "--http2-prior-knowledge", "-H",
+         "Host: example.test:8080", f"http://127.0.0.1:{ours.port}/env"],
+        capture_output=True, check=True).stdout
+    got = json.loads(out)
+    assert (got["SERVER_NAME"], got["SERVER_PORT"]) == ("127.0.0.1", str(ours.port))
+
+
+def test_server_name_and_port_over_a_unix_socket_match_gunicorn(serve):
+    ours = serve("tronada", "unix")
+    theirs = serve("gunicorn", "unix")
+    for host in (b"example.test:8080", b"example.test"):
+        a, b = facts(ours, host), facts(theirs, host)
+        assert a == b, host
+    assert (a["SERVER_NAME"], a["SERVER_PORT"]) == ("example.test", "80")
+    # Without Host (HTTP/1.0): the socket's own path, and no port.
+    for s in (ours, theirs):
+        line, _, body = exchange(s, b"GET /env HTTP/1.0\r\n\r\n")
+        got = json.loads(body)
+        assert (got["SERVER_NAME"], got["SERVER_PORT"]) == (s.path, ""), s.path

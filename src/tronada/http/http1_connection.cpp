@@ -63,6 +63,7 @@ class HTTP1Stream final : public HTTPConnection {
   DetachedConnection detach() override { return conn_->detach(seq_); }
   void pause_reading() override { conn_->pause_body(seq_); }
   void resume_reading() override { conn_->resume_body(seq_); }
+  std::pair<std::string, int> local_address() const override { return conn_->local_address(); }
 
  private:
   std::shared_ptr<HTTP1Connection> conn_;
@@ -626,6 +627,10 @@ void HTTP1Connection::deliver_held_body() {
   } catch (...) {
     on_delegate_exception(std::current_exception());
   }
+}
+
+std::pair<std::string, int> HTTP1Connection::local_address() const {
+  return stream_->local_address();
 }
 
 void HTTP1Connection::pause_body(std::uint64_t seq) {

@@ -128,6 +128,7 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   DetachedConnection detach(std::uint64_t seq);
   void pause_body(std::uint64_t seq);
   void resume_body(std::uint64_t seq);
+  std::pair<std::string, int> local_address() const;
 
  private:
   // HTTP1ParserDelegate

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "tronada/async/future.h"
 #include "tronada/http/http_headers.h"
@@ -90,6 +91,12 @@ class HTTPConnection {
   /// request ended. Pausing is per request: the next request starts unpaused.
   virtual void pause_reading() {}
   virtual void resume_reading() {}
+
+  /// Our end of the connection the request came in on: ("127.0.0.1", 8888), ("::1",
+  /// 443), or a Unix socket's path and 0; ("", 0) when unknown (closed, a test double).
+  /// For what CGI calls SERVER_NAME/SERVER_PORT. A system call each time: ask once per
+  /// request at most (connections do not keep it, to stay small).
+  virtual std::pair<std::string, int> local_address() const { return {"", 0}; }
 
   /// The whole response at once: the common case, and the cheapest.
   virtual void write_response(int status, const HTTPHeaders& headers, std::string_view body) {

@@ -175,6 +175,18 @@ TEST(WsgiContainer, ReasonPhraseWithControlCharactersIs500) {
   EXPECT_EQ(status_line(server, "200%20OK"), "HTTP/1.1 200 OK");  // the worker goes on
 }
 
+TEST(WsgiContainer, ServerNameAndPortNameTheListeningSocket) {
+  auto app = load_app("server_facts", R"(
+def application(environ, start_response):
+    start_response('200 OK', [])
+    return [('%s %s' % (environ['SERVER_NAME'], environ['SERVER_PORT'])).encode()]
+)");
+  TestServer server(std::make_unique<Application>(std::vector<Rule>{wsgi_rule("", app)}));
+  std::string raw =
+      server.fetch_raw("GET / HTTP/1.1\r\nHost: example.test:8080\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(raw.substr(raw.find("\r\n\r\n") + 4), "127.0.0.1 " + std::to_string(server.port()));
+}
+
 TEST(WsgiContainer, PathInfoIsLatin1Text) {
   auto app = load_app("echo_latin", kEchoApp);
   TestServer server(std::make_unique<Application>(std::vector<Rule>{wsgi_rule("", app)}));
