@@ -9,6 +9,7 @@ namespace tronada {
 
 namespace {
 constexpr std::size_t kAll = static_cast<std::size_t>(-1);
+constexpr std::size_t kReserveCap = 16 * 1024 * 1024;
 }  // namespace
 
 WSGIBody::WSGIBody(std::size_t high_water, std::chrono::seconds read_timeout)
@@ -65,13 +66,12 @@ void WSGIBody::wait_for_data(std::unique_lock<std::mutex>& lock) {
   if (aborted_) throw WSGIBodyError("client disconnected before the request body was read");
 }
 
-std::string WSGIBody::take(std::size_t n) {
+void WSGIBody::take(std::size_t n, std::string& out) {
   n = std::min(n, unread());
-  std::string out;
-  if (head_ == 0 && n == buffer_.size()) {
-    out = std::exchange(buffer_, {});  // all of it: hand the buffer over, no copy
+  if (out.empty() && out.capacity() < n && head_ == 0 && n == buffer_.size()) {
+    out = std::exchange(buffer_, {});  // all of it into a fresh result: no copy
   } else {
-    out = buffer_.substr(head_, n);
+    out.append(buffer_, head_, n);
     head_ += n;
     if (head_ == buffer_.size()) {
       buffer_.clear();
@@ -82,7 +82,6 @@ std::string WSGIBody::take(std::size_t n) {
     over_high_water_ = false;
     drained_pending_ = true;
   }
-  return out;
 }
 
 void WSGIBody::notify_drained(std::unique_lock<std::mutex>& lock) {
@@ -100,14 +99,14 @@ std::optional<std::string> WSGIBody::read(std::ptrdiff_t n, bool block) {
   if (aborted_) throw WSGIBodyError("client disconnected before the request body was read");
   if (!block && !ended_ && unread() < want) return std::nullopt;
   std::string out;
+  // Collecting in steps: one allocation up front (as CPython's own read(n) does), so
+  // growing the result does not hold the old and the new copy at once. Capped, since n
+  // may be any size the app likes and the body shorter.
+  if (want != kAll && want > unread()) out.reserve(std::min(want, kReserveCap));
   for (;;) {
     std::size_t k = std::min(want - out.size(), unread());
     if (k > 0) {
-      if (out.empty()) {
-        out = take(k);
-      } else {
-        out += take(k);
-      }
+      take(k, out);
       notify_drained(lock);
     }
     if (out.size() == want || (ended_ && unread() == 0)) return out;
@@ -134,7 +133,7 @@ std::optional<std::string> WSGIBody::readline(std::ptrdiff_t limit, bool block) 
     std::size_t avail = std::min(cap - out.size(), unread());
     std::size_t end = line_end(avail);
     // The whole line if it is here; otherwise what there is, so the loop can read on.
-    out += take(end ? end : avail);
+    take(end ? end : avail, out);
     notify_drained(lock);
     if (end || out.size() == cap || (ended_ && unread() == 0)) return out;
     wait_for_data(lock);

@@ -66,7 +66,9 @@ class WSGIBody {
   std::size_t unread() const { return buffer_.size() - head_; }
   // Waits (the lock held) until bytes or the end arrive; throws on abort or timeout.
   void wait_for_data(std::unique_lock<std::mutex>& lock);
-  std::string take(std::size_t n);  // needs the lock; notes a drained buffer
+  // Moves the next `n` unread bytes to the end of `out`. Needs the lock; notes a drained
+  // buffer for notify_drained().
+  void take(std::size_t n, std::string& out);
   // Runs on_drained if take() noted a drained buffer, with the lock released.
   void notify_drained(std::unique_lock<std::mutex>& lock);
 
