@@ -71,8 +71,8 @@ std::shared_ptr<WSGIExchange> WSGIApplication::start(
   IOLoop& loop = IOLoop::current();
   auto exchange = WSGIExchange::create(loop, request, options_.body_buffer, std::move(on_done));
   // The environ's strings are built here, in C++, so the worker never reads the request.
-  auto environ =
-      std::make_shared<WSGIEnviron>(build_wsgi_environ(*request, script_name, options_.server));
+  auto environ = std::make_shared<WSGIEnviron>(
+      build_wsgi_environ(*request, script_name, wsgi_server_info(*request, options_.server)));
   bool head = request->method == "HEAD";
   bool https = request->protocol == "https";
   WSGICaller* caller = caller_.get();

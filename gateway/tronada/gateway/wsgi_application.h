@@ -31,7 +31,8 @@ struct WSGIOptions {
   std::size_t body_buffer = 1024 * 1024;
   /// Largest request body; 0 for none (the app decides, as with gunicorn).
   std::uint64_t max_body_size = 0;
-  /// SERVER_NAME/PORT for requests without a Host header.
+  /// SERVER_NAME/PORT for requests whose connection cannot tell its local address
+  /// (otherwise they name the socket the request arrived on).
   WSGIServerInfo server;
   /// A request that waited longer than this for a thread is logged as a warning.
   std::chrono::milliseconds slow_queue = std::chrono::milliseconds(1000);

@@ -21,11 +21,16 @@ class WSGIBodyError : public std::runtime_error {
 };
 
 /// A bounded, thread-safe byte pipe: the loop pushes pieces as they arrive, one worker
-/// thread reads with file semantics. Readers block (the worker, never the loop) until
-/// enough bytes or the end arrive. Once more than `high_water` bytes wait unread, push()
-/// says so, and the on_drained callback (run on the reader's thread) fires when the
-/// reader brought it below half of that, so that the loop can pause and resume reading
-/// the socket instead of buffering a whole upload.
+/// thread reads with file semantics. Once more than `high_water` bytes wait unread,
+/// push() says so (the loop then pauses reading the socket), and the on_drained callback
+/// (run on the reader's thread) fires when the reader brought them below half of that,
+/// so that the loop resumes. The pipe thus holds at most about `high_water` bytes
+/// whatever the body's size.
+///
+/// A read that asks for more than is buffered (read(n) with n past the high-water mark,
+/// read() of the whole body, a line longer than the buffer) collects in steps: it takes
+/// what is there, which lets the loop read on, and waits for the rest. Waiting for the
+/// whole request to be buffered instead would wait forever once the socket is paused.
 ///
 /// Lifetime: shared (shared_ptr) by the loop-side request and the Python input object,
 /// which the app may keep after the request ended.
@@ -45,21 +50,27 @@ class WSGIBody {
   void set_on_drained(std::function<void()> cb);
 
   // --- reader side (one thread at a time) ---
-  /// Up to `n` bytes (all remaining if n < 0), fewer only at the end of the body. With
-  /// `block` false, returns nullopt instead of waiting.
+  /// Exactly `n` bytes (all remaining if n < 0), fewer only at the end of the body. With
+  /// `block` false, returns nullopt (and consumes nothing) unless the buffer can answer
+  /// now. Throws WSGIBodyError if the client went away or sent nothing for the read
+  /// timeout while this waited.
   std::optional<std::string> read(std::ptrdiff_t n, bool block);
-  /// One line including its '\n', at most `limit` bytes (no limit if < 0); the rest of
-  /// the body if it has no newline. nullopt as for read().
+  /// One line including its '\n', or the first `limit` bytes of it (no limit if < 0);
+  /// the rest of the body if it has no newline. nullopt and errors as for read().
   std::optional<std::string> readline(std::ptrdiff_t limit, bool block);
 
   std::size_t buffered() const;
   bool at_end() const;
 
  private:
-  // Waits until `ready()` or end/abort; throws on abort or timeout. Needs `lock` held.
-  template <typename Ready>
-  bool wait(std::unique_lock<std::mutex>& lock, bool block, Ready ready);
-  std::string take(std::size_t n);  // needs the lock; notes a drained buffer
+  std::size_t unread() const { return buffer_.size() - head_; }
+  // Waits (the lock held) until bytes or the end arrive; throws on abort or timeout.
+  void wait_for_data(std::unique_lock<std::mutex>& lock);
+  // Moves the next `n` unread bytes to the end of `out`. Needs the lock; notes a drained
+  // buffer for notify_drained().
+  void take(std::size_t n, std::string& out);
+  // Runs on_drained if take() noted a drained buffer, with the lock released.
+  void notify_drained(std::unique_lock<std::mutex>& lock);
 
   const std::size_t high_water_;
   const std::chrono::seconds read_timeout_;

@@ -31,6 +31,17 @@ bool cgi_header_name(std::string_view name, std::string& out) {
 
 }  // namespace
 
+WSGIServerInfo wsgi_server_info(const HTTPServerRequest& request, const WSGIServerInfo& fallback) {
+  if (!request.connection) return fallback;
+  auto [address, port] = request.connection->local_address();
+  if (address.empty()) return fallback;
+  WSGIServerInfo info;
+  info.unix_socket = port == 0;
+  info.server_name = std::move(address);
+  info.server_port = info.unix_socket ? "" : std::to_string(port);
+  return info;
+}
+
 const std::string* WSGIEnviron::find(std::string_view name) const {
   for (const auto& [k, v] : vars) {
     if (k == name) return &v;
@@ -80,20 +91,21 @@ WSGIEnviron build_wsgi_environ(const HTTPServerRequest& request, std::string_vie
   v.emplace_back("REQUEST_URI", request.uri);
   v.emplace_back("SERVER_PROTOCOL", request.version.empty() ? "HTTP/1.0" : request.version);
 
-  // SERVER_NAME/PORT from Host, as gunicorn; the listening address otherwise.
-  std::string host_name = request.host_name;
-  std::string port;
-  if (!request.host.empty()) {
+  // SERVER_NAME/PORT from the socket, as gunicorn; from Host only over a Unix socket.
+  std::string host_name = server.server_name;
+  std::string port = server.server_port;
+  if (server.unix_socket && !request.host.empty()) {
+    host_name = request.host_name;
     std::string_view rest =
         std::string_view(request.host).substr(split_host_name(request.host).size());
-    if (rest.size() > 1 && rest[0] == ':') port = std::string(rest.substr(1));
+    port = rest.size() > 1 && rest[0] == ':' ? std::string(rest.substr(1)) : "";
     if (port.empty()) port = request.protocol == "https" ? "443" : "80";
+    // gunicorn splits Host at ':' and would make "[" of "[::1]:80"; the address is meant.
     if (host_name.size() > 1 && host_name.front() == '[' && host_name.back() == ']') {
       host_name = host_name.substr(1, host_name.size() - 2);
     }
-  } else {
-    host_name = server.server_name;
-    port = server.server_port;
+  } else if (server.unix_socket) {
+    port.clear();
   }
   v.emplace_back("SERVER_NAME", std::move(host_name));
   v.emplace_back("SERVER_PORT", std::move(port));

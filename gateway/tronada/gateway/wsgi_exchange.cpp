@@ -43,7 +43,9 @@ std::shared_ptr<WSGIExchange> WSGIExchange::create(IOLoop& loop,
 }
 
 void WSGIExchange::body_received(std::string_view chunk) {
-  if (body_->push(chunk) && !paused_ && !done_) {
+  // After the response ended nobody reads the body: buffering it would only grow.
+  if (done_) return;
+  if (body_->push(chunk) && !paused_) {
     paused_ = true;
     request_->connection->pause_reading();
   }
@@ -125,7 +127,11 @@ void WSGIExchange::deliver(std::optional<WSGIResponseHead> head, std::string dat
   try {
     if (head) {
       status_ = head->status;
-      conn.write_headers(head->status, head->headers);
+      if (head->reason) {
+        conn.write_headers_with_reason(head->status, *head->reason, head->headers);
+      } else {
+        conn.write_headers(head->status, head->headers);
+      }
     }
     if (!data.empty()) conn.write(data);
   } catch (const std::exception& e) {
@@ -155,7 +161,11 @@ void WSGIExchange::deliver_final() {
     if (ending == Ending::finished) {
       if (head) {
         status_ = head->status;
-        conn.write_response(head->status, head->headers, data);
+        if (head->reason) {
+          conn.write_response_with_reason(head->status, *head->reason, head->headers, data);
+        } else {
+          conn.write_response(head->status, head->headers, data);
+        }
       } else {
         if (!data.empty()) conn.write(data);
         conn.finish();

@@ -1,6 +1,7 @@
 // The boundary between a WSGI call on a worker thread and whoever delivers its response.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "tronada/http/http_headers.h"
@@ -10,6 +11,9 @@ namespace tronada {
 /// A response's status and header fields as the app gave them to start_response.
 struct WSGIResponseHead {
   int status = 200;
+  /// The status line's phrase as the app gave it ("I'm a teapot", possibly empty);
+  /// unset for the server's own responses, which carry the standard one.
+  std::optional<std::string> reason;
   HTTPHeaders headers;
 };
 

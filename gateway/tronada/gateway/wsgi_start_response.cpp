@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "tronada/gateway/wsgi_interpreter.h"
+#include "tronada/http/http_status.h"
 
 namespace tronada {
 
@@ -95,8 +96,15 @@ PyObject* start_response_call(PyObject* self, PyObject* args, PyObject* kwargs) 
   auto [end, ec] =
       std::from_chars(status.data(), status.data() + std::min<size_t>(3, status.size()), code);
   if (status.size() < 4 || ec != std::errc() || end != status.data() + 3 || status[3] != ' ' ||
-      code < 100 || has_control(status)) {
+      code < 100) {
     PyErr_Format(PyExc_ValueError, "malformed status %R (want e.g. '200 OK')", status_obj);
+    return nullptr;
+  }
+  // The phrase goes on the status line as given, so it must not be able to end it.
+  std::string_view reason = std::string_view(status).substr(4);
+  if (!is_valid_reason_phrase(reason)) {
+    PyErr_Format(PyExc_ValueError, "invalid status %R: the reason phrase holds a control character",
+                 status_obj);
     return nullptr;
   }
   if (!PyList_Check(headers_obj)) {
@@ -106,6 +114,7 @@ PyObject* start_response_call(PyObject* self, PyObject* args, PyObject* kwargs) 
   }
   WSGIResponseHead head;
   head.status = code;
+  head.reason.emplace(reason);
   long long content_length = -1;
   std::string name, value;
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers_obj); ++i) {

@@ -41,6 +41,10 @@ class HTTP1Stream final : public HTTPConnection {
   void write_headers(int status, const HTTPHeaders& headers) override {
     conn_->write_headers(seq_, status, headers);
   }
+  void write_headers_with_reason(int status, std::string_view reason,
+                                 const HTTPHeaders& headers) override {
+    conn_->write_headers(seq_, status, headers, reason);
+  }
   void write(std::string_view chunk) override { conn_->write_body(seq_, chunk); }
   void finish() override { conn_->finish_response(seq_); }
   void abort() override { conn_->abort_response(seq_); }
@@ -52,9 +56,14 @@ class HTTP1Stream final : public HTTPConnection {
   void write_response(int status, const HTTPHeaders& headers, std::string_view body) override {
     conn_->write_response(seq_, status, headers, body);
   }
+  void write_response_with_reason(int status, std::string_view reason, const HTTPHeaders& headers,
+                                  std::string_view body) override {
+    conn_->write_response(seq_, status, headers, body, reason);
+  }
   DetachedConnection detach() override { return conn_->detach(seq_); }
   void pause_reading() override { conn_->pause_body(seq_); }
   void resume_reading() override { conn_->resume_body(seq_); }
+  std::pair<std::string, int> local_address() const override { return conn_->local_address(); }
 
  private:
   std::shared_ptr<HTTP1Connection> conn_;
@@ -620,6 +629,10 @@ void HTTP1Connection::deliver_held_body() {
   }
 }
 
+std::pair<std::string, int> HTTP1Connection::local_address() const {
+  return stream_->local_address();
+}
+
 void HTTP1Connection::pause_body(std::uint64_t seq) {
   if (seq != seq_ || !request_active_ || closing_ || body_paused_) return;
   body_paused_ = true;
@@ -757,7 +770,8 @@ void HTTP1Connection::apply_xheaders(HTTPServerRequest& req) {
   }
 }
 
-void HTTP1Connection::write_headers(std::uint64_t seq, int status, const HTTPHeaders& headers) {
+void HTTP1Connection::write_headers(std::uint64_t seq, int status, const HTTPHeaders& headers,
+                                    std::optional<std::string_view> reason) {
   if (seq != seq_ || !request_active_ || closing_) return;
   if (headers_written_) throw std::logic_error("write_headers called twice");
   if (status == 101 && upgrade_request_ && !http10_) {
@@ -768,6 +782,9 @@ void HTTP1Connection::write_headers(std::uint64_t seq, int status, const HTTPHea
     // 100 Continue is the connection's to send; other interim responses (101, 103) would
     // need a final response after them, which this channel does not model.
     throw std::invalid_argument("invalid final response status " + std::to_string(status));
+  }
+  if (reason && !is_valid_reason_phrase(*reason)) {
+    throw std::invalid_argument("invalid reason phrase for status " + std::to_string(status));
   }
 
   // One pass over the fields: validate every one (nothing is written if any is bad) and
@@ -855,7 +872,7 @@ void HTTP1Connection::write_headers(std::uint64_t seq, int status, const HTTPHea
   out_.append(http10_ ? "HTTP/1.0 " : "HTTP/1.1 ");
   append_number(out_, static_cast<std::uint64_t>(status));
   out_ += ' ';
-  out_.append(http_reason(status));
+  out_.append(reason ? *reason : http_reason(status));
   out_.append("\r\n");
   for (const auto& f : headers) {
     if (&f == connection && !emit_connection) continue;
@@ -953,7 +970,8 @@ void HTTP1Connection::abort_response(std::uint64_t seq) {
 }
 
 void HTTP1Connection::write_response(std::uint64_t seq, int status, const HTTPHeaders& headers,
-                                     std::string_view body) {
+                                     std::string_view body,
+                                     std::optional<std::string_view> reason) {
   if (seq != seq_ || !request_active_ || closing_) return;
   // Headers and body are flushed together by finish(), with no flush scheduled between.
   bool saved = defer_flush_;
@@ -963,7 +981,7 @@ void HTTP1Connection::write_response(std::uint64_t seq, int status, const HTTPHe
     bool value;
     ~Restore() { flag = value; }
   } restore{defer_flush_, saved};
-  write_headers(seq, status, headers);
+  write_headers(seq, status, headers, reason);
   write_body(seq, body);
   defer_flush_ = saved;
   finish_response(seq);

@@ -114,18 +114,21 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   bool idle() const { return !request_active_; }
 
   // The response side, called through the request's HTTPConnection (HTTP1Stream).
-  void write_headers(std::uint64_t seq, int status, const HTTPHeaders& headers);
+  /// `reason`: the status line's phrase as given; unset for the standard one.
+  void write_headers(std::uint64_t seq, int status, const HTTPHeaders& headers,
+                     std::optional<std::string_view> reason = std::nullopt);
   void write_body(std::uint64_t seq, std::string_view chunk);
   void finish_response(std::uint64_t seq);
   void abort_response(std::uint64_t seq);
   void write_response(std::uint64_t seq, int status, const HTTPHeaders& headers,
-                      std::string_view body);
+                      std::string_view body, std::optional<std::string_view> reason = std::nullopt);
   Future<void> drain(std::uint64_t seq);
   bool response_closed(std::uint64_t seq) const;
   void set_close_callback(std::uint64_t seq, std::function<void()> cb);
   DetachedConnection detach(std::uint64_t seq);
   void pause_body(std::uint64_t seq);
   void resume_body(std::uint64_t seq);
+  std::pair<std::string, int> local_address() const;
 
  private:
   // HTTP1ParserDelegate

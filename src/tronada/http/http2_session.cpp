@@ -85,6 +85,7 @@ class HTTP2StreamConnection final : public HTTPConnection {
   // for this stream stays shut until resume.
   void pause_reading() override { session_->pause_body(*state_); }
   void resume_reading() override { session_->resume_body(*state_); }
+  std::pair<std::string, int> local_address() const override { return session_->local_address(); }
 
  private:
   std::shared_ptr<HTTP2Session> session_;
@@ -659,6 +660,10 @@ void HTTP2Session::wake_drainers(HTTP2StreamState& s) {
     s.drainers.clear();
     for (auto& p : waiters) p.try_set_result();
   }
+}
+
+std::pair<std::string, int> HTTP2Session::local_address() const {
+  return stream_->local_address();
 }
 
 void HTTP2Session::pause_body(HTTP2StreamState& s) {

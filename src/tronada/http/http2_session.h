@@ -114,6 +114,7 @@ class HTTP2Session : public std::enable_shared_from_this<HTTP2Session> {
   Future<void> drain(detail::HTTP2StreamState& s);
   void pause_body(detail::HTTP2StreamState& s);
   void resume_body(detail::HTTP2StreamState& s);
+  std::pair<std::string, int> local_address() const;
 
  private:
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user);

@@ -11,9 +11,11 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "tronada/async/future.h"
 #include "tronada/http/http_headers.h"
+#include "tronada/http/http_status.h"
 
 namespace tronada {
 
@@ -44,6 +46,16 @@ class HTTPConnection {
   /// Status 101 is accepted only for an Upgrade request on HTTP/1: its head goes out as
   /// given (no framing fields) and the handler then calls detach().
   virtual void write_headers(int status, const HTTPHeaders& headers) = 0;
+  /// As write_headers, with the status line's reason phrase as given instead of the
+  /// standard one: what a WSGI app or an upstream said ("418 I'm a teapot", "299 Kit
+  /// Custom", even "" as RFC 9112 allows). Throws std::invalid_argument for a phrase that
+  /// is_valid_reason_phrase() refuses. HTTP/2 has no reason phrase: protocols without
+  /// one ignore it (the default).
+  virtual void write_headers_with_reason(int status, std::string_view reason,
+                                         const HTTPHeaders& headers) {
+    if (!is_valid_reason_phrase(reason)) throw std::invalid_argument("invalid reason phrase");
+    write_headers(status, headers);
+  }
   /// A piece of the body. Bodies of HEAD requests and of 204/304 responses are dropped.
   virtual void write(std::string_view chunk) = 0;
   /// Ends the response. A body shorter than its Content-Length closes the connection.
@@ -80,9 +92,22 @@ class HTTPConnection {
   virtual void pause_reading() {}
   virtual void resume_reading() {}
 
+  /// Our end of the connection the request came in on: ("127.0.0.1", 8888), ("::1",
+  /// 443), or a Unix socket's path and 0; ("", 0) when unknown (closed, a test double).
+  /// For what CGI calls SERVER_NAME/SERVER_PORT. A system call each time: ask once per
+  /// request at most (connections do not keep it, to stay small).
+  virtual std::pair<std::string, int> local_address() const { return {"", 0}; }
+
   /// The whole response at once: the common case, and the cheapest.
   virtual void write_response(int status, const HTTPHeaders& headers, std::string_view body) {
     write_headers(status, headers);
+    if (!body.empty()) write(body);
+    finish();
+  }
+  /// write_response with the status line's reason phrase, as write_headers_with_reason.
+  virtual void write_response_with_reason(int status, std::string_view reason,
+                                          const HTTPHeaders& headers, std::string_view body) {
+    write_headers_with_reason(status, reason, headers);
     if (!body.empty()) write(body);
     finish();
   }

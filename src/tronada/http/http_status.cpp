@@ -52,4 +52,11 @@ std::string_view http_reason(int status) {
   }
 }
 
+bool is_valid_reason_phrase(std::string_view reason) {
+  for (unsigned char c : reason) {
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  }
+  return true;
+}
+
 }  // namespace tronada

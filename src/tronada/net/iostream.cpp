@@ -812,6 +812,26 @@ int IOStream::peer_port() const {
   return peer_address().second;
 }
 
+namespace {
+
+// ("127.0.0.1", 8888) from a socket address; ("", 0) for a family without one.
+std::pair<std::string, int> ip_and_port(const sockaddr_storage& addr) {
+  char ip[INET6_ADDRSTRLEN] = {};
+  int port = 0;
+  if (addr.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
+    uv_ip4_name(in, ip, sizeof ip);
+    port = ntohs(in->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+    uv_ip6_name(in6, ip, sizeof ip);
+    port = ntohs(in6->sin6_port);
+  }
+  return {ip, port};
+}
+
+}  // namespace
+
 std::pair<std::string, int> IOStream::peer_address() const {
   if (!handle_) return {"", 0};
   if (handle_->type != UV_TCP) return {"unix", 0};
@@ -821,18 +841,28 @@ std::pair<std::string, int> IOStream::peer_address() const {
                          reinterpret_cast<sockaddr*>(&addr), &len) < 0) {
     return {"", 0};
   }
-  char ip[INET6_ADDRSTRLEN] = {};
-  int port = 0;
-  if (addr.ss_family == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
-    uv_ip4_name(in, ip, sizeof ip);
-    port = ntohs(in->sin_port);
-  } else if (addr.ss_family == AF_INET6) {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
-    uv_ip6_name(in6, ip, sizeof ip);
-    port = ntohs(in6->sin6_port);
+  return ip_and_port(addr);
+}
+
+std::pair<std::string, int> IOStream::local_address() const {
+  if (!handle_) return {"", 0};
+  if (handle_->type == UV_NAMED_PIPE) {
+    // An accepted Unix socket reports the path its listener is bound to.
+    char path[256];
+    std::size_t len = sizeof path;
+    if (uv_pipe_getsockname(reinterpret_cast<const uv_pipe_t*>(handle_), path, &len) < 0) {
+      return {"", 0};
+    }
+    return {std::string(path, len), 0};
   }
-  return {ip, port};
+  if (handle_->type != UV_TCP) return {"", 0};
+  sockaddr_storage addr{};
+  int len = sizeof addr;
+  if (uv_tcp_getsockname(reinterpret_cast<const uv_tcp_t*>(handle_),
+                         reinterpret_cast<sockaddr*>(&addr), &len) < 0) {
+    return {"", 0};
+  }
+  return ip_and_port(addr);
 }
 
 }  // namespace tronada

@@ -182,6 +182,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   int peer_port() const;
   /// Both at once (one getpeername call): ("unix", 0) over a Unix socket.
   std::pair<std::string, int> peer_address() const;
+  /// Our end of the connection (one getsockname call): ("127.0.0.1", 8888), ("::1", 443),
+  /// or the Unix socket's path and 0; ("", 0) once closed or if the system cannot say.
+  std::pair<std::string, int> local_address() const;
 
  protected:
   IOStream(uv_stream_t* handle, IOStreamOptions options);

@@ -132,6 +132,61 @@ TEST(WsgiContainer, AppErrorsBecome500AndTheServerGoesOn) {
   EXPECT_EQ(server.fetch("/environ").status, 200);
 }
 
+// Answers with the status given (percent-encoded, latin-1) in the query string.
+const char kStatusApp[] = R"(
+from urllib.parse import unquote
+
+def application(environ, start_response):
+    start_response(unquote(environ['QUERY_STRING'], encoding='latin-1'),
+                   [('Content-Type', 'text/plain'), ('Content-Length', '1')])
+    return [b'x']
+)";
+
+std::string status_line(TestServer& server, const std::string& query) {
+  std::string raw =
+      server.fetch_raw("GET /?" + query + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  return raw.substr(0, raw.find("\r\n"));
+}
+
+TEST(WsgiContainer, StatusLineCarriesTheAppsReasonPhrase) {
+  auto app = load_app("status_reason", kStatusApp);
+  TestServer server(std::make_unique<Application>(std::vector<Rule>{wsgi_rule("", app)}));
+  EXPECT_EQ(status_line(server, "418%20I'm%20a%20teapot"), "HTTP/1.1 418 I'm a teapot");
+  EXPECT_EQ(status_line(server, "299%20Kit%20Custom"), "HTTP/1.1 299 Kit Custom");
+  EXPECT_EQ(status_line(server, "200%20Fine%20Thanks"), "HTTP/1.1 200 Fine Thanks");
+  EXPECT_EQ(status_line(server, "200%20OK"), "HTTP/1.1 200 OK");
+  EXPECT_EQ(status_line(server, "404%20Gone%09Fishing"), "HTTP/1.1 404 Gone\tFishing");
+  EXPECT_EQ(status_line(server, "200%20Caf%E9"), "HTTP/1.1 200 Caf\xE9");  // obs-text
+  // As given, even an odd one: clients act on the code.
+  EXPECT_EQ(status_line(server, "503%20%20Two%20spaces"), "HTTP/1.1 503  Two spaces");
+  EXPECT_EQ(status_line(server, "200%20"), "HTTP/1.1 200 ");  // RFC 9112 allows it empty
+}
+
+TEST(WsgiContainer, ReasonPhraseWithControlCharactersIs500) {
+  auto app = load_app("status_ctl", kStatusApp);
+  TestServer server(std::make_unique<Application>(std::vector<Rule>{wsgi_rule("", app)}));
+  for (const char* bad : {"200%20OK%0D%0AX-Injected:%201", "200%20OK%0A", "200%20O%00K",
+                          "200%20OK%01", "200%20OK%7F", "200%20OK%1B[31m"}) {
+    std::string raw = server.fetch_raw("GET /?" + std::string(bad) +
+                                       " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(raw.substr(0, raw.find("\r\n")), "HTTP/1.1 500 Internal Server Error") << bad;
+    EXPECT_EQ(raw.find("X-Injected"), std::string::npos) << bad;
+  }
+  EXPECT_EQ(status_line(server, "200%20OK"), "HTTP/1.1 200 OK");  // the worker goes on
+}
+
+TEST(WsgiContainer, ServerNameAndPortNameTheListeningSocket) {
+  auto app = load_app("server_facts", R"(
+def application(environ, start_response):
+    start_response('200 OK', [])
+    return [('%s %s' % (environ['SERVER_NAME'], environ['SERVER_PORT'])).encode()]
+)");
+  TestServer server(std::make_unique<Application>(std::vector<Rule>{wsgi_rule("", app)}));
+  std::string raw =
+      server.fetch_raw("GET / HTTP/1.1\r\nHost: example.test:8080\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(raw.substr(raw.find("\r\n\r\n") + 4), "127.0.0.1 " + std::to_string(server.port()));
+}
+
 TEST(WsgiContainer, PathInfoIsLatin1Text) {
   auto app = load_app("echo_latin", kEchoApp);
   TestServer server(std::make_unique<Application>(std::vector<Rule>{wsgi_rule("", app)}));

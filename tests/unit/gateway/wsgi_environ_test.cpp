@@ -30,8 +30,8 @@ TEST(WsgiEnviron, RequiredCgiKeys) {
   EXPECT_EQ(get(env, "SCRIPT_NAME"), "");
   EXPECT_EQ(get(env, "PATH_INFO"), "/a/b");
   EXPECT_EQ(get(env, "QUERY_STRING"), "x=1&y=%41");  // raw
-  EXPECT_EQ(get(env, "SERVER_NAME"), "example.com");
-  EXPECT_EQ(get(env, "SERVER_PORT"), "8080");
+  EXPECT_EQ(get(env, "SERVER_NAME"), "127.0.0.1");   // the socket's, not Host's
+  EXPECT_EQ(get(env, "SERVER_PORT"), "8888");
   EXPECT_EQ(get(env, "SERVER_PROTOCOL"), "HTTP/1.1");
   EXPECT_EQ(get(env, "REMOTE_ADDR"), "127.0.0.1");
   EXPECT_EQ(get(env, "RAW_URI"), "/a/b?x=1&y=%41");
@@ -86,11 +86,11 @@ TEST(WsgiEnviron, HeadersBecomeHttpKeys) {
   EXPECT_EQ(env.find("HTTP_X_SNEAKY"), nullptr);
 }
 
-TEST(WsgiEnviron, ServerNameWithoutHostAndIpv6) {
-  HTTPServerRequest r;
-  r.method = "GET";
-  r.uri = "/";
-  r.version = "HTTP/1.0";
+TEST(WsgiEnviron, ServerNameAndPortNameTheSocketNotHost) {
+  // The issue: Host: example.test:8080 made SERVER_NAME example.test and SERVER_PORT
+  // 8080; gunicorn gives the address and port the request arrived on.
+  auto r = make_request("GET", "/");
+  r.headers.set("Host", "example.test:8080");
   ASSERT_TRUE(r.parse_target());
   WSGIServerInfo info;
   info.server_name = "10.0.0.1";
@@ -98,21 +98,68 @@ TEST(WsgiEnviron, ServerNameWithoutHostAndIpv6) {
   auto env = build_wsgi_environ(r, "", info);
   EXPECT_EQ(get(env, "SERVER_NAME"), "10.0.0.1");
   EXPECT_EQ(get(env, "SERVER_PORT"), "9000");
+  EXPECT_EQ(get(env, "HTTP_HOST"), "example.test:8080");
+
+  // No Host at all (HTTP/1.0): the same.
+  HTTPServerRequest old;
+  old.method = "GET";
+  old.uri = "/";
+  old.version = "HTTP/1.0";
+  ASSERT_TRUE(old.parse_target());
+  env = build_wsgi_environ(old, "", info);
+  EXPECT_EQ(get(env, "SERVER_NAME"), "10.0.0.1");
+  EXPECT_EQ(get(env, "SERVER_PORT"), "9000");
   EXPECT_EQ(get(env, "SERVER_PROTOCOL"), "HTTP/1.0");
 
-  auto v6 = make_request("GET", "/");
-  v6.headers.set("Host", "[::1]:81");
-  ASSERT_TRUE(v6.parse_target());
-  env = build_wsgi_environ(v6, "", {});
+  // IPv6 as gunicorn has it: the bare address.
+  WSGIServerInfo v6;
+  v6.server_name = "::1";
+  v6.server_port = "81";
+  env = build_wsgi_environ(r, "", v6);
+  EXPECT_EQ(get(env, "SERVER_NAME"), "::1");
+  EXPECT_EQ(get(env, "SERVER_PORT"), "81");
+}
+
+TEST(WsgiEnviron, ServerNameOverAUnixSocketIsGunicorns) {
+  WSGIServerInfo sock;
+  sock.server_name = "/run/app.sock";
+  sock.server_port = "";
+  sock.unix_socket = true;
+  // With Host: its name and port, the port defaulting by scheme.
+  auto r = make_request("GET", "/");
+  r.headers.set("Host", "example.test:8080");
+  ASSERT_TRUE(r.parse_target());
+  auto env = build_wsgi_environ(r, "", sock);
+  EXPECT_EQ(get(env, "SERVER_NAME"), "example.test");
+  EXPECT_EQ(get(env, "SERVER_PORT"), "8080");
+  r.headers.set("Host", "example.test");
+  ASSERT_TRUE(r.parse_target());
+  EXPECT_EQ(get(build_wsgi_environ(r, "", sock), "SERVER_PORT"), "80");
+  r.protocol = "https";
+  EXPECT_EQ(get(build_wsgi_environ(r, "", sock), "SERVER_PORT"), "443");
+  r.headers.set("Host", "[::1]:81");  // gunicorn's split at ':' would give "["
+  ASSERT_TRUE(r.parse_target());
+  env = build_wsgi_environ(r, "", sock);
   EXPECT_EQ(get(env, "SERVER_NAME"), "::1");
   EXPECT_EQ(get(env, "SERVER_PORT"), "81");
 
-  auto noport = make_request("GET", "/");
-  noport.headers.set("Host", "example.org");
-  ASSERT_TRUE(noport.parse_target());
-  env = build_wsgi_environ(noport, "", {});
-  EXPECT_EQ(get(env, "SERVER_NAME"), "example.org");
-  EXPECT_EQ(get(env, "SERVER_PORT"), "80");
+  // Without Host: the socket's path and an empty port.
+  HTTPServerRequest old;
+  old.method = "GET";
+  old.uri = "/";
+  old.version = "HTTP/1.0";
+  ASSERT_TRUE(old.parse_target());
+  env = build_wsgi_environ(old, "", sock);
+  EXPECT_EQ(get(env, "SERVER_NAME"), "/run/app.sock");
+  EXPECT_EQ(get(env, "SERVER_PORT"), "");
+}
+
+TEST(WsgiEnviron, ServerInfoFromTheConnection) {
+  auto r = make_request("GET", "/");
+  WSGIServerInfo fallback;
+  fallback.server_name = "fallback";
+  // No connection (or one that cannot say): the fallback.
+  EXPECT_EQ(wsgi_server_info(r, fallback).server_name, "fallback");
 }
 
 }  // namespace
