@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <tuple>
+#include <type_traits>
 #include <typeinfo>
 
 #include "tronada/base/base64.h"
@@ -52,6 +53,15 @@ class HTTP1Stream final : public HTTPConnection {
   void write_response(int status, const HTTPHeaders& headers, std::string_view body) override {
     conn_->write_response(seq_, status, headers, body);
   }
+  void write_head(int status, std::span<const HeaderRef> fields) override {
+    conn_->write_head(seq_, status, fields);
+  }
+  void write_whole_response(int status, std::span<const HeaderRef> fields,
+                            std::string_view body) override {
+    conn_->write_whole_response(seq_, status, fields, body);
+  }
+  bool can_write_file() const override { return true; }
+  void write_file(FileRegion region) override { conn_->write_file(seq_, std::move(region)); }
   DetachedConnection detach() override { return conn_->detach(seq_); }
   void pause_reading() override { conn_->pause_body(seq_); }
   void resume_reading() override { conn_->resume_body(seq_); }
@@ -758,10 +768,25 @@ void HTTP1Connection::apply_xheaders(HTTPServerRequest& req) {
 }
 
 void HTTP1Connection::write_headers(std::uint64_t seq, int status, const HTTPHeaders& headers) {
+  write_head_fields(seq, status, headers);
+}
+
+void HTTP1Connection::write_head(std::uint64_t seq, int status, std::span<const HeaderRef> fields) {
+  write_head_fields(seq, status, fields);
+}
+
+template <typename Fields>
+void HTTP1Connection::write_head_fields(std::uint64_t seq, int status, const Fields& headers) {
   if (seq != seq_ || !request_active_ || closing_) return;
   if (headers_written_) throw std::logic_error("write_headers called twice");
   if (status == 101 && upgrade_request_ && !http10_) {
-    write_switching_head(headers);
+    if constexpr (std::is_same_v<Fields, HTTPHeaders>) {
+      write_switching_head(headers);
+    } else {
+      HTTPHeaders copy;
+      for (const auto& f : headers) copy.add(f.name, f.value);
+      write_switching_head(copy);
+    }
     return;
   }
   if (status < 200 || status > 999) {
@@ -772,13 +797,14 @@ void HTTP1Connection::write_headers(std::uint64_t seq, int status, const HTTPHea
 
   // One pass over the fields: validate every one (nothing is written if any is bad) and
   // note the ones that decide the framing.
-  const HeaderField* content_length = nullptr;
-  const HeaderField* transfer_encoding = nullptr;
-  const HeaderField* connection = nullptr;
+  using Field = std::remove_cvref_t<decltype(*headers.begin())>;
+  const Field* content_length = nullptr;
+  const Field* transfer_encoding = nullptr;
+  const Field* connection = nullptr;
   bool has_date = false, has_server = false;
   for (const auto& f : headers) {
     if (!is_valid_header_name(f.name) || !is_valid_header_value(f.value)) {
-      throw std::invalid_argument("invalid response header field: " + f.name);
+      throw std::invalid_argument("invalid response header field: " + std::string(f.name));
     }
     switch (lower(f.name[0])) {
       case 'c':
@@ -954,6 +980,18 @@ void HTTP1Connection::abort_response(std::uint64_t seq) {
 
 void HTTP1Connection::write_response(std::uint64_t seq, int status, const HTTPHeaders& headers,
                                      std::string_view body) {
+  write_response_fields(seq, status, headers, body);
+}
+
+void HTTP1Connection::write_whole_response(std::uint64_t seq, int status,
+                                           std::span<const HeaderRef> fields,
+                                           std::string_view body) {
+  write_response_fields(seq, status, fields, body);
+}
+
+template <typename Fields>
+void HTTP1Connection::write_response_fields(std::uint64_t seq, int status, const Fields& headers,
+                                            std::string_view body) {
   if (seq != seq_ || !request_active_ || closing_) return;
   // Headers and body are flushed together by finish(), with no flush scheduled between.
   bool saved = defer_flush_;
@@ -963,10 +1001,39 @@ void HTTP1Connection::write_response(std::uint64_t seq, int status, const HTTPHe
     bool value;
     ~Restore() { flag = value; }
   } restore{defer_flush_, saved};
-  write_headers(seq, status, headers);
+  write_head_fields(seq, status, headers);
   write_body(seq, body);
   defer_flush_ = saved;
   finish_response(seq);
+}
+
+void HTTP1Connection::write_file(std::uint64_t seq, FileRegion region) {
+  if (seq != seq_ || !request_active_ || closing_ || region.length == 0) return;
+  if (!headers_written_) throw std::logic_error("write before write_headers");
+  if (no_body_) return;
+  if (fixed_length_) {
+    if (region.length > body_remaining_) {
+      log::error("http", "response body longer than its Content-Length; closing");
+      keep_alive_ = false;
+      region.length = body_remaining_;
+      if (region.length == 0) return;
+    }
+    body_remaining_ -= region.length;
+  }
+  if (chunked_) {
+    append_hex(out_, region.length);
+    out_.append("\r\n");
+  }
+  // What precedes the region (the head) goes to the stream first; the stream keeps
+  // later writes behind the region.
+  flush();
+  bytes_handed_ += region.length;
+  stream_->write_file(std::move(region));
+  if (chunked_) {
+    out_.append("\r\n");
+    schedule_flush();
+  }
+  watch_writes();
 }
 
 void HTTP1Connection::on_request_done() {

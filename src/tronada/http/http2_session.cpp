@@ -1,5 +1,8 @@
 #include "tronada/http/http2_session.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <stdexcept>
@@ -29,6 +32,17 @@ struct HTTP2StreamState {
   // Response body not yet taken by nghttp2: bytes [out_pos, size).
   std::string out;
   std::size_t out_pos = 0;
+  // What follows `out` once a file region was written (write_file): regions, and the
+  // bytes written between them, in order. Empty unless the handler sends files.
+  struct Segment {
+    FileRegion file;    // a region (file set), or
+    std::string bytes;  // bytes written after one
+  };
+  std::vector<Segment> segments;
+  std::size_t segment_bytes = 0;  // memory held in `segments`
+  // Body bytes nghttp2 has not taken yet, in memory or in files (the session's
+  // queued_body_ is the sum over its streams).
+  std::uint64_t queued = 0;
   // Streamed request body held while the handler paused it (not yet consumed, so the
   // peer's window stays shut).
   std::string held;
@@ -52,6 +66,8 @@ struct HTTP2StreamState {
   bool rejected = false;  // answered by the session (4xx); the rest is dropped
 
   std::size_t pending() const { return out.size() - out_pos; }
+  // Body bytes held in memory, for drain().
+  std::size_t buffered() const { return pending() + segment_bytes; }
 };
 
 }  // namespace detail
@@ -69,7 +85,12 @@ class HTTP2StreamConnection final : public HTTPConnection {
   void write_headers(int status, const HTTPHeaders& headers) override {
     session_->write_headers(*state_, status, headers);
   }
+  void write_head(int status, std::span<const HeaderRef> fields) override {
+    session_->write_head(*state_, status, fields);
+  }
   void write(std::string_view chunk) override { session_->write_body(*state_, chunk); }
+  bool can_write_file() const override { return true; }
+  void write_file(FileRegion region) override { session_->write_file(*state_, std::move(region)); }
   void finish() override { session_->finish_response(*state_); }
   void abort() override { session_->abort_response(*state_); }
   Future<void> drain() override { return session_->drain(*state_); }
@@ -440,9 +461,12 @@ int HTTP2Session::on_stream_close(nghttp2_session*, std::int32_t id, std::uint32
   std::shared_ptr<HTTP2StreamState> s = std::move(it->second);
   self->streams_.erase(it);
   s->closed = true;
-  self->queued_body_ -= s->pending();
+  self->queued_body_ -= s->queued;
+  s->queued = 0;
   s->out.clear();
   s->out_pos = 0;
+  s->segments.clear();  // lets go of the files it was sending
+  s->segment_bytes = 0;
   bool aborted = s->dispatched && !s->response_done;
   if (error_code != NGHTTP2_NO_ERROR && !s->response_done) self->count_reset();
   if (aborted) {
@@ -508,6 +532,15 @@ void HTTP2Session::delegate_failed(HTTP2StreamState& s, const char* where) {
 // --- output ---
 
 void HTTP2Session::write_headers(HTTP2StreamState& s, int status, const HTTPHeaders& headers) {
+  write_head_fields(s, status, headers);
+}
+
+void HTTP2Session::write_head(HTTP2StreamState& s, int status, std::span<const HeaderRef> fields) {
+  write_head_fields(s, status, fields);
+}
+
+template <typename Fields>
+void HTTP2Session::write_head_fields(HTTP2StreamState& s, int status, const Fields& headers) {
   if (s.closed || closing_) return;
   if (s.headers_written) throw std::logic_error("write_headers called twice");
   if (status < 200 || status > 999) {
@@ -518,13 +551,13 @@ void HTTP2Session::write_headers(HTTP2StreamState& s, int status, const HTTPHead
   bool has_date = false, has_server = false;
   for (const auto& f : headers) {
     if (!is_valid_header_name(f.name) || !is_valid_header_value(f.value)) {
-      throw std::invalid_argument("invalid response header field: " + f.name);
+      throw std::invalid_argument("invalid response header field: " + std::string(f.name));
     }
     std::string name = lowercase(f.name);
     if (is_connection_specific(name)) continue;
     if (name == "date") has_date = true;
     if (name == "server") has_server = true;
-    fields.push_back({std::move(name), f.value});
+    fields.push_back({std::move(name), std::string(f.value)});
   }
   if (!has_date) fields.push_back({"date", std::string(http_date_now())});
   const std::string& server_name = ctx_->base->options.server_name;
@@ -565,8 +598,32 @@ void HTTP2Session::write_body(HTTP2StreamState& s, std::string_view chunk) {
   if (s.closed || closing_ || chunk.empty()) return;
   if (!s.headers_written) throw std::logic_error("write before write_headers");
   if (s.no_body || s.finished) return;
-  s.out.append(chunk);
+  if (s.segments.empty()) {
+    s.out.append(chunk);
+  } else {
+    if (s.segments.back().file.file) s.segments.emplace_back();
+    s.segments.back().bytes.append(chunk);
+    s.segment_bytes += chunk.size();
+  }
+  s.queued += chunk.size();
   queued_body_ += chunk.size();
+  if (!s.headers_submitted) {
+    submit_headers(s, true);
+  } else if (s.deferred) {
+    s.deferred = false;
+    nghttp2_session_resume_data(session_, s.id);
+  }
+  schedule_flush();
+}
+
+void HTTP2Session::write_file(HTTP2StreamState& s, FileRegion region) {
+  if (s.closed || closing_ || region.length == 0) return;
+  if (!s.headers_written) throw std::logic_error("write before write_headers");
+  if (s.no_body || s.finished) return;
+  if (!region.file) throw std::invalid_argument("write_file: no file");
+  s.queued += region.length;
+  queued_body_ += region.length;
+  s.segments.push_back({std::move(region), {}});
   if (!s.headers_submitted) {
     submit_headers(s, true);
   } else if (s.deferred) {
@@ -582,7 +639,7 @@ void HTTP2Session::finish_response(HTTP2StreamState& s) {
   s.finished = true;
   if (s.request) s.request->mark_finished();
   if (!s.headers_submitted) {
-    submit_headers(s, s.pending() > 0);
+    submit_headers(s, s.queued > 0);
   } else if (s.deferred) {
     s.deferred = false;
     nghttp2_session_resume_data(session_, s.id);
@@ -611,17 +668,49 @@ ssize_t HTTP2Session::read_body(nghttp2_session*, std::int32_t, std::uint8_t* bu
                                 nghttp2_data_source* source, void* user) {
   auto* self = static_cast<HTTP2Session*>(user);
   auto& s = *static_cast<HTTP2StreamState*>(source->ptr);
-  std::size_t n = std::min(length, s.pending());
-  if (n) {
+  // Bytes in memory first, then what follows them: a file region (read straight into the
+  // frame) or the bytes written after one, which become `out`.
+  while (s.pending() == 0 && !s.segments.empty()) {
+    auto& seg = s.segments.front();
+    if (seg.file.file && seg.file.length > 0) break;
+    if (!seg.file.file) {
+      s.segment_bytes -= seg.bytes.size();
+      s.out = std::move(seg.bytes);
+      s.out_pos = 0;
+    }
+    s.segments.erase(s.segments.begin());
+  }
+  std::size_t n = 0;
+  if (s.pending() > 0) {
+    n = std::min(length, s.pending());
     std::memcpy(buf, s.out.data() + s.out_pos, n);
     s.out_pos += n;
-    self->queued_body_ -= n;
     if (s.out_pos == s.out.size()) {
       s.out.clear();
       s.out_pos = 0;
     }
+  } else if (!s.segments.empty()) {
+    // From the page cache, on the loop, as sendfile reads for HTTP/1.
+    FileRegion& region = s.segments.front().file;
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(length, region.length));
+    ssize_t got;
+    do {
+      got = ::pread(region.file->fd(), buf, want, static_cast<off_t>(region.offset));
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) {
+      // Truncated since it was opened (or unreadable): the client must not take the
+      // short body as whole, so the stream is reset.
+      log::error("http2", "response file ended early; resetting the stream");
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    n = static_cast<std::size_t>(got);
+    region.offset += n;
+    region.length -= n;
+    if (region.length == 0) s.segments.erase(s.segments.begin());
   }
-  if (s.pending() == 0) {
+  s.queued -= n;
+  self->queued_body_ -= n;
+  if (s.pending() == 0 && s.segments.empty()) {
     if (s.finished) {
       *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     } else if (n == 0) {
@@ -639,7 +728,7 @@ Future<void> HTTP2Session::drain(HTTP2StreamState& s) {
     p.set_exception(std::make_exception_ptr(StreamClosedError(stream_->error())));
     return p.get_future();
   }
-  if (s.pending() <= ctx_->options.stream_high_water) return make_ready_future<void>();
+  if (s.buffered() <= ctx_->options.stream_high_water) return make_ready_future<void>();
   Promise<void> p;
   s.drainers.push_back(p);
   schedule_flush();
@@ -654,7 +743,7 @@ void HTTP2Session::wake_drainers(HTTP2StreamState& s) {
     for (auto& p : waiters) {
       p.try_set_exception(std::make_exception_ptr(StreamClosedError(stream_->error())));
     }
-  } else if (s.closed || s.pending() <= ctx_->options.stream_high_water) {
+  } else if (s.closed || s.buffered() <= ctx_->options.stream_high_water) {
     auto waiters = std::move(s.drainers);
     s.drainers.clear();
     for (auto& p : waiters) p.try_set_result();
@@ -818,6 +907,7 @@ void HTTP2Session::on_stream_closed() {
   headers_due_.clear();
   for (auto& [id, s] : streams) {
     s->closed = true;
+    s->segments.clear();  // lets go of the files it was sending
     if (s->dispatched && !s->response_done) {
       if (s->message) {
         try {
