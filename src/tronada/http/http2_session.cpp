@@ -88,6 +88,13 @@ class HTTP2StreamConnection final : public HTTPConnection {
   void write_head(int status, std::span<const HeaderRef> fields) override {
     session_->write_head(*state_, status, fields);
   }
+  void write_response(int status, const HTTPHeaders& headers, std::string_view body) override {
+    session_->write_response(*state_, status, headers, body);
+  }
+  void write_whole_response(int status, std::span<const HeaderRef> fields,
+                            std::string_view body) override {
+    session_->write_whole_response(*state_, status, fields, body);
+  }
   void write(std::string_view chunk) override { session_->write_body(*state_, chunk); }
   bool can_write_file() const override { return true; }
   void write_file(FileRegion region) override { session_->write_file(*state_, std::move(region)); }
@@ -241,6 +248,8 @@ void HTTP2Session::start_upgraded(std::string_view settings,
   s->id = 1;
   s->request = std::move(request);
   s->request->version = "HTTP/2";
+  // Room for a browser's usual fields at once, rather than growing 1, 2, 4, 8...
+  s->request->headers.reserve(8);
   nghttp2_session_set_stream_user_data(session_, s->id, s.get());
   streams_.emplace(s->id, s);
   upgraded_ = std::move(s);
@@ -296,6 +305,8 @@ int HTTP2Session::on_begin_headers(nghttp2_session* session, const nghttp2_frame
   s->id = frame->hd.stream_id;
   s->request = std::make_shared<HTTPServerRequest>();
   s->request->version = "HTTP/2";
+  // Room for a browser's usual fields at once, rather than growing 1, 2, 4, 8...
+  s->request->headers.reserve(8);
   s->request->protocol = self->ctx_->base->options.protocol;
   s->request->remote_ip = self->remote_ip_;
   s->request->remote_port = self->remote_port_;
@@ -572,6 +583,90 @@ void HTTP2Session::write_head_fields(HTTP2StreamState& s, int status, const Fiel
     headers_due_.push_back(streams_.at(s.id));
     schedule_flush();
   }
+}
+
+void HTTP2Session::write_response(HTTP2StreamState& s, int status, const HTTPHeaders& headers,
+                                  std::string_view body) {
+  write_response_fields(s, status, headers, body);
+}
+
+void HTTP2Session::write_whole_response(HTTP2StreamState& s, int status,
+                                        std::span<const HeaderRef> fields, std::string_view body) {
+  write_response_fields(s, status, fields, body);
+}
+
+template <typename Fields>
+void HTTP2Session::write_response_fields(HTTP2StreamState& s, int status, const Fields& headers,
+                                         std::string_view body) {
+  if (s.closed || closing_) return;
+  // The whole response is known: HEADERS (with END_STREAM, or the body's DATA behind it)
+  // is submitted now, from fields gathered on this frame, instead of copies kept until
+  // the flush. Unusually many or long fields take the general way.
+  constexpr std::size_t kMaxFields = 32;
+  constexpr std::size_t kNameSpace = 1024;
+  std::size_t name_bytes = 0;
+  for (const auto& f : headers) name_bytes += std::string_view(f.name).size();
+  if (s.headers_written || headers.size() > kMaxFields || name_bytes > kNameSpace || status < 200 ||
+      status > 999) {
+    write_head_fields(s, status, headers);
+    if (!body.empty()) write_body(s, body);
+    finish_response(s);
+    return;
+  }
+  nghttp2_nv nva[kMaxFields + 3];
+  char names[kNameSpace];
+  char status_text[3] = {static_cast<char>('0' + status / 100),
+                         static_cast<char>('0' + status / 10 % 10),
+                         static_cast<char>('0' + status % 10)};
+  auto nv = [](std::string_view name, std::string_view value, std::uint8_t flags) {
+    return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+                      reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                      value.size(), flags};
+  };
+  std::size_t n = 0;
+  nva[n++] = nv(":status", std::string_view(status_text, 3), NGHTTP2_NV_FLAG_NO_COPY_NAME);
+  bool has_date = false, has_server = false;
+  char* p = names;
+  for (const auto& f : headers) {
+    std::string_view name_in(f.name), value(f.value);
+    if (!is_valid_header_name(name_in) || !is_valid_header_value(value)) {
+      throw std::invalid_argument("invalid response header field: " + std::string(name_in));
+    }
+    for (std::size_t i = 0; i < name_in.size(); ++i) {
+      char c = name_in[i];
+      p[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+    }
+    std::string_view name(p, name_in.size());
+    p += name_in.size();
+    if (is_connection_specific(name)) continue;
+    if (name == "date") has_date = true;
+    if (name == "server") has_server = true;
+    nva[n++] = nv(name, value, NGHTTP2_NV_FLAG_NONE);
+  }
+  if (!has_date) nva[n++] = nv("date", http_date_now(), NGHTTP2_NV_FLAG_NO_COPY_NAME);
+  const std::string& server_name = ctx_->base->options.server_name;
+  if (!has_server && !server_name.empty()) {
+    nva[n++] = nv("server", server_name, NGHTTP2_NV_FLAG_NO_COPY_NAME);
+  }
+  s.headers_written = true;
+  s.headers_submitted = true;
+  s.finished = true;
+  s.no_body = s.head || status == 204 || status == 304;
+  if (s.request) s.request->mark_finished();
+  bool with_body = !s.no_body && !body.empty();
+  if (with_body) {
+    s.out.append(body);
+    s.queued += body.size();
+    queued_body_ += body.size();
+  }
+  nghttp2_data_provider provider;
+  provider.source.ptr = &s;
+  provider.read_callback = &HTTP2Session::read_body;
+  // nghttp2 copies the fields (all but the literal names); the state outlives the
+  // provider, as in submit_headers.
+  int rv = nghttp2_submit_response(session_, s.id, nva, n, with_body ? &provider : nullptr);
+  if (rv != 0) log::error("http2", std::string("submit_response: ") + nghttp2_strerror(rv));
+  schedule_flush();
 }
 
 void HTTP2Session::submit_headers(HTTP2StreamState& s, bool with_body) {
