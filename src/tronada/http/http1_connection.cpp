@@ -1194,10 +1194,20 @@ void HTTP1Connection::close_after_flush(bool linger) {
   // close_notify first, and there the close alone ends the response.
   IOStream& stream = *stream_;
   if (typeid(stream) == typeid(IOStream)) {
-    auto* req = new uv_shutdown_t;
-    // Runs even when the handle closes first (UV_ECANCELED); it must not touch us.
-    int rc = uv_shutdown(req, stream_->handle(), [](uv_shutdown_t* r, int) { delete r; });
-    if (rc < 0) delete req;
+    auto shut_down = [stream = stream_] {
+      if (stream->closed()) return;
+      auto* req = new uv_shutdown_t;
+      // Runs even when the handle closes first (UV_ECANCELED); it must not touch us.
+      int rc = uv_shutdown(req, stream->handle(), [](uv_shutdown_t* r, int) { delete r; });
+      if (rc < 0) delete req;
+    };
+    if (stream_->write_buffer_size() == 0) {
+      shut_down();
+    } else {
+      // uv_shutdown waits for libuv's queue only, not for a file region the stream sends
+      // itself (write_file): shut down once everything written has left.
+      stream_->write_pieces(nullptr, 0, std::move(shut_down));
+    }
   }
 }
 

@@ -492,6 +492,13 @@ Task<int> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request, std::st
   IOLoop& loop = IOLoop::current();
   // Held across the wait: the cache outlives a reload that drops this StaticFiles.
   std::shared_ptr<OpenFileCache> cache = cache_for(loop);
+  Answer a;
+  if (const CachedFile* fresh = cache->find(url_path, loop.time())) {
+    // Fresh, but the connection cannot send files itself (serve_cached left it to us).
+    a = answer(req, *fresh, body_bytes);
+    if (!a.rest.file) co_return a.status;
+    co_return co_await stream_region(request, std::move(a), body_bytes);
+  }
   // Built outside the co_await expression: GCC 12 mishandles init-captures of
   // temporaries inside co_await operands.
   auto loader = [plan = std::move(plan)](const std::shared_ptr<const CachedFile>& previous) {
@@ -526,12 +533,16 @@ Task<int> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request, std::st
     case CachedFile::Kind::file:
       break;
   }
-  Answer a = answer(req, *f, body_bytes);
+  a = answer(req, *f, body_bytes);
   if (!a.rest.file) co_return a.status;
+  co_return co_await stream_region(request, std::move(a), body_bytes);
+}
 
+Task<int> StaticFiles::stream_region(std::shared_ptr<HTTPServerRequest> request, Answer a,
+                                     std::uint64_t* body_bytes) const {
   // A connection that cannot send files: pieces read on the executor, each written
   // after the client drained the previous ones, so memory stays at about two pieces.
-  HTTPConnection& conn = *req.connection;
+  HTTPConnection& conn = *request->connection;
   std::uint64_t offset = a.rest.offset;
   std::uint64_t end = a.rest.offset + a.rest.length;
   std::shared_ptr<const OpenFile> file = a.rest.file;

@@ -111,6 +111,9 @@ class StaticFiles {
   };
   Answer answer(HTTPServerRequest& request, const CachedFile& file,
                 std::uint64_t* body_bytes) const;
+  /// Sends `a.rest` on a connection without write_file, then finishes the response.
+  Task<int> stream_region(std::shared_ptr<HTTPServerRequest> request, Answer a,
+                          std::uint64_t* body_bytes) const;
   const std::shared_ptr<OpenFileCache>& cache_for(IOLoop& loop) const;
 
   StaticFileOptions options_;

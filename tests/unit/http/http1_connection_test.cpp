@@ -1103,3 +1103,30 @@ TEST_F(HTTP1ConnectionTest, WholeResponseFromViewsRefusesInjection) {
   EXPECT_EQ(r.body, "ok");
   EXPECT_TRUE(r.has("date"));
 }
+
+TEST_F(HTTP1ConnectionTest, LingeringCloseWaitsForAFileBeingSent) {
+  // Answered before the request body came: the connection sends the response, shuts
+  // down its side and lingers. The shutdown must wait for the file too, not only for
+  // what libuv holds, or the file is cut short.
+  std::string data(1 << 20, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 17);
+  std::FILE* f = std::tmpfile();
+  std::fwrite(data.data(), 1, data.size(), f);
+  std::fflush(f);
+  auto file = std::make_shared<OpenFile>(::dup(fileno(f)));
+  std::fclose(f);
+  delegate_.start = [&](const std::shared_ptr<HTTPServerRequest>& req) {
+    auto& conn = *req->connection;
+    conn.write_head(200, std::vector<HeaderRef>{{"Content-Length", std::to_string(data.size())}});
+    conn.write_file({file, 0, data.size()});
+    conn.finish();
+    return RequestStart{std::make_unique<Message>()};
+  };
+  start({}, 64 * 1024);
+  send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+  Response r = next_response();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("connection"), "close");
+  EXPECT_TRUE(r.body == data);
+  EXPECT_TRUE(closed_by_server());
+}

@@ -27,6 +27,35 @@ void write_file(const fs::path& p, const std::string& data) {
   std::ofstream(p, std::ios::binary | std::ios::trunc) << data;
 }
 
+/// A response channel that cannot send files (as a third-party HTTPConnection might not):
+/// StaticFiles must read them itself.
+class NoFileConnection final : public HTTPConnection {
+ public:
+  explicit NoFileConnection(std::shared_ptr<HTTPConnection> inner) : inner_(std::move(inner)) {}
+  void write_headers(int status, const HTTPHeaders& headers) override {
+    inner_->write_headers(status, headers);
+  }
+  void write(std::string_view chunk) override { inner_->write(chunk); }
+  void finish() override { inner_->finish(); }
+  void abort() override { inner_->abort(); }
+  Future<void> drain() override { return inner_->drain(); }
+  bool closed() const override { return inner_->closed(); }
+  void set_close_callback(std::function<void()> cb) override {
+    inner_->set_close_callback(std::move(cb));
+  }
+
+ private:
+  std::shared_ptr<HTTPConnection> inner_;
+};
+
+class NoFileStaticHandler : public StaticFileHandler {
+ public:
+  Task<void> get() override {
+    request().connection = std::make_shared<NoFileConnection>(request().connection);
+    return StaticFileHandler::get();
+  }
+};
+
 class StaticFilesTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -140,6 +169,32 @@ TEST_F(StaticFilesTest, LargeFilesComeFromTheOpenFile) {
   EXPECT_EQ(r.status, 206);
   EXPECT_EQ(r.headers.get("Content-Range").value_or(""), "bytes 1000-200999/300000");
   EXPECT_TRUE(r.body == big.substr(1000, 200000));
+}
+
+TEST_F(StaticFilesTest, ConnectionsWithoutWriteFileGetLargeFilesReadForThem) {
+  StaticFileOptions o;
+  o.root = site_.string();
+  o.cache_valid = 1h;
+  o.cache_file_size = 1024;
+  o.chunk_size = 7000;
+  files_ = std::make_shared<const StaticFiles>(o);
+  TestServer server(std::make_unique<Application>(
+      std::vector<Rule>{Rule("/(.*)", handler<NoFileStaticHandler>(files_))}));
+  std::string big(50000, 'q');
+  for (std::size_t i = 0; i < big.size(); i += 7) big[i] = static_cast<char>('a' + i % 26);
+  write_file(site_ / "big.bin", big);
+  for (int round = 0; round < 2; ++round) {  // a miss, then a fresh entry
+    auto r = server.fetch("/big.bin");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_TRUE(r.body == big);
+    Request range;
+    range.path = "/big.bin";
+    range.headers.add("Range", "bytes=100-20099");
+    r = server.fetch(range);
+    EXPECT_EQ(r.status, 206);
+    EXPECT_TRUE(r.body == big.substr(100, 20000));
+  }
+  EXPECT_EQ(body(server, "/a.txt"), "200 version 1");
 }
 
 TEST_F(StaticFilesTest, TheCacheKeepsFileContentsUnderItsMemoryCap) {
