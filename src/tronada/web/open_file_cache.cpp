@@ -1,5 +1,9 @@
 #include "tronada/web/open_file_cache.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
+
 namespace tronada {
 
 FileIdentity FileIdentity::of(const struct stat& st) {
@@ -21,6 +25,20 @@ std::size_t CachedFile::content_bytes() const {
   if (brotli) n += brotli->content.size();
   if (gzip) n += gzip->content.size();
   return n;
+}
+
+std::size_t CachedFile::open_files() const {
+  return (identity.file ? 1 : 0) + (brotli && brotli->file ? 1 : 0) + (gzip && gzip->file ? 1 : 0);
+}
+
+OpenFileCache::OpenFileCache(OpenFileCacheOptions options) : options_(options) {
+  max_open_files_ = options_.max_open_files;
+  if (max_open_files_ == 0) {
+    rlimit limit{};
+    rlim_t soft = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 ? limit.rlim_cur : 1024;
+    if (soft == RLIM_INFINITY || soft > (rlim_t{1} << 30)) soft = rlim_t{1} << 30;
+    max_open_files_ = std::max<std::size_t>(16, static_cast<std::size_t>(soft) / 4);
+  }
 }
 
 const CachedFile* OpenFileCache::find(std::string_view key, TimePoint now) {
@@ -68,9 +86,13 @@ void OpenFileCache::finish_load(Slots::iterator slot, std::shared_ptr<const Cach
   slot->waiters.clear();
   slot->loading = false;
   if (!error && found && found->kind == CachedFile::Kind::file && options_.max_entries > 0) {
-    if (slot->entry) content_bytes_ -= slot->entry->content_bytes();
+    if (slot->entry) {
+      content_bytes_ -= slot->entry->content_bytes();
+      open_files_ -= slot->entry->open_files();
+    }
     slot->entry = found;
     content_bytes_ += found->content_bytes();
+    open_files_ += found->open_files();
     // Trusted from when the look began: a change after that is seen valid_for later.
     slot->validated_at = slot->load_started;
     evict(slot);
@@ -89,13 +111,17 @@ void OpenFileCache::finish_load(Slots::iterator slot, std::shared_ptr<const Cach
 }
 
 void OpenFileCache::drop(Slots::iterator slot) {
-  if (slot->entry) content_bytes_ -= slot->entry->content_bytes();
+  if (slot->entry) {
+    content_bytes_ -= slot->entry->content_bytes();
+    open_files_ -= slot->entry->open_files();
+  }
   index_.erase(std::string_view(slot->key));
   slots_.erase(slot);
 }
 
 void OpenFileCache::evict(Slots::iterator keep) {
-  while (slots_.size() > options_.max_entries || content_bytes_ > options_.max_memory) {
+  while (slots_.size() > options_.max_entries || content_bytes_ > options_.max_memory ||
+         open_files_ > max_open_files_) {
     // The least recently used that is neither the one just added nor being looked up.
     auto victim = slots_.end();
     for (auto it = slots_.end(); it != slots_.begin();) {

@@ -68,6 +68,8 @@ struct CachedFile {
   bool has_variants() const { return brotli || gzip; }
   /// Heap bytes of file contents held (what the memory cap counts).
   std::size_t content_bytes() const;
+  /// Descriptors held: files kept in memory need theirs no more and close it at once.
+  std::size_t open_files() const;
 };
 
 /// The cache's limits (nginx: open_file_cache max=, open_file_cache_valid).
@@ -80,6 +82,10 @@ struct OpenFileCacheOptions {
   std::size_t max_entries = 4096;
   /// Bytes of file contents kept, at most, over all entries.
   std::size_t max_memory = 32 * 1024 * 1024;
+  /// Descriptors kept open, at most (large files, sent from their descriptor). 0: a
+  /// quarter of the process's soft RLIMIT_NOFILE, so that the cache can never starve
+  /// accept() of descriptors, whatever cache_entries says.
+  std::size_t max_open_files = 0;
 };
 
 /// An LRU map from a key (the request path) to a CachedFile, used by one loop thread and
@@ -91,9 +97,9 @@ struct OpenFileCacheOptions {
 /// entry it replaces so that revalidation can keep it when the file did not change.
 /// Only Kind::file results are kept; other outcomes go to the requests that waited.
 ///
-/// Memory: entries are bounded by max_entries and their contents by max_memory (an
-/// entry added evicts the least recently used until both hold). An evicted entry lives on
-/// while responses still use it.
+/// Memory: entries are bounded by max_entries, their contents by max_memory and their
+/// descriptors by max_open_files (an entry added evicts the least recently used until all
+/// three hold). An evicted entry lives on while responses still use it.
 class OpenFileCache : public std::enable_shared_from_this<OpenFileCache> {
  public:
   /// Runs on the executor: resolves the key afresh. `previous` is the entry being
@@ -101,7 +107,7 @@ class OpenFileCache : public std::enable_shared_from_this<OpenFileCache> {
   using Loader =
       std::function<std::shared_ptr<const CachedFile>(const std::shared_ptr<const CachedFile>&)>;
 
-  explicit OpenFileCache(OpenFileCacheOptions options) : options_(options) {}
+  explicit OpenFileCache(OpenFileCacheOptions options);
   OpenFileCache(const OpenFileCache&) = delete;
   OpenFileCache& operator=(const OpenFileCache&) = delete;
 
@@ -117,6 +123,7 @@ class OpenFileCache : public std::enable_shared_from_this<OpenFileCache> {
   const OpenFileCacheOptions& options() const { return options_; }
   std::size_t size() const { return slots_.size(); }
   std::size_t content_bytes() const { return content_bytes_; }
+  std::size_t open_files() const { return open_files_; }
 
  private:
   struct Slot {
@@ -139,6 +146,8 @@ class OpenFileCache : public std::enable_shared_from_this<OpenFileCache> {
   Slots slots_;                                                  // most recently used first
   std::unordered_map<std::string_view, Slots::iterator> index_;  // keys point into slots_
   std::size_t content_bytes_ = 0;
+  std::size_t open_files_ = 0;
+  std::size_t max_open_files_;
 };
 
 }  // namespace tronada

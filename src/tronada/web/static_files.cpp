@@ -77,6 +77,9 @@ CachedRepresentation represent(const ResolvedPath& r, std::string_view etag_suff
     rep.content.resize(got);
     rep.identity.size = got;
     rep.has_content = true;
+    // Served from memory from now on; revalidation looks the path up afresh anyway. So
+    // the descriptor closes now, and only large files hold one.
+    rep.file.reset();
   }
   rep.etag = make_etag(rep.identity, etag_suffix);
   rep.last_modified = format_http_date(rep.identity.mtime_sec);
@@ -480,10 +483,17 @@ Task<int> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request, std::st
     send_simple(req, 404, "not found\n");
     co_return 404;
   }
+  // Entries are kept under the path as safe_relative_path spells it ("/a/b.txt",
+  // "/dir/"): every spelling of one file ("//a/./b.txt", "/a/%62.txt") shares one entry
+  // and one descriptor, so no stream of variants can fill the cache. serve_cached's
+  // lookup by the request's own path finds those spelled this way already.
+  bool dir_slash = url_path.empty() || url_path.back() == '/';
+  std::string key = "/" + *rel;
+  if (dir_slash && !rel->empty()) key += '/';
   LookupPlan plan;
   plan.root = root_;
   plan.relative = std::move(*rel);
-  plan.wants_dir_slash = url_path.empty() || url_path.back() == '/';
+  plan.wants_dir_slash = dir_slash;
   plan.index_files = options_.index_files;
   plan.read_limit = options_.cache_file_size;
   if (options_.cache_entries > 0)
@@ -493,8 +503,8 @@ Task<int> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request, std::st
   // Held across the wait: the cache outlives a reload that drops this StaticFiles.
   std::shared_ptr<OpenFileCache> cache = cache_for(loop);
   Answer a;
-  if (const CachedFile* fresh = cache->find(url_path, loop.time())) {
-    // Fresh, but the connection cannot send files itself (serve_cached left it to us).
+  if (const CachedFile* fresh = cache->find(key, loop.time())) {
+    // Fresh under its canonical spelling, or the connection cannot send files itself.
     a = answer(req, *fresh, body_bytes);
     if (!a.rest.file) co_return a.status;
     co_return co_await stream_region(request, std::move(a), body_bytes);
@@ -504,7 +514,7 @@ Task<int> StaticFiles::serve(std::shared_ptr<HTTPServerRequest> request, std::st
   auto loader = [plan = std::move(plan)](const std::shared_ptr<const CachedFile>& previous) {
     return look_up(plan, previous);
   };
-  Future<std::shared_ptr<const CachedFile>> lookup = cache->load(url_path, std::move(loader), loop);
+  Future<std::shared_ptr<const CachedFile>> lookup = cache->load(key, std::move(loader), loop);
   std::shared_ptr<const CachedFile> f;
   try {
     f = co_await lookup;

@@ -385,7 +385,8 @@ TEST(Application, MultipartUpload) {
 }
 
 TEST(Application, StaticFilesThroughTheApplication) {
-  auto dir = std::filesystem::temp_directory_path() / ("tronada-static-" + std::to_string(getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("tronada-static-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "app.css") << "body{}";
   ApplicationSettings s;

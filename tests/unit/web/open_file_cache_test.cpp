@@ -143,6 +143,38 @@ TEST_F(OpenFileCacheTest, ContentsStayUnderTheMemoryCap) {
   EXPECT_EQ(cache->find("/0", loop_.time()), nullptr);
 }
 
+TEST_F(OpenFileCacheTest, OpenDescriptorsStayUnderTheirCap) {
+  OpenFileCacheOptions o;
+  o.max_open_files = 2;
+  o.valid_for = 1h;
+  auto cache = std::make_shared<OpenFileCache>(o);
+  auto with_fd = [](auto&) {
+    auto f = std::make_shared<CachedFile>();
+    f->kind = CachedFile::Kind::file;
+    f->identity.file = std::make_shared<OpenFile>(-1);  // stands for a descriptor
+    return std::shared_ptr<const CachedFile>(f);
+  };
+  load(*cache, "/small", [](auto&) { return file_of(10); });
+  for (const char* k : {"/1", "/2", "/3"}) load(*cache, k, with_fd);
+  EXPECT_EQ(cache->open_files(), 2u);
+  EXPECT_EQ(cache->find("/1", loop_.time()), nullptr);
+  EXPECT_NE(cache->find("/3", loop_.time()), nullptr);
+}
+
+TEST_F(OpenFileCacheTest, DefaultDescriptorCapFollowsTheProcessLimit) {
+  auto cache = std::make_shared<OpenFileCache>(OpenFileCacheOptions{});
+  EXPECT_EQ(cache->open_files(), 0u);
+  // Nothing to observe but that it does not throw or cap at zero: a file can be kept.
+  load(*cache, "/a", [](auto&) {
+    auto f = std::make_shared<CachedFile>();
+    f->kind = CachedFile::Kind::file;
+    f->identity.file = std::make_shared<OpenFile>(-1);
+    return std::shared_ptr<const CachedFile>(f);
+  });
+  EXPECT_EQ(cache->open_files(), 1u);
+  EXPECT_EQ(cache->size(), 1u);
+}
+
 TEST_F(OpenFileCacheTest, NoEntriesMeansNoCacheButStillOneLoad) {
   OpenFileCacheOptions o;
   o.max_entries = 0;

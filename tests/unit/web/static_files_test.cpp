@@ -197,6 +197,38 @@ TEST_F(StaticFilesTest, ConnectionsWithoutWriteFileGetLargeFilesReadForThem) {
   EXPECT_EQ(body(server, "/a.txt"), "200 version 1");
 }
 
+TEST_F(StaticFilesTest, EverySpellingOfAPathSharesOneEntry) {
+  StaticFileOptions o;
+  o.cache_valid = 1h;
+  o.cache_file_size = 4;
+  auto server = serve(o);
+  for (const char* path : {"/a.txt", "//a.txt", "/./a.txt", "/%61.txt", "/sub/../a.txt"}) {
+    auto r = server->fetch(path);
+    if (std::string_view(path).find("..") != std::string_view::npos) {
+      EXPECT_EQ(r.status, 404);  // refused, as always
+      continue;
+    }
+    EXPECT_EQ(r.status, 200) << path;
+    EXPECT_EQ(r.body, "version 1") << path;
+  }
+  EXPECT_EQ(files_->cache().size(), 1u);
+  EXPECT_EQ(files_->cache().open_files(), 1u);  // larger than cache_file_size: kept open
+  // Once in the cache, the other spellings are answered from it too.
+  fs::remove(site_ / "a.txt");
+  EXPECT_EQ(body(*server, "//a.txt"), "200 version 1");
+  EXPECT_EQ(body(*server, "/%61.txt"), "200 version 1");
+}
+
+TEST_F(StaticFilesTest, FilesKeptInMemoryHoldNoDescriptor) {
+  StaticFileOptions o;
+  o.cache_valid = 1h;
+  auto server = serve(o);
+  EXPECT_EQ(body(*server, "/a.txt"), "200 version 1");
+  EXPECT_EQ(body(*server, "/sub/b.txt"), "200 bee");
+  EXPECT_EQ(files_->cache().size(), 2u);
+  EXPECT_EQ(files_->cache().open_files(), 0u);
+}
+
 TEST_F(StaticFilesTest, TheCacheKeepsFileContentsUnderItsMemoryCap) {
   StaticFileOptions o;
   o.cache_valid = 1h;
