@@ -302,6 +302,34 @@ TEST_F(StaticFilesTest, PrecompressedVariants) {
   EXPECT_FALSE(other.headers.get("Vary"));
 }
 
+TEST_F(StaticFilesTest, MalformedAcceptEncodingIsReadSafely) {
+  write_file(site_ / "app.js", "plain");
+  write_file(site_ / "app.js.br", "BROTLI");
+  StaticFileOptions o;
+  o.precompressed = true;
+  auto server = serve(o);
+  struct Case {
+    const char* accept;
+    const char* body;
+  };
+  for (Case c :
+       {Case{"", "plain"}, Case{",,,", "plain"}, Case{";;;", "plain"}, Case{"br;", "BROTLI"},
+        Case{"br;q=", "plain"}, Case{"br;q=abc", "plain"}, Case{"br ; q = 1", "BROTLI"},
+        Case{"BR", "BROTLI"}, Case{"brotli", "plain"}, Case{" , br , ", "BROTLI"},
+        Case{"br;q=0, br;q=1", "BROTLI"}, Case{"gzip;q=1;br", "plain"}}) {
+    Request r;
+    r.path = "/app.js";
+    r.headers.add("Accept-Encoding", c.accept);
+    auto got = server->fetch(r);
+    EXPECT_EQ(got.status, 200) << c.accept;
+    EXPECT_EQ(got.body, c.body) << "Accept-Encoding: " << c.accept;
+  }
+  Request big;
+  big.path = "/app.js";
+  big.headers.add("Accept-Encoding", std::string(30000, ',') + "br");
+  EXPECT_EQ(server->fetch(big).body, "BROTLI");
+}
+
 TEST_F(StaticFilesTest, PrecompressedIsOffByDefault) {
   write_file(site_ / "app.js", "plain");
   write_file(site_ / "app.js.gz", "GZIP");
