@@ -263,6 +263,14 @@ Backend read_backend(std::string_view kind, const toml::table& t, const std::str
     b.root = require(r.string("root"), "root");
     if (auto v = r.string("index")) b.index = *v;
     if (auto v = r.integer("max_age")) b.max_age = *v;
+    if (auto v = r.boolean("precompressed")) b.precompressed = *v;
+    b.cache_valid = r.duration("cache_valid");
+    if (auto v = r.integer("cache_entries")) {
+      if (*v < 0) r.fail(*r.get("cache_entries"), "cache_entries must not be negative");
+      b.cache_entries = static_cast<std::uint64_t>(*v);
+    }
+    b.cache_file_size = r.size("cache_file_size");
+    b.cache_memory = r.size("cache_memory");
     r.finish();
     return b;
   }
@@ -513,6 +521,11 @@ std::string format_config(const Config& config) {
     if (auto* b = std::get_if<StaticBackend>(&r.backend)) {
       out << "root = " << quote(b->root) << "\nindex = " << quote(b->index) << "\n";
       if (b->max_age) out << "max_age = " << *b->max_age << "\n";
+      if (b->precompressed) out << "precompressed = true\n";
+      if (b->cache_valid) out << "cache_valid = \"" << b->cache_valid->count() << "ms\"\n";
+      if (b->cache_entries) out << "cache_entries = " << *b->cache_entries << "\n";
+      if (b->cache_file_size) out << "cache_file_size = " << *b->cache_file_size << "\n";
+      if (b->cache_memory) out << "cache_memory = " << *b->cache_memory << "\n";
     } else if (auto* b = std::get_if<RedirectBackend>(&r.backend)) {
       out << "to = " << quote(b->to) << "\nstatus = " << b->status << "\n";
     } else if (auto* b = std::get_if<WSGIBackend>(&r.backend)) {

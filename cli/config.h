@@ -67,6 +67,12 @@ struct StaticBackend {
   std::string root;
   std::string index = "index.html";
   std::optional<std::int64_t> max_age;
+  bool precompressed = false;  // serve file.br / file.gz to clients that take them
+  // The open-file cache (StaticFileOptions); unset keeps the library's defaults.
+  std::optional<std::chrono::milliseconds> cache_valid;
+  std::optional<std::uint64_t> cache_entries;
+  std::optional<std::uint64_t> cache_file_size;
+  std::optional<std::uint64_t> cache_memory;
 };
 struct RedirectBackend {
   std::string to;  // absolute or root-relative; "$path" is replaced by the request's path

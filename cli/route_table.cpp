@@ -54,6 +54,19 @@ std::shared_ptr<ProxyRoute> make_proxy_route(const ProxyBackend& b, const RouteC
   return std::make_shared<ProxyRoute>(b.to, std::move(options));
 }
 
+StaticFileOptions static_file_options(const StaticBackend& b) {
+  StaticFileOptions options;
+  options.root = b.root;
+  options.index_files = {b.index};
+  if (b.max_age) options.max_age = std::chrono::seconds(*b.max_age);
+  options.precompressed = b.precompressed;
+  if (b.cache_valid) options.cache_valid = *b.cache_valid;
+  if (b.cache_entries) options.cache_entries = static_cast<std::size_t>(*b.cache_entries);
+  if (b.cache_file_size) options.cache_file_size = static_cast<std::size_t>(*b.cache_file_size);
+  if (b.cache_memory) options.cache_memory = static_cast<std::size_t>(*b.cache_memory);
+  return options;
+}
+
 std::string prefix_pattern(const std::string& prefix) {
   if (!prefix.empty() && prefix.back() == '/') return regex_escape(prefix) + "(.*)";
   return regex_escape(prefix) + "(?:/(.*))?";
@@ -104,11 +117,7 @@ RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* p
         if (config.server.max_body_size) fcgi->max_body_size = *config.server.max_body_size;
         factory = handler<FastCGIHandler>(std::shared_ptr<const FastCGIConfig>(fcgi));
       } else if (auto* b = std::get_if<StaticBackend>(&route.backend)) {
-        StaticFileOptions options;
-        options.root = b->root;
-        options.index_files = {b->index};
-        if (b->max_age) options.max_age = std::chrono::seconds(*b->max_age);
-        auto files = std::make_shared<const StaticFiles>(options);
+        auto files = std::make_shared<const StaticFiles>(static_file_options(*b));
         factory = handler<StaticFileHandler>(files);
       } else if (auto* b = std::get_if<RedirectBackend>(&route.backend)) {
         factory = handler<RedirectHandler>(b->to, b->status);

@@ -10,6 +10,7 @@
 #include "cli/config.h"
 #include "tronada/gateway/proxy_handler.h"
 #include "tronada/web/application.h"
+#include "tronada/web/static_files.h"
 
 namespace tronada {
 class WSGIApplication;
@@ -24,6 +25,10 @@ std::string prefix_pattern(const std::string& prefix);
 /// The host regex for a route's host: exact ("example.com") or "*.example.com" for one
 /// label below the domain; empty matches any host.
 std::string host_pattern(const std::string& host);
+
+/// The StaticFiles settings a [route.static] table describes (also used by `tronada
+/// static`, whose flags fill the same table).
+StaticFileOptions static_file_options(const StaticBackend& backend);
 
 /// The proxy route a [route.proxy] table describes (also used by `tronada proxy`).
 std::shared_ptr<ProxyRoute> make_proxy_route(const ProxyBackend& backend, const RouteConfig& route,

@@ -195,6 +195,15 @@ class PinnedConnection final : public HTTPConnection {
   void write_response(int status, const HTTPHeaders& headers, std::string_view body) override {
     inner_->write_response(status, headers, body);
   }
+  void write_head(int status, std::span<const HeaderRef> fields) override {
+    inner_->write_head(status, fields);
+  }
+  void write_whole_response(int status, std::span<const HeaderRef> fields,
+                            std::string_view body) override {
+    inner_->write_whole_response(status, fields, body);
+  }
+  bool can_write_file() const override { return inner_->can_write_file(); }
+  void write_file(FileRegion region) override { inner_->write_file(std::move(region)); }
 
  private:
   std::shared_ptr<HTTPConnection> inner_;

@@ -4,8 +4,11 @@
 
 #include <memory>
 
+#include "cli/byte_size.h"
 #include "cli/common_options.h"
+#include "cli/config.h"
 #include "cli/operations.h"
+#include "cli/route_table.h"
 #include "cli/server_runner.h"
 #include "tronada/async/spawn.h"
 #include "tronada/http/options_asterisk.h"
@@ -15,6 +18,21 @@
 namespace tronada::cli {
 
 namespace {
+
+/// A CLI11 check that runs `parse` on the text and reports what it throws.
+template <typename Parse>
+CLI::Validator text_validator(Parse parse) {
+  return CLI::Validator(
+      [parse](std::string& value) -> std::string {
+        try {
+          parse(value);
+          return {};
+        } catch (const std::exception& e) {
+          return e.what();
+        }
+      },
+      "");
+}
 
 Task<void> serve_file(const StaticFiles& files, std::shared_ptr<HTTPServerRequest> request,
                       std::string path, metrics::RouteSeries* series) {
@@ -31,17 +49,11 @@ Task<void> serve_file(const StaticFiles& files, std::shared_ptr<HTTPServerReques
 
 struct StaticCommand {
   CommonOptions common;
-  std::string root;
-  std::string index = "index.html";
-  std::optional<long> max_age;
+  StaticBackend backend;  // what a [route.static] table would say
 
   void run() {
     apply_logging(common);
-    StaticFileOptions sopts;
-    sopts.root = root;
-    sopts.index_files = {index};
-    if (max_age) sopts.max_age = std::chrono::seconds(*max_age);
-    StaticFiles files(sopts);  // throws with a clear message for a bad root
+    StaticFiles files(static_file_options(backend));  // throws with a clear message for a bad root
     Operations ops(common.admin, 1);
     ops.attach_process();
     metrics::RouteSeries* series = route_metrics("/", "static");
@@ -55,6 +67,9 @@ struct StaticCommand {
             answer_options_asterisk(*request, "GET, HEAD, OPTIONS");
             return;
           }
+          // Files the cache knows are answered here and now, with no coroutine (and,
+          // with metrics on, counted below instead).
+          if (!series && files.serve_cached(*request, request->path)) return;
           std::string path = request->path;
           spawn_logged(serve_file(files, std::move(request), std::move(path), series),
                        "static file");
@@ -72,11 +87,31 @@ struct StaticCommand {
 void register_static_command(CLI::App& app) {
   auto cmd = std::make_shared<StaticCommand>();
   CLI::App* sub = app.add_subcommand("static", "Serve the files of a directory over HTTP");
-  sub->add_option("DIR", cmd->root, "Directory to serve")
-      ->required()
-      ->check(CLI::ExistingDirectory);
-  sub->add_option("--index", cmd->index, "File served for a directory")->capture_default_str();
-  sub->add_option("--max-age", cmd->max_age, "Cache-Control max-age in seconds");
+  StaticBackend& b = cmd->backend;
+  sub->add_option("DIR", b.root, "Directory to serve")->required()->check(CLI::ExistingDirectory);
+  sub->add_option("--index", b.index, "File served for a directory")->capture_default_str();
+  sub->add_option("--max-age", b.max_age, "Cache-Control max-age in seconds");
+  sub->add_flag("--precompressed", b.precompressed,
+                "Serve FILE.br / FILE.gz to clients that accept br / gzip");
+  sub->add_option_function<std::string>(
+         "--cache-valid", [&b](const std::string& v) { b.cache_valid = parse_duration(v); },
+         "How long a looked-up file is trusted before it is looked at again, e.g. 1s, "
+         "500ms; 0 looks on every request (default 1s)")
+      ->type_name("DURATION")
+      ->check(text_validator([](const std::string& v) { parse_duration(v); }));
+  sub->add_option("--cache-entries", b.cache_entries,
+                  "Files the open-file cache keeps; 0 turns it off (default 4096)");
+  sub->add_option_function<std::string>(
+         "--cache-file-size",
+         [&b](const std::string& v) { b.cache_file_size = parse_byte_size(v); },
+         "Files up to this size are kept in memory (default 64KiB)")
+      ->type_name("SIZE")
+      ->check(text_validator([](const std::string& v) { parse_byte_size(v); }));
+  sub->add_option_function<std::string>(
+         "--cache-memory", [&b](const std::string& v) { b.cache_memory = parse_byte_size(v); },
+         "Most file bytes the cache keeps in memory (default 32MiB)")
+      ->type_name("SIZE")
+      ->check(text_validator([](const std::string& v) { parse_byte_size(v); }));
   add_common_options(*sub, cmd->common);
   sub->callback([cmd] { cmd->run(); });
 }

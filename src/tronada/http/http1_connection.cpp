@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <tuple>
+#include <type_traits>
 #include <typeinfo>
 
 #include "tronada/base/base64.h"
@@ -60,6 +61,15 @@ class HTTP1Stream final : public HTTPConnection {
                                   std::string_view body) override {
     conn_->write_response(seq_, status, headers, body, reason);
   }
+  void write_head(int status, std::span<const HeaderRef> fields) override {
+    conn_->write_head(seq_, status, fields);
+  }
+  void write_whole_response(int status, std::span<const HeaderRef> fields,
+                            std::string_view body) override {
+    conn_->write_whole_response(seq_, status, fields, body);
+  }
+  bool can_write_file() const override { return true; }
+  void write_file(FileRegion region) override { conn_->write_file(seq_, std::move(region)); }
   DetachedConnection detach() override { return conn_->detach(seq_); }
   void pause_reading() override { conn_->pause_body(seq_); }
   void resume_reading() override { conn_->resume_body(seq_); }
@@ -772,10 +782,26 @@ void HTTP1Connection::apply_xheaders(HTTPServerRequest& req) {
 
 void HTTP1Connection::write_headers(std::uint64_t seq, int status, const HTTPHeaders& headers,
                                     std::optional<std::string_view> reason) {
+  write_head_fields(seq, status, headers, reason);
+}
+
+void HTTP1Connection::write_head(std::uint64_t seq, int status, std::span<const HeaderRef> fields) {
+  write_head_fields(seq, status, fields, std::nullopt);
+}
+
+template <typename Fields>
+void HTTP1Connection::write_head_fields(std::uint64_t seq, int status, const Fields& headers,
+                                        std::optional<std::string_view> reason) {
   if (seq != seq_ || !request_active_ || closing_) return;
   if (headers_written_) throw std::logic_error("write_headers called twice");
   if (status == 101 && upgrade_request_ && !http10_) {
-    write_switching_head(headers);
+    if constexpr (std::is_same_v<Fields, HTTPHeaders>) {
+      write_switching_head(headers);
+    } else {
+      HTTPHeaders copy;
+      for (const auto& f : headers) copy.add(f.name, f.value);
+      write_switching_head(copy);
+    }
     return;
   }
   if (status < 200 || status > 999) {
@@ -789,13 +815,14 @@ void HTTP1Connection::write_headers(std::uint64_t seq, int status, const HTTPHea
 
   // One pass over the fields: validate every one (nothing is written if any is bad) and
   // note the ones that decide the framing.
-  const HeaderField* content_length = nullptr;
-  const HeaderField* transfer_encoding = nullptr;
-  const HeaderField* connection = nullptr;
+  using Field = std::remove_cvref_t<decltype(*headers.begin())>;
+  const Field* content_length = nullptr;
+  const Field* transfer_encoding = nullptr;
+  const Field* connection = nullptr;
   bool has_date = false, has_server = false;
   for (const auto& f : headers) {
     if (!is_valid_header_name(f.name) || !is_valid_header_value(f.value)) {
-      throw std::invalid_argument("invalid response header field: " + f.name);
+      throw std::invalid_argument("invalid response header field: " + std::string(f.name));
     }
     switch (lower(f.name[0])) {
       case 'c':
@@ -972,6 +999,19 @@ void HTTP1Connection::abort_response(std::uint64_t seq) {
 void HTTP1Connection::write_response(std::uint64_t seq, int status, const HTTPHeaders& headers,
                                      std::string_view body,
                                      std::optional<std::string_view> reason) {
+  write_response_fields(seq, status, headers, body, reason);
+}
+
+void HTTP1Connection::write_whole_response(std::uint64_t seq, int status,
+                                           std::span<const HeaderRef> fields,
+                                           std::string_view body) {
+  write_response_fields(seq, status, fields, body, std::nullopt);
+}
+
+template <typename Fields>
+void HTTP1Connection::write_response_fields(std::uint64_t seq, int status, const Fields& headers,
+                                            std::string_view body,
+                                            std::optional<std::string_view> reason) {
   if (seq != seq_ || !request_active_ || closing_) return;
   // Headers and body are flushed together by finish(), with no flush scheduled between.
   bool saved = defer_flush_;
@@ -981,10 +1021,39 @@ void HTTP1Connection::write_response(std::uint64_t seq, int status, const HTTPHe
     bool value;
     ~Restore() { flag = value; }
   } restore{defer_flush_, saved};
-  write_headers(seq, status, headers, reason);
+  write_head_fields(seq, status, headers, reason);
   write_body(seq, body);
   defer_flush_ = saved;
   finish_response(seq);
+}
+
+void HTTP1Connection::write_file(std::uint64_t seq, FileRegion region) {
+  if (seq != seq_ || !request_active_ || closing_ || region.length == 0) return;
+  if (!headers_written_) throw std::logic_error("write before write_headers");
+  if (no_body_) return;
+  if (fixed_length_) {
+    if (region.length > body_remaining_) {
+      log::error("http", "response body longer than its Content-Length; closing");
+      keep_alive_ = false;
+      region.length = body_remaining_;
+      if (region.length == 0) return;
+    }
+    body_remaining_ -= region.length;
+  }
+  if (chunked_) {
+    append_hex(out_, region.length);
+    out_.append("\r\n");
+  }
+  // What precedes the region (the head) goes to the stream first; the stream keeps
+  // later writes behind the region.
+  flush();
+  bytes_handed_ += region.length;
+  stream_->write_file(std::move(region));
+  if (chunked_) {
+    out_.append("\r\n");
+    schedule_flush();
+  }
+  watch_writes();
 }
 
 void HTTP1Connection::on_request_done() {
@@ -1145,10 +1214,20 @@ void HTTP1Connection::close_after_flush(bool linger) {
   // close_notify first, and there the close alone ends the response.
   IOStream& stream = *stream_;
   if (typeid(stream) == typeid(IOStream)) {
-    auto* req = new uv_shutdown_t;
-    // Runs even when the handle closes first (UV_ECANCELED); it must not touch us.
-    int rc = uv_shutdown(req, stream_->handle(), [](uv_shutdown_t* r, int) { delete r; });
-    if (rc < 0) delete req;
+    auto shut_down = [stream = stream_] {
+      if (stream->closed()) return;
+      auto* req = new uv_shutdown_t;
+      // Runs even when the handle closes first (UV_ECANCELED); it must not touch us.
+      int rc = uv_shutdown(req, stream->handle(), [](uv_shutdown_t* r, int) { delete r; });
+      if (rc < 0) delete req;
+    };
+    if (stream_->write_buffer_size() == 0) {
+      shut_down();
+    } else {
+      // uv_shutdown waits for libuv's queue only, not for a file region the stream sends
+      // itself (write_file): shut down once everything written has left.
+      stream_->write_pieces(nullptr, 0, std::move(shut_down));
+    }
   }
 }
 

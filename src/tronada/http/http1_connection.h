@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_set>
 
@@ -122,6 +123,10 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   void abort_response(std::uint64_t seq);
   void write_response(std::uint64_t seq, int status, const HTTPHeaders& headers,
                       std::string_view body, std::optional<std::string_view> reason = std::nullopt);
+  void write_head(std::uint64_t seq, int status, std::span<const HeaderRef> fields);
+  void write_whole_response(std::uint64_t seq, int status, std::span<const HeaderRef> fields,
+                            std::string_view body);
+  void write_file(std::uint64_t seq, FileRegion region);
   Future<void> drain(std::uint64_t seq);
   bool response_closed(std::uint64_t seq) const;
   void set_close_callback(std::uint64_t seq, std::function<void()> cb);
@@ -138,6 +143,15 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   void on_message_complete() override;
 
   enum class Phase : std::uint8_t { idle, headers, body, handling, lingering };
+
+  // The head and whole-response writers, for HTTPHeaders and for HeaderRef views.
+  // `reason`: the status line's phrase as given; unset for the standard one.
+  template <typename Fields>
+  void write_head_fields(std::uint64_t seq, int status, const Fields& fields,
+                         std::optional<std::string_view> reason);
+  template <typename Fields>
+  void write_response_fields(std::uint64_t seq, int status, const Fields& fields,
+                             std::string_view body, std::optional<std::string_view> reason);
 
   void on_data(std::string_view data);
   void on_peer_eof();

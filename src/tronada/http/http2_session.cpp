@@ -1,5 +1,8 @@
 #include "tronada/http/http2_session.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <stdexcept>
@@ -29,6 +32,17 @@ struct HTTP2StreamState {
   // Response body not yet taken by nghttp2: bytes [out_pos, size).
   std::string out;
   std::size_t out_pos = 0;
+  // What follows `out` once a file region was written (write_file): regions, and the
+  // bytes written between them, in order. Empty unless the handler sends files.
+  struct Segment {
+    FileRegion file;    // a region (file set), or
+    std::string bytes;  // bytes written after one
+  };
+  std::vector<Segment> segments;
+  std::size_t segment_bytes = 0;  // memory held in `segments`
+  // Body bytes nghttp2 has not taken yet, in memory or in files (the session's
+  // queued_body_ is the sum over its streams).
+  std::uint64_t queued = 0;
   // Streamed request body held while the handler paused it (not yet consumed, so the
   // peer's window stays shut).
   std::string held;
@@ -52,6 +66,8 @@ struct HTTP2StreamState {
   bool rejected = false;  // answered by the session (4xx); the rest is dropped
 
   std::size_t pending() const { return out.size() - out_pos; }
+  // Body bytes held in memory, for drain().
+  std::size_t buffered() const { return pending() + segment_bytes; }
 };
 
 }  // namespace detail
@@ -69,7 +85,19 @@ class HTTP2StreamConnection final : public HTTPConnection {
   void write_headers(int status, const HTTPHeaders& headers) override {
     session_->write_headers(*state_, status, headers);
   }
+  void write_head(int status, std::span<const HeaderRef> fields) override {
+    session_->write_head(*state_, status, fields);
+  }
+  void write_response(int status, const HTTPHeaders& headers, std::string_view body) override {
+    session_->write_response(*state_, status, headers, body);
+  }
+  void write_whole_response(int status, std::span<const HeaderRef> fields,
+                            std::string_view body) override {
+    session_->write_whole_response(*state_, status, fields, body);
+  }
   void write(std::string_view chunk) override { session_->write_body(*state_, chunk); }
+  bool can_write_file() const override { return true; }
+  void write_file(FileRegion region) override { session_->write_file(*state_, std::move(region)); }
   void finish() override { session_->finish_response(*state_); }
   void abort() override { session_->abort_response(*state_); }
   Future<void> drain() override { return session_->drain(*state_); }
@@ -221,6 +249,8 @@ void HTTP2Session::start_upgraded(std::string_view settings,
   s->id = 1;
   s->request = std::move(request);
   s->request->version = "HTTP/2";
+  // Room for a browser's usual fields at once, rather than growing 1, 2, 4, 8...
+  s->request->headers.reserve(8);
   nghttp2_session_set_stream_user_data(session_, s->id, s.get());
   streams_.emplace(s->id, s);
   upgraded_ = std::move(s);
@@ -276,6 +306,8 @@ int HTTP2Session::on_begin_headers(nghttp2_session* session, const nghttp2_frame
   s->id = frame->hd.stream_id;
   s->request = std::make_shared<HTTPServerRequest>();
   s->request->version = "HTTP/2";
+  // Room for a browser's usual fields at once, rather than growing 1, 2, 4, 8...
+  s->request->headers.reserve(8);
   s->request->protocol = self->ctx_->base->options.protocol;
   s->request->remote_ip = self->remote_ip_;
   s->request->remote_port = self->remote_port_;
@@ -441,9 +473,12 @@ int HTTP2Session::on_stream_close(nghttp2_session*, std::int32_t id, std::uint32
   std::shared_ptr<HTTP2StreamState> s = std::move(it->second);
   self->streams_.erase(it);
   s->closed = true;
-  self->queued_body_ -= s->pending();
+  self->queued_body_ -= s->queued;
+  s->queued = 0;
   s->out.clear();
   s->out_pos = 0;
+  s->segments.clear();  // lets go of the files it was sending
+  s->segment_bytes = 0;
   bool aborted = s->dispatched && !s->response_done;
   if (error_code != NGHTTP2_NO_ERROR && !s->response_done) self->count_reset();
   if (aborted) {
@@ -509,6 +544,15 @@ void HTTP2Session::delegate_failed(HTTP2StreamState& s, const char* where) {
 // --- output ---
 
 void HTTP2Session::write_headers(HTTP2StreamState& s, int status, const HTTPHeaders& headers) {
+  write_head_fields(s, status, headers);
+}
+
+void HTTP2Session::write_head(HTTP2StreamState& s, int status, std::span<const HeaderRef> fields) {
+  write_head_fields(s, status, fields);
+}
+
+template <typename Fields>
+void HTTP2Session::write_head_fields(HTTP2StreamState& s, int status, const Fields& headers) {
   if (s.closed || closing_) return;
   if (s.headers_written) throw std::logic_error("write_headers called twice");
   if (status < 200 || status > 999) {
@@ -519,13 +563,13 @@ void HTTP2Session::write_headers(HTTP2StreamState& s, int status, const HTTPHead
   bool has_date = false, has_server = false;
   for (const auto& f : headers) {
     if (!is_valid_header_name(f.name) || !is_valid_header_value(f.value)) {
-      throw std::invalid_argument("invalid response header field: " + f.name);
+      throw std::invalid_argument("invalid response header field: " + std::string(f.name));
     }
     std::string name = lowercase(f.name);
     if (is_connection_specific(name)) continue;
     if (name == "date") has_date = true;
     if (name == "server") has_server = true;
-    fields.push_back({std::move(name), f.value});
+    fields.push_back({std::move(name), std::string(f.value)});
   }
   if (!has_date) fields.push_back({"date", std::string(http_date_now())});
   const std::string& server_name = ctx_->base->options.server_name;
@@ -540,6 +584,90 @@ void HTTP2Session::write_headers(HTTP2StreamState& s, int status, const HTTPHead
     headers_due_.push_back(streams_.at(s.id));
     schedule_flush();
   }
+}
+
+void HTTP2Session::write_response(HTTP2StreamState& s, int status, const HTTPHeaders& headers,
+                                  std::string_view body) {
+  write_response_fields(s, status, headers, body);
+}
+
+void HTTP2Session::write_whole_response(HTTP2StreamState& s, int status,
+                                        std::span<const HeaderRef> fields, std::string_view body) {
+  write_response_fields(s, status, fields, body);
+}
+
+template <typename Fields>
+void HTTP2Session::write_response_fields(HTTP2StreamState& s, int status, const Fields& headers,
+                                         std::string_view body) {
+  if (s.closed || closing_) return;
+  // The whole response is known: HEADERS (with END_STREAM, or the body's DATA behind it)
+  // is submitted now, from fields gathered on this frame, instead of copies kept until
+  // the flush. Unusually many or long fields take the general way.
+  constexpr std::size_t kMaxFields = 32;
+  constexpr std::size_t kNameSpace = 1024;
+  std::size_t name_bytes = 0;
+  for (const auto& f : headers) name_bytes += std::string_view(f.name).size();
+  if (s.headers_written || headers.size() > kMaxFields || name_bytes > kNameSpace || status < 200 ||
+      status > 999) {
+    write_head_fields(s, status, headers);
+    if (!body.empty()) write_body(s, body);
+    finish_response(s);
+    return;
+  }
+  nghttp2_nv nva[kMaxFields + 3];
+  char names[kNameSpace];
+  char status_text[3] = {static_cast<char>('0' + status / 100),
+                         static_cast<char>('0' + status / 10 % 10),
+                         static_cast<char>('0' + status % 10)};
+  auto nv = [](std::string_view name, std::string_view value, std::uint8_t flags) {
+    return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+                      reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                      value.size(), flags};
+  };
+  std::size_t n = 0;
+  nva[n++] = nv(":status", std::string_view(status_text, 3), NGHTTP2_NV_FLAG_NO_COPY_NAME);
+  bool has_date = false, has_server = false;
+  char* p = names;
+  for (const auto& f : headers) {
+    std::string_view name_in(f.name), value(f.value);
+    if (!is_valid_header_name(name_in) || !is_valid_header_value(value)) {
+      throw std::invalid_argument("invalid response header field: " + std::string(name_in));
+    }
+    for (std::size_t i = 0; i < name_in.size(); ++i) {
+      char c = name_in[i];
+      p[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+    }
+    std::string_view name(p, name_in.size());
+    p += name_in.size();
+    if (is_connection_specific(name)) continue;
+    if (name == "date") has_date = true;
+    if (name == "server") has_server = true;
+    nva[n++] = nv(name, value, NGHTTP2_NV_FLAG_NONE);
+  }
+  if (!has_date) nva[n++] = nv("date", http_date_now(), NGHTTP2_NV_FLAG_NO_COPY_NAME);
+  const std::string& server_name = ctx_->base->options.server_name;
+  if (!has_server && !server_name.empty()) {
+    nva[n++] = nv("server", server_name, NGHTTP2_NV_FLAG_NO_COPY_NAME);
+  }
+  s.headers_written = true;
+  s.headers_submitted = true;
+  s.finished = true;
+  s.no_body = s.head || status == 204 || status == 304;
+  if (s.request) s.request->mark_finished();
+  bool with_body = !s.no_body && !body.empty();
+  if (with_body) {
+    s.out.append(body);
+    s.queued += body.size();
+    queued_body_ += body.size();
+  }
+  nghttp2_data_provider provider;
+  provider.source.ptr = &s;
+  provider.read_callback = &HTTP2Session::read_body;
+  // nghttp2 copies the fields (all but the literal names); the state outlives the
+  // provider, as in submit_headers.
+  int rv = nghttp2_submit_response(session_, s.id, nva, n, with_body ? &provider : nullptr);
+  if (rv != 0) log::error("http2", std::string("submit_response: ") + nghttp2_strerror(rv));
+  schedule_flush();
 }
 
 void HTTP2Session::submit_headers(HTTP2StreamState& s, bool with_body) {
@@ -566,8 +694,32 @@ void HTTP2Session::write_body(HTTP2StreamState& s, std::string_view chunk) {
   if (s.closed || closing_ || chunk.empty()) return;
   if (!s.headers_written) throw std::logic_error("write before write_headers");
   if (s.no_body || s.finished) return;
-  s.out.append(chunk);
+  if (s.segments.empty()) {
+    s.out.append(chunk);
+  } else {
+    if (s.segments.back().file.file) s.segments.emplace_back();
+    s.segments.back().bytes.append(chunk);
+    s.segment_bytes += chunk.size();
+  }
+  s.queued += chunk.size();
   queued_body_ += chunk.size();
+  if (!s.headers_submitted) {
+    submit_headers(s, true);
+  } else if (s.deferred) {
+    s.deferred = false;
+    nghttp2_session_resume_data(session_, s.id);
+  }
+  schedule_flush();
+}
+
+void HTTP2Session::write_file(HTTP2StreamState& s, FileRegion region) {
+  if (s.closed || closing_ || region.length == 0) return;
+  if (!s.headers_written) throw std::logic_error("write before write_headers");
+  if (s.no_body || s.finished) return;
+  if (!region.file) throw std::invalid_argument("write_file: no file");
+  s.queued += region.length;
+  queued_body_ += region.length;
+  s.segments.push_back({std::move(region), {}});
   if (!s.headers_submitted) {
     submit_headers(s, true);
   } else if (s.deferred) {
@@ -583,7 +735,7 @@ void HTTP2Session::finish_response(HTTP2StreamState& s) {
   s.finished = true;
   if (s.request) s.request->mark_finished();
   if (!s.headers_submitted) {
-    submit_headers(s, s.pending() > 0);
+    submit_headers(s, s.queued > 0);
   } else if (s.deferred) {
     s.deferred = false;
     nghttp2_session_resume_data(session_, s.id);
@@ -612,17 +764,49 @@ ssize_t HTTP2Session::read_body(nghttp2_session*, std::int32_t, std::uint8_t* bu
                                 nghttp2_data_source* source, void* user) {
   auto* self = static_cast<HTTP2Session*>(user);
   auto& s = *static_cast<HTTP2StreamState*>(source->ptr);
-  std::size_t n = std::min(length, s.pending());
-  if (n) {
+  // Bytes in memory first, then what follows them: a file region (read straight into the
+  // frame) or the bytes written after one, which become `out`.
+  while (s.pending() == 0 && !s.segments.empty()) {
+    auto& seg = s.segments.front();
+    if (seg.file.file && seg.file.length > 0) break;
+    if (!seg.file.file) {
+      s.segment_bytes -= seg.bytes.size();
+      s.out = std::move(seg.bytes);
+      s.out_pos = 0;
+    }
+    s.segments.erase(s.segments.begin());
+  }
+  std::size_t n = 0;
+  if (s.pending() > 0) {
+    n = std::min(length, s.pending());
     std::memcpy(buf, s.out.data() + s.out_pos, n);
     s.out_pos += n;
-    self->queued_body_ -= n;
     if (s.out_pos == s.out.size()) {
       s.out.clear();
       s.out_pos = 0;
     }
+  } else if (!s.segments.empty()) {
+    // From the page cache, on the loop, as sendfile reads for HTTP/1.
+    FileRegion& region = s.segments.front().file;
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(length, region.length));
+    ssize_t got;
+    do {
+      got = ::pread(region.file->fd(), buf, want, static_cast<off_t>(region.offset));
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) {
+      // Truncated since it was opened (or unreadable): the client must not take the
+      // short body as whole, so the stream is reset.
+      log::error("http2", "response file ended early; resetting the stream");
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    n = static_cast<std::size_t>(got);
+    region.offset += n;
+    region.length -= n;
+    if (region.length == 0) s.segments.erase(s.segments.begin());
   }
-  if (s.pending() == 0) {
+  s.queued -= n;
+  self->queued_body_ -= n;
+  if (s.pending() == 0 && s.segments.empty()) {
     if (s.finished) {
       *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     } else if (n == 0) {
@@ -640,7 +824,7 @@ Future<void> HTTP2Session::drain(HTTP2StreamState& s) {
     p.set_exception(std::make_exception_ptr(StreamClosedError(stream_->error())));
     return p.get_future();
   }
-  if (s.pending() <= ctx_->options.stream_high_water) return make_ready_future<void>();
+  if (s.buffered() <= ctx_->options.stream_high_water) return make_ready_future<void>();
   Promise<void> p;
   s.drainers.push_back(p);
   schedule_flush();
@@ -655,7 +839,7 @@ void HTTP2Session::wake_drainers(HTTP2StreamState& s) {
     for (auto& p : waiters) {
       p.try_set_exception(std::make_exception_ptr(StreamClosedError(stream_->error())));
     }
-  } else if (s.closed || s.pending() <= ctx_->options.stream_high_water) {
+  } else if (s.closed || s.buffered() <= ctx_->options.stream_high_water) {
     auto waiters = std::move(s.drainers);
     s.drainers.clear();
     for (auto& p : waiters) p.try_set_result();
@@ -823,6 +1007,7 @@ void HTTP2Session::on_stream_closed() {
   headers_due_.clear();
   for (auto& [id, s] : streams) {
     s->closed = true;
+    s->segments.clear();  // lets go of the files it was sending
     if (s->dispatched && !s->response_done) {
       if (s->message) {
         try {

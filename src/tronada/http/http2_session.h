@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -108,7 +109,13 @@ class HTTP2Session : public std::enable_shared_from_this<HTTP2Session> {
 
   // The response side, called through a stream's HTTPConnection.
   void write_headers(detail::HTTP2StreamState& s, int status, const HTTPHeaders& headers);
+  void write_head(detail::HTTP2StreamState& s, int status, std::span<const HeaderRef> fields);
+  void write_response(detail::HTTP2StreamState& s, int status, const HTTPHeaders& headers,
+                      std::string_view body);
+  void write_whole_response(detail::HTTP2StreamState& s, int status,
+                            std::span<const HeaderRef> fields, std::string_view body);
   void write_body(detail::HTTP2StreamState& s, std::string_view chunk);
+  void write_file(detail::HTTP2StreamState& s, FileRegion region);
   void finish_response(detail::HTTP2StreamState& s);
   void abort_response(detail::HTTP2StreamState& s);
   Future<void> drain(detail::HTTP2StreamState& s);
@@ -129,6 +136,12 @@ class HTTP2Session : public std::enable_shared_from_this<HTTP2Session> {
   static ssize_t read_body(nghttp2_session*, std::int32_t stream_id, std::uint8_t* buf,
                            std::size_t length, std::uint32_t* data_flags,
                            nghttp2_data_source* source, void* user);
+
+  template <typename Fields>
+  void write_head_fields(detail::HTTP2StreamState& s, int status, const Fields& fields);
+  template <typename Fields>
+  void write_response_fields(detail::HTTP2StreamState& s, int status, const Fields& fields,
+                             std::string_view body);
 
   void on_data(std::string_view data);
   void dispatch_request(detail::HTTP2StreamState& s);

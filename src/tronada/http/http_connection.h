@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -16,6 +17,7 @@
 #include "tronada/async/future.h"
 #include "tronada/http/http_headers.h"
 #include "tronada/http/http_status.h"
+#include "tronada/net/file_region.h"
 
 namespace tronada {
 
@@ -29,6 +31,13 @@ class IOStream;
 struct DetachedConnection {
   std::shared_ptr<IOStream> stream;
   std::string leftover;
+};
+
+/// A response header field as views into someone else's strings, for responses whose
+/// fields are kept ready-made (static files): no HTTPHeaders to build per response.
+struct HeaderRef {
+  std::string_view name;
+  std::string_view value;
 };
 
 /// One request's response channel (Tornado's HTTPConnection as seen by a handler).
@@ -110,6 +119,35 @@ class HTTPConnection {
     write_headers_with_reason(status, reason, headers);
     if (!body.empty()) write(body);
     finish();
+  }
+
+  /// write_headers with the fields as views, under the same rules; the protocols copy
+  /// them into their output without building an HTTPHeaders.
+  virtual void write_head(int status, std::span<const HeaderRef> fields) {
+    HTTPHeaders headers;
+    headers.reserve(fields.size());
+    for (const HeaderRef& f : fields) headers.add(f.name, f.value);
+    write_headers(status, headers);
+  }
+  /// write_response with the fields as views.
+  virtual void write_whole_response(int status, std::span<const HeaderRef> fields,
+                                    std::string_view body) {
+    write_head(status, fields);
+    if (!body.empty()) write(body);
+    finish();
+  }
+
+  /// Whether write_file works on this channel (both protocols' do).
+  virtual bool can_write_file() const { return false; }
+  /// A piece of the body from a file, in order with write(): HTTP/1 over plain TCP sends
+  /// it with sendfile(2), TLS and HTTP/2 read it into their records and frames as the
+  /// client takes them. Counts for drain() like written bytes, without their memory. The
+  /// region's file is held until sent, or let go when the client goes away. A file that
+  /// turns out shorter than the region ends the response as abort() does (HTTP/1 closes,
+  /// HTTP/2 resets the stream). Throws std::logic_error where can_write_file() is false.
+  virtual void write_file(FileRegion region) {
+    (void)region;
+    throw std::logic_error("this connection cannot send files");
   }
 };
 

@@ -111,7 +111,12 @@ bool is_valid_header_name(std::string_view name) {
 }
 
 bool is_valid_header_value(std::string_view value) {
-  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+  // A plain loop: find_first_of with a set calls memchr once per character, which showed
+  // in profiles of every response.
+  for (char c : value) {
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  }
+  return true;
 }
 
 }  // namespace tronada

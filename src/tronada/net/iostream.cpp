@@ -1,9 +1,12 @@
 #include "tronada/net/iostream.h"
 
 #include <signal.h>
+#include <sys/sendfile.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <deque>
 #include <limits>
 
 #include "tronada/base/error.h"
@@ -50,7 +53,29 @@ struct WriteReq {
   IOStream* stream;
   std::string data;
   std::size_t plain_bytes;
+  bool probe = false;  // a block of a file sent in place of sendfile (probe_with_block)
 };
+
+// write_file over a transport that must see the bytes (TLS): blocks this big are read and
+// handed down while libuv holds less than kFileReadAhead of them.
+constexpr std::size_t kFileBlock = 64 * 1024;
+constexpr std::size_t kFileReadAhead = 256 * 1024;
+// Sent through libuv's queue when sendfile meets a full socket: small, since its only job
+// is to have libuv tell us when the socket drains.
+constexpr std::size_t kProbeBlock = 16 * 1024;
+// One sendfile call sends at most this much (the kernel's own cap is about 2 GiB).
+constexpr std::size_t kSendfileMax = 1u << 30;
+
+// The blocks read for a transport that must see a file's bytes; one per thread, since a
+// block is handed down (and copied by the transport) before the next is read.
+thread_local std::unique_ptr<char[]> t_file_block;
+
+ssize_t pread_retrying(int fd, char* buf, std::size_t n, std::uint64_t offset) {
+  for (;;) {
+    ssize_t r = ::pread(fd, buf, n, static_cast<off_t>(offset));
+    if (r >= 0 || errno != EINTR) return r;
+  }
+}
 
 // A write to a peer that is gone must fail that one stream with UV_EPIPE, not kill the
 // process with SIGPIPE (libuv writes with write(2), without MSG_NOSIGNAL). Node and
@@ -67,6 +92,19 @@ void ignore_sigpipe_once() {
 }
 
 }  // namespace
+
+/// What write_file queued: file regions and, behind the first, the writes that must wait
+/// for it. The front item is the one being sent.
+struct IOStream::FileQueue {
+  struct Item {
+    FileRegion file;    // a region (file set), or
+    std::string bytes;  // plaintext written behind a region, already counted as accepted
+  };
+  std::deque<Item> items;
+  bool pumping = false;   // inside pump_files (it is re-entered through callbacks)
+  bool probing = false;   // a probe block is in libuv's queue
+  bool buffered = false;  // read and send_plain, not sendfile
+};
 
 StreamClosedError::StreamClosedError(std::error_code ec)
     : std::runtime_error(describe(ec)), real_error(ec) {}
@@ -633,7 +671,7 @@ Future<void> IOStream::write(std::string data) {
                                      std::make_exception_ptr(StreamClosedError(error_)));
                                }
                              }});
-  send_plain(&view, 1);
+  send_or_hold(&view, 1);
   return p.get_future();
 }
 
@@ -656,7 +694,147 @@ void IOStream::write_pieces(const std::string_view* pieces, std::size_t count, W
                                      [self = shared_from_this(), cb = std::move(cb)] { cb(); });
                                }});
   }
-  send_plain(pieces, count);
+  send_or_hold(pieces, count);
+}
+
+void IOStream::write_file(FileRegion region, WriteCallback cb) {
+  if (closing_) return;
+  if (!region.file) throw std::invalid_argument("IOStream::write_file: no file");
+  write_accepted_ += region.length;
+  write_queued_ += region.length;
+  if (cb) {
+    pending_writes_.push_back({write_accepted_, [this, cb = std::move(cb)](bool ok) mutable {
+                                 if (!ok) return;
+                                 loop_->add_callback(
+                                     [self = shared_from_this(), cb = std::move(cb)] { cb(); });
+                               }});
+  }
+  if (!files_) {
+    files_ = std::make_unique<FileQueue>();
+    files_->buffered = !transport_is_plaintext() || handle_->type == UV_TTY;
+  }
+  files_->items.push_back({std::move(region), {}});
+  pump_files();
+}
+
+void IOStream::send_or_hold(const std::string_view* pieces, std::size_t count) {
+  if (!files_ || files_->items.empty()) {
+    send_plain(pieces, count);
+    return;
+  }
+  // Behind a file region: these bytes leave after it (the accounting already has them).
+  auto& items = files_->items;
+  if (items.back().file.file) items.push_back({});
+  for (std::size_t i = 0; i < count; ++i) items.back().bytes.append(pieces[i]);
+}
+
+void IOStream::pump_files() {
+  if (!files_ || files_->pumping) return;
+  files_->pumping = true;
+  while (!closing_ && !files_->items.empty()) {
+    FileQueue::Item& front = files_->items.front();
+    if (!front.file.file) {
+      // Writes that waited behind a region that is out now.
+      std::string bytes = std::move(front.bytes);
+      files_->items.pop_front();
+      std::string_view view(bytes);
+      send_plain(&view, 1);
+      continue;
+    }
+    if (!send_file_front()) break;
+    if (!closing_) files_->items.pop_front();
+  }
+  files_->pumping = false;
+  // Nothing left to send (or the stream closed under us): the queue and the files it
+  // held go, so an idle stream holds no file open.
+  if (closing_ || (files_->items.empty() && !files_->probing)) files_.reset();
+}
+
+bool IOStream::send_file_front() {
+  FileQueue& q = *files_;
+  // sendfile writes to the socket directly: the bytes written before the region must
+  // have reached the kernel first. (Blocks read for a transport go through send_plain,
+  // which keeps the order itself.)
+  if (q.probing || (!q.buffered && handle_->write_queue_size > 0)) return false;
+  uv_os_fd_t out = -1;
+  if (!q.buffered && uv_fileno(reinterpret_cast<uv_handle_t*>(handle_), &out) != 0) {
+    q.buffered = true;
+  }
+  for (;;) {
+    // A callback run by complete_written may have closed the stream.
+    if (closing_) return false;
+    FileRegion& region = q.items.front().file;
+    if (region.length == 0) return true;
+    int in = region.file->fd();
+    if (q.buffered) {
+      if (handle_->write_queue_size >= kFileReadAhead) return false;
+      if (!t_file_block) t_file_block = std::make_unique<char[]>(kFileBlock);
+      std::size_t want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(region.length, kFileBlock));
+      ssize_t n = pread_retrying(in, t_file_block.get(), want, region.offset);
+      if (n <= 0) {
+        close(n == 0 ? uv_error(UV_EIO) : uv_error(-errno));
+        return false;
+      }
+      region.offset += static_cast<std::uint64_t>(n);
+      region.length -= static_cast<std::uint64_t>(n);
+      std::string_view block(t_file_block.get(), static_cast<std::size_t>(n));
+      send_plain(&block, 1);  // counts as written when the transport's bytes are out
+      continue;
+    }
+    off_t offset = static_cast<off_t>(region.offset);
+    std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(region.length, kSendfileMax));
+    ssize_t n = ::sendfile(out, in, &offset, want);
+    if (n > 0) {
+      region.offset += static_cast<std::uint64_t>(n);
+      region.length -= static_cast<std::uint64_t>(n);
+      complete_written(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n == 0) {
+      // The file ended before the region did: it was truncated after it was opened.
+      close(uv_error(UV_EIO));
+      return false;
+    }
+    int err = errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      probe_with_block();
+      return false;
+    }
+    if (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP) {
+      // A file system (or socket type) sendfile cannot read from: read it ourselves.
+      q.buffered = true;
+      continue;
+    }
+    close(uv_error(-err));
+    return false;
+  }
+}
+
+void IOStream::probe_with_block() {
+  FileRegion& region = files_->items.front().file;
+  std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(region.length, kProbeBlock));
+  auto req = std::make_unique<WriteReq>(WriteReq{{}, this, std::string(want, '\0'), 0, true});
+  ssize_t n = pread_retrying(region.file->fd(), req->data.data(), want, region.offset);
+  if (n <= 0) {
+    close(n == 0 ? uv_error(UV_EIO) : uv_error(-errno));
+    return;
+  }
+  req->data.resize(static_cast<std::size_t>(n));
+  req->plain_bytes = static_cast<std::size_t>(n);
+  region.offset += static_cast<std::uint64_t>(n);
+  region.length -= static_cast<std::uint64_t>(n);
+  req->req.data = req.get();
+  uv_buf_t buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+  int rc = uv_write(&req->req, handle_, &buf, 1, &IOStream::on_write_done);
+  if (rc < 0) {
+    close(uv_error(rc));
+    return;
+  }
+  req.release();  // owned by libuv until on_write_done
+  files_->probing = true;
 }
 
 Future<void> IOStream::drain() {
@@ -722,15 +900,7 @@ void IOStream::send_raw(const std::string_view* pieces, std::size_t count,
   }
   req->req.data = req;
   uv_buf_t buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
-  int rc = uv_write(&req->req, handle_, &buf, 1, [](uv_write_t* r, int status) {
-    std::unique_ptr<WriteReq> owned(static_cast<WriteReq*>(r->data));
-    IOStream* self = owned->stream;  // alive: the handle (and self_) outlive its requests
-    if (status < 0) {
-      if (status != UV_ECANCELED) self->close(uv_error(status));
-      return;
-    }
-    self->complete_written(owned->plain_bytes);
-  });
+  int rc = uv_write(&req->req, handle_, &buf, 1, &IOStream::on_write_done);
   if (rc < 0) {
     delete req;
     close(uv_error(rc));
@@ -739,6 +909,19 @@ void IOStream::send_raw(const std::string_view* pieces, std::size_t count,
   // Only now that the rest is queued: a callback fired here may write again, and must
   // not get ahead of it through uv_try_write.
   if (plain_now) complete_written(plain_now);
+}
+
+void IOStream::on_write_done(uv_write_t* r, int status) {
+  std::unique_ptr<WriteReq> owned(static_cast<WriteReq*>(r->data));
+  IOStream* self = owned->stream;  // alive: the handle (and self_) outlive its requests
+  if (owned->probe && self->files_) self->files_->probing = false;
+  if (status < 0) {
+    if (status != UV_ECANCELED) self->close(uv_error(status));
+    return;
+  }
+  self->complete_written(owned->plain_bytes);
+  // libuv's queue moved: a file region waiting for it may go on.
+  if (self->files_ && !self->closing_) self->pump_files();
 }
 
 void IOStream::complete_written(std::size_t n) {
@@ -779,6 +962,8 @@ void IOStream::close(std::error_code error) {
   auto waiters = std::move(drain_waiters_);
   drain_waiters_.clear();
   for (auto& p : waiters) p.try_set_exception(std::make_exception_ptr(StreamClosedError(error)));
+  // The files queued for sending are let go (pump_files does it if it is running).
+  if (files_ && !files_->pumping) files_.reset();
   uv_close(reinterpret_cast<uv_handle_t*>(handle_), &IOStream::on_closed);
 }
 

@@ -19,6 +19,7 @@
 #include "tronada/async/future.h"
 #include "tronada/base/error.h"
 #include "tronada/loop/io_loop.h"
+#include "tronada/net/file_region.h"
 
 namespace tronada {
 
@@ -129,6 +130,16 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void write(std::string data, WriteCallback cb);
   /// Writes several pieces with one system call when possible (headers + body).
   void write_pieces(const std::string_view* pieces, std::size_t count, WriteCallback cb = nullptr);
+  /// Sends `region` of a file after everything written before it and ahead of anything
+  /// written after it. On a plain stream (TCP, Unix socket, pipe) the kernel copies the
+  /// bytes with sendfile(2), never through our memory; a transport that must see them
+  /// (TLS) gets them read in 64 KiB blocks. Either way the bytes are read on the loop
+  /// thread, as sendfile does: from the page cache, for files served often. Until sent
+  /// they count in write_buffer_size(), so drain() and write timeouts see them, and `cb`
+  /// runs as for write_pieces. The region's file is held until it was sent or the stream
+  /// closed. A file shorter than the region (truncated meanwhile) closes the stream with
+  /// UV_EIO: a receiver must not take a cut body as whole.
+  void write_file(FileRegion region, WriteCallback cb = nullptr);
 
   // --- raw mode for protocol connections ---
   /// Delivers every chunk read to `handler` without buffering; the view is valid only
@@ -204,6 +215,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void maybe_deliver_eof();
   /// True while the transport itself needs socket reads (a TLS handshake in progress).
   virtual bool transport_wants_reads() const { return false; }
+  /// Whether the socket carries plaintext as is, so that write_file may hand the kernel
+  /// a file with sendfile(2); a transport that transforms bytes (TLS) says no.
+  virtual bool transport_is_plaintext() const { return true; }
   /// Re-evaluates whether the socket should be read (after a handler, op or pause change).
   void maybe_update_reading();
 
@@ -221,6 +235,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
 
  private:
   enum class ReadOp { none, until, regex, bytes, until_close };
+
+  struct FileQueue;
 
   struct PendingWrite {
     std::uint64_t end_offset;  // plaintext offset at which this write is complete
@@ -265,6 +281,17 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void spill_input();
   void compact_buffer();
   void dispatch_raw(std::string_view data);
+  /// send_plain, or, while a file region is being sent, queued behind it.
+  void send_or_hold(const std::string_view* pieces, std::size_t count);
+  /// Moves the file queue on: sends file regions and the writes held behind them until
+  /// the socket is full (a libuv write's callback calls it again) or the queue is empty.
+  void pump_files();
+  /// Sends the region at the front; false while it waits for the socket.
+  bool send_file_front();
+  /// sendfile is out of reach (EAGAIN): a small block of the file goes through libuv's
+  /// queue instead, whose completion tells us the socket can take more.
+  void probe_with_block();
+  static void on_write_done(uv_write_t* req, int status);
   void flush_raw();
   void schedule_flush_raw();
 
@@ -305,6 +332,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   std::uint64_t write_done_ = 0;
   std::vector<PendingWrite> pending_writes_;  // rarely more than one; vector costs nothing idle
   std::vector<Promise<void>> drain_waiters_;
+  // File regions being sent and the writes queued behind them; null unless a file is on
+  // its way, so streams that never send files pay one pointer.
+  std::unique_ptr<FileQueue> files_;
 
   CloseCallback close_callback_;
   CloseCallback acceptor_close_callback_;

@@ -127,6 +127,8 @@ class SSLIOStream : public IOStream {
   void send_plain(const std::string_view* pieces, std::size_t count) override;
   void on_transport_eof() override;
   bool transport_wants_reads() const override { return phase_ == Phase::handshaking; }
+  // File regions must be encrypted: write_file reads them instead of sendfile.
+  bool transport_is_plaintext() const override { return false; }
 
  private:
   enum class Phase { handshaking, established, failed };

@@ -12,8 +12,10 @@ Task<void> StaticFileHandler::head() {
 Task<void> StaticFileHandler::serve() {
   std::string path = "/" + (path_args().empty() ? std::string() : path_args()[0]);
   // StaticFiles writes straight to the connection (large files stream with
-  // backpressure); the handler only records the outcome for on_finish and the log.
-  int status = co_await files_->serve(request_, std::move(path), &bytes_written_);
+  // backpressure); the handler only records the outcome for on_finish and the log. A
+  // file the cache knows is answered without a second coroutine.
+  int status = files_->serve_cached(*request_, path, &bytes_written_);
+  if (!status) status = co_await files_->serve(request_, std::move(path), &bytes_written_);
   status_ = status;
   finished_ = true;
   headers_written_ = true;

@@ -71,6 +71,51 @@ wsgi.threads = 8
   EXPECT_EQ(format_config(again), format_config(c));
 }
 
+TEST(Config, StaticCacheSettings) {
+  Config c = parse_config(R"(
+[[route]]
+path = "/"
+[route.static]
+root = "public"
+precompressed = true
+cache_valid = "250ms"
+cache_entries = 10
+cache_file_size = "16KiB"
+cache_memory = "1MiB"
+)",
+                          "t.toml");
+  const auto& b = std::get<StaticBackend>(c.routes[0].backend);
+  EXPECT_TRUE(b.precompressed);
+  EXPECT_EQ(b.cache_valid, std::chrono::milliseconds(250));
+  EXPECT_EQ(b.cache_entries, 10u);
+  EXPECT_EQ(b.cache_file_size, 16u * 1024);
+  EXPECT_EQ(b.cache_memory, 1024u * 1024);
+  StaticFileOptions o = static_file_options(b);
+  EXPECT_TRUE(o.precompressed);
+  EXPECT_EQ(o.cache_valid, std::chrono::milliseconds(250));
+  EXPECT_EQ(o.cache_entries, 10u);
+  EXPECT_EQ(o.cache_file_size, 16u * 1024);
+  EXPECT_EQ(o.cache_memory, 1024u * 1024);
+  // Unset keeps the library's defaults.
+  StaticFileOptions d = static_file_options(StaticBackend{});
+  EXPECT_EQ(d.cache_valid, StaticFileOptions{}.cache_valid);
+  EXPECT_FALSE(d.precompressed);
+  Config again = parse_config(format_config(c), "again.toml");
+  EXPECT_EQ(format_config(again), format_config(c));
+
+  EXPECT_EQ(
+      error_of("[[route]]\npath = \"/\"\nstatic.root = \"r\"\nstatic.cache_valid = \"soon\"\n"),
+      "t.toml:4:22: cache_valid: 'soon' is not a duration (e.g. \"500ms\", \"30s\", \"5m\")");
+  EXPECT_EQ(error_of("[[route]]\npath = \"/\"\nstatic.root = \"r\"\nstatic.cache_entries = -1\n"),
+            "t.toml:4:24: cache_entries must not be negative");
+  EXPECT_EQ(
+      error_of("[[route]]\npath = \"/\"\nstatic.root = \"r\"\nstatic.cache_memory = \"lots\"\n"),
+      "t.toml:4:23: cache_memory: invalid size 'lots': expected a whole number of bytes with an "
+      "optional unit, as in 4096, 512KiB, 1MiB, 10MB or 1m");
+  EXPECT_EQ(error_of("[[route]]\npath = \"/\"\nstatic.root = \"r\"\nstatic.precompressed = 1\n"),
+            "t.toml:4:24: precompressed must be true or false, not an integer");
+}
+
 TEST(Config, EmptyFileIsValid) {
   Config c = parse_config("", "t.toml");
   EXPECT_TRUE(c.routes.empty());

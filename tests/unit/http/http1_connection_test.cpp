@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -1027,4 +1028,105 @@ TEST_F(HTTP1ConnectionTest, PausedBodyStopsDataAndBodyTimeout) {
   });
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, std::to_string(body.size()));
+}
+
+TEST_F(HTTP1ConnectionTest, FileRegionsFramedAsAnyBody) {
+  hold_ = true;
+  start();
+  std::string data(200000, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 19);
+  std::FILE* f = std::tmpfile();
+  std::fwrite(data.data(), 1, data.size(), f);
+  std::fflush(f);
+  auto file = std::make_shared<OpenFile>(::dup(fileno(f)));
+  std::fclose(f);
+
+  // Chunked: each region is a chunk, in order with the bytes around it.
+  send(get("/chunked"));
+  run_until([&] { return requests_.size() == 1; });
+  auto& chunked = *requests_[0]->connection;
+  ASSERT_TRUE(chunked.can_write_file());
+  chunked.write_head(200, std::vector<HeaderRef>{{"X-Kind", "chunked"}});
+  chunked.write("<");
+  chunked.write_file({file, 5, 100000});
+  chunked.write(">");
+  chunked.finish();
+  Response r = next_response();
+  EXPECT_EQ(r.header("transfer-encoding"), "chunked");
+  EXPECT_EQ(r.header("x-kind"), "chunked");
+  EXPECT_TRUE(r.body == "<" + data.substr(5, 100000) + ">");
+
+  // With a Content-Length, and HEAD (no body at all).
+  send(get("/fixed"));
+  run_until([&] { return requests_.size() == 2; });
+  auto& fixed = *requests_[1]->connection;
+  fixed.write_head(200, std::vector<HeaderRef>{{"Content-Length", "200000"}});
+  fixed.write_file({file, 0, data.size()});
+  fixed.finish();
+  r = next_response();
+  EXPECT_TRUE(r.body == data);
+  send("HEAD /head HTTP/1.1\r\nHost: x\r\n\r\n");
+  run_until([&] { return requests_.size() == 3; });
+  auto& head = *requests_[2]->connection;
+  head.write_head(200, std::vector<HeaderRef>{{"Content-Length", "200000"}});
+  head.write_file({file, 0, data.size()});
+  head.finish();
+  r = next_response(true);
+  EXPECT_EQ(r.header("content-length"), "200000");
+  EXPECT_EQ(r.body, "");
+
+  // A file that ends before its region: the connection closes, short.
+  send(get("/cut"));
+  run_until([&] { return requests_.size() == 4; });
+  auto& cut = *requests_[3]->connection;
+  cut.write_head(200, std::vector<HeaderRef>{{"Content-Length", "5000"}});
+  cut.write_file({file, data.size() - 1000, 5000});
+  cut.finish();
+  EXPECT_TRUE(closed_by_server());
+  EXPECT_EQ(received_.substr(received_.size() - 1000), data.substr(data.size() - 1000));
+  run_until([&] { return file.use_count() == 1; });
+}
+
+TEST_F(HTTP1ConnectionTest, WholeResponseFromViewsRefusesInjection) {
+  hold_ = true;
+  start();
+  send(get("/"));
+  run_until([&] { return requests_.size() == 1; });
+  auto& conn = *requests_[0]->connection;
+  std::vector<HeaderRef> bad{{"X-Bad", "a\r\nInjected: yes"}};
+  EXPECT_THROW(conn.write_whole_response(200, bad, "x"), std::invalid_argument);
+  conn.write_whole_response(203, std::vector<HeaderRef>{{"Content-Length", "2"}, {"X-A", "b"}},
+                            "ok");
+  Response r = next_response();
+  EXPECT_EQ(r.status, 203);
+  EXPECT_EQ(r.header("x-a"), "b");
+  EXPECT_EQ(r.body, "ok");
+  EXPECT_TRUE(r.has("date"));
+}
+
+TEST_F(HTTP1ConnectionTest, LingeringCloseWaitsForAFileBeingSent) {
+  // Answered before the request body came: the connection sends the response, shuts
+  // down its side and lingers. The shutdown must wait for the file too, not only for
+  // what libuv holds, or the file is cut short.
+  std::string data(1 << 20, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 17);
+  std::FILE* f = std::tmpfile();
+  std::fwrite(data.data(), 1, data.size(), f);
+  std::fflush(f);
+  auto file = std::make_shared<OpenFile>(::dup(fileno(f)));
+  std::fclose(f);
+  delegate_.start = [&](const std::shared_ptr<HTTPServerRequest>& req) {
+    auto& conn = *req->connection;
+    conn.write_head(200, std::vector<HeaderRef>{{"Content-Length", std::to_string(data.size())}});
+    conn.write_file({file, 0, data.size()});
+    conn.finish();
+    return RequestStart{std::make_unique<Message>()};
+  };
+  start({}, 64 * 1024);
+  send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+  Response r = next_response();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("connection"), "close");
+  EXPECT_TRUE(r.body == data);
+  EXPECT_TRUE(closed_by_server());
 }

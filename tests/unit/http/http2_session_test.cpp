@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <list>
@@ -493,4 +494,82 @@ TEST_F(HTTP2SessionTest, PausedBodyHoldsThePeerBackByItsWindow) {
   EXPECT_TRUE(finished);
   EXPECT_EQ(r.body, std::to_string(2 << 20));
   EXPECT_LT(while_paused, std::size_t{2} << 20);
+}
+
+TEST_F(HTTP2SessionTest, WholeResponseFromViewsAndInjectionRefused) {
+  hold_ = true;
+  start();
+  auto ok = request("GET", "/ok");
+  auto head = request("HEAD", "/head");
+  run_until([&] {
+    pump();
+    return requests_.size() == 2;
+  });
+  HeaderRef bad[] = {{"X-Bad", "a\r\nInjected: yes"}};
+  EXPECT_THROW(requests_[0]->connection->write_whole_response(200, bad, "x"),
+               std::invalid_argument);
+  HeaderRef fields[] = {{"Content-Type", "text/plain"},
+                        {"Connection", "keep-alive"},
+                        {"Content-Length", "5"},
+                        {"X-Mixed-Case", "v"}};
+  requests_[0]->connection->write_whole_response(206, fields, "hello");
+  // Written whole: a second answer is a logic error, not a second HEADERS.
+  EXPECT_THROW(requests_[0]->connection->write_whole_response(200, fields, "again"),
+               std::logic_error);
+  requests_[1]->connection->write_whole_response(200, fields, "hello");
+  auto& r = wait(ok);
+  EXPECT_EQ(r.status, 206);
+  EXPECT_EQ(r.error, 0u);
+  EXPECT_EQ(r.body, "hello");
+  EXPECT_EQ(r.headers["content-type"], "text/plain");
+  EXPECT_EQ(r.headers["x-mixed-case"], "v");
+  EXPECT_EQ(r.headers.count("connection"), 0u);
+  EXPECT_FALSE(r.headers["date"].empty());
+  EXPECT_EQ(r.headers["server"], "tronada");
+  auto& h = wait(head);
+  EXPECT_EQ(h.body, "");
+  EXPECT_EQ(h.headers["content-length"], "5");
+}
+
+TEST_F(HTTP2SessionTest, FileRegionsGoOutInOrderWithTheBody) {
+  hold_ = true;
+  start();
+  auto id = request("GET", "/file");
+  auto cut = request("GET", "/cut");
+  run_until([&] {
+    pump();
+    return requests_.size() == 2;
+  });
+  std::string data(100000, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 23);
+  std::FILE* f = std::tmpfile();
+  std::fwrite(data.data(), 1, data.size(), f);
+  std::fflush(f);
+  auto file = std::make_shared<OpenFile>(::dup(fileno(f)));
+  std::fclose(f);
+  auto& conn = *requests_[0]->connection;
+  ASSERT_TRUE(conn.can_write_file());
+  HTTPHeaders h;
+  conn.write_headers(200, h);
+  conn.write("<");
+  conn.write_file({file, 10, 50000});
+  conn.write("|");
+  conn.write_file({file, 90000, 10000});
+  conn.write(">");
+  conn.finish();
+  // A file that ends before its region: the stream is reset, not left waiting.
+  auto& short_conn = *requests_[1]->connection;
+  short_conn.write_headers(200, h);
+  short_conn.write_file({file, 99000, 5000});
+  short_conn.finish();
+  auto& r = wait(id);
+  EXPECT_EQ(r.error, 0u);
+  EXPECT_TRUE(r.body == "<" + data.substr(10, 50000) + "|" + data.substr(90000) + ">");
+  auto& c = wait(cut);
+  EXPECT_NE(c.error, 0u);
+  EXPECT_EQ(c.body, data.substr(99000));
+  run_until([&] {
+    pump();
+    return file.use_count() == 1;
+  });
 }
