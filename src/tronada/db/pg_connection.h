@@ -123,7 +123,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   IOLoop& loop_;
   PGconn* conn_ = nullptr;
   int fd_ = -1;
-  int watched_ = 0;
+  int watched_ = 0;  // the events the poll handle watches; -1: unknown, watch() re-arms
   bool connecting_ = false;
   bool flushing_ = false;
   std::optional<Promise<std::shared_ptr<Connection>>> connect_promise_;
