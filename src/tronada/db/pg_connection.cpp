@@ -406,13 +406,18 @@ int Connection::backend_pid() const {
   return conn_ ? PQbackendPID(conn_) : 0;
 }
 
-bool Connection::peer_closed() const {
-  if (!conn_ || fd_ < 0) return true;
-  char byte;
-  ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n > 0) return false;  // a message waits (a NOTIFY, a parameter change): alive
-  if (n == 0) return true;  // the server closed
-  return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;  // reset, ...
+bool Connection::check_open() {
+  if (!is_open()) return false;
+  // libpq reads one batch per call, and only a read that finds nothing after the last
+  // message tells it the server hung up: so peek, and hand libpq whatever waits (data,
+  // EOF or an error) until nothing does. Bounded, for a server that keeps notifying.
+  for (int round = 0; round < 8 && conn_; ++round) {
+    char byte;
+    ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+    on_io(IOLoop::READ);
+  }
+  return is_open();
 }
 
 }  // namespace tronada::pg
