@@ -105,15 +105,21 @@ void Connection::poll_connect() {
   }
   // libpq may switch sockets while it tries addresses or falls back from TLS.
   int fd = PQsocket(conn_);
+  if (fd < 0) {
+    fail(trimmed(PQerrorMessage(conn_)));
+    return;
+  }
   if (fd != fd_) {
     if (fd_ >= 0) loop_.remove_handler(fd_);
     fd_ = fd;
-    watched_ = 0;
-    if (fd_ >= 0)
-      loop_.add_handler(
-          fd_, [this](int, int events) { on_io(events); }, IOLoop::READ);
-    watched_ = IOLoop::READ;
+    loop_.add_handler(
+        fd_, [this](int, int events) { on_io(events); }, 0);
   }
+  // The new socket often gets the number of the one libpq just closed, and then the
+  // check above cannot see the switch: the kernel dropped the closed socket from epoll,
+  // while libuv, asked for an unchanged mask, would keep believing it is registered.
+  // So every step re-arms the watch (a connect takes a handful of steps).
+  watched_ = -1;
   if (status == PGRES_POLLING_READING) {
     watch(IOLoop::READ);
   } else if (status == PGRES_POLLING_WRITING) {
@@ -144,6 +150,15 @@ void Connection::on_io(int events) {
   // A completed future's callbacks may drop the last outside reference.
   auto keep = shared_from_this();
   if (!conn_) return;
+  if (events & IOLoop::ERROR) {
+    // On a socket error (POLLERR) libuv stops the poll handle before it reports it, so
+    // the watch in watched_ is gone. The socket may still hold data that arrived ahead
+    // of the error (a backend's FATAL goodbye, then the reset for the statement it never
+    // read), and reading that does not yet show libpq the error. Re-arming below lets
+    // the next readiness report it; without that the statement would wait forever on a
+    // handle that never fires again.
+    watched_ = -1;
+  }
   if (connecting_) {
     poll_connect();
     return;
@@ -159,6 +174,7 @@ void Connection::on_io(int events) {
   // libpq's rule for non-blocking sends: keep flushing on either readiness.
   if (flushing_ && !flush()) return;
   drain_results();
+  watch(flushing_ ? IOLoop::READ | IOLoop::WRITE : IOLoop::READ);
 }
 
 Future<Result> Connection::execute(std::string sql, Params params,
@@ -390,13 +406,18 @@ int Connection::backend_pid() const {
   return conn_ ? PQbackendPID(conn_) : 0;
 }
 
-bool Connection::peer_closed() const {
-  if (!conn_ || fd_ < 0) return true;
-  char byte;
-  ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n > 0) return false;  // a message waits (a NOTIFY, a parameter change): alive
-  if (n == 0) return true;  // the server closed
-  return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;  // reset, ...
+bool Connection::check_open() {
+  if (!is_open()) return false;
+  // libpq reads one batch per call, and only a read that finds nothing after the last
+  // message tells it the server hung up: so peek, and hand libpq whatever waits (data,
+  // EOF or an error) until nothing does. Bounded, for a server that keeps notifying.
+  for (int round = 0; round < 8 && conn_; ++round) {
+    char byte;
+    ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+    on_io(IOLoop::READ);
+  }
+  return is_open();
 }
 
 }  // namespace tronada::pg

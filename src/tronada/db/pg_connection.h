@@ -90,9 +90,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close();
 
   bool is_open() const { return conn_ != nullptr && !connecting_; }
-  /// True if the server's end is already closed (a FIN or reset is waiting on the
-  /// socket): an idle connection whose server restarted. One non-blocking peek.
-  bool peer_closed() const;
+  /// Takes in, without waiting, what the server sent since the loop last looked (as the
+  /// loop's next readiness would) and returns is_open(). An idle connection whose
+  /// server went away, with its goodbye (a FATAL message) and hang-up still unread,
+  /// closes here rather than failing the next statement; notifications found are
+  /// delivered. A few non-blocking reads.
+  bool check_open();
   /// Statements queued or running.
   std::size_t pending() const { return queue_.size(); }
   /// True inside BEGIN ... COMMIT, also while a failed transaction awaits its ROLLBACK
@@ -123,7 +126,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   IOLoop& loop_;
   PGconn* conn_ = nullptr;
   int fd_ = -1;
-  int watched_ = 0;
+  int watched_ = 0;  // the events the poll handle watches; -1: unknown, watch() re-arms
   bool connecting_ = false;
   bool flushing_ = false;
   std::optional<Promise<std::shared_ptr<Connection>>> connect_promise_;

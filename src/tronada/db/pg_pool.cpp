@@ -53,9 +53,10 @@ Task<PooledConnection> acquire(std::shared_ptr<PoolState> state) {
     // Most recently used first: its server process and caches are warm.
     std::shared_ptr<Connection> conn = std::move(state->idle.back());
     state->idle.pop_back();
-    // A server that restarted closed its end while the connection sat idle: checking
-    // here costs a peek, and spares the caller a query that would fail on it.
-    if (conn->is_open() && !conn->peer_closed()) {
+    // A server that restarted closed its end while the connection sat idle, maybe so
+    // recently that the loop has not read its goodbye yet: reading it here costs a
+    // peek or two, and spares the caller a query that would fail on it.
+    if (conn->check_open()) {
       co_return state->lend(std::move(conn), std::move(permit));
     }
     conn->close();

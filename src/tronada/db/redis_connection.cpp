@@ -87,8 +87,14 @@ void Connection::start(const ConnectOptions& options) {
       fd_,
       [this](int, int events) {
         auto keep = shared_from_this();  // completed futures may drop the last reference
+        // On a socket error (POLLERR) libuv stops the poll handle before it reports it.
+        // A reply cut short by a reset reads as incomplete, not as an error, so the watch
+        // is re-armed: the next readiness then shows hiredis the error (see
+        // pg::Connection::on_io).
+        if (events & IOLoop::ERROR) watched_ = -1;
         if (ac_ && (events & (IOLoop::READ | IOLoop::ERROR))) redisAsyncHandleRead(ac_);
         if (ac_ && (events & IOLoop::WRITE)) redisAsyncHandleWrite(ac_);
+        if (ac_) update_watch();
       },
       0);
   redisAsyncSetConnectCallback(ac, on_connect);  // asks for writability: connect done

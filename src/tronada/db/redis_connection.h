@@ -95,7 +95,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int fd_ = -1;
   bool want_read_ = false;
   bool want_write_ = false;
-  int watched_ = 0;
+  int watched_ = 0;  // the events the poll handle watches; -1: unknown, re-armed
   bool closing_ = false;
   bool up_ = false;
   std::optional<Duration> command_timeout_;

@@ -21,7 +21,11 @@ class PgTestServer {
   PgTestServer(const PgTestServer&) = delete;
   PgTestServer& operator=(const PgTestServer&) = delete;
 
-  /// SIGKILL to the server and all its processes (no shutdown, no goodbye to clients).
+  /// SIGKILL to the postmaster (no shutdown). Its backends run in sessions of their own
+  /// (postgres's InitPostmasterChild calls setsid), so the signal does not reach them:
+  /// each notices its postmaster's death on its own, sends its client a FATAL
+  /// "terminating connection due to unexpected postmaster exit" and exits, as after a
+  /// real crash. Until then an idle backend may still take a statement.
   void kill();
   /// Starts it again on the same port and data (crash recovery runs first).
   void start();

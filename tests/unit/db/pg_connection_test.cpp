@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "db/db_fixture.h"
+#include "db/fake_pg_peer.h"
 
 using namespace tronada;
 using namespace tronada::test_support;
@@ -33,6 +34,7 @@ Task<std::string> failure(Future<T> f) {
 }
 
 class PgConnectionTest : public PgTest {};
+class PgFakePeerTest : public LoopTest {};
 
 }  // namespace
 
@@ -242,5 +244,42 @@ TEST_F(PgConnectionTest, ConnectFailuresAndLostConnectionsAreConnectionErrors) {
     EXPECT_FALSE(conn->is_open());
     Future<pg::Result> later = conn->query("SELECT 1");
     EXPECT_THROW(co_await later, pg::ConnectionError);
+  });
+}
+
+TEST_F(PgConnectionTest, ConnectMovesOnWhenTheFirstHostRefuses) {
+  run([&]() -> Task<void> {
+    // The refusal is a socket error: libuv stops watching the socket when it reports
+    // one, and libpq's socket for the next host usually reuses the number. The connect
+    // must go on to the second host rather than wait out its timeout.
+    ConnPtr conn =
+        co_await connect("host=127.0.0.1,127.0.0.1 port=1," + std::to_string(server->port()) +
+                         " user=postgres dbname=postgres");
+    Future<pg::Result> f = conn->query("SELECT 1");
+    pg::Result r = co_await f;
+    EXPECT_EQ(r.scalar<int>(), 1);
+    conn->close();
+  });
+}
+
+// A backend whose postmaster died says FATAL and exits with the client's statement
+// unread, so the client's socket holds that message and a reset at once. libuv then
+// reports a socket error and stops watching; reading the message alone does not show
+// libpq the error, and the statement used to wait forever (about 1 run in 7 of
+// PgPoolTest.PoolRecoversWhenTheServerIsKilledAndRestartedMidRun). The peer makes that
+// timing certain.
+TEST_F(PgFakePeerTest, AStatementFailsWhenTheBackendSaysFatalAndResetsInOneReadiness) {
+  FakePgPeer peer;
+  run([&]() -> Task<void> {
+    ConnPtr conn = co_await connect(peer.conninfo());
+    bool closed = false;
+    conn->set_close_handler([&closed] { closed = true; });
+    Future<pg::Result> q = conn->query("SELECT $1::int", 1);
+    EXPECT_EQ(peer.read_statement(), "SELECT $1::int");
+    peer.say_fatal_and_hang_up("terminating connection due to unexpected postmaster exit",
+                               Hangup::reset);
+    EXPECT_THROW(co_await q, pg::ConnectionError);
+    EXPECT_TRUE(closed);
+    EXPECT_FALSE(conn->is_open());
   });
 }

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "db/db_fixture.h"
+#include "db/fake_pg_peer.h"
 #include "tronada/async/event.h"
 #include "tronada/async/gather.h"
 #include "tronada/db/pg_listener.h"
@@ -22,6 +23,7 @@ using namespace std::chrono_literals;
 namespace {
 
 class PgPoolTest : public PgTest {};
+class PgPoolFakePeerTest : public LoopTest {};
 
 Task<int> backend_of(pg::Pool& pool, int i) {
   Task<pg::Result> q = pool.query("SELECT pg_backend_pid(), $1::int * 2, pg_sleep(0.01)", i);
@@ -146,6 +148,30 @@ TEST_F(PgPoolTest, PoolRecoversWhenTheServerIsKilledAndRestartedMidRun) {
     EXPECT_EQ(ok_before, 20);
     EXPECT_EQ(failed, 1);
     EXPECT_EQ(ok_after, 20);
+  });
+  pool.close();
+}
+
+// An idle connection whose backend said goodbye (FATAL, then an orderly close) while the
+// loop was busy elsewhere (in PoolRecoversWhenTheServerIsKilledAndRestartedMidRun: the
+// blocking restart) still has that unread at the next acquire. A peek saw data there and
+// lent it out as alive, failing the caller's statement; acquire must drop it instead.
+TEST_F(PgPoolFakePeerTest, AcquireDropsAnIdleConnectionWhoseServerSaidGoodbye) {
+  FakePgPeer peer;
+  pg::Pool pool({.conninfo = peer.conninfo(), .max_size = 1});
+  run([&]() -> Task<void> {
+    {
+      Task<pg::PooledConnection> first = pool.acquire();
+      pg::PooledConnection conn = co_await std::move(first);
+      EXPECT_EQ(conn->backend_pid(), FakePgPeer::backend_pid(0));
+    }
+    EXPECT_EQ(pool.idle(), 1u);
+    peer.say_fatal_and_hang_up("terminating connection due to unexpected postmaster exit",
+                               Hangup::fin, 0);
+    Task<pg::PooledConnection> second = pool.acquire();
+    pg::PooledConnection conn = co_await std::move(second);
+    EXPECT_EQ(conn->backend_pid(), FakePgPeer::backend_pid(1)) << "the dead one was lent";
+    EXPECT_TRUE(conn->is_open());
   });
   pool.close();
 }
