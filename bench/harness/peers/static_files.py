@@ -2,11 +2,10 @@
 `tronada static` (the product), h2o's file handler and nginx with sendfile and
 open_file_cache, each in the configuration its documentation recommends for speed."""
 
-import getpass
 from pathlib import Path
 
 from ..common import BIN, HOST
-from . import nginx
+from . import h2o, nginx
 from .tls import bench_cert
 
 # name -> size: a 13-byte file (Hello, world\n), a 16 KiB asset and a 1 MiB download.
@@ -41,30 +40,8 @@ def tronada_command(tls=False):
 
 def h2o_command(tls=False):
     """h2o, one thread, `file.dir` (its open-file cache is on by default)."""
-    def command(port, workdir):
-        root = docroot(workdir)
-        ssl = ""
-        if tls:
-            crt, key = bench_cert(workdir)
-            ssl = f"\n  ssl:\n    certificate-file: {crt}\n    key-file: {key}"
-        conf = f"""user: {getpass.getuser()}
-num-threads: 1
-pid-file: {workdir}/h2o-static-{port}.pid
-error-log: {workdir}/h2o-static-{port}-error.log
-max-connections: 30000
-listen:
-  host: {HOST}
-  port: {port}{ssl}
-hosts:
-  default:
-    paths:
-      /:
-        file.dir: {root}
-"""
-        path = Path(workdir) / f"h2o-static-{port}.conf"
-        path.write_text(conf)
-        return ["h2o", "-c", str(path)]
-    return command
+    return lambda port, workdir: h2o.file_dir_argv(port, workdir, docroot(workdir), tls,
+                                                   name="h2o-static")
 
 
 def nginx_command(tls=False, http2=False):
