@@ -13,6 +13,23 @@ BUILD = Path(os.environ.get("TRONADA_BUILD_DIR", ROOT / "build"))
 BIN = BUILD / "bin"
 
 
+def child_pids(pid):
+    """The direct children of pid (empty once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
+def process_tree(pid):
+    """pid and all its descendants, parents before children."""
+    pids = [pid]
+    for p in pids:  # grows while walked: each child's children are appended in turn
+        pids += [c for c in child_pids(p) if c not in pids]
+    return pids
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import BIN, free_port, wait_for_port
+from conftest import BIN, child_pids, free_port, wait_for_port
 from test_fastcgi import PHP_DIR, PHP_FPM, PHPFPM, stop
 
 pytestmark = pytest.mark.skipif(PHP_FPM is None, reason="php-fpm is not installed")
@@ -30,11 +30,6 @@ def get(port, path):
         return response.status, response.read()
     finally:
         conn.close()
-
-
-def children(pid):
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(p) for p in f.read().split()]
 
 
 def epoll_fds(pid):
@@ -77,9 +72,9 @@ fastcgi = {{ to = "unix:{fpm.sock}", root = "{PHP_DIR}" }}
     try:
         wait_for_port(port, server)
         deadline = time.monotonic() + 10
-        while len(children(server.pid)) < 2 and time.monotonic() < deadline:
+        while len(child_pids(server.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        a, b = children(server.pid)[:2]
+        a, b = child_pids(server.pid)[:2]
         shared = [same_file(a, fa, b, fb) for fa in epoll_fds(a) for fb in epoll_fds(b)]
         if not shared or None in shared:
             pytest.skip("kcmp(2) is not available here to compare the workers' epolls")

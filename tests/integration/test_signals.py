@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, free_port, wait_for_port
+from conftest import BIN, process_tree, free_port, wait_for_port
 
 APPS = Path(__file__).resolve().parent / "apps"
 
@@ -22,24 +22,6 @@ def get(port, path="/"):
         return conn.getresponse().status
     finally:
         conn.close()
-
-
-def process_tree(pid):
-    pids = [pid]
-    for p in list(pids):
-        try:
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                pids += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    # one level more (a master's workers)
-    for p in list(pids[1:]):
-        try:
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                pids += [int(c) for c in f.read().split() if int(c) not in pids]
-        except OSError:
-            pass
-    return pids
 
 
 def commands(tmp_path, port):

@@ -252,6 +252,8 @@ detail::Timer* IOLoop::timer_for(TimeoutHandle handle) {
 
 bool IOLoop::is_timer_slot(const uv_handle_t* handle) const {
   if (handle->type != UV_TIMER || !handle->data) return false;
+  // A scan, not t->slot: handle->data of a timer someone else owns is not a Timer, and
+  // only pointer comparisons are safe on it. Only leak checks in tests ask.
   auto* t = static_cast<const detail::Timer*>(handle->data);
   for (const detail::Timer* slot : timer_slab_)
     if (slot == t) return true;
