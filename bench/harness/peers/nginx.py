@@ -47,9 +47,13 @@ def hello_command(port, workdir, http2=False, tls=False, location=HELLO_LOCATION
     if tls:
         crt, key = bench_cert(workdir)
         listen += f"\n        ssl_certificate {crt};\n        ssl_certificate_key {key};"
+    # As root, nginx's workers drop to `nobody`, who cannot read a docroot under the
+    # run's private (0700) work directory: keep the workers' user the caller's.
+    user = "user root;" if os.geteuid() == 0 else ""
     conf = f"""
 daemon off;
 master_process on;
+{user}
 worker_processes 1;
 worker_rlimit_nofile {nofile};
 pid {workdir}/nginx-{port}.pid;
