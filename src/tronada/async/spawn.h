@@ -15,7 +15,7 @@ namespace detail {
 /// A coroutine that starts at once and frees its own frame when it ends; used only to
 /// drive a Task into a Promise. Never exposed: callers get the Future.
 struct DetachedCoroutine {
-  struct promise_type {
+  struct promise_type : PooledFrame {
     DetachedCoroutine get_return_object() noexcept { return {}; }
     std::suspend_never initial_suspend() const noexcept { return {}; }
     std::suspend_never final_suspend() const noexcept { return {}; }

@@ -7,6 +7,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "tronada/async/detail/frame_pool.h"
+
 namespace tronada {
 
 template <typename T = void>
@@ -33,7 +35,7 @@ struct TaskFinalAwaiter {
   void await_resume() const noexcept {}
 };
 
-struct TaskPromiseBase {
+struct TaskPromiseBase : PooledFrame {
   std::coroutine_handle<> continuation;
   std::exception_ptr exception;
   // Set while the awaiter's await_suspend runs the task: see Task's Awaiter.
@@ -51,10 +53,8 @@ struct TaskPromise : TaskPromiseBase {
   Task<T> get_return_object() noexcept;
   TaskFinalAwaiter<T> final_suspend() const noexcept { return {}; }
   template <typename U>
-    requires std::is_convertible_v<U&&, T>
-  void return_value(U&& v) {
-    value.emplace(std::forward<U>(v));
-  }
+  requires std::is_convertible_v<U&&, T>
+  void return_value(U&& v) { value.emplace(std::forward<U>(v)); }
   T result() {
     if (exception) std::rethrow_exception(exception);
     return std::move(*value);

@@ -1,0 +1,93 @@
+#include "tronada/async/detail/frame_pool.h"
+
+#include <new>
+
+// Under AddressSanitizer or ThreadSanitizer a recycled frame would hide a use after
+// free or a race on a destroyed coroutine: there every frame comes from operator new.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TRONADA_FRAME_POOL 0
+#else
+#define TRONADA_FRAME_POOL 1
+#endif
+
+namespace tronada::detail {
+
+#if TRONADA_FRAME_POOL
+namespace {
+
+constexpr std::size_t kGranule = 64;
+constexpr std::size_t kClasses = 16;       // frames up to 1 KiB
+constexpr std::size_t kKeepPerClass = 64;  // at most 64 KiB parked per class and thread
+
+struct FreeFrame {
+  FreeFrame* next;
+};
+
+// Trivially destructible, so it stays usable while other thread_locals (an IOLoop
+// whose tasks free frames) are destroyed after the reaper below has run.
+struct Lists {
+  FreeFrame* head[kClasses];
+  std::size_t count[kClasses];
+  bool closed;  // the thread is exiting: frees go straight to operator delete
+};
+thread_local Lists lists;
+
+// Frees the parked frames when the thread exits.
+struct Reaper {
+  ~Reaper() {
+    for (std::size_t c = 0; c < kClasses; ++c) {
+      while (FreeFrame* f = lists.head[c]) {
+        lists.head[c] = f->next;
+        ::operator delete(f);
+      }
+      lists.count[c] = 0;
+    }
+    lists.closed = true;
+  }
+};
+thread_local Reaper reaper;
+
+std::size_t size_class(std::size_t size) {
+  return (size + kGranule - 1) / kGranule - 1;
+}
+
+}  // namespace
+
+void* allocate_frame(std::size_t size) {
+  std::size_t c = size_class(size);
+  if (c < kClasses) {
+    if (FreeFrame* f = lists.head[c]) {
+      lists.head[c] = f->next;
+      --lists.count[c];
+      return f;
+    }
+    (void)&reaper;  // odr-use: constructs the reaper on this thread's first frame
+    return ::operator new((c + 1) * kGranule);
+  }
+  return ::operator new(size);
+}
+
+void free_frame(void* frame, std::size_t size) noexcept {
+  std::size_t c = size_class(size);
+  if (c < kClasses && !lists.closed && lists.count[c] < kKeepPerClass) {
+    auto* f = static_cast<FreeFrame*>(frame);
+    f->next = lists.head[c];
+    lists.head[c] = f;
+    ++lists.count[c];
+    return;
+  }
+  ::operator delete(frame);
+}
+
+#else
+
+void* allocate_frame(std::size_t size) {
+  return ::operator new(size);
+}
+void free_frame(void* frame, std::size_t) noexcept {
+  ::operator delete(frame);
+}
+
+#endif
+
+}  // namespace tronada::detail
