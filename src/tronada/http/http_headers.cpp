@@ -52,6 +52,10 @@ void HTTPHeaders::add(std::string_view name, std::string_view value) {
   fields_.push_back(HeaderField{std::string(name), std::string(value)});
 }
 
+void HTTPHeaders::add_owned(std::string_view name, std::string value) {
+  fields_.push_back(HeaderField{std::string(name), std::move(value)});
+}
+
 void HTTPHeaders::set(std::string_view name, std::string_view value) {
   auto first = std::find_if(fields_.begin(), fields_.end(),
                             [&](const HeaderField& f) { return detail::iequals(f.name, name); });

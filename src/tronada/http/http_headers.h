@@ -36,6 +36,10 @@ class HTTPHeaders {
   /// Appends a field, keeping any earlier fields of the same name.
   void add(std::string_view name, std::string_view value);
 
+  /// add() for a value already built as a string: its storage moves into the field
+  /// instead of being copied (one allocation less on a hot path).
+  void add_owned(std::string_view name, std::string value);
+
   /// Replaces every field named `name` by one with `value`; the first occurrence keeps its
   /// place (and spelling of the name is taken from `name`), or the field is appended.
   void set(std::string_view name, std::string_view value);

@@ -86,7 +86,8 @@ kainjow::mustache::data to_mustache(const nlohmann::json& j) {
 
 }  // namespace
 
-RequestHandler::RequestHandler() : arguments_(std::make_unique<Arguments>()) {}
+// Arguments are made on first use: most requests have no query or body to parse.
+RequestHandler::RequestHandler() = default;
 RequestHandler::~RequestHandler() = default;
 
 Task<void> RequestHandler::prepare() {
@@ -169,6 +170,7 @@ Task<void> RequestHandler::execute() {
 }
 
 void RequestHandler::parse_body_arguments() {
+  if (!arguments_) arguments_ = std::make_unique<Arguments>();
   Arguments& a = *arguments_;
   if (a.parsed) return;
   a.parsed = true;
@@ -320,9 +322,9 @@ void RequestHandler::finish() {
         !headers_.contains("ETag")) {
       // A buffered response can carry an ETag for free, and answer a matching
       // If-None-Match with 304 (Tornado's compute_etag / check_etag_header).
-      std::string etag = compute_etag(body_);
-      headers_.set("ETag", etag);
-      if (auto inm = request_->headers.get("If-None-Match"); inm && etag_matches(*inm, etag)) {
+      headers_.add_owned("ETag", compute_etag(body_));  // none yet: checked above
+      if (auto inm = request_->headers.get("If-None-Match");
+          inm && etag_matches(*inm, *headers_.get("ETag"))) {
         status_ = 304;
         body_.clear();
       }

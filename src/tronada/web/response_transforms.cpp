@@ -15,9 +15,11 @@ std::string compute_etag(std::string_view body) {
     h ^= c;
     h *= 1099511628211ULL;
   }
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "\"%016llx\"", static_cast<unsigned long long>(h));
-  return buf;
+  // Formatted by hand: snprintf was a visible share of a hello-world profile.
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string etag(18, '"');
+  for (int i = 16; i >= 1; --i, h >>= 4) etag[static_cast<std::size_t>(i)] = kHex[h & 0xf];
+  return etag;
 }
 
 bool etag_matches(std::string_view header, std::string_view etag) {
