@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "cli/byte_size.h"
+#include "tronada/gateway/dns_resolver.h"
 #include "tronada/gateway/upstream_group.h"
 
 namespace tronada::cli {
@@ -345,6 +346,15 @@ Backend read_backend(std::string_view kind, const toml::table& t, const std::str
   if (auto v = r.duration("health_interval")) b.health_interval = *v;
   if (auto v = r.boolean("preserve_host")) b.preserve_host = *v;
   if (auto v = r.string("ca_file")) b.ca_file = *v;
+  if (auto v = r.duration("resolve_interval")) b.resolve_interval = *v;
+  if (auto v = r.string("resolver")) {
+    try {
+      DnsResolver::validate_servers(*v);
+    } catch (const std::exception& e) {
+      r.fail(*r.get("resolver"), e.what());
+    }
+    b.resolver = *v;
+  }
   r.finish();
   return b;
 }
@@ -548,6 +558,10 @@ std::string format_config(const Config& config) {
       }
       out << "preserve_host = " << (b->preserve_host ? "true" : "false") << "\n";
       if (!b->ca_file.empty()) out << "ca_file = " << quote(b->ca_file) << "\n";
+      if (b->resolve_interval.count() > 0) {
+        out << "resolve_interval = " << format_ms(b->resolve_interval) << "\n";
+      }
+      if (!b->resolver.empty()) out << "resolver = " << quote(b->resolver) << "\n";
     }
   }
   return out.str();

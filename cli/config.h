@@ -100,6 +100,9 @@ struct ProxyBackend {
   std::chrono::milliseconds health_interval{10'000};
   bool preserve_host = true;
   std::string ca_file;  // CAs for https:// upstreams; empty: the system's
+  // Host names in `to` looked up again this often (0: resolved at each connect, as before).
+  std::chrono::milliseconds resolve_interval{0};
+  std::string resolver;  // DNS servers for those lookups; empty: /etc/resolv.conf
 };
 
 using Backend =

@@ -48,6 +48,8 @@ std::shared_ptr<ProxyRoute> make_proxy_route(const ProxyBackend& b, const RouteC
   options.health_interval = ns(b.health_interval);
   options.headers.preserve_host = b.preserve_host;
   options.upstream_ca_file = b.ca_file;
+  options.resolve_interval = ns(b.resolve_interval);
+  options.resolver = b.resolver;
   options.headers.trust_forwarded = server.xheaders;
   if (route.strip_prefix) options.headers.strip_prefix = route.path;
   if (server.max_body_size) options.max_body_size = *server.max_body_size;
