@@ -116,6 +116,7 @@ RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* p
       if (auto* b = std::get_if<FastCGIBackend>(&route.backend)) {
         auto fcgi = make_fastcgi_config(b->root, b->to);
         fcgi->index = b->index;
+        fcgi->pool->resolve_every(ns(b->resolve_interval), b->resolver);
         if (config.server.max_body_size) fcgi->max_body_size = *config.server.max_body_size;
         factory = handler<FastCGIHandler>(std::shared_ptr<const FastCGIConfig>(fcgi));
       } else if (auto* b = std::get_if<StaticBackend>(&route.backend)) {

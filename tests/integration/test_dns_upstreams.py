@@ -257,3 +257,89 @@ def test_resolver_flag_is_checked():
                         "--resolver", "dns.example"], capture_output=True, text=True, timeout=10)
     assert r.returncode != 0
     assert "IP address" in r.stderr, r.stderr
+
+
+def start_responders(addresses):
+    binary = BIN / "fcgi_responder"
+    if not binary.exists():
+        pytest.skip("fcgi_responder was not built (libfcgi-dev missing)")
+    for _ in range(20):
+        port = free_port()
+        procs = [subprocess.Popen([str(binary), "--port", str(port), "--address", a],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for a in addresses]
+        time.sleep(0.2)
+        if all(p.poll() is None for p in procs):
+            for a in addresses:
+                deadline = time.monotonic() + 5
+                while True:
+                    try:
+                        socket.create_connection((a, port), timeout=0.2).close()
+                        break
+                    except OSError:
+                        assert time.monotonic() < deadline, f"responder on {a}:{port} is not up"
+                        time.sleep(0.02)
+            return port, procs
+        for p in procs:
+            p.kill()
+            p.wait()
+    raise RuntimeError("no port free on every loopback address")
+
+
+def test_fastcgi_backend_follows_dns_answers(dnsmasq, tronada, tmp_path):
+    fcgi_port, procs = start_responders(["127.0.0.2", "127.0.0.3"])
+    try:
+        root = tmp_path / "root"
+        root.mkdir()
+        (root / "echo.php").write_text("handled by the responder\n")
+        dnsmasq.answer(["127.0.0.2"])
+        port = free_port()
+        config = tmp_path / "fastcgi.toml"
+        config.write_text(f"""
+[server]
+bind = ["127.0.0.1:{port}"]
+access_log = "off"
+
+[[route]]
+path = "/"
+[route.fastcgi]
+to = "{NAME}:{fcgi_port}"
+root = "{root}"
+resolve_interval = "1s"
+resolver = "127.0.0.1:{dnsmasq.port}"
+""")
+        tronada([TRONADA, "serve", "-c", str(config)], port)
+
+        def responders(n=6):
+            seen = []
+            for _ in range(n):
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                try:
+                    c.request("GET", "/echo.php")
+                    r = c.getresponse()
+                    r.read()
+                    seen.append(r.getheader("X-Responder-Address") if r.status == 200
+                                else f"status {r.status}")
+                finally:
+                    c.close()
+            return set(seen)
+
+        def wait_for(want, timeout=8.0):
+            deadline = time.monotonic() + timeout
+            seen = set()
+            while time.monotonic() < deadline:
+                seen = responders()
+                if seen == want:
+                    return
+                time.sleep(0.1)
+            raise AssertionError(f"responders {seen}, wanted {want}")
+
+        wait_for({"127.0.0.2"})
+        dnsmasq.answer(["127.0.0.2", "127.0.0.3"])
+        wait_for({"127.0.0.2", "127.0.0.3"})
+        dnsmasq.answer(["127.0.0.3"])
+        wait_for({"127.0.0.3"})
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()

@@ -76,6 +76,10 @@ bool is_ip_literal(const std::string& host) {
 
 }  // namespace
 
+bool DnsResolver::is_address_literal(const std::string& host) {
+  return is_ip_literal(host);
+}
+
 struct DnsResolver::Channel {
   ares_channel channel = nullptr;
 };

@@ -60,6 +60,8 @@ class DnsResolver : public std::enable_shared_from_this<DnsResolver> {
 
   /// Checks a servers list as create() does; throws std::invalid_argument.
   static void validate_servers(const std::string& servers);
+  /// True for an IPv4 or IPv6 address literal (no brackets): nothing to look up.
+  static bool is_address_literal(const std::string& host);
 
  private:
   struct Channel;
