@@ -38,6 +38,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         me = self.server.server_address[0]
         self.server.hits.append(url.path)
+        if url.path == "/health" and self.server.sick:
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if url.path == "/slow":
             time.sleep(float(urllib.parse.parse_qs(url.query).get("s", ["1"])[0]))
         body = me.encode()
@@ -52,6 +57,7 @@ class Upstream(http.server.ThreadingHTTPServer):
 
     def __init__(self, address):
         self.hits = []
+        self.sick = False
         super().__init__(address, Handler)
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
@@ -224,6 +230,27 @@ def test_proxy_follows_dns_answers(dnsmasq, upstreams, tronada):
     assert f"DNS lookup of {NAME} failed" in log, log
     assert "keeping its last addresses (127.0.0.2, 127.0.0.4)" in log, log
     assert "draining 127.0.0.3" in log, log
+
+
+def test_new_addresses_are_health_checked(dnsmasq, upstreams, tronada):
+    up_port, ups = upstreams
+    ups["127.0.0.4"].sick = True
+    dnsmasq.answer(["127.0.0.2", "127.0.0.3"])
+    port = free_port()
+    tronada(proxy_argv(port, up_port, dnsmasq,
+                       ["--health-uri", "/health", "--health-interval", "1"]), port)
+    wait_for_answers(port, {"127.0.0.2", "127.0.0.3"})
+    dnsmasq.answer(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+    deadline = time.monotonic() + 6
+    while "/health" not in ups["127.0.0.4"].hits:
+        assert time.monotonic() < deadline, "127.0.0.4 was never checked"
+        time.sleep(0.05)
+    # A window of answers from the other two only: round robin would put 127.0.0.4 in
+    # every window were it not marked down.
+    time.sleep(0.5)
+    wait_for_answers(port, {"127.0.0.2", "127.0.0.3"})
+    ups["127.0.0.4"].sick = False
+    wait_for_answers(port, {"127.0.0.2", "127.0.0.3", "127.0.0.4"}, timeout=6)
 
 
 def test_config_resolve_interval_and_resolver(dnsmasq, upstreams, tronada, tmp_path):

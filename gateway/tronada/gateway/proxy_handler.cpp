@@ -208,6 +208,11 @@ void ProxyRoute::check_health(const std::shared_ptr<Upstream>& u) {
   HTTPRequest request;
   if (!u->endpoint.unix_path.empty()) {
     request.url = "http+unix://" + url_encode(u->endpoint.unix_path, "") + options_.health_uri;
+  } else if (!u->address.empty() && u->endpoint.ssl) {
+    // A member found by DNS over TLS: the HTTP client cannot dial an address while it
+    // verifies a name, and checking the name would test whichever address the system
+    // resolver picks. Passive checks only (docs/proxy.md).
+    return;
   } else if (!u->address.empty()) {
     // A member found by DNS: its own address, with the name in Host.
     std::string host =
