@@ -195,6 +195,10 @@ def test_proxy_follows_dns_answers(dnsmasq, upstreams, tronada):
     port = free_port()
     t = tronada(proxy_argv(port, up_port, dnsmasq), port)
 
+    # The first request waits for the first answer rather than connecting by a name
+    # only our dnsmasq knows.
+    assert get(port)[0] == 200
+
     # Traffic spreads over every address the name resolves to, and only those.
     window = wait_for_answers(port, {"127.0.0.2", "127.0.0.3"})
     assert window.count("127.0.0.2") == window.count("127.0.0.3")
@@ -273,10 +277,16 @@ resolver = "127.0.0.1:{dnsmasq.port}"
     check = subprocess.run([TRONADA, "check", "-c", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     assert 'resolve_interval = "1s"' in check.stdout
-    tronada([TRONADA, "serve", "-c", str(config)], port)
+    t = tronada([TRONADA, "serve", "-c", str(config)], port)
+    assert get(port)[0] == 200
     wait_for_answers(port, {"127.0.0.3", "127.0.0.4"})
     dnsmasq.answer(["127.0.0.2"])
     wait_for_answers(port, {"127.0.0.2"}, timeout=6)
+    # A reload makes new routes, which look the name up afresh: no request fails meanwhile.
+    t.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        assert get(port) == (200, "127.0.0.2")
 
 
 def test_resolver_flag_is_checked():

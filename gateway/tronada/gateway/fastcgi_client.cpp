@@ -152,6 +152,19 @@ void Pool::addresses_changed(const std::vector<std::string>& addresses) {
 Task<Lease> Pool::acquire() {
   // The pool may be released by its last user while we wait; hold it.
   auto self = shared_from_this();
+  if (discovery_) {
+    discovery_->start();
+    if (!discovery_->settled()) {
+      // The first answers are milliseconds away (start-up, reload): wait for them rather
+      // than connect by a name only the configured resolver may know. On timeout the
+      // name is used as it is.
+      Future<void> settled = discovery_->wait_settled(options_.connect_timeout);
+      try {
+        co_await settled;
+      } catch (const TimeoutError&) {
+      }
+    }
+  }
   // With addresses found by DNS, requests take them in turn: an idle connection to this
   // request's address, else a new one to it, else (at the limit) any idle one. Without,
   // `to` is empty and any idle connection will do.

@@ -143,6 +143,11 @@ void ProxyRoute::start_discovery() {
   if (discovery_) discovery_->start();
 }
 
+Future<void> ProxyRoute::discovery_settled(Duration timeout) {
+  if (!discovery_ || discovery_->settled()) return make_ready_future<void>();
+  return discovery_->wait_settled(timeout);
+}
+
 UpstreamDiscovery::Stats ProxyRoute::discovery_stats() const {
   return discovery_ ? discovery_->stats() : UpstreamDiscovery::Stats{};
 }
@@ -387,6 +392,20 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
 
   static Task<void> connect(std::shared_ptr<Exchange> self, bool fresh) {
     ProxyRoute& route = *self->route_;
+    if (!fresh) {
+      // Upstreams found by DNS: the first answers are a few milliseconds away after
+      // start-up or a reload; connecting by name meanwhile could reach nothing (a name
+      // only the configured resolver knows). Bounded by the connect timeout; on timeout
+      // the name is used as it is.
+      Future<void> settled = route.discovery_settled(route.options().connect_timeout);
+      if (!settled.done()) {
+        try {
+          co_await settled;
+        } catch (const TimeoutError&) {
+        }
+        if (self->ended_) co_return;
+      }
+    }
     for (;;) {
       if (self->ended_) co_return;
       std::shared_ptr<Upstream> u =

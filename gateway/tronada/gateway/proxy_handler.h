@@ -100,6 +100,9 @@ class ProxyRoute {
   /// Starts looking the upstreams' host names up again and again if resolve_interval
   /// asks (idempotent; the constructor schedules it on the current loop).
   void start_discovery();
+  /// Ready at once without discovery or once its first lookups ended; else completes
+  /// when they do, or fails with TimeoutError after `timeout`.
+  Future<void> discovery_settled(Duration timeout);
   /// The DNS lookups so far (zeros without discovery).
   UpstreamDiscovery::Stats discovery_stats() const;
 

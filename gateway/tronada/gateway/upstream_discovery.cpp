@@ -26,7 +26,9 @@ UpstreamDiscovery::UpstreamDiscovery(std::vector<std::string> names, DiscoveryOp
   DnsResolver::validate_servers(options_.resolver);
   DnsRefresh::Options refresh;
   refresh.interval = options_.interval;
-  for (auto& n : names) names_.push_back(Name{std::move(n), DnsRefresh(refresh), {}});
+  for (auto& n : names) names_.push_back(Name{std::move(n), DnsRefresh(refresh), {}, false});
+  unsettled_ = names_.size();
+  if (unsettled_ == 0) settled_.set();
 }
 
 UpstreamDiscovery::~UpstreamDiscovery() {
@@ -81,6 +83,7 @@ void UpstreamDiscovery::answered(std::size_t index, std::vector<std::string> add
                    "DNS lookup of " + n.name + " failed: " + why + "; " + kept + quiet);
     }
     schedule(index);
+    mark_looked_up(n);
     return;
   }
   ++stats_.lookups;
@@ -93,9 +96,18 @@ void UpstreamDiscovery::answered(std::size_t index, std::vector<std::string> add
     log::info(options_.logger, what);
     schedule(index);
     IOLoop::invoke_logged("upstream discovery", [&] { on_change_(index, n.refresh.addresses()); });
+    mark_looked_up(n);
     return;
   }
   schedule(index);
+  mark_looked_up(n);
+}
+
+void UpstreamDiscovery::mark_looked_up(Name& n) {
+  if (n.looked_up) return;
+  n.looked_up = true;
+  // After on_change: whoever waited finds the group already updated.
+  if (--unsettled_ == 0) settled_.set();
 }
 
 void UpstreamDiscovery::schedule(std::size_t index) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tronada/async/event.h"
 #include "tronada/gateway/dns_refresh.h"
 #include "tronada/loop/io_loop.h"
 
@@ -51,6 +52,14 @@ class UpstreamDiscovery {
 
   const std::vector<std::string>& addresses(std::size_t index) const;
 
+  /// True once every name's first lookup ended, with an answer or a failure.
+  bool settled() const { return settled_.is_set(); }
+  /// Completes when settled(), or fails with TimeoutError after `timeout`. Requests
+  /// that arrive before the first answers wait here rather than connect by name: a
+  /// name only our `resolver` knows would fail with the system's (at start-up and after
+  /// every reload, which makes a new discovery).
+  Future<void> wait_settled(Duration timeout) { return settled_.wait(timeout); }
+
   struct Stats {
     std::uint64_t lookups = 0;   // answers that were used
     std::uint64_t failures = 0;  // lookups that failed (or had no address)
@@ -63,11 +72,13 @@ class UpstreamDiscovery {
     std::string name;
     DnsRefresh refresh;
     TimeoutHandle timer;
+    bool looked_up = false;  // its first lookup ended
   };
   void look_up(std::size_t index);
   void answered(std::size_t index, std::vector<std::string> addresses, std::optional<Duration> ttl,
                 const std::string& error);
   void schedule(std::size_t index);
+  void mark_looked_up(Name& n);
 
   DiscoveryOptions options_;
   ChangeCallback on_change_;
@@ -75,6 +86,8 @@ class UpstreamDiscovery {
   std::shared_ptr<DnsResolver> resolver_;
   IOLoop* loop_ = nullptr;
   Stats stats_;
+  std::size_t unsettled_ = 0;  // names whose first lookup has not ended
+  Event settled_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
