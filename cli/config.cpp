@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "cli/byte_size.h"
+#include "tronada/gateway/dns_resolver.h"
 #include "tronada/gateway/upstream_group.h"
 
 namespace tronada::cli {
@@ -311,6 +312,15 @@ Backend read_backend(std::string_view kind, const toml::table& t, const std::str
     }
     b.root = require(r.string("root"), "root");
     if (auto v = r.string("index")) b.index = *v;
+    if (auto v = r.duration("resolve_interval")) b.resolve_interval = *v;
+    if (auto v = r.string("resolver")) {
+      try {
+        DnsResolver::validate_servers(*v);
+      } catch (const std::exception& e) {
+        r.fail(*r.get("resolver"), e.what());
+      }
+      b.resolver = *v;
+    }
     r.finish();
     return b;
   }
@@ -345,6 +355,15 @@ Backend read_backend(std::string_view kind, const toml::table& t, const std::str
   if (auto v = r.duration("health_interval")) b.health_interval = *v;
   if (auto v = r.boolean("preserve_host")) b.preserve_host = *v;
   if (auto v = r.string("ca_file")) b.ca_file = *v;
+  if (auto v = r.duration("resolve_interval")) b.resolve_interval = *v;
+  if (auto v = r.string("resolver")) {
+    try {
+      DnsResolver::validate_servers(*v);
+    } catch (const std::exception& e) {
+      r.fail(*r.get("resolver"), e.what());
+    }
+    b.resolver = *v;
+  }
   r.finish();
   return b;
 }
@@ -535,6 +554,10 @@ std::string format_config(const Config& config) {
     } else if (auto* b = std::get_if<FastCGIBackend>(&r.backend)) {
       out << "to = " << quote(b->to) << "\nroot = " << quote(b->root)
           << "\nindex = " << quote(b->index) << "\n";
+      if (b->resolve_interval.count() > 0) {
+        out << "resolve_interval = " << format_ms(b->resolve_interval) << "\n";
+      }
+      if (!b->resolver.empty()) out << "resolver = " << quote(b->resolver) << "\n";
     } else if (auto* b = std::get_if<ProxyBackend>(&r.backend)) {
       out << "to = " << format_list(b->to) << "\n";
       out << "policy = " << quote(b->policy) << "\n";
@@ -548,6 +571,10 @@ std::string format_config(const Config& config) {
       }
       out << "preserve_host = " << (b->preserve_host ? "true" : "false") << "\n";
       if (!b->ca_file.empty()) out << "ca_file = " << quote(b->ca_file) << "\n";
+      if (b->resolve_interval.count() > 0) {
+        out << "resolve_interval = " << format_ms(b->resolve_interval) << "\n";
+      }
+      if (!b->resolver.empty()) out << "resolver = " << quote(b->resolver) << "\n";
     }
   }
   return out.str();

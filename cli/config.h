@@ -88,6 +88,9 @@ struct FastCGIBackend {
   std::string to;  // ADDR
   std::string root;
   std::string index = "index.php";
+  // A HOST:PORT `to` looked up again this often (0: resolved at each connect).
+  std::chrono::milliseconds resolve_interval{0};
+  std::string resolver;  // DNS servers for those lookups; empty: /etc/resolv.conf
 };
 struct ProxyBackend {
   std::vector<std::string> to;         // URLs: http://, https:// or unix:PATH
@@ -100,6 +103,9 @@ struct ProxyBackend {
   std::chrono::milliseconds health_interval{10'000};
   bool preserve_host = true;
   std::string ca_file;  // CAs for https:// upstreams; empty: the system's
+  // Host names in `to` looked up again this often (0: resolved at each connect, as before).
+  std::chrono::milliseconds resolve_interval{0};
+  std::string resolver;  // DNS servers for those lookups; empty: /etc/resolv.conf
 };
 
 using Backend =

@@ -8,6 +8,7 @@
 #include "cli/operations.h"
 #include "cli/route_table.h"
 #include "cli/server_runner.h"
+#include "tronada/gateway/dns_resolver.h"
 #include "tronada/gateway/proxy_handler.h"
 #include "tronada/web/application.h"
 
@@ -32,6 +33,8 @@ struct ProxyCommand {
   bool upstream_host = false;
   std::string upstream_ca;
   bool xheaders = false;
+  double resolve_interval = 0;
+  std::string resolver;
 
   void run() {
     apply_logging(common);
@@ -46,6 +49,8 @@ struct ProxyCommand {
     backend.health_interval = seconds(health_interval);
     backend.preserve_host = !upstream_host;
     backend.ca_file = upstream_ca;
+    backend.resolve_interval = seconds(resolve_interval);
+    backend.resolver = resolver;
     RouteConfig route;
     ServerConfig server;
     server.xheaders = xheaders;
@@ -121,6 +126,25 @@ void register_proxy_command(CLI::App& app) {
                   "CA certificates (PEM) that https:// upstreams are verified against, instead "
                   "of the system's")
       ->check(CLI::ExistingFile);
+  sub->add_option("--resolve-interval", cmd->resolve_interval,
+                  "Seconds between DNS lookups of upstream host names (their TTL may make it "
+                  "sooner); each address joins the group, vanished ones are drained. 0: resolve "
+                  "at each connect")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--resolver", cmd->resolver,
+                  "DNS servers for --resolve-interval lookups (IP[:PORT][,...]); default: "
+                  "/etc/resolv.conf")
+      ->check(CLI::Validator(
+          [](std::string& servers) -> std::string {
+            try {
+              DnsResolver::validate_servers(servers);
+              return {};
+            } catch (const std::exception& e) {
+              return e.what();
+            }
+          },
+          "IP[:PORT],..."));
   sub->add_flag("--xheaders", cmd->xheaders,
                 "Trust X-Forwarded-For/-Proto from clients (behind another proxy)");
   add_common_options(*sub, cmd->common);

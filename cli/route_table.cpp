@@ -48,6 +48,8 @@ std::shared_ptr<ProxyRoute> make_proxy_route(const ProxyBackend& b, const RouteC
   options.health_interval = ns(b.health_interval);
   options.headers.preserve_host = b.preserve_host;
   options.upstream_ca_file = b.ca_file;
+  options.resolve_interval = ns(b.resolve_interval);
+  options.resolver = b.resolver;
   options.headers.trust_forwarded = server.xheaders;
   if (route.strip_prefix) options.headers.strip_prefix = route.path;
   if (server.max_body_size) options.max_body_size = *server.max_body_size;
@@ -114,6 +116,7 @@ RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* p
       if (auto* b = std::get_if<FastCGIBackend>(&route.backend)) {
         auto fcgi = make_fastcgi_config(b->root, b->to);
         fcgi->index = b->index;
+        fcgi->pool->resolve_every(ns(b->resolve_interval), b->resolver);
         if (config.server.max_body_size) fcgi->max_body_size = *config.server.max_body_size;
         factory = handler<FastCGIHandler>(std::shared_ptr<const FastCGIConfig>(fcgi));
       } else if (auto* b = std::get_if<StaticBackend>(&route.backend)) {

@@ -2,7 +2,8 @@
 // of the protocol for the integration tests besides php-fpm: it answers every request
 // with its CGI parameters and body as text, over TCP.
 //
-// Usage: fcgi_responder --port N   (listens on 127.0.0.1:N)
+// Usage: fcgi_responder --port N [--address A]   (listens on A:N, A 127.0.0.1 unless
+// given; the X-Responder-Address header says which)
 #include <fcgiapp.h>
 
 #include <cstdio>
@@ -21,15 +22,17 @@ std::string param(FCGX_Request& req, const char* name) {
 
 int main(int argc, char** argv) {
   int port = 0;
+  std::string listen_on = "127.0.0.1";
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--port") == 0) port = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--address") == 0) listen_on = argv[i + 1];
   }
   if (port <= 0) {
     std::fprintf(stderr, "usage: fcgi_responder --port N\n");
     return 2;
   }
   if (FCGX_Init() != 0) return 1;
-  std::string address = "127.0.0.1:" + std::to_string(port);
+  std::string address = listen_on + ":" + std::to_string(port);
   int sock = FCGX_OpenSocket(address.c_str(), 128);
   if (sock < 0) {
     std::fprintf(stderr, "cannot listen on %s\n", address.c_str());
@@ -57,8 +60,8 @@ int main(int argc, char** argv) {
     std::string status = query.find("status=404") != std::string::npos ? "404 Not Found" : "200 OK";
     FCGX_FPrintF(req.out,
                  "Status: %s\r\nContent-Type: text/plain\r\nX-Responder: libfcgi\r\n"
-                 "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n",
-                 status.c_str());
+                 "X-Responder-Address: %s\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n",
+                 status.c_str(), listen_on.c_str());
     const char* names[] = {"REQUEST_METHOD", "SCRIPT_NAME",    "PATH_INFO",  "QUERY_STRING",
                            "REQUEST_URI",    "CONTENT_LENGTH", "HTTP_X_TEST"};
     for (const char* name : names) {

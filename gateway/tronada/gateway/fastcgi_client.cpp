@@ -2,10 +2,12 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "tronada/base/error.h"
 #include "tronada/base/log.h"
+#include "tronada/gateway/dns_resolver.h"
 #include "tronada/net/tcp_client.h"
 
 namespace tronada::fastcgi {
@@ -78,28 +80,105 @@ bool Pool::idle_stream_usable(IOStream& stream) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-std::shared_ptr<IOStream> Pool::take_idle() {
+std::shared_ptr<IOStream> Pool::take_idle(const std::string& to) {
   // Not in the coroutine: GCC 12 mishandles a local shared_ptr in a loop that co_returns.
-  while (!idle_.empty()) {
-    std::shared_ptr<IOStream> stream = std::move(idle_.back().stream);
-    idle_.pop_back();
+  if (discovery_) discovery_->start();
+  for (std::size_t k = idle_.size(); k-- > 0;) {  // newest first
+    if (!to.empty()) {
+      auto it = connected_to_.find(idle_[k].stream.get());
+      if (it == connected_to_.end() || it->second != to) continue;
+    }
+    std::shared_ptr<IOStream> stream = std::move(idle_[k].stream);
+    idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(k));
     if (idle_stream_usable(*stream)) return stream;
+    connected_to_.erase(stream.get());
     stream->close();
     --open_;
   }
   return nullptr;
 }
 
+void Pool::resolve_every(Duration interval, std::string resolver) {
+  if (discovery_ || interval <= Duration::zero() || address_.is_unix) return;
+  if (address_.host.empty() || DnsResolver::is_address_literal(address_.host)) return;
+  DiscoveryOptions options;
+  options.interval = interval;
+  options.resolver = std::move(resolver);
+  options.logger = "fastcgi";
+  // The discovery is ours and dies with us; its callbacks never outlive it.
+  discovery_ = std::make_unique<UpstreamDiscovery>(
+      std::vector<std::string>{address_.host}, std::move(options),
+      [this](std::size_t, const std::vector<std::string>& addresses) {
+        addresses_changed(addresses);
+      });
+  // First lookup as soon as the loop runs, not at the first request.
+  std::weak_ptr<Pool> weak = weak_from_this();
+  loop_->add_callback([weak] {
+    if (auto pool = weak.lock(); pool && pool->discovery_) pool->discovery_->start();
+  });
+}
+
+std::string Pool::next_host() {
+  if (resolved_.empty()) return {};
+  return resolved_[next_address_++ % resolved_.size()];
+}
+
+bool Pool::drained(const IOStream* stream) const {
+  auto it = connected_to_.find(stream);
+  return it != connected_to_.end() &&
+         !std::binary_search(resolved_.begin(), resolved_.end(), it->second);
+}
+
+void Pool::addresses_changed(const std::vector<std::string>& addresses) {
+  bool first = resolved_.empty();
+  resolved_ = addresses;
+  // Idle connections to addresses that left close now, and so do those made by name
+  // before the first answer (they went wherever the system resolver said). Lent ones
+  // close when released (drained()).
+  std::size_t closed = 0;
+  std::erase_if(idle_, [&](Idle& i) {
+    auto it = connected_to_.find(i.stream.get());
+    bool by_name = it == connected_to_.end();
+    if (!(by_name ? first : drained(i.stream.get()))) return false;
+    if (!by_name) connected_to_.erase(it);
+    i.stream->close();
+    ++closed;
+    return true;
+  });
+  open_ -= closed;
+  while (closed-- > 0 && hand_to_waiter(nullptr)) ++open_;
+}
+
 Task<Lease> Pool::acquire() {
   // The pool may be released by its last user while we wait; hold it.
   auto self = shared_from_this();
-  if (auto stream = take_idle()) co_return Lease{std::move(stream), true};
+  if (discovery_) {
+    discovery_->start();
+    if (!discovery_->settled()) {
+      // The first answers are milliseconds away (start-up, reload): wait for them rather
+      // than connect by a name only the configured resolver may know. On timeout the
+      // name is used as it is.
+      Future<void> settled = discovery_->wait_settled(options_.connect_timeout);
+      try {
+        co_await settled;
+      } catch (const TimeoutError&) {
+      }
+    }
+  }
+  // With addresses found by DNS, requests take them in turn: an idle connection to this
+  // request's address, else a new one to it, else (at the limit) any idle one. Without,
+  // `to` is empty and any idle connection will do.
+  std::string to = next_host();
+  if (auto stream = take_idle(to)) co_return Lease{std::move(stream), true};
   if (open_ < options_.max_connections) {
     ++open_;
     // Awaited into a named variable: GCC 12 destroys a co_await result inside a braced
     // initializer twice, which cost a stream its self-reference.
-    std::shared_ptr<IOStream> fresh = co_await connect();
+    std::shared_ptr<IOStream> fresh = co_await connect(to);
     co_return Lease{std::move(fresh), false};
+  }
+  if (!to.empty()) {
+    if (auto stream = take_idle("")) co_return Lease{std::move(stream), true};
   }
   if (waiters_.size() >= options_.max_queue) {
     throw PoolOverloadedError("FastCGI backend " + address_.to_string() + ": " +
@@ -121,19 +200,21 @@ Task<Lease> Pool::acquire() {
   std::shared_ptr<IOStream> stream = co_await handed;
   if (stream) co_return Lease{std::move(stream), true};
   // A slot was freed for us: the connection counted in open_ is ours to open.
-  std::shared_ptr<IOStream> fresh = co_await connect();
+  std::shared_ptr<IOStream> fresh = co_await connect(next_host());
   co_return Lease{std::move(fresh), false};
 }
 
-Task<std::shared_ptr<IOStream>> Pool::connect() {
+Task<std::shared_ptr<IOStream>> Pool::connect(std::string to) {
   TCPClient client(loop_);
   try {
     std::shared_ptr<IOStream> stream;
     if (address_.is_unix) {
       stream = co_await client.connect_unix(address_.path, options_.connect_timeout);
     } else {
-      stream = co_await client.connect(address_.host, address_.port, options_.connect_timeout);
+      stream = co_await client.connect(to.empty() ? address_.host : to, address_.port,
+                                       options_.connect_timeout);
       stream->set_nodelay(true);
+      if (!to.empty()) connected_to_[stream.get()] = to;
     }
     co_return stream;
   } catch (...) {
@@ -154,6 +235,10 @@ bool Pool::hand_to_waiter(std::shared_ptr<IOStream> stream) {
 }
 
 void Pool::release(std::shared_ptr<IOStream> stream, bool reusable) {
+  if (stream && drained(stream.get())) reusable = false;
+  if (stream && !(reusable && options_.keep_conn && !stream->closed())) {
+    connected_to_.erase(stream.get());
+  }
   if (reusable && options_.keep_conn && stream && !stream->closed()) {
     if (hand_to_waiter(stream)) return;
     idle_.push_back(Idle{std::move(stream), Clock::now()});
@@ -179,6 +264,7 @@ void Pool::sweep_idle() {
   TimePoint now = Clock::now();
   std::size_t expired = 0;
   while (expired < idle_.size() && now - idle_[expired].since >= options_.idle_timeout) {
+    connected_to_.erase(idle_[expired].stream.get());
     idle_[expired].stream->close();
     ++expired;
   }

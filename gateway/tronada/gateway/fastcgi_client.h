@@ -9,10 +9,12 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "tronada/async/future.h"
 #include "tronada/async/task.h"
+#include "tronada/gateway/upstream_discovery.h"
 #include "tronada/loop/io_loop.h"
 #include "tronada/net/iostream.h"
 
@@ -89,6 +91,17 @@ class Pool : public std::enable_shared_from_this<Pool> {
   /// stray bytes) on a kept-alive connection; otherwise the stream is closed.
   void release(std::shared_ptr<IOStream> stream, bool reusable);
 
+  /// Looks the address's host name up every `interval` (its TTL may make it sooner)
+  /// with the DNS servers `resolver` (empty: /etc/resolv.conf), and spreads new
+  /// connections over every address it resolves to, in turn. An address that vanishes
+  /// is drained: its idle connections close, lent ones close when released. A failed
+  /// lookup keeps the last addresses. Until the first answer, connections go to the
+  /// name as before. Nothing for a literal address or a Unix socket. Call once, on the
+  /// loop thread; throws std::invalid_argument for a bad resolver list.
+  void resolve_every(Duration interval, std::string resolver);
+  /// The addresses new connections go to (empty: the configured host).
+  const std::vector<std::string>& resolved_addresses() const { return resolved_; }
+
   const Address& address() const { return address_; }
   const PoolOptions& options() const { return options_; }
   std::size_t open_connections() const { return open_; }
@@ -103,14 +116,29 @@ class Pool : public std::enable_shared_from_this<Pool> {
   /// A queued request gets `stream` (an idle connection) or, when null, the right to
   /// open one. False if nobody waits.
   bool hand_to_waiter(std::shared_ptr<IOStream> stream);
-  Task<std::shared_ptr<IOStream>> connect();
-  /// A usable idle connection, or null; closes the dead ones it finds.
-  std::shared_ptr<IOStream> take_idle();
+  /// Opens a connection to `to` (a resolved address), or to the configured address when
+  /// empty.
+  Task<std::shared_ptr<IOStream>> connect(std::string to);
+  /// A usable idle connection (to the resolved address `to` unless empty), or null;
+  /// closes the dead ones it finds.
+  std::shared_ptr<IOStream> take_idle(const std::string& to);
   /// True if an idle stream still looks open (no EOF or stray bytes readable).
   static bool idle_stream_usable(IOStream& stream);
 
+  /// The name now resolves to `addresses` (sorted).
+  void addresses_changed(const std::vector<std::string>& addresses);
+  /// Where the next request goes: the resolved addresses in turn; empty before the first
+  /// answer (and without discovery): the configured address.
+  std::string next_host();
+  bool drained(const IOStream* stream) const;
+
   Address address_;
   PoolOptions options_;
+  std::unique_ptr<UpstreamDiscovery> discovery_;
+  std::vector<std::string> resolved_;
+  std::size_t next_address_ = 0;
+  /// The address each open connection to a resolved address went to, for draining.
+  std::unordered_map<const IOStream*, std::string> connected_to_;
   IOLoop* loop_;
   std::size_t open_ = 0;  // connections open or being opened, lent or idle
   struct Idle {

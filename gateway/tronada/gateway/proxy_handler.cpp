@@ -6,6 +6,7 @@
 #include "tronada/async/spawn.h"
 #include "tronada/base/error.h"
 #include "tronada/base/log.h"
+#include "tronada/gateway/dns_resolver.h"
 #include "tronada/gateway/tunnel.h"
 #include "tronada/http/http1_response_parser.h"
 #include "tronada/http/http_client.h"
@@ -67,38 +68,68 @@ void append_hex(std::string& out, std::size_t n) {
 
 namespace {
 
-std::vector<Upstream> parse_upstreams(const std::vector<std::string>& urls) {
+/// The configured upstreams, with TLS set up for the https:// ones (a member found by
+/// DNS later copies its source, context and name included).
+std::vector<Upstream> parse_upstreams(const std::vector<std::string>& urls,
+                                      const ProxyOptions& options) {
   std::vector<Upstream> out;
   out.reserve(urls.size());
   for (const auto& url : urls) out.push_back(parse_upstream(url));
-  return out;
-}
-
-}  // namespace
-
-ProxyRoute::ProxyRoute(const std::vector<std::string>& upstream_urls, ProxyOptions options)
-    : options_(std::move(options)), group_(parse_upstreams(upstream_urls), options_.balance) {
-  if (!options_.health_uri.empty() && options_.health_uri[0] != '/') {
-    throw std::invalid_argument("health check path must start with '/'");
-  }
   std::shared_ptr<SSLContext> tls;
-  for (Upstream& u : group_.upstreams()) {
+  for (Upstream& u : out) {
     if (u.endpoint.scheme != "https") continue;
     if (!tls) {
       SSLClientConfig config;
-      config.verify_peer = config.check_hostname = options_.upstream_verify;
-      config.ca_file = options_.upstream_ca_file;
+      config.verify_peer = config.check_hostname = options.upstream_verify;
+      config.ca_file = options.upstream_ca_file;
       config.alpn_protocols = {"http/1.1"};
       tls = SSLContext::client(std::move(config));
     }
     u.endpoint.ssl = tls;
     u.endpoint.server_hostname = u.endpoint.host;
   }
-  if (!options_.health_uri.empty()) {
-    // Checks begin when the loop that serves the route runs, before the first request.
+  return out;
+}
+
+}  // namespace
+
+ProxyRoute::ProxyRoute(const std::vector<std::string>& upstream_urls, ProxyOptions options)
+    : options_(std::move(options)),
+      group_(parse_upstreams(upstream_urls, options_), options_.balance) {
+  if (!options_.health_uri.empty() && options_.health_uri[0] != '/') {
+    throw std::invalid_argument("health check path must start with '/'");
+  }
+  if (options_.resolve_interval < Duration::zero()) {
+    throw std::invalid_argument("resolve_interval must not be negative");
+  }
+  DnsResolver::validate_servers(options_.resolver);
+  if (options_.resolve_interval > Duration::zero()) {
+    std::vector<std::string> names;
+    for (const Upstream& u : group_.sources()) {
+      if (!has_host_name(u)) continue;
+      discovered_sources_.push_back(u.source);
+      names.push_back(u.endpoint.host);
+    }
+    if (!names.empty()) {
+      DiscoveryOptions d;
+      d.interval = options_.resolve_interval;
+      d.resolver = options_.resolver;
+      d.logger = "proxy";
+      discovery_ = std::make_unique<UpstreamDiscovery>(
+          std::move(names), std::move(d),
+          [this](std::size_t index, const std::vector<std::string>& addresses) {
+            addresses_changed(discovered_sources_[index], addresses);
+          });
+    }
+  }
+  if (!options_.health_uri.empty() || discovery_) {
+    // Checks and lookups begin when the loop that serves the route runs, before the
+    // first request.
     std::weak_ptr<bool> alive = alive_;
     IOLoop::current().add_callback([this, alive] {
-      if (!alive.expired()) start_health_checks();
+      if (alive.expired()) return;
+      start_discovery();
+      start_health_checks();
     });
   }
 }
@@ -106,6 +137,35 @@ ProxyRoute::ProxyRoute(const std::vector<std::string>& upstream_urls, ProxyOptio
 ProxyRoute::~ProxyRoute() {
   *alive_ = false;
   if (health_) health_->stop();
+}
+
+void ProxyRoute::start_discovery() {
+  if (discovery_) discovery_->start();
+}
+
+Future<void> ProxyRoute::discovery_settled(Duration timeout) {
+  if (!discovery_ || discovery_->settled()) return make_ready_future<void>();
+  return discovery_->wait_settled(timeout);
+}
+
+UpstreamDiscovery::Stats ProxyRoute::discovery_stats() const {
+  return discovery_ ? discovery_->stats() : UpstreamDiscovery::Stats{};
+}
+
+void ProxyRoute::addresses_changed(std::size_t source, const std::vector<std::string>& addresses) {
+  std::vector<std::shared_ptr<Upstream>> left = group_.set_addresses(source, addresses);
+  // Drained: requests in flight to these finish on their own connections (the exchange
+  // holds its upstream), which are then closed rather than pooled (removed); idle ones
+  // go now, and pick() no longer offers them.
+  for (const auto& u : left) {
+    if (pool_) pool_->close_idle(u->endpoint);
+  }
+  if (health_) {
+    // Newcomers are checked at once rather than trusted until the next round.
+    for (const auto& u : group_.upstreams()) {
+      if (u->source == source && u->requests == 0) check_health(u);
+    }
+  }
 }
 
 ConnectionPool& ProxyRoute::pool() {
@@ -144,34 +204,51 @@ void ProxyRoute::start_health_checks() {
 }
 
 void ProxyRoute::run_health_checks() {
-  for (std::size_t i = 0; i < group_.upstreams().size(); ++i) {
-    Upstream& u = group_.upstreams()[i];
-    HTTPRequest request;
-    if (!u.endpoint.unix_path.empty()) {
-      request.url = "http+unix://" + url_encode(u.endpoint.unix_path, "") + options_.health_uri;
-    } else {
-      request.url = u.endpoint.scheme + "://" + u.host_header + u.path_prefix + options_.health_uri;
-    }
-    request.connect_timeout = options_.health_timeout;
-    request.request_timeout = options_.health_timeout;
-    request.follow_redirects = false;
-    std::weak_ptr<bool> alive = alive_;
-    std::string url = request.url;
-    AsyncHTTPClient::instance().fetch(std::move(request), [this, alive, i, url](HTTPResponse r) {
-      if (alive.expired()) return;
-      Upstream& up = group_.upstreams()[i];
-      bool healthy = !r.error && r.code >= 200 && r.code < 400;
-      if (healthy != !up.health_check_down) {
-        if (healthy) {
-          log::info("proxy", "upstream " + up.url + " is healthy again");
-        } else {
-          log::warning("proxy", "upstream " + up.url + " failed its health check " + url + " (" +
-                                    std::to_string(r.code) + ")");
-        }
-      }
-      up.health_check_down = !healthy;
-    });
+  // A copy: a DNS change may alter the members while checks are being sent.
+  std::vector<std::shared_ptr<Upstream>> members = group_.upstreams();
+  for (const auto& u : members) check_health(u);
+}
+
+void ProxyRoute::check_health(const std::shared_ptr<Upstream>& u) {
+  HTTPRequest request;
+  if (!u->endpoint.unix_path.empty()) {
+    request.url = "http+unix://" + url_encode(u->endpoint.unix_path, "") + options_.health_uri;
+  } else if (!u->address.empty() && u->endpoint.ssl) {
+    // A member found by DNS over TLS: the HTTP client cannot dial an address while it
+    // verifies a name, and checking the name would test whichever address the system
+    // resolver picks. Passive checks only (docs/proxy.md).
+    return;
+  } else if (!u->address.empty()) {
+    // A member found by DNS: its own address, with the name in Host.
+    std::string host =
+        u->address.find(':') != std::string::npos ? "[" + u->address + "]" : u->address;
+    request.url = u->endpoint.scheme + "://" + host + ":" + std::to_string(u->endpoint.port) +
+                  u->path_prefix + options_.health_uri;
+    request.headers.set("Host", u->host_header);
+  } else {
+    request.url =
+        u->endpoint.scheme + "://" + u->host_header + u->path_prefix + options_.health_uri;
   }
+  request.connect_timeout = options_.health_timeout;
+  request.request_timeout = options_.health_timeout;
+  request.follow_redirects = false;
+  std::weak_ptr<bool> alive = alive_;
+  std::weak_ptr<Upstream> weak = u;
+  std::string url = request.url;
+  AsyncHTTPClient::instance().fetch(std::move(request), [alive, weak, url](HTTPResponse r) {
+    auto up = weak.lock();
+    if (alive.expired() || !up || up->removed) return;
+    bool healthy = !r.error && r.code >= 200 && r.code < 400;
+    if (healthy != !up->health_check_down) {
+      if (healthy) {
+        log::info("proxy", "upstream " + up->url + " is healthy again");
+      } else {
+        log::warning("proxy", "upstream " + up->url + " failed its health check " + url + " (" +
+                                  std::to_string(r.code) + ")");
+      }
+    }
+    up->health_check_down = !healthy;
+  });
 }
 
 // --- the exchange -----------------------------------------------------------------
@@ -222,6 +299,7 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
   void start() {
     if (started_) return;
     started_ = true;
+    route_->start_discovery();
     route_->start_health_checks();
     spawn_logged(connect(shared_from_this(), false), "proxy connect");
   }
@@ -314,9 +392,23 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
 
   static Task<void> connect(std::shared_ptr<Exchange> self, bool fresh) {
     ProxyRoute& route = *self->route_;
+    if (!fresh) {
+      // Upstreams found by DNS: the first answers are a few milliseconds away after
+      // start-up or a reload; connecting by name meanwhile could reach nothing (a name
+      // only the configured resolver knows). Bounded by the connect timeout; on timeout
+      // the name is used as it is.
+      Future<void> settled = route.discovery_settled(route.options().connect_timeout);
+      if (!settled.done()) {
+        try {
+          co_await settled;
+        } catch (const TimeoutError&) {
+        }
+        if (self->ended_) co_return;
+      }
+    }
     for (;;) {
       if (self->ended_) co_return;
-      Upstream* u =
+      std::shared_ptr<Upstream> u =
           fresh ? self->upstream_ : route.group().pick(IOLoop::current().time(), self->tried_);
       if (!u || (!fresh && self->tries_ >= self->max_tries_)) {
         self->give_up(self->last_timed_out_ ? 504 : 502, self->last_error_);
@@ -576,7 +668,8 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
     timeout_.disarm();
     bool reused = conn_ && conn_.reused();
     bool stale = !received_any_ && reused && status_code == 502;
-    Upstream& u = *upstream_;
+    std::shared_ptr<Upstream> held = upstream_;
+    Upstream& u = *held;
     note_failure(u, why, status_code == 504);
     bool nothing_seen = !head_sent && !received_any_ && !client_gone_;
     bool body_available = retain_ || !body_started();
@@ -597,7 +690,7 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
     drop_connection(false);
     if (!stale) route_->group().report_failure(u, IOLoop::current().time());
     if (retry) {
-      if (!fresh) tried_.push_back(&u);
+      if (!fresh) tried_.push_back(held);
       log::info("proxy", last_error_ + "; retrying");
       head_written_ = false;
       body_finished_ = false;
@@ -634,7 +727,9 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
 
   void drop_connection(bool reusable) {
     // The pool clears our callbacks (or, on release, replaces our data handler with its
-    // idle watcher without pausing reads).
+    // idle watcher without pausing reads). An upstream drained out of its group (DNS no
+    // longer names it) keeps no idle connection.
+    if (reusable && upstream_ && upstream_->removed) reusable = false;
     if (reusable) {
       conn_.release();
     } else {
@@ -663,8 +758,9 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
   TimeoutEntry timeout_;
   Promise<void> done_;
   PooledConnection conn_;
-  Upstream* upstream_ = nullptr;
-  std::vector<const Upstream*> tried_;
+  // Held: the group may drop the upstream (DNS) while this exchange still uses it.
+  std::shared_ptr<Upstream> upstream_;
+  UpstreamGroup::Tried tried_;
   std::size_t tries_ = 0;
   std::size_t max_tries_ = 1;
   std::string last_error_;

@@ -10,6 +10,7 @@
 
 #include "tronada/gateway/gateway_handler.h"
 #include "tronada/gateway/proxy_headers.h"
+#include "tronada/gateway/upstream_discovery.h"
 #include "tronada/gateway/upstream_group.h"
 #include "tronada/http/connection_pool.h"
 
@@ -50,6 +51,14 @@ struct ProxyOptions {
   std::string health_uri;
   Duration health_interval = std::chrono::seconds(10);
   Duration health_timeout = std::chrono::seconds(5);
+  /// Upstreams named by a host name are looked up again this often (their DNS TTL may
+  /// make it sooner, never below 1 s): each address becomes a member of the group,
+  /// addresses that vanish are drained. Zero: the name is resolved at each connect, as
+  /// the system resolver answers, and the group never changes.
+  Duration resolve_interval = Duration::zero();
+  /// DNS servers for those lookups, as nginx's `resolver` ("127.0.0.1:5353",
+  /// "10.0.0.2,10.0.0.3"); empty: /etc/resolv.conf.
+  std::string resolver;
 
   static ConnectionPoolOptions default_pool_options() {
     ConnectionPoolOptions o;
@@ -88,9 +97,21 @@ class ProxyRoute {
   /// Starts the active health checks if configured (idempotent; the constructor
   /// schedules it on the current loop).
   void start_health_checks();
+  /// Starts looking the upstreams' host names up again and again if resolve_interval
+  /// asks (idempotent; the constructor schedules it on the current loop).
+  void start_discovery();
+  /// Ready at once without discovery or once its first lookups ended; else completes
+  /// when they do, or fails with TimeoutError after `timeout`.
+  Future<void> discovery_settled(Duration timeout);
+  /// The DNS lookups so far (zeros without discovery).
+  UpstreamDiscovery::Stats discovery_stats() const;
 
  private:
   void run_health_checks();
+  void check_health(const std::shared_ptr<Upstream>& u);
+  /// Source `source`'s name now resolves to `addresses`: the group follows, and the
+  /// idle connections of the members that left are closed.
+  void addresses_changed(std::size_t source, const std::vector<std::string>& addresses);
 
   ProxyOptions options_;
   UpstreamGroup group_;
@@ -98,6 +119,8 @@ class ProxyRoute {
   std::unique_ptr<TimeoutList> read_timeouts_, write_timeouts_;
   std::shared_ptr<TimeoutList> tunnel_timeouts_;
   std::unique_ptr<PeriodicCallback> health_;
+  std::unique_ptr<UpstreamDiscovery> discovery_;
+  std::vector<std::size_t> discovered_sources_;  // discovery_'s index -> source
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

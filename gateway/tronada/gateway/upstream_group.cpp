@@ -1,5 +1,9 @@
 #include "tronada/gateway/upstream_group.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
 #include <limits>
 #include <stdexcept>
 
@@ -49,32 +53,44 @@ BalancePolicy parse_balance_policy(std::string_view name) {
                               "' (round_robin or least_conn)");
 }
 
-UpstreamGroup::UpstreamGroup(std::vector<Upstream> upstreams, UpstreamGroupOptions options)
-    : upstreams_(std::move(upstreams)), options_(options) {
-  if (upstreams_.empty()) throw std::invalid_argument("a proxy needs at least one upstream");
+bool has_host_name(const Upstream& u) {
+  if (!u.endpoint.unix_path.empty() || u.endpoint.host.empty()) return false;
+  unsigned char buf[sizeof(in6_addr)];
+  const char* host = u.endpoint.host.c_str();
+  return inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1;
 }
 
-Upstream* UpstreamGroup::pick(TimePoint now, const std::vector<const Upstream*>& tried) {
+UpstreamGroup::UpstreamGroup(std::vector<Upstream> upstreams, UpstreamGroupOptions options)
+    : sources_(std::move(upstreams)), options_(options) {
+  if (sources_.empty()) throw std::invalid_argument("a proxy needs at least one upstream");
+  for (std::size_t i = 0; i < sources_.size(); ++i) {
+    sources_[i].source = i;
+    upstreams_.push_back(std::make_shared<Upstream>(sources_[i]));
+  }
+}
+
+std::shared_ptr<Upstream> UpstreamGroup::pick(TimePoint now, const Tried& tried) {
   auto was_tried = [&](const Upstream& u) {
-    for (const Upstream* t : tried) {
-      if (t == &u) return true;
+    for (const auto& t : tried) {
+      if (t.get() == &u) return true;
     }
     return false;
   };
   const std::size_t n = upstreams_.size();
-  Upstream* best = nullptr;
+  if (n == 0) return nullptr;
+  std::shared_ptr<Upstream> best;
   std::size_t best_at = 0;
   for (std::size_t k = 0; k < n; ++k) {
     std::size_t i = (next_ + k) % n;
-    Upstream& u = upstreams_[i];
-    if (was_tried(u) || u.down(now)) continue;
+    const auto& u = upstreams_[i];
+    if (was_tried(*u) || u->down(now)) continue;
     if (options_.policy == BalancePolicy::round_robin) {
-      best = &u;
+      best = u;
       best_at = i;
       break;
     }
-    if (!best || u.active < best->active) {
-      best = &u;
+    if (!best || u->active < best->active) {
+      best = u;
       best_at = i;
     }
   }
@@ -83,14 +99,47 @@ Upstream* UpstreamGroup::pick(TimePoint now, const std::vector<const Upstream*>&
     return best;
   }
   // Everything untried is down: the one due back first, rather than no answer at all.
-  for (Upstream& u : upstreams_) {
-    if (was_tried(u)) continue;
-    if (!best || (!u.health_check_down && best->health_check_down) ||
-        (u.health_check_down == best->health_check_down && u.down_until < best->down_until)) {
-      best = &u;
+  for (const auto& u : upstreams_) {
+    if (was_tried(*u)) continue;
+    if (!best || (!u->health_check_down && best->health_check_down) ||
+        (u->health_check_down == best->health_check_down && u->down_until < best->down_until)) {
+      best = u;
     }
   }
   return best;
+}
+
+std::vector<std::shared_ptr<Upstream>> UpstreamGroup::set_addresses(
+    std::size_t source, const std::vector<std::string>& addresses) {
+  std::vector<std::shared_ptr<Upstream>> removed;
+  if (addresses.empty() || source >= sources_.size()) return removed;
+  std::vector<std::string> missing = addresses;
+  std::erase_if(upstreams_, [&](const std::shared_ptr<Upstream>& u) {
+    if (u->source != source) return false;
+    auto it =
+        u->address.empty() ? missing.end() : std::find(missing.begin(), missing.end(), u->address);
+    if (it != missing.end()) {
+      missing.erase(it);  // stays
+      return false;
+    }
+    u->removed = true;
+    removed.push_back(u);
+    return true;
+  });
+  const Upstream& from = sources_[source];
+  for (const std::string& address : missing) {
+    auto u = std::make_shared<Upstream>(from);
+    u->address = address;
+    u->endpoint.host = address;
+    // TLS still names (SNI) and verifies the configured host, not the address.
+    if (u->endpoint.ssl && u->endpoint.server_hostname.empty()) {
+      u->endpoint.server_hostname = from.endpoint.host;
+    }
+    u->url = from.url + " (" + address + ")";
+    upstreams_.push_back(std::move(u));
+  }
+  if (!upstreams_.empty()) next_ %= upstreams_.size();
+  return removed;
 }
 
 void UpstreamGroup::report_failure(Upstream& u, TimePoint now) {

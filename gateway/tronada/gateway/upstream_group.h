@@ -25,7 +25,18 @@ struct Upstream {
   /// and when the route does not keep the client's Host.
   std::string host_header;
 
+  /// Which configured upstream this one comes from (its index in the group's sources).
+  /// Several share one when a host name resolved to several addresses.
+  std::size_t source = 0;
+  /// The address a discovered upstream connects to ("10.0.0.7"; endpoint.host holds
+  /// it too); empty: connects to endpoint.host as configured (a literal, a Unix path, or
+  /// a name resolved at each connect).
+  std::string address;
+
   // --- state, kept by UpstreamGroup ---
+  /// Left the group (its name stopped resolving to it): it finishes what it has in
+  /// flight and gets nothing new; its connections are not kept for reuse.
+  bool removed = false;
   std::size_t active = 0;     // exchanges in flight
   std::size_t failures = 0;   // consecutive failures within fail_timeout
   TimePoint first_failure{};  // when the current run of failures began
@@ -35,6 +46,10 @@ struct Upstream {
 
   bool down(TimePoint now) const { return health_check_down || now < down_until; }
 };
+
+/// Whether `u` names its server by a host name (not an address literal or a Unix
+/// socket): only those can be looked up again.
+bool has_host_name(const Upstream& u);
 
 /// Parses an upstream URL: http:// or https:// with an optional path prefix, or
 /// unix:PATH (plain HTTP over a Unix socket). Throws std::invalid_argument naming the
@@ -64,13 +79,20 @@ struct UpstreamGroupOptions {
 /// when every untried one is down it still returns the one that comes back first, as
 /// nginx does, so a group whose servers all failed recently is retried rather than
 /// answering 502 without trying.
+///
+/// Members can change while requests are in flight (set_addresses, for upstreams found
+/// by DNS): each is held by shared_ptr, so a request that picked one keeps it valid
+/// until it ends, whatever the group does meanwhile.
 class UpstreamGroup {
  public:
-  /// Throws std::invalid_argument for an empty list.
+  using Tried = std::vector<std::shared_ptr<Upstream>>;
+
+  /// `upstreams` are the configured sources; each starts as one member. Throws
+  /// std::invalid_argument for an empty list.
   UpstreamGroup(std::vector<Upstream> upstreams, UpstreamGroupOptions options = {});
 
-  /// The next upstream for a request, or nullptr when all were tried.
-  Upstream* pick(TimePoint now, const std::vector<const Upstream*>& tried);
+  /// The next upstream for a request, or null when all were tried.
+  std::shared_ptr<Upstream> pick(TimePoint now, const Tried& tried);
   void begin(Upstream& u) {
     ++u.active;
     ++u.requests;
@@ -83,12 +105,24 @@ class UpstreamGroup {
   /// A complete response from `u`: clears its failure count.
   void report_success(Upstream& u);
 
-  std::vector<Upstream>& upstreams() { return upstreams_; }
-  const std::vector<Upstream>& upstreams() const { return upstreams_; }
+  /// Makes the members that come from source `source` one per address in `addresses`
+  /// (numeric): members whose address stays keep their state (failures, health), new
+  /// ones join, and the others (including the member that connected by name) leave,
+  /// marked removed. Returns the ones that left, for their idle connections to be
+  /// closed. An empty list changes nothing (a failed lookup keeps the last good set).
+  std::vector<std::shared_ptr<Upstream>> set_addresses(std::size_t source,
+                                                       const std::vector<std::string>& addresses);
+
+  /// The members now (not those removed).
+  std::vector<std::shared_ptr<Upstream>>& upstreams() { return upstreams_; }
+  const std::vector<std::shared_ptr<Upstream>>& upstreams() const { return upstreams_; }
+  /// The configured upstreams, as given to the constructor.
+  const std::vector<Upstream>& sources() const { return sources_; }
   const UpstreamGroupOptions& options() const { return options_; }
 
  private:
-  std::vector<Upstream> upstreams_;
+  std::vector<Upstream> sources_;
+  std::vector<std::shared_ptr<Upstream>> upstreams_;
   UpstreamGroupOptions options_;
   std::size_t next_ = 0;
 };

@@ -486,6 +486,20 @@ ConnectionPool::Stats ConnectionPool::stats() const {
                state_->reused};
 }
 
+std::size_t ConnectionPool::close_idle(const Endpoint& endpoint) {
+  const std::string key = endpoint.key();
+  auto it = state_->groups.find(key);
+  if (it == state_->groups.end()) return 0;
+  std::vector<detail::IdleConnection> idle = std::move(it->second.idle);
+  it->second.idle.clear();
+  state_->idle_total -= idle.size();
+  for (auto& c : idle) state_->close_idle(c);
+  // Freed slots may let waiters of other endpoints (over max_total) go ahead.
+  state_->dispatch();
+  state_->maybe_erase(key);
+  return idle.size();
+}
+
 std::size_t ConnectionPool::idle_count(const Endpoint& endpoint) const {
   auto it = state_->groups.find(endpoint.key());
   return it == state_->groups.end() ? 0 : it->second.idle.size();

@@ -158,6 +158,10 @@ class ConnectionPool {
   Stats stats() const;
   /// Idle connections kept for `endpoint`.
   std::size_t idle_count(const Endpoint& endpoint) const;
+  /// Closes the idle connections of `endpoint` (an upstream leaving its group) and
+  /// returns how many; connections checked out are untouched. Returns 0 for an endpoint
+  /// the pool does not know.
+  std::size_t close_idle(const Endpoint& endpoint);
   const ConnectionPoolOptions& options() const;
 
  private:

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <stdexcept>
 
@@ -62,7 +63,7 @@ TEST(UpstreamGroup, RoundRobinTakesTurns) {
   UpstreamGroup g = group_of(3);
   TimePoint now{};
   std::map<const Upstream*, int> count;
-  for (int i = 0; i < 300; ++i) ++count[g.pick(now, {})];
+  for (int i = 0; i < 300; ++i) ++count[g.pick(now, {}).get()];
   ASSERT_EQ(count.size(), 3u);
   for (auto& [u, n] : count) EXPECT_EQ(n, 100);
 }
@@ -70,8 +71,8 @@ TEST(UpstreamGroup, RoundRobinTakesTurns) {
 TEST(UpstreamGroup, SkipsTriedAndEndsWhenAllTried) {
   UpstreamGroup g = group_of(2);
   TimePoint now{};
-  Upstream* a = g.pick(now, {});
-  Upstream* b = g.pick(now, {a});
+  auto a = g.pick(now, {});
+  auto b = g.pick(now, {a});
   ASSERT_NE(b, nullptr);
   EXPECT_NE(a, b);
   EXPECT_EQ(g.pick(now, {a, b}), nullptr);
@@ -82,17 +83,17 @@ TEST(UpstreamGroup, LeastConnPrefersTheIdlest) {
   o.policy = BalancePolicy::least_conn;
   UpstreamGroup g = group_of(3, o);
   TimePoint now{};
-  auto& ups = g.upstreams();
-  g.begin(ups[0]);
-  g.begin(ups[0]);
-  g.begin(ups[1]);
-  EXPECT_EQ(g.pick(now, {}), &ups[2]);
-  g.begin(ups[2]);
-  g.begin(ups[2]);
-  EXPECT_EQ(g.pick(now, {}), &ups[1]);
-  g.end(ups[0]);
-  g.end(ups[0]);
-  EXPECT_EQ(g.pick(now, {}), &ups[0]);
+  auto ups = g.upstreams();
+  g.begin(*ups[0]);
+  g.begin(*ups[0]);
+  g.begin(*ups[1]);
+  EXPECT_EQ(g.pick(now, {}), ups[2]);
+  g.begin(*ups[2]);
+  g.begin(*ups[2]);
+  EXPECT_EQ(g.pick(now, {}), ups[1]);
+  g.end(*ups[0]);
+  g.end(*ups[0]);
+  EXPECT_EQ(g.pick(now, {}), ups[0]);
 }
 
 TEST(UpstreamGroup, FailuresMarkDownForFailTimeout) {
@@ -100,38 +101,38 @@ TEST(UpstreamGroup, FailuresMarkDownForFailTimeout) {
   o.max_fails = 2;
   o.fail_timeout = 10s;
   UpstreamGroup g = group_of(2, o);
-  auto& ups = g.upstreams();
+  auto ups = g.upstreams();
   TimePoint t0 = TimePoint{} + 100s;
-  g.report_failure(ups[0], t0);
-  EXPECT_FALSE(ups[0].down(t0));
-  g.report_failure(ups[0], t0 + 1s);
-  EXPECT_TRUE(ups[0].down(t0 + 1s));
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(g.pick(t0 + 2s, {}), &ups[1]);
-  EXPECT_FALSE(ups[0].down(t0 + 12s));
+  g.report_failure(*ups[0], t0);
+  EXPECT_FALSE(ups[0]->down(t0));
+  g.report_failure(*ups[0], t0 + 1s);
+  EXPECT_TRUE(ups[0]->down(t0 + 1s));
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(g.pick(t0 + 2s, {}), ups[1]);
+  EXPECT_FALSE(ups[0]->down(t0 + 12s));
   // Failures further apart than fail_timeout do not add up.
-  g.report_failure(ups[1], t0);
-  g.report_failure(ups[1], t0 + 20s);
-  EXPECT_FALSE(ups[1].down(t0 + 20s));
+  g.report_failure(*ups[1], t0);
+  g.report_failure(*ups[1], t0 + 20s);
+  EXPECT_FALSE(ups[1]->down(t0 + 20s));
 }
 
 TEST(UpstreamGroup, AllDownStillPicksTheFirstBack) {
   UpstreamGroup g = group_of(2);
-  auto& ups = g.upstreams();
+  auto ups = g.upstreams();
   TimePoint t0 = TimePoint{} + 100s;
-  g.report_failure(ups[1], t0);
-  g.report_failure(ups[0], t0 + 1s);
-  EXPECT_EQ(g.pick(t0 + 2s, {}), &ups[1]);
-  EXPECT_EQ(g.pick(t0 + 2s, {&ups[1]}), &ups[0]);
-  g.report_success(ups[0]);
-  EXPECT_FALSE(ups[0].down(t0 + 2s));
+  g.report_failure(*ups[1], t0);
+  g.report_failure(*ups[0], t0 + 1s);
+  EXPECT_EQ(g.pick(t0 + 2s, {}), ups[1]);
+  EXPECT_EQ(g.pick(t0 + 2s, {ups[1]}), ups[0]);
+  g.report_success(*ups[0]);
+  EXPECT_FALSE(ups[0]->down(t0 + 2s));
 }
 
 TEST(UpstreamGroup, HealthCheckDownIsSkipped) {
   UpstreamGroup g = group_of(2);
-  auto& ups = g.upstreams();
-  ups[0].health_check_down = true;
+  auto ups = g.upstreams();
+  ups[0]->health_check_down = true;
   TimePoint now{};
-  for (int i = 0; i < 4; ++i) EXPECT_EQ(g.pick(now, {}), &ups[1]);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(g.pick(now, {}), ups[1]);
 }
 
 TEST(UpstreamGroup, MaxFailsZeroNeverMarksDown) {
@@ -139,6 +140,72 @@ TEST(UpstreamGroup, MaxFailsZeroNeverMarksDown) {
   o.max_fails = 0;
   UpstreamGroup g = group_of(1, o);
   TimePoint now{};
-  for (int i = 0; i < 5; ++i) g.report_failure(g.upstreams()[0], now);
-  EXPECT_FALSE(g.upstreams()[0].down(now));
+  for (int i = 0; i < 5; ++i) g.report_failure(*g.upstreams()[0], now);
+  EXPECT_FALSE(g.upstreams()[0]->down(now));
+}
+
+TEST(UpstreamGroup, HostNamesAreTold) {
+  EXPECT_TRUE(has_host_name(parse_upstream("http://backends.internal:8080")));
+  EXPECT_FALSE(has_host_name(parse_upstream("http://10.0.0.1:8080")));
+  EXPECT_FALSE(has_host_name(parse_upstream("http://[::1]:8080")));
+  EXPECT_FALSE(has_host_name(parse_upstream("unix:/run/app.sock")));
+}
+
+TEST(UpstreamGroup, SetAddressesReplacesTheNamedMemberAndKeepsStayers) {
+  std::vector<Upstream> sources = {parse_upstream("http://app.internal:8080/api"),
+                                   parse_upstream("http://10.0.0.9:80")};
+  UpstreamGroup g(std::move(sources));
+  ASSERT_EQ(g.upstreams().size(), 2u);
+  auto by_name = g.upstreams()[0];
+  EXPECT_TRUE(by_name->address.empty());
+
+  auto left = g.set_addresses(0, {"10.1.0.1", "10.1.0.2"});
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0], by_name);
+  EXPECT_TRUE(by_name->removed);
+  ASSERT_EQ(g.upstreams().size(), 3u);
+  std::shared_ptr<Upstream> first;
+  for (const auto& u : g.upstreams()) {
+    if (u->address == "10.1.0.1") first = u;
+  }
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->endpoint.host, "10.1.0.1");
+  EXPECT_EQ(first->endpoint.port, 8080);
+  EXPECT_EQ(first->host_header, "app.internal:8080");  // the name, not the address
+  EXPECT_EQ(first->path_prefix, "/api");
+  EXPECT_EQ(first->source, 0u);
+
+  // An address that stays keeps its state; one that goes is drained; a new one joins.
+  TimePoint now = TimePoint{} + 100s;
+  g.report_failure(*first, now);
+  g.begin(*first);
+  left = g.set_addresses(0, {"10.1.0.1", "10.1.0.3"});
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0]->address, "10.1.0.2");
+  EXPECT_TRUE(first->down(now));
+  EXPECT_EQ(first->active, 1u);
+  EXPECT_FALSE(first->removed);
+  std::vector<std::string> now_in;
+  for (const auto& u : g.upstreams()) now_in.push_back(u->address.empty() ? u->url : u->address);
+  std::sort(now_in.begin(), now_in.end());
+  EXPECT_EQ(now_in, (std::vector<std::string>{"10.1.0.1", "10.1.0.3", "http://10.0.0.9:80"}));
+
+  // An empty answer changes nothing; the other source is never touched.
+  EXPECT_TRUE(g.set_addresses(0, {}).empty());
+  EXPECT_EQ(g.upstreams().size(), 3u);
+}
+
+TEST(UpstreamGroup, RemovedMembersAreNeverPickedAndOthersShareTheLoad) {
+  UpstreamGroup g({parse_upstream("http://app.internal:80")});
+  g.set_addresses(0, {"10.1.0.1", "10.1.0.2", "10.1.0.3"});
+  auto held = g.pick(TimePoint{}, {});  // a request in flight keeps its upstream
+  g.set_addresses(0, {"10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4"});
+  auto left = g.set_addresses(0, {held->address == "10.1.0.4" ? "10.1.0.1" : "10.1.0.4"});
+  EXPECT_EQ(left.size(), 3u);
+  EXPECT_TRUE(held->removed);
+  g.end(*held);  // still valid after it left
+  std::map<std::string, int> count;
+  for (int i = 0; i < 10; ++i) ++count[g.pick(TimePoint{}, {})->address];
+  EXPECT_EQ(count.size(), 1u);
+  EXPECT_EQ(count.begin()->second, 10);
 }
