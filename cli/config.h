@@ -14,6 +14,8 @@
 
 #include "cli/bind_address.h"
 #include "tronada/base/log.h"
+#include "tronada/gateway/cors_policy.h"
+#include "tronada/gateway/rate_limiter.h"
 
 namespace tronada::cli {
 
@@ -112,6 +114,9 @@ struct RouteConfig {
   std::string path = "/";     // prefix, always starting with '/'
   bool strip_prefix = false;  // remove `path` before the backend sees the request
   Backend backend;
+  /// Policies in front of the backend (RoutePolicy): `rate_limit = {...}`, `cors = {...}`.
+  std::optional<RateLimitOptions> rate_limit;
+  std::optional<CorsOptions> cors;
   std::string where;  // "FILE:LINE:COLUMN" of the table, for messages at start-up
 };
 

@@ -1,0 +1,163 @@
+"""Route rate limits (`rate_limit = {...}`) through `tronada serve`: the memory store,
+a real redis-server shared by two instances, and Redis failing mid-run."""
+import os
+import signal
+import time
+
+import pytest
+
+from db_servers import RedisServer
+from policy_servers import Tronada
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/redis-server"),
+                                reason="redis-server is not installed")
+
+
+@pytest.fixture
+def site(tmp_path):
+    public = tmp_path / "public"
+    public.mkdir()
+    (public / "index.html").write_text("hello\n")
+    return tmp_path
+
+
+@pytest.fixture
+def tronadas():
+    started = []
+
+    def start(config):
+        t = Tronada(config)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        t.stop()
+
+
+@pytest.fixture
+def redis():
+    server = RedisServer()
+    yield server
+    server.close()
+
+
+def write(site, name, policy):
+    # A window of an hour: every request of a test falls in it (the sliding window's
+    # arithmetic at edges is the unit tests' business, not a matter of timing here).
+    path = site / name
+    path.write_text(f"""
+[[route]]
+path = "/open/"
+static = {{ root = "public" }}
+
+[[route]]
+path = "/"
+rate_limit = {policy}
+static = {{ root = "public" }}
+""")
+    return path
+
+
+def test_memory_store_answers_429_with_headers(site, tronadas):
+    t = tronadas(write(site, "t.toml", '{ requests = 3, per = "1h" }'))
+    remaining = []
+    for _ in range(3):
+        status, headers, _ = t.request("GET", "/index.html")
+        assert status == 200
+        assert headers["RateLimit-Limit"] == "3"
+        assert headers["RateLimit-Policy"] == "3;w=3600"
+        assert 1 <= int(headers["RateLimit-Reset"]) <= 3600
+        remaining.append(int(headers["RateLimit-Remaining"]))
+    assert remaining == [2, 1, 0]
+    status, headers, body = t.request("GET", "/index.html")
+    assert status == 429
+    assert b"too many requests" in body
+    assert headers["RateLimit-Remaining"] == "0"
+    assert 1 <= int(headers["Retry-After"]) <= 3600
+    assert headers["Retry-After"] == headers["RateLimit-Reset"]
+    # Another route of the same server is not limited.
+    assert t.request("GET", "/open/index.html")[0] == 200
+    assert t.metric("tronada_rate_limited_total") == 1
+    assert t.metric("tronada_rate_limit_store_errors_total") == 0
+
+
+def test_memory_store_keys_by_header(site, tronadas):
+    t = tronadas(write(site, "t.toml", '{ requests = 1, per = "1h", key = "header:X-Api-Key" }'))
+    assert t.request("GET", "/index.html", {"X-Api-Key": "a"})[0] == 200
+    assert t.request("GET", "/index.html", {"X-Api-Key": "a"})[0] == 429
+    assert t.request("GET", "/index.html", {"X-Api-Key": "b"})[0] == 200
+    # Without the header the client's address is the key: a budget of its own.
+    assert t.request("GET", "/index.html")[0] == 200
+    assert t.request("GET", "/index.html")[0] == 429
+
+
+def test_redis_store_is_one_budget_across_two_instances(site, tronadas, redis):
+    config = write(site, "t.toml",
+                   f'{{ requests = 4, per = "1h", store = "redis://127.0.0.1:{redis.port}" }}')
+    a = tronadas(config)
+    b = tronadas(config)
+    statuses = [(a if i % 2 == 0 else b).request("GET", "/index.html")[0] for i in range(8)]
+    assert statuses == [200] * 4 + [429] * 4
+    status, headers, _ = a.request("GET", "/index.html")
+    assert status == 429
+    assert int(headers["Retry-After"]) >= 1
+    assert a.metric("tronada_rate_limited_total") + b.metric("tronada_rate_limited_total") == 5
+    assert a.metric("tronada_rate_limit_store_errors_total") == 0
+
+
+def test_redis_slow_or_killed_with_allow(site, tronadas, redis):
+    config = write(site, "t.toml",
+                   f'{{ requests = 2, per = "1h", store = "redis://127.0.0.1:{redis.port}", '
+                   f'timeout = "200ms" }}')
+    t = tronadas(config)
+    assert [t.request("GET", "/index.html")[0] for _ in range(3)] == [200, 200, 429]
+
+    # Slow: Redis stops answering. The deadline decides (allow), the loop keeps serving.
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        status, headers, _ = t.request("GET", "/index.html")
+        assert status == 200
+        assert "RateLimit-Limit" not in headers  # the budget is unknown: no numbers
+        assert t.request("GET", "/open/index.html")[0] == 200
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    assert t.metric("tronada_rate_limit_store_errors_total") >= 1
+
+    # Killed: every request passes, and each is counted as decided without the store.
+    redis.close()
+    before = t.metric("tronada_rate_limit_store_errors_total")
+    assert [t.request("GET", "/index.html")[0] for _ in range(5)] == [200] * 5
+    assert t.metric("tronada_rate_limit_store_errors_total") >= before + 5
+    log = t.stop()
+    assert "rate limit of /: store redis://" in log
+    # Logging is rate-limited: not one line per failed request.
+    assert log.count("rate limit of /") <= 2
+
+
+def test_redis_killed_with_deny_answers_503(site, tronadas, redis):
+    config = write(site, "t.toml",
+                   f'{{ requests = 2, per = "1h", store = "redis://127.0.0.1:{redis.port}", '
+                   f'on_store_error = "deny" }}')
+    t = tronadas(config)
+    assert t.request("GET", "/index.html")[0] == 200
+    redis.close()
+    for _ in range(3):
+        status, headers, body = t.request("GET", "/index.html")
+        assert status == 503
+        assert headers["Retry-After"] == "1"
+        assert b"rate limit unavailable" in body
+    assert t.request("GET", "/open/index.html")[0] == 200
+    assert t.metric("tronada_rate_limit_store_errors_total") >= 3
+    assert t.metric("tronada_rate_limited_total") == 0
+
+
+def test_bad_rate_limit_stops_serve_with_a_message(site, tmp_path):
+    import subprocess
+    from policy_servers import TRONADA
+    config = write(site, "bad.toml", '{ requests = 3, store = "memcached://x" }')
+    r = subprocess.run([TRONADA, "check", "-c", str(config)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode != 0
+    assert "bad.toml:" in r.stderr
+    assert 'store must be "memory" or "redis://HOST:PORT"' in r.stderr
