@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "cli/bind_address.h"
+#include "cli/rate_limiter.h"
 #include "tronada/base/log.h"
 #include "tronada/gateway/cors_policy.h"
-#include "tronada/gateway/rate_limiter.h"
 
 namespace tronada::cli {
 

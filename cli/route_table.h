@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "cli/config.h"
+#include "cli/route_policy.h"
 #include "tronada/gateway/proxy_handler.h"
-#include "tronada/gateway/route_policy.h"
 #include "tronada/web/application.h"
 #include "tronada/web/static_files.h"
 

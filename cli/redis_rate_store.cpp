@@ -1,10 +1,10 @@
-#include "tronada/gateway/redis_rate_store.h"
+#include "cli/redis_rate_store.h"
 
 #include <openssl/sha.h>
 
 #include <cstdio>
 
-namespace tronada {
+namespace tronada::cli {
 
 namespace {
 
@@ -168,4 +168,4 @@ void RedisRateStore::hit(std::string_view key, std::int64_t now_ms, Done done) {
       });
 }
 
-}  // namespace tronada
+}  // namespace tronada::cli

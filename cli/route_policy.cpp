@@ -1,11 +1,11 @@
-#include "tronada/gateway/route_policy.h"
+#include "cli/route_policy.h"
 
 #include "tronada/base/log.h"
 #include "tronada/http/http_server_request.h"
 #include "tronada/loop/io_loop.h"
 #include "tronada/web/request_handler.h"
 
-namespace tronada {
+namespace tronada::cli {
 
 namespace {
 
@@ -280,4 +280,4 @@ RequestStart RoutePolicy::start_request(Application& app,
   return start;
 }
 
-}  // namespace tronada
+}  // namespace tronada::cli

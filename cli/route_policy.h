@@ -5,16 +5,16 @@
 
 #include <memory>
 
+#include "cli/rate_limiter.h"
 #include "tronada/gateway/cors_policy.h"
-#include "tronada/gateway/rate_limiter.h"
 #include "tronada/http/http_connection.h"
 #include "tronada/web/application.h"
 
-namespace tronada {
-
-namespace metrics {
+namespace tronada::metrics {
 struct RouteSeries;
-}  // namespace metrics
+}  // namespace tronada::metrics
+
+namespace tronada::cli {
 
 /// Starts a request on its route through the route's policies, then (if they let it)
 /// through `app`'s router as usual:
@@ -47,4 +47,4 @@ class RoutePolicy {
   metrics::RouteSeries* series_;
 };
 
-}  // namespace tronada
+}  // namespace tronada::cli

@@ -10,18 +10,19 @@
 #include <string>
 #include <string_view>
 
+#include "cli/redis_rate_store.h"
 #include "tronada/gateway/memory_rate_store.h"
 #include "tronada/gateway/rate_window.h"
-#include "tronada/gateway/redis_rate_store.h"
 #include "tronada/http/http_headers.h"
 
 namespace tronada {
-
 class HTTPServerRequest;
-
 namespace metrics {
 struct RouteSeries;
 }  // namespace metrics
+}  // namespace tronada
+
+namespace tronada::cli {
 
 /// What a route's `rate_limit = {...}` says.
 struct RateLimitOptions {
@@ -105,4 +106,4 @@ class RateLimiter : public std::enable_shared_from_this<RateLimiter> {
   std::uint64_t unlogged_errors_ = 0;
 };
 
-}  // namespace tronada
+}  // namespace tronada::cli

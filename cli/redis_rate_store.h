@@ -12,7 +12,7 @@
 #include "tronada/gateway/rate_window.h"
 #include "tronada/loop/io_loop.h"
 
-namespace tronada {
+namespace tronada::cli {
 
 /// Counts each key's sliding window (RateWindow) in two Redis keys, one per fixed
 /// window ("PREFIX{KEY}:WINDOW"), read and bumped by one Lua script (EVALSHA, EVAL the
@@ -57,4 +57,4 @@ class RedisRateStore {
   std::shared_ptr<State> state_;  // shared with replies still on their way
 };
 
-}  // namespace tronada
+}  // namespace tronada::cli

@@ -1,4 +1,4 @@
-#include "tronada/gateway/rate_limiter.h"
+#include "cli/rate_limiter.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -11,7 +11,7 @@
 #include "tronada/http/http_server_request.h"
 #include "tronada/metrics/route_series.h"
 
-namespace tronada {
+namespace tronada::cli {
 
 namespace {
 
@@ -207,4 +207,4 @@ void RateLimiter::add_headers(const RateOutcome& outcome, HTTPHeaders& fields) c
   if (!d.allowed) fields.set("Retry-After", std::to_string(d.reset_seconds()));
 }
 
-}  // namespace tronada
+}  // namespace tronada::cli
