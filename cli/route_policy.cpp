@@ -54,6 +54,11 @@ class PolicyAnswerHandler final : public RequestHandler {
     fields_ = fields;
     body_ = body;
   }
+  // The request's body is read and dropped, never buffered: a refused upload must not
+  // cost memory (a `serve` route may have no body limit at all).
+  bool stream_request_body() const override { return true; }
+  void data_received(std::string_view) override {}
+
   Task<void> prepare() override {
     set_status(status_);
     clear_header("Content-Type");

@@ -161,3 +161,23 @@ def test_bad_rate_limit_stops_serve_with_a_message(site, tmp_path):
     assert r.returncode != 0
     assert "bad.toml:" in r.stderr
     assert 'store must be "memory" or "redis://HOST:PORT"' in r.stderr
+
+
+def test_refused_upload_is_dropped_and_the_connection_kept(site, tronadas):
+    import http.client
+    t = tronadas(write(site, "t.toml", '{ requests = 1, per = "1h" }'))
+    conn = http.client.HTTPConnection("127.0.0.1", t.port, timeout=10)
+    try:
+        conn.request("GET", "/index.html")
+        r = conn.getresponse()
+        assert r.status == 200
+        r.read()
+        body = b"x" * (4 * 1024 * 1024)
+        for _ in range(2):
+            conn.request("POST", "/index.html", body=body)
+            r = conn.getresponse()
+            assert r.status == 429
+            r.read()
+            assert not r.will_close  # the same connection serves the next request
+    finally:
+        conn.close()
