@@ -181,3 +181,48 @@ def test_refused_upload_is_dropped_and_the_connection_kept(site, tronadas):
             assert not r.will_close  # the same connection serves the next request
     finally:
         conn.close()
+
+
+def test_429_carries_cors_fields_and_preflights_are_not_counted(site, tronadas):
+    path = site / "t.toml"
+    path.write_text("""
+[[route]]
+path = "/"
+rate_limit = { requests = 1, per = "1h" }
+cors = { origins = ["https://a.example"] }
+static = { root = "public" }
+""")
+    t = tronadas(path)
+    preflight = {"Origin": "https://a.example", "Access-Control-Request-Method": "GET"}
+    for _ in range(3):
+        assert t.request("OPTIONS", "/index.html", preflight)[0] == 204
+    origin = {"Origin": "https://a.example"}
+    assert t.request("GET", "/index.html", origin)[0] == 200
+    status, headers, _ = t.request("GET", "/index.html", origin)
+    assert status == 429
+    # A page's script can read the refusal (and its Retry-After) only with these.
+    assert headers["Access-Control-Allow-Origin"] == "https://a.example"
+    assert "Origin" in headers["Vary"]
+    assert int(headers["Retry-After"]) >= 1
+
+
+def test_workers_each_enforce_the_memory_limit(site, tronadas):
+    import subprocess
+    from conftest import free_port, wait_for_port
+    from policy_servers import TRONADA
+    config = write(site, "t.toml", '{ requests = 2, per = "1h" }')
+    port = free_port()
+    proc = subprocess.Popen([TRONADA, "serve", "-c", str(config), "-w", "2",
+                             "-b", f"127.0.0.1:{port}", "--access-log", "off"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        t = Tronada.__new__(Tronada)
+        t.port = port
+        statuses = [t.request("GET", "/index.html")[0] for _ in range(8)]
+        # Each worker has its own budget of 2: at most 4 pass, whichever workers answer.
+        assert 2 <= statuses.count(200) <= 4
+        assert statuses.count(429) == 8 - statuses.count(200)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
