@@ -139,7 +139,15 @@ void RedisRateStore::hit(std::string_view key, std::int64_t now_ms, Done done) {
                                 }});
   // EVALSHA first; a server that does not know the script yet (NOSCRIPT: just started,
   // restarted, flushed) gets it by EVAL once, which also caches it for the next EVALSHA.
-  Future<redis::Reply> first = state_->client.command(args);
+  Future<redis::Reply> first;
+  try {
+    first = state_->client.command(args);
+  } catch (const std::exception& e) {
+    // Opening a connection can throw (out of memory, a failed fd watch): the request
+    // is decided like any other store failure, never failed with it.
+    hit->failed(e.what());
+    return;
+  }
   first.add_done_callback(
       [hit, args, weak_store = std::weak_ptr<State>(state_), weak = first.weak_state()]() mutable {
         auto s = weak.lock();
@@ -155,7 +163,13 @@ void RedisRateStore::hit(std::string_view key, std::int64_t now_ms, Done done) {
         }
         args[0] = "EVAL";
         args[1] = script();
-        Future<redis::Reply> second = store->client.command(args);
+        Future<redis::Reply> second;
+        try {
+          second = store->client.command(args);
+        } catch (const std::exception& e) {
+          hit->failed(e.what());
+          return;
+        }
         second.add_done_callback([hit, weak2 = second.weak_state()] {
           auto s2 = weak2.lock();
           if (!s2) return;
