@@ -226,3 +226,21 @@ def test_workers_each_enforce_the_memory_limit(site, tronadas):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_sighup_applies_a_new_limit(site, tronadas):
+    config = write(site, "t.toml", '{ requests = 1, per = "1h" }')
+    t = tronadas(config)
+    assert [t.request("GET", "/index.html")[0] for _ in range(2)] == [200, 429]
+    write(site, "t.toml", '{ requests = 3, per = "1h" }')
+    t.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, headers, _ = t.request("GET", "/index.html")
+        if headers.get("RateLimit-Limit") == "3":
+            break
+        time.sleep(0.05)
+    assert headers["RateLimit-Limit"] == "3"
+    assert status == 200
+    # The reloaded memory store started afresh: two more pass, then 429.
+    assert [t.request("GET", "/index.html")[0] for _ in range(3)] == [200, 200, 429]
