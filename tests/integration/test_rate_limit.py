@@ -244,3 +244,33 @@ def test_sighup_applies_a_new_limit(site, tronadas):
     assert status == 200
     # The reloaded memory store started afresh: two more pass, then 429.
     assert [t.request("GET", "/index.html")[0] for _ in range(3)] == [200, 200, 429]
+
+
+def test_waiting_for_redis_never_blocks_the_loop(site, tronadas, redis):
+    import socket
+    import threading
+    config = write(site, "t.toml",
+                   f'{{ requests = 5, per = "1h", store = "redis://127.0.0.1:{redis.port}", '
+                   f'timeout = "3s" }}')
+    t = tronadas(config)
+    assert t.request("GET", "/index.html")[0] == 200  # connected, script loaded
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        # Clients that give up while their decision is pending: the server must forget
+        # them cleanly when the answer (or the deadline) comes.
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", t.port)) as s:
+                s.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+        waiting = {}
+        limited = threading.Thread(
+            target=lambda: waiting.update(answer=t.request("GET", "/index.html")))
+        limited.start()
+        # While that request waits on the stopped Redis, another route answers at once.
+        assert t.request("GET", "/open/index.html")[0] == 200
+        assert limited.is_alive()
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    limited.join(timeout=30)
+    assert waiting["answer"][0] == 200
+    assert t.request("GET", "/index.html")[0] in (200, 429)
+    assert t.proc.poll() is None
