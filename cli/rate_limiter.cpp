@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <openssl/sha.h>
 #include <sys/socket.h>
 
 #include <charconv>
@@ -16,6 +17,22 @@ namespace tronada::cli {
 namespace {
 
 constexpr auto kLogEvery = std::chrono::seconds(10);
+// Header values longer than this are keyed by their SHA-256: a client must not make
+// each of max_keys entries (or each Redis key) as large as a whole header.
+constexpr std::size_t kLongestKey = 64;
+
+std::string sha256_hex(std::string_view text) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * sizeof digest);
+  for (unsigned char c : digest) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
 
 std::int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -141,7 +158,10 @@ RateLimiter::~RateLimiter() = default;
 
 std::string RateLimiter::key_of(const HTTPServerRequest& request) const {
   if (!header_name_.empty()) {
-    if (auto v = request.headers.get(header_name_)) return "h:" + std::string(*v);
+    if (auto v = request.headers.get(header_name_)) {
+      if (v->size() > kLongestKey) return "h#" + sha256_hex(*v);
+      return "h:" + std::string(*v);
+    }
   }
   return "ip:" + request.remote_ip;
 }

@@ -87,6 +87,11 @@ def test_memory_store_keys_by_header(site, tronadas):
     assert t.request("GET", "/index.html", {"X-Api-Key": "a"})[0] == 200
     assert t.request("GET", "/index.html", {"X-Api-Key": "a"})[0] == 429
     assert t.request("GET", "/index.html", {"X-Api-Key": "b"})[0] == 200
+    # Long values are keyed by their hash: still one budget per value.
+    long_a, long_b = "a" * 1000, "a" * 999 + "b"
+    assert t.request("GET", "/index.html", {"X-Api-Key": long_a})[0] == 200
+    assert t.request("GET", "/index.html", {"X-Api-Key": long_a})[0] == 429
+    assert t.request("GET", "/index.html", {"X-Api-Key": long_b})[0] == 200
     # Without the header the client's address is the key: a budget of its own.
     assert t.request("GET", "/index.html")[0] == 200
     assert t.request("GET", "/index.html")[0] == 429
