@@ -22,7 +22,7 @@ def served(tmp_path, upstream):
     config.write_text(f"""
 [[route]]
 path = "/api/"
-cors = {{ origins = ["https://a.example", "https://b.example:8443"], methods = ["GET", "PUT"], headers = ["X-Token", "Content-Type"], expose_headers = ["X-Request-Id"], credentials = true, max_age = "10m" }}
+cors = {{ origins = ["https://a.example", "https://b.example:8443", "https://*.c.example"], methods = ["GET", "PUT"], headers = ["X-Token", "Content-Type"], expose_headers = ["X-Request-Id"], credentials = true, max_age = "10m" }}
 proxy = {{ to = ["http://127.0.0.1:{upstream.port}"] }}
 
 [[route]]
@@ -87,6 +87,14 @@ def test_actual_request_gets_cors_fields_on_the_backend_response(served, upstrea
     assert headers["Access-Control-Expose-Headers"] == "X-Request-Id"
     assert vary(headers) == ["accept-encoding", "origin"]
     assert len(upstream.requests) == 1
+
+
+def test_subdomain_pattern_echoes_the_origin(served):
+    status, headers, _ = served.request("GET", "/api/items", {"Origin": "https://x.c.example"})
+    assert status == 200
+    assert headers["Access-Control-Allow-Origin"] == "https://x.c.example"
+    status, headers, _ = served.request("GET", "/api/items", {"Origin": "https://c.example"})
+    assert "Access-Control-Allow-Origin" not in headers
 
 
 def test_actual_request_from_other_or_no_origin(served):

@@ -64,7 +64,28 @@ CorsPolicy::CorsPolicy(CorsOptions options) : options_(std::move(options)) {
       continue;
     }
     check_origin(o);
-    origins_lower_.push_back(lower(o));
+    std::string l = lower(o);
+    auto scheme_end = l.find("://");
+    if (scheme_end != std::string::npos && l.compare(scheme_end + 3, 2, "*.") == 0) {
+      // "https://*.example.com[:port]": any subdomain, with this scheme and port.
+      Pattern p;
+      p.prefix = l.substr(0, scheme_end + 3);
+      std::string rest = l.substr(scheme_end + 4);  // ".example.com[:port]"
+      auto colon = rest.find(':');
+      p.suffix = rest.substr(0, colon);
+      p.port = colon == std::string::npos ? "" : rest.substr(colon);
+      if (p.suffix.size() < 2 || p.suffix.find('*') != std::string::npos) {
+        throw std::invalid_argument("origin '" + o + "': a pattern is scheme://*.domain[:port]");
+      }
+      patterns_.push_back(std::move(p));
+      continue;
+    }
+    if (l.find('*') != std::string::npos) {
+      throw std::invalid_argument("origin '" + o +
+                                  "': '*' only stands for a whole origin or as \"*.\" at the "
+                                  "start of the host");
+    }
+    origins_lower_.push_back(std::move(l));
   }
   auto no_wildcard_with_credentials = [this](const std::vector<std::string>& list,
                                              const char* key) {
@@ -91,7 +112,21 @@ bool CorsPolicy::is_preflight(std::string_view method, const HTTPHeaders& header
 bool CorsPolicy::origin_allowed(std::string_view origin) const {
   if (any_origin_) return true;
   // Scheme and host are case-insensitive; browsers send them lower-case already.
-  return contains(origins_lower_, lower(origin));
+  std::string l = lower(origin);
+  if (contains(origins_lower_, l)) return true;
+  for (const Pattern& p : patterns_) {
+    if (!l.starts_with(p.prefix)) continue;
+    std::string_view hostport = std::string_view(l).substr(p.prefix.size());
+    auto colon = hostport.find(':');
+    std::string_view host = hostport.substr(0, colon);
+    std::string_view port = colon == std::string_view::npos ? "" : hostport.substr(colon);
+    // At least one label before the domain, and the port exactly as in the pattern.
+    if (port == p.port && host.size() > p.suffix.size() && host.ends_with(p.suffix) &&
+        host.find('/') == std::string_view::npos) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void CorsPolicy::add_origin_fields(std::string_view origin, HTTPHeaders& fields) const {

@@ -14,7 +14,8 @@ namespace tronada {
 
 /// What a route allows (the `cors = {...}` table of a [[route]]).
 struct CorsOptions {
-  /// "https://a.example" (scheme://host[:port], no path), "null", or "*" alone: any.
+  /// "https://a.example" (scheme://host[:port], no path), "https://*.a.example" (any
+  /// subdomain, this scheme and port), "null", or "*" alone: any.
   std::vector<std::string> origins;
   /// Methods a preflight may ask for; GET, HEAD and POST always pass (Fetch's
   /// CORS-safelisted methods). "*": any, only without credentials.
@@ -80,6 +81,12 @@ class CorsPolicy {
   bool any_method_ = false;
   bool any_header_ = false;
   std::vector<std::string> origins_lower_;
+  struct Pattern {
+    std::string prefix;  // "https://"
+    std::string suffix;  // ".example.com"
+    std::string port;    // ":8443", or "" for the scheme's default
+  };
+  std::vector<Pattern> patterns_;
   std::vector<std::string> headers_lower_;
   std::string methods_value_;  // Access-Control-Allow-Methods
   std::string expose_value_;   // Access-Control-Expose-Headers

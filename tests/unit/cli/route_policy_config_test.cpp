@@ -111,6 +111,7 @@ TEST(RoutePolicyConfig, CorsErrors) {
            Case{"cors = { origins = [\"a.example\"] }", "must be scheme://host[:port]"},
            Case{"cors = { origins = [\"https://a.example/app\"] }", "(no path)"},
            Case{"cors = { origins = [\"*\", \"https://a.example\"] }", "list it alone"},
+           Case{"cors = { origins = [\"https://a.*.example\"] }", "'*' only stands for"},
            Case{"cors = { origins = [\"*\"], methods = [\"*\"], credentials = true }",
                 "\"*\" in methods is no wildcard with credentials = true"},
            Case{"cors = { origins = [\"*\"], headers = [\"*\"], credentials = true }",

@@ -117,6 +117,29 @@ TEST(CorsPolicy, BadOriginsAreRefused) {
   EXPECT_NO_THROW(CorsPolicy{o});
 }
 
+TEST(CorsPolicy, SubdomainPatterns) {
+  CorsOptions o;
+  o.origins = {"https://*.example.com", "http://*.dev.example:8080"};
+  CorsPolicy p(o);
+  EXPECT_TRUE(p.origin_allowed("https://app.example.com"));
+  EXPECT_TRUE(p.origin_allowed("https://a.b.example.com"));
+  EXPECT_TRUE(p.origin_allowed("HTTPS://APP.EXAMPLE.COM"));
+  EXPECT_FALSE(p.origin_allowed("https://example.com"));          // no label before it
+  EXPECT_FALSE(p.origin_allowed("https://evil-example.com"));     // not a subdomain
+  EXPECT_FALSE(p.origin_allowed("http://app.example.com"));       // another scheme
+  EXPECT_FALSE(p.origin_allowed("https://app.example.com:444"));  // another port
+  EXPECT_TRUE(p.origin_allowed("http://x.dev.example:8080"));
+  EXPECT_FALSE(p.origin_allowed("http://x.dev.example"));
+  // The answer echoes the origin, never the pattern.
+  CorsAnswer a = p.actual(std::string_view("https://app.example.com"));
+  EXPECT_EQ(field(a, "Access-Control-Allow-Origin"), "https://app.example.com");
+  for (const char* bad : {"https://*", "https://a.*.example.com", "https://*example.com"}) {
+    CorsOptions b;
+    b.origins = {bad};
+    EXPECT_THROW(CorsPolicy{b}, std::invalid_argument) << bad;
+  }
+}
+
 TEST(CorsPolicy, ActualRequests) {
   CorsPolicy p(listed());
   CorsAnswer a = p.actual(std::string_view("https://a.example"));
