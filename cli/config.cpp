@@ -368,6 +368,75 @@ Backend read_backend(std::string_view kind, const toml::table& t, const std::str
   return b;
 }
 
+RateLimitOptions read_rate_limit(const toml::table& t, const std::string& file) {
+  TableReader r(t, file, "rate_limit");
+  RateLimitOptions o;
+  auto requests = r.integer("requests");
+  if (!requests) r.fail_here("rate_limit needs requests, e.g. { requests = 100, per = \"1s\" }");
+  if (*requests < 1) r.fail(*r.get("requests"), "requests must be at least 1");
+  o.requests = *requests;
+  if (auto v = r.duration("per")) {
+    if (v->count() < 1) r.fail(*r.get("per"), "per must be at least 1ms");
+    o.per = *v;
+  }
+  if (auto v = r.string("key")) {
+    try {
+      check_rate_key(*v);
+    } catch (const std::exception& e) {
+      r.fail(*r.get("key"), e.what());
+    }
+    o.key = *v;
+  }
+  if (auto v = r.string("store")) {
+    try {
+      parse_rate_store(*v);
+    } catch (const std::exception& e) {
+      r.fail(*r.get("store"), e.what());
+    }
+    o.store = *v;
+  }
+  if (auto v = r.string("on_store_error")) {
+    if (*v != "allow" && *v != "deny") {
+      r.fail(*r.get("on_store_error"), "on_store_error must be \"allow\" or \"deny\"");
+    }
+    o.allow_on_store_error = *v == "allow";
+  }
+  if (auto v = r.integer("max_keys")) {
+    if (*v < 1) r.fail(*r.get("max_keys"), "max_keys must be at least 1");
+    o.max_keys = static_cast<std::size_t>(*v);
+  }
+  if (auto v = r.duration("timeout")) {
+    if (v->count() < 1) r.fail(*r.get("timeout"), "timeout must be at least 1ms");
+    o.timeout = *v;
+  }
+  r.finish();
+  return o;
+}
+
+CorsOptions read_cors(const toml::table& t, const std::string& file) {
+  TableReader r(t, file, "cors");
+  CorsOptions o;
+  auto origins = r.strings("origins");
+  if (!origins || origins->empty()) {
+    r.fail_here("cors needs origins, e.g. { origins = [\"https://app.example\"] } or [\"*\"]");
+  }
+  o.origins = *origins;
+  if (auto v = r.strings("methods")) o.methods = *v;
+  if (auto v = r.strings("headers")) o.headers = *v;
+  if (auto v = r.strings("expose_headers")) o.expose_headers = *v;
+  if (auto v = r.boolean("credentials")) o.credentials = *v;
+  if (auto v = r.duration("max_age")) {
+    o.max_age = std::chrono::duration_cast<std::chrono::seconds>(*v);
+  }
+  r.finish();
+  try {
+    CorsPolicy check(o);
+  } catch (const std::exception& e) {
+    r.fail_here(std::string("cors: ") + e.what());
+  }
+  return o;
+}
+
 RouteConfig read_route(const toml::table& t, const std::string& file) {
   TableReader r(t, file, "[[route]]");
   RouteConfig route;
@@ -378,6 +447,8 @@ RouteConfig read_route(const toml::table& t, const std::string& file) {
     route.path = *v;
   }
   if (auto v = r.boolean("strip_prefix")) route.strip_prefix = *v;
+  if (const toml::table* v = r.table("rate_limit")) route.rate_limit = read_rate_limit(*v, file);
+  if (const toml::table* v = r.table("cors")) route.cors = read_cors(*v, file);
   int backends = 0;
   for (std::string_view kind : {"static", "redirect", "wsgi", "fastcgi", "proxy"}) {
     if (const toml::table* b = r.table(kind)) {
@@ -536,6 +607,20 @@ std::string format_config(const Config& config) {
     if (!r.host.empty()) out << "host = " << quote(r.host) << "\n";
     out << "path = " << quote(r.path) << "\n";
     if (r.strip_prefix) out << "strip_prefix = true\n";
+    if (const auto& l = r.rate_limit) {
+      out << "rate_limit = { requests = " << l->requests << ", per = " << format_ms(l->per)
+          << ", key = " << quote(l->key) << ", store = " << quote(l->store)
+          << ", on_store_error = " << quote(l->allow_on_store_error ? "allow" : "deny")
+          << ", max_keys = " << l->max_keys << ", timeout = " << format_ms(l->timeout) << " }\n";
+    }
+    if (const auto& c = r.cors) {
+      out << "cors = { origins = " << format_list(c->origins)
+          << ", methods = " << format_list(c->methods) << ", headers = " << format_list(c->headers)
+          << ", expose_headers = " << format_list(c->expose_headers)
+          << ", credentials = " << (c->credentials ? "true" : "false");
+      if (c->max_age) out << ", max_age = " << format_ms(*c->max_age);
+      out << " }\n";
+    }
     out << "[route." << backend_name(r.backend) << "]\n";
     if (auto* b = std::get_if<StaticBackend>(&r.backend)) {
       out << "root = " << quote(b->root) << "\nindex = " << quote(b->index) << "\n";

@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "cli/bind_address.h"
+#include "cli/rate_limiter.h"
 #include "tronada/base/log.h"
+#include "tronada/gateway/cors_policy.h"
 
 namespace tronada::cli {
 
@@ -118,6 +120,9 @@ struct RouteConfig {
   std::string path = "/";     // prefix, always starting with '/'
   bool strip_prefix = false;  // remove `path` before the backend sees the request
   Backend backend;
+  /// Policies in front of the backend (RoutePolicy): `rate_limit = {...}`, `cors = {...}`.
+  std::optional<RateLimitOptions> rate_limit;
+  std::optional<CorsOptions> cors;
   std::string where;  // "FILE:LINE:COLUMN" of the table, for messages at start-up
 };
 

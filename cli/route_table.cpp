@@ -13,6 +13,7 @@
 #include "tronada/gateway/wsgi_application.h"
 #include "tronada/gateway/wsgi_container.h"
 #include "tronada/web/redirect_handler.h"
+#include "tronada/web/request_handler.h"
 #include "tronada/web/routing.h"
 #include "tronada/web/static_file_handler.h"
 #include "tronada/web/static_files.h"
@@ -80,9 +81,47 @@ std::string host_pattern(const std::string& host) {
   return regex_escape(host);
 }
 
+void RouteTable::add_policy(const RouteConfig& route, std::size_t index) {
+  std::unique_ptr<RoutePolicy> policy;
+  if (route.rate_limit || route.cors) {
+    metrics::RouteSeries* series =
+        route_metrics(route.host + route.path, backend_name(route.backend));
+    std::shared_ptr<const CorsPolicy> cors;
+    if (route.cors) cors = std::make_shared<const CorsPolicy>(*route.cors);
+    std::shared_ptr<RateLimiter> limiter;
+    if (route.rate_limit) {
+      limiter = RateLimiter::create(*route.rate_limit, route.host + route.path, series);
+    }
+    policy = std::make_unique<RoutePolicy>(std::move(cors), std::move(limiter), series);
+    any_policy_ = true;
+  }
+  policies_.push_back(std::move(policy));
+  // The rule's name carries the route's index; its factory is never called.
+  HandlerFactory unused = []() -> std::unique_ptr<RequestHandler> { return nullptr; };
+  policy_router_.add(Rule(prefix_pattern(route.path), std::move(unused), std::to_string(index)),
+                     host_pattern(route.host));
+}
+
+RequestStart RouteTable::start_request(const std::shared_ptr<HTTPServerRequest>& request) {
+  if (any_policy_) {
+    if (auto found = policy_router_.find(request->host_name, request->path)) {
+      std::size_t index = std::stoul(found->rule->name());
+      if (RoutePolicy* policy = policies_[index].get()) {
+        return policy->start_request(*app_, request);
+      }
+    }
+  }
+  return app_->start_request(request);
+}
+
 RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* previous) {
   app_ = std::make_unique<Application>();
   for (const RouteConfig& route : config.routes) {
+    try {
+      add_policy(route, policies_.size());
+    } catch (const std::exception& e) {
+      throw ConfigError(route.where + ": [[route]] " + route.path + ": " + e.what());
+    }
     HandlerFactory factory;
     try {
       if (auto* b = std::get_if<WSGIBackend>(&route.backend)) {

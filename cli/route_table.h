@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/config.h"
+#include "cli/route_policy.h"
 #include "tronada/gateway/proxy_handler.h"
 #include "tronada/web/application.h"
 #include "tronada/web/static_files.h"
@@ -53,11 +54,23 @@ class RouteTable {
 
   Application& application() { return *app_; }
 
+  /// Starts a request: through its route's policies (rate_limit, cors) when it has any,
+  /// else straight to the application.
+  RequestStart start_request(const std::shared_ptr<HTTPServerRequest>& request);
+
  private:
+  void add_policy(const RouteConfig& route, std::size_t index);
+
   std::unique_ptr<Application> app_;
   std::vector<std::shared_ptr<void>> keep_;  // the backends' shared state
   // WSGI apps by their settings, for a reload to reuse.
   std::map<std::string, std::shared_ptr<WSGIApplication>> wsgi_apps_;
+  // Policies by route, found with the same host and path patterns in the same order as
+  // the application's rules, so a request meets the policy of the route that serves it.
+  // Empty when no route has one: then requests pay nothing for the feature.
+  std::vector<std::unique_ptr<RoutePolicy>> policies_;  // per route; null: none
+  Router policy_router_;
+  bool any_policy_ = false;
 };
 
 }  // namespace tronada::cli

@@ -181,6 +181,15 @@ class PinnedConnection final : public HTTPConnection {
   void write_headers(int status, const HTTPHeaders& headers) override {
     inner_->write_headers(status, headers);
   }
+  void write_headers_with_reason(int status, std::string_view reason,
+                                 const HTTPHeaders& headers) override {
+    inner_->write_headers_with_reason(status, reason, headers);
+  }
+  void write_response_with_reason(int status, std::string_view reason, const HTTPHeaders& headers,
+                                  std::string_view body) override {
+    inner_->write_response_with_reason(status, reason, headers, body);
+  }
+  std::pair<std::string, int> local_address() const override { return inner_->local_address(); }
   void write(std::string_view chunk) override { inner_->write(chunk); }
   void finish() override { inner_->finish(); }
   void abort() override { inner_->abort(); }
@@ -221,7 +230,7 @@ class LiveRoutes final : public HTTPServerDelegate {
   RequestStart start_request(const std::shared_ptr<HTTPServerRequest>& request) override {
     request->connection =
         std::make_shared<PinnedConnection>(std::move(request->connection), table_);
-    return table_->application().start_request(request);
+    return table_->start_request(request);
   }
 
  private:

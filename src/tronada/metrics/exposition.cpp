@@ -158,6 +158,21 @@ std::string render(const Snapshot& snapshot, const ProcessStats& process, bool r
              label("route", s.route) + ',' + label("backend", s.backend),
              static_cast<double>(s.bytes_out));
   }
+  w.family("tronada_rate_limited_total", "counter",
+           "Requests a route's rate limit refused (429), by route.");
+  for (const auto& s : snapshot.series) {
+    w.sample("tronada_rate_limited_total",
+             label("route", s.route) + ',' + label("backend", s.backend),
+             static_cast<double>(s.rate_limited));
+  }
+  w.family("tronada_rate_limit_store_errors_total", "counter",
+           "Requests a rate limit decided by on_store_error because its store failed, "
+           "timed out or was backing off, by route.");
+  for (const auto& s : snapshot.series) {
+    w.sample("tronada_rate_limit_store_errors_total",
+             label("route", s.route) + ',' + label("backend", s.backend),
+             static_cast<double>(s.rate_limit_store_errors));
+  }
   w.family("tronada_connections_open", "gauge",
            "Client connections open now, by protocol (published once a second).");
   for (std::size_t p = 0; p < kProtocols; ++p) {

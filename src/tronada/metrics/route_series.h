@@ -44,6 +44,10 @@ struct RouteSeries {
   std::atomic<std::uint64_t> duration_ns;
   std::atomic<std::uint64_t> bytes_in;
   std::atomic<std::uint64_t> bytes_out;
+  /// Requests a rate limit refused (429), and requests decided without the limit's
+  /// shared store because it failed or was slow (on_store_error decided them).
+  std::atomic<std::uint64_t> rate_limited;
+  std::atomic<std::uint64_t> rate_limit_store_errors;
 
   /// What one finished request costs: four relaxed adds, no lock, no allocation.
   void record(int status, std::uint64_t ns, std::uint64_t in, std::uint64_t out) {

@@ -163,6 +163,8 @@ Snapshot SharedRegion::snapshot(std::uint64_t stall_ns) const {
       to.duration_ns += from.duration_ns.load(relaxed);
       to.bytes_in += from.bytes_in.load(relaxed);
       to.bytes_out += from.bytes_out.load(relaxed);
+      to.rate_limited += from.rate_limited.load(relaxed);
+      to.rate_limit_store_errors += from.rate_limit_store_errors.load(relaxed);
     }
     if (!alive(pid)) continue;
     ++out.live;

@@ -45,6 +45,8 @@ struct Snapshot {
     std::uint64_t duration_ns = 0;
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
+    std::uint64_t rate_limited = 0;
+    std::uint64_t rate_limit_store_errors = 0;
   };
   std::vector<Series> series;  // in the order routes were first registered
   std::int64_t connections[kProtocols] = {};

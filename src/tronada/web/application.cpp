@@ -102,6 +102,19 @@ RequestStart Application::start_request(const std::shared_ptr<HTTPServerRequest>
   } else {
     h = std::make_shared<NotFoundHandler>();
   }
+  return start_handler(request, std::move(h));
+}
+
+RequestStart Application::start_request_with(const std::shared_ptr<HTTPServerRequest>& request,
+                                             const HandlerFactory& factory,
+                                             metrics::RouteSeries* series) {
+  auto h = std::shared_ptr<RequestHandler>(factory());
+  h->metrics_ = series;
+  return start_handler(request, std::move(h));
+}
+
+RequestStart Application::start_handler(const std::shared_ptr<HTTPServerRequest>& request,
+                                        std::shared_ptr<RequestHandler> h) {
   h->request_ = request;
   h->application_ = this;
   // Room for a typical response's fields at once, not grown 1, 2, 4, 8 request by request.

@@ -78,10 +78,21 @@ class Application : public HTTPServerDelegate {
   // HTTPServerDelegate
   RequestStart start_request(const std::shared_ptr<HTTPServerRequest>& request) override;
 
+  /// Starts `request` with a handler from `factory` rather than the router's (Tornado's
+  /// get_handler_delegate): for a front policy that answers by itself (a 429 from a rate
+  /// limit, a CORS preflight), so those answers are logged and counted like any other.
+  /// `series`: where the request is counted, or nullptr.
+  RequestStart start_request_with(const std::shared_ptr<HTTPServerRequest>& request,
+                                  const HandlerFactory& factory,
+                                  metrics::RouteSeries* series = nullptr);
+
   /// Compiled template text by name (read once, then cached).
   const std::string& template_source(std::string_view name);
 
  private:
+  RequestStart start_handler(const std::shared_ptr<HTTPServerRequest>& request,
+                             std::shared_ptr<RequestHandler> handler);
+
   Router router_;
   ApplicationSettings settings_;
   std::vector<std::unique_ptr<HTTPServer>> servers_;
