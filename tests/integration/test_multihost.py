@@ -524,6 +524,26 @@ def test_failover_across_hosts(cluster):
         assert figures["hup_lost"] == 0, load.failures(t_hup)
         after = load.counts(t_end - 1.0, t_end)
         assert all(after[n] > 0 for n in HOSTS), after
+
+        # SIGHUP while a host is known to be out (h3 frozen, its health check failed): the
+        # reloaded route starts with no memory of it, so requests go to it again until a
+        # read_timeout or the new route's first check (health timeout) takes it out once
+        # more. Nothing is lost (GETs are retried); the stalls are measured, not asserted.
+        t_stop = time.monotonic()
+        cluster.signal_host("h3", signal.SIGSTOP)
+        t_out = front.wait_for(f"upstream {upstream_url('h3')} failed its health check",
+                               after=t_stop, timeout=HEALTH_INTERVAL + HEALTH_TIMEOUT + MARGIN)
+        time.sleep(READ_TIMEOUT + 0.5)  # the stalls of the freeze itself are over
+        t_hup = time.monotonic()
+        cluster.front_proc.send_signal(signal.SIGHUP)
+        front.wait_for("configuration reloaded", after=t_hup, timeout=10)
+        time.sleep(READ_TIMEOUT + 1.0)
+        window = load.select(t_hup)
+        figures["hup_frozen_stalled"] = len([r for r in window
+                                             if r[1] - r[0] >= READ_TIMEOUT * 0.8])
+        figures["hup_frozen_max_latency"] = max(r[1] - r[0] for r in window)
+        figures["hup_frozen_lost"] = len(load.failures(t_hup))
+        assert figures["hup_frozen_lost"] == 0, load.failures(t_hup)
     finally:
         load.stop()
     figures["requests"] = len(load.records)
@@ -547,6 +567,8 @@ def report(f):
           f"after the SIGSTOP)")
     print(f"SIGCONT: in again after {f['cont_back']:.2f} s")
     print(f"5 x SIGHUP: {f['hup_requests']} requests, lost {f['hup_lost']}")
+    print(f"SIGHUP with a host frozen and out: lost {f['hup_frozen_lost']}; stalled again "
+          f"{f['hup_frozen_stalled']} (max latency {f['hup_frozen_max_latency']:.2f} s)")
     print(f"total: {f['requests']} requests, lost {f['lost']}, {f['duration']:.1f} s")
 
 
