@@ -476,6 +476,8 @@ def test_failover_across_hosts(cluster):
                                            FAIL_TIMEOUT + HEALTH_INTERVAL + MARGIN)
         figures["restart_back"] = t_back - t_restart
         figures["restart_back_after_kill"] = t_back - t_kill
+        figures["restart_healthy"] = front.wait_for(
+            f"upstream {upstream_url('h1')} is healthy again", after=t_restart) - t_restart
         assert load.failures(t_kill - 0.5) == []
 
         # (c) h2 frozen (SIGSTOP): it still accepts connections (the kernel does) but never
@@ -506,8 +508,10 @@ def test_failover_across_hosts(cluster):
         cluster.signal_host("h2", signal.SIGCONT)
         t_back = load.wait_for_answer_from("h2", t_cont, FAIL_TIMEOUT + HEALTH_INTERVAL + MARGIN)
         figures["cont_back"] = t_back - t_cont
-        front.wait_for(f"upstream {upstream_url('h2')} is healthy again", after=t_cont,
-                       timeout=HEALTH_INTERVAL + MARGIN)
+        figures["cont_healthy"] = front.wait_for(
+            f"upstream {upstream_url('h2')} is healthy again", after=t_cont,
+            timeout=HEALTH_INTERVAL + MARGIN) - t_cont
+        figures["cont_after_stop"] = t_cont - t_stop
         assert load.failures(t_stop - 0.5) == []
 
         # (e) SIGHUP of the front under load, five times: no request lost.
@@ -559,17 +563,19 @@ def report(f):
     print(f"SIGKILL: out by health check after {f['kill_detect']:.2f} s; "
           f"requests lost {f['kill_lost']}; exchanges cut by the kill and retried "
           f"{f['kill_retried']}; max latency {f['kill_max_latency'] * 1000:.0f} ms")
-    print(f"restarted: in again after {f['restart_back']:.2f} s "
-          f"({f['restart_back_after_kill']:.2f} s after the kill)")
+    print(f"restarted: health check passed after {f['restart_healthy']:.2f} s, in again after "
+          f"{f['restart_back']:.2f} s ({f['restart_back_after_kill']:.2f} s after the kill)")
     print(f"SIGSTOP: out by health check after {f['stop_detect']:.2f} s; requests lost "
           f"{f['stop_lost']}; stalled {f['stop_stalled']}, retried {f['stop_retried']} (max latency "
           f"{f['stop_max_latency']:.2f} s, last one ended {f['stop_last_stalled_end']:.2f} s "
           f"after the SIGSTOP)")
-    print(f"SIGCONT: in again after {f['cont_back']:.2f} s")
+    print(f"SIGCONT ({f['cont_after_stop']:.2f} s after the SIGSTOP): health check passed after "
+          f"{f['cont_healthy']:.2f} s, in again after {f['cont_back']:.2f} s")
     print(f"5 x SIGHUP: {f['hup_requests']} requests, lost {f['hup_lost']}")
     print(f"SIGHUP with a host frozen and out: lost {f['hup_frozen_lost']}; stalled again "
           f"{f['hup_frozen_stalled']} (max latency {f['hup_frozen_max_latency']:.2f} s)")
-    print(f"total: {f['requests']} requests, lost {f['lost']}, {f['duration']:.1f} s")
+    print(f"total: {f['requests']} requests ({f['requests'] / f['duration']:.0f}/s), "
+          f"lost {f['lost']}, {f['duration']:.1f} s")
 
 
 # --- (f) a host added through DNS ------------------------------------------------------------
