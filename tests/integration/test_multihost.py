@@ -669,12 +669,12 @@ def test_host_added_through_dns_gets_traffic_without_reload(cluster, tmp_path):
     hosts_dir.mkdir()
     (hosts_dir / "first").write_text(
         "".join(f"{host_ip(n)} {DNS_NAME}\n" for n in ("h1", "h2")))
-    cluster.spawn(cluster.front_ns, [
-        DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", f"--port={DNS_PORT}",
-        "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-        f"--hostsdir={hosts_dir}", "--local-ttl=1", f"--pid-file={tmp_path}/dnsmasq.pid",
-        "--user=root", "--group=root", "--log-facility=-"],
-        stderr=open(tmp_path / "dnsmasq.log", "ab"))
+    with open(tmp_path / "dnsmasq.log", "ab") as log:
+        cluster.spawn(cluster.front_ns, [
+            DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", f"--port={DNS_PORT}",
+            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+            f"--hostsdir={hosts_dir}", "--local-ttl=1", f"--pid-file={tmp_path}/dnsmasq.pid",
+            "--user=root", "--group=root", "--log-facility=-"], stderr=log)
     wait_for_records(cluster.front_ns, [host_ip("h1"), host_ip("h2")])
     cluster.start_front(config)
     front = cluster.front_log
@@ -700,7 +700,7 @@ def test_host_added_through_dns_gets_traffic_without_reload(cluster, tmp_path):
     finally:
         load.stop()
     assert load.failures() == [], load.failures()[:5]
-    assert front.find("reload") == [] and front.find("hangup") == []
+    assert front.find("configuration reloaded") == [] and front.find("hangup") == []
     print(f"\n--- DNS: a host added to {DNS_NAME} answered {t_first - t_add:.2f} s after the "
           f"change (resolve_interval {RESOLVE_INTERVAL:g} s, TTL 1 s), "
           f"{len(load.records)} requests, lost 0")
