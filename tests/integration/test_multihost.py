@@ -12,10 +12,13 @@ Needs root (`ip netns add`); skipped otherwise. Everything it makes is in namesp
 deletes at the end, also when a check fails."""
 import ctypes
 import http.client
+import itertools
 import os
 import secrets
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -28,6 +31,7 @@ from conftest import BIN
 TRONADA = str(BIN / "tronada")
 APPS = Path(__file__).resolve().parent / "apps"
 TOKEN = secrets.token_hex(3)  # per run: namespaces of runs side by side never clash
+CLUSTERS = itertools.count(1)  # and per test within a run
 
 NET = "10.213.0"
 FRONT_IP = f"{NET}.1"
@@ -99,7 +103,6 @@ def in_ns(ns, fn, *args):
 
 def wait_listening(address, port, proc, timeout=15.0):
     """In the caller's namespace: until something accepts on address:port."""
-    import socket
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -110,16 +113,6 @@ def wait_listening(address, port, proc, timeout=15.0):
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listening on {address}:{port} after {timeout}s")
-
-
-def get(address, path, timeout=5):
-    c = http.client.HTTPConnection(address, PORT, timeout=timeout)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
 
 
 class NamespacesUnavailable(Exception):
@@ -315,7 +308,7 @@ def cluster(tmp_path, request):
         pytest.skip("needs root: the test makes network namespaces (ip netns add)")
     if shutil.which("ip") is None:
         pytest.skip("needs iproute2's ip to make network namespaces")
-    c = Cluster(tmp_path, request.node.name[-4:].replace("_", ""))
+    c = Cluster(tmp_path, next(CLUSTERS))
     request.addfinalizer(c.cleanup)
     return c
 
@@ -566,9 +559,9 @@ def report(f):
     print(f"restarted: health check passed after {f['restart_healthy']:.2f} s, in again after "
           f"{f['restart_back']:.2f} s ({f['restart_back_after_kill']:.2f} s after the kill)")
     print(f"SIGSTOP: out by health check after {f['stop_detect']:.2f} s; requests lost "
-          f"{f['stop_lost']}; stalled {f['stop_stalled']}, retried {f['stop_retried']} (max latency "
-          f"{f['stop_max_latency']:.2f} s, last one ended {f['stop_last_stalled_end']:.2f} s "
-          f"after the SIGSTOP)")
+          f"{f['stop_lost']}; stalled {f['stop_stalled']}, retried {f['stop_retried']} "
+          f"(max latency {f['stop_max_latency']:.2f} s, last one ended "
+          f"{f['stop_last_stalled_end']:.2f} s after the SIGSTOP)")
     print(f"SIGCONT ({f['cont_after_stop']:.2f} s after the SIGSTOP): health check passed after "
           f"{f['cont_healthy']:.2f} s, in again after {f['cont_back']:.2f} s")
     print(f"5 x SIGHUP: {f['hup_requests']} requests, lost {f['hup_lost']}")
@@ -612,8 +605,6 @@ def dns_front_config(tmp_path):
 
 def dns_query(server, port, name, timeout=1.0):
     """The A records of `name` from the DNS server at server:port (one UDP query)."""
-    import socket
-    import struct
     qid = secrets.randbits(16)
     question = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
     packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question + struct.pack(">HH", 1, 1)
