@@ -1,14 +1,12 @@
 #include "tronada/http/http1_connection.h"
 
 #include <arpa/inet.h>
-#include <sys/ioctl.h>
 
 #include <charconv>
 #include <cstring>
 #include <stdexcept>
 #include <tuple>
 #include <type_traits>
-#include <typeinfo>
 
 #include "tronada/base/base64.h"
 #include "tronada/base/log.h"
@@ -315,27 +313,10 @@ void HTTP1Connection::on_read_timeout(void* p) {
   }
 }
 
-std::size_t HTTP1Connection::unsent_bytes() const {
-  // Bytes given to the socket and not yet taken by the client: libuv's queue, plus what
-  // the kernel still holds (TIOCOUTQ; for TCP, sent but unacknowledged bytes count too).
-  // libuv only writes when the kernel has room, so a client that drains a full kernel
-  // buffer slowly shows no progress in libuv's queue alone. One ioctl, and only when the
-  // write timeout is armed or fires, never per request.
-  uv_stream_t* h = stream_->handle();
-  if (!h) return 0;
-  std::size_t n = h->write_queue_size;
-  uv_os_fd_t fd;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(h), &fd) == 0) {
-    int kernel = 0;
-    if (ioctl(fd, TIOCOUTQ, &kernel) == 0 && kernel > 0) n += static_cast<std::size_t>(kernel);
-  }
-  return n;
-}
-
 void HTTP1Connection::mark_write_progress() {
   write_mark_taken_ = bytes_handed_ - stream_->write_buffer_size();
   write_mark_handed_ = bytes_handed_;
-  write_mark_unsent_ = unsent_bytes();
+  write_mark_unsent_ = stream_->unsent_bytes();
 }
 
 void HTTP1Connection::on_write_timeout(void* p) {
@@ -347,7 +328,7 @@ void HTTP1Connection::on_write_timeout(void* p) {
   std::uint64_t taken = self->bytes_handed_ - queued;
   std::uint64_t unsent_if_stuck =
       self->write_mark_unsent_ + (self->bytes_handed_ - self->write_mark_handed_);
-  if (taken > self->write_mark_taken_ || self->unsent_bytes() < unsent_if_stuck) {
+  if (taken > self->write_mark_taken_ || self->stream_->unsent_bytes() < unsent_if_stuck) {
     // The client took some since the last look: give it another period.
     self->mark_write_progress();
     self->context_->write_timeouts.arm(self->write_timeout_);
@@ -1210,25 +1191,9 @@ void HTTP1Connection::close_after_flush(bool linger) {
     reading_paused_ = false;
     stream_->resume_reading();
   }
-  // Only a plain stream may be shut down under its feet: a TLS stream must send its
-  // close_notify first, and there the close alone ends the response.
-  IOStream& stream = *stream_;
-  if (typeid(stream) == typeid(IOStream)) {
-    auto shut_down = [stream = stream_] {
-      if (stream->closed()) return;
-      auto* req = new uv_shutdown_t;
-      // Runs even when the handle closes first (UV_ECANCELED); it must not touch us.
-      int rc = uv_shutdown(req, stream->handle(), [](uv_shutdown_t* r, int) { delete r; });
-      if (rc < 0) delete req;
-    };
-    if (stream_->write_buffer_size() == 0) {
-      shut_down();
-    } else {
-      // uv_shutdown waits for libuv's queue only, not for a file region the stream sends
-      // itself (write_file): shut down once everything written has left.
-      stream_->write_pieces(nullptr, 0, std::move(shut_down));
-    }
-  }
+  // FIN after the response (over TLS, close_notify first): the client sees the end of
+  // the response while we go on reading.
+  stream_->shutdown_write();
 }
 
 Future<void> HTTP1Connection::drain(std::uint64_t seq) {

@@ -170,7 +170,6 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   void write_raw(const std::string_view* pieces, std::size_t count);
   void watch_writes();
   void mark_write_progress();
-  std::size_t unsent_bytes() const;
   void close_after_flush(bool linger);
   void on_stream_closed();
   void apply_xheaders(HTTPServerRequest& req);

@@ -1,7 +1,9 @@
 #include "tronada/net/iostream.h"
 
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -981,6 +983,46 @@ void IOStream::on_closed(uv_handle_t* h) {
   self->eof_handler_ = nullptr;
   if (acceptor_cb) IOLoop::invoke_logged("close callback", acceptor_cb);
   if (cb) IOLoop::invoke_logged("close callback", cb);
+}
+
+void IOStream::shutdown_write() {
+  if (closing_) return;
+  auto shut_down = [self = shared_from_this()] {
+    if (self->closing_) return;
+    auto* req = new uv_shutdown_t;
+    // Runs even when the handle closes first (UV_ECANCELED); it must not touch the stream.
+    int rc = uv_shutdown(req, self->handle_, [](uv_shutdown_t* r, int) { delete r; });
+    if (rc < 0) delete req;
+  };
+  if (write_queued_ == 0) {
+    shut_down();
+  } else {
+    // uv_shutdown waits for libuv's queue only, not for a file region the stream sends
+    // itself (write_file): shut down once everything written has left.
+    write_pieces(nullptr, 0, std::move(shut_down));
+  }
+}
+
+std::size_t IOStream::unsent_bytes() const {
+  // libuv only writes when the kernel has room, so a client that drains a full kernel
+  // buffer slowly shows no progress in libuv's queue alone: ask the kernel too.
+  if (!handle_) return 0;
+  std::size_t n = handle_->write_queue_size;
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(handle_), &fd) == 0) {
+    int kernel = 0;
+    if (ioctl(fd, TIOCOUTQ, &kernel) == 0 && kernel > 0) n += static_cast<std::size_t>(kernel);
+  }
+  return n;
+}
+
+bool IOStream::socket_quiet() const {
+  if (closing_ || !handle_) return false;
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(handle_), &fd) != 0) return false;
+  char byte;
+  ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 void IOStream::set_nodelay(bool on) {
