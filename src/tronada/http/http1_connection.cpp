@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "tronada/base/log.h"
+#include "tronada/http/h2c_upgrade.h"
 
 namespace tronada {
 

@@ -1,5 +1,5 @@
-// HTTP1Connection: moves bytes between an IOStream and the sans-I/O HTTP/1 parser, and
-// writes the responses.
+// HTTP1Connection: moves bytes between an IOStream and the sans-I/O HTTP/1 request parser
+// and response writer, with the timeouts, pipelining and closing around them.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +10,6 @@
 #include <string>
 #include <unordered_set>
 
-#include "tronada/http/h2c_upgrade.h"
 #include "tronada/http/http1_parser.h"
 #include "tronada/http/http1_response_writer.h"
 #include "tronada/http/http_connection.h"
