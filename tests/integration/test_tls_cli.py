@@ -8,6 +8,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -258,6 +259,29 @@ def test_client_certificates(run, pki, site):
         with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
             # TLS 1.3 reports the refusal on the first read after the handshake.
             https_get(server.port, "/", client_context(pki, cert))
+
+
+def test_refused_body_ends_at_once_with_close_notify(run, pki, site):
+    """A body over the limit gets 413 before it was read. The lingering close that follows
+    sends close_notify and FIN right after the response, as over plain TCP, so the client
+    reads the end now, not when the linger time (2 s by default) is up and the server
+    closes."""
+    server = run("static", str(site), *tls_flags(pki), "--max-body-size", "1KiB")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        with client_context(pki).wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000\r\n\r\n" +
+                      b"x" * 2000)
+            start = time.monotonic()
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            elapsed = time.monotonic() - start
+    assert data.startswith(b"HTTP/1.1 413 "), data[:40]
+    assert b"Connection: close\r\n" in data
+    assert elapsed < 1.5, f"the end came only with the linger timeout ({elapsed:.2f} s)"
 
 
 def test_serve_tls_table_with_sni_and_flags_override(run, pki, site, tmp_path):

@@ -69,15 +69,10 @@ Pool::~Pool() {
 }
 
 bool Pool::idle_stream_usable(IOStream& stream) {
-  if (stream.closed()) return false;
-  uv_os_fd_t fd;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(stream.handle()), &fd) != 0) return false;
   // An idle responder connection has nothing to say: readable means EOF (a recycled
   // php-fpm child) or garbage, both unusable. This catches most closed connections
   // before we write to them; the retry in the handler covers the rest.
-  char byte;
-  ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  return stream.socket_quiet();
 }
 
 std::shared_ptr<IOStream> Pool::take_idle(const std::string& to) {

@@ -230,8 +230,8 @@ void FastCGIHandler::on_connection_close() {
 void FastCGIHandler::start_exchange() {
   auto ex = std::make_shared<Exchange>();
   ex->config = config_;
-  ex->request = request_;
-  const HTTPServerRequest& req = *request_;
+  ex->request = shared_request();
+  const HTTPServerRequest& req = request();
   const FastCGITarget& t = *target_;
   NameValuePairs& p = ex->params;
   auto content_length = req.headers.get("Content-Length");
@@ -309,10 +309,10 @@ void FastCGIHandler::data_received(std::string_view chunk) {
   early_body_.append(chunk);
   if (!early_paused_ && early_body_.size() > config_->body_buffer) {
     early_paused_ = true;
-    pause_client(*request_->connection);
+    pause_client(*request().connection);
   }
   if (resolving_.valid()) return;
-  resolving_ = resolve(request_->path);
+  resolving_ = resolve(request().path);
   std::weak_ptr<bool> alive = alive_;
   resolving_.add_done_callback([this, alive] {
     if (!alive.expired()) target_found(resolving_.result());
@@ -328,13 +328,13 @@ void FastCGIHandler::target_found(FastCGITarget target) {
   if (early_paused_) {
     early_paused_ = false;
     // An exchange that holds more than it may keeps the pause and lifts it itself.
-    if (!exchange_ || !exchange_->client_paused) resume_client(*request_->connection);
+    if (!exchange_ || !exchange_->client_paused) resume_client(*request().connection);
   }
 }
 
 void FastCGIHandler::take_body(std::string_view chunk) {
   if (target_->kind != FastCGITarget::Kind::script) return;  // static: the body is unused
-  bool has_length = request_->headers.contains("Content-Length");
+  bool has_length = request().headers.contains("Content-Length");
   if (!exchange_) {
     if (has_length) {
       start_exchange();
@@ -359,25 +359,21 @@ void FastCGIHandler::take_body(std::string_view chunk) {
   ex.more.set();
   if (!ex.client_paused && ex.pending.size() > config_->body_buffer) {
     ex.client_paused = true;
-    pause_client(*request_->connection);
+    pause_client(*request().connection);
   }
 }
 
 Task<void> FastCGIHandler::serve_static() {
   // The normalised path: "/a/../b.html" is "/b.html", as the routing decided.
+  std::uint64_t sent = 0;
   int status =
-      co_await config_->static_files->serve(request_, encode_path(target_->path), &bytes_written_);
-  status_ = status;
-  finished_ = true;
-  headers_written_ = true;
-  request_->mark_finished();
-  on_finish();
-  log_request();
+      co_await config_->static_files->serve(shared_request(), encode_path(target_->path), &sent);
+  complete_elsewhere(status, sent);
 }
 
 Task<void> FastCGIHandler::serve() {
   if (!target_) {
-    if (!resolving_.valid()) resolving_ = resolve(request_->path);
+    if (!resolving_.valid()) resolving_ = resolve(request().path);
     Future<FastCGITarget> resolving = resolving_;
     FastCGITarget found = co_await resolving;
     target_found(std::move(found));  // unless the body's callback came first
@@ -385,13 +381,13 @@ Task<void> FastCGIHandler::serve() {
   switch (target_->kind) {
     case FastCGITarget::Kind::bad_request:
       // nginx answers 400 too: a malformed escape, a NUL, a ".." above the root.
-      throw HTTPError(400, "malformed or escaping path " + request_->path);
+      throw HTTPError(400, "malformed or escaping path " + request().path);
     case FastCGITarget::Kind::not_found:
       throw HTTPError(404);
     case FastCGITarget::Kind::redirect_slash: {
       // Caddy's canonical path: 308 keeps the method and body.
       std::string to = encode_path(target_->path) + "/";
-      if (!request_->query.empty()) to += "?" + request_->query;
+      if (!request().query.empty()) to += "?" + request().query;
       redirect(to, false, 308);
       co_return;
     }
@@ -433,7 +429,7 @@ Task<void> FastCGIHandler::run_script(int redirects_left) {
       CGIResponseParser cgi;
       try {
         while (!parser.complete()) {
-          if (request_->connection->closed()) throw StreamClosedError();
+          if (request().connection->closed()) throw StreamClosedError();
           Future<std::string> pending = stream->read_bytes(64 * 1024, true);
           std::string chunk;
           std::exception_ptr read_error;
@@ -455,7 +451,7 @@ Task<void> FastCGIHandler::run_script(int redirects_left) {
                 sink.out.clear();
                 continue;
               }
-              headers_.clear();
+              response_headers().clear();
               set_status(r.status);
               for (const auto& f : r.headers) add_header(f.name, f.value);
             }
@@ -479,10 +475,12 @@ Task<void> FastCGIHandler::run_script(int redirects_left) {
         error = std::current_exception();
       }
       if (!error && !redirect_to) {
+        // Nothing else is buffered: every earlier piece went out with a flush().
+        std::size_t length = sink.out.size();
         write(sink.out);
         if (!headers_sent) {
-          headers_.remove("Content-Length");
-          headers_.set("Content-Length", std::to_string(body_.size()));
+          response_headers().remove("Content-Length");
+          response_headers().set("Content-Length", std::to_string(length));
           // flush() rather than finish() alone: finish() would add an ETag (and answer
           // 304s) that the script did not ask for. Its drain is not awaited: finishing
           // needs no room in the client's buffer.
@@ -503,11 +501,11 @@ Task<void> FastCGIHandler::run_script(int redirects_left) {
       Future<FastCGITarget> resolving = resolve(path);
       target_ = co_await resolving;
       if (target_->kind != FastCGITarget::Kind::script) throw HTTPError(404);
-      request_->method = "GET";
-      request_->path = path;
-      request_->query = q == std::string::npos ? "" : location.substr(q + 1);
-      request_->headers.remove("Content-Length");
-      request_->headers.remove("Content-Type");
+      request().method = "GET";
+      request().path = path;
+      request().query = q == std::string::npos ? "" : location.substr(q + 1);
+      request().headers.remove("Content-Length");
+      request().headers.remove("Content-Type");
       exchange_.reset();
       co_await run_script(redirects_left - 1);
       co_return;
@@ -530,7 +528,7 @@ Task<void> FastCGIHandler::run_script(int redirects_left) {
     } catch (...) {
     }
     if (stream_closed && reused && !response_started && ex->retain && !ex->aborted &&
-        attempt < kMaxAttempts && is_idempotent_method(request_->method)) {
+        attempt < kMaxAttempts && is_idempotent_method(request().method)) {
       retry = true;
     }
     if (retry) {
@@ -542,7 +540,7 @@ Task<void> FastCGIHandler::run_script(int redirects_left) {
       spawn_logged(send_request(ex), "fastcgi request");
       continue;
     }
-    if (request_->connection->closed() || ex->aborted) {
+    if (request().connection->closed() || ex->aborted) {
       co_return;  // the client left; nothing to answer
     }
     std::string what;
@@ -564,7 +562,7 @@ Task<void> FastCGIHandler::run_script(int redirects_left) {
       what = "unknown error";
     }
     std::string message = "FastCGI backend " + backend + ": " + what;
-    if (headers_sent || headers_written_) {
+    if (headers_sent || headers_written()) {
       log::error("fastcgi", message + " (after the response began; closing the connection)");
       send_error(status);
       co_return;

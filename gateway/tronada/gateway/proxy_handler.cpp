@@ -807,7 +807,7 @@ std::optional<std::uint64_t> ProxyHandler::max_body_size() const {
 
 void ProxyHandler::data_received(std::string_view chunk) {
   if (!exchange_) {
-    exchange_ = std::make_shared<Exchange>(route_, request_);
+    exchange_ = std::make_shared<Exchange>(route_, shared_request());
     exchange_->start();
   }
   exchange_->body(chunk);
@@ -818,7 +818,7 @@ void ProxyHandler::on_connection_close() {
 }
 
 Task<void> ProxyHandler::serve() {
-  if (!exchange_) exchange_ = std::make_shared<Exchange>(route_, request_);
+  if (!exchange_) exchange_ = std::make_shared<Exchange>(route_, shared_request());
   std::shared_ptr<Exchange> ex = exchange_;
   ex->request_complete();
   Future<void> done = ex->done();
@@ -828,13 +828,7 @@ Task<void> ProxyHandler::serve() {
     throw HTTPError(ex->error_status ? ex->error_status : 502, ex->error_message);
   }
   // The exchange answered through the connection itself.
-  status_ = ex->status;
-  headers_written_ = true;
-  finished_ = true;
-  bytes_written_ = ex->bytes;
-  request_->mark_finished();
-  on_finish();
-  log_request();
+  complete_elsewhere(ex->status, ex->bytes);
 }
 
 }  // namespace tronada

@@ -21,7 +21,7 @@ std::optional<std::uint64_t> WSGIContainer::max_body_size() const {
 void WSGIContainer::start() {
   // The exchange calls back when the response ended. A handler whose request was
   // abandoned before it ran may go first: its destructor then drops the callback.
-  exchange_ = app_->start(request_, script_name_, [this](int status) { on_done(status); });
+  exchange_ = app_->start(shared_request(), script_name_, [this](int status) { on_done(status); });
 }
 
 void WSGIContainer::data_received(std::string_view chunk) {
@@ -37,13 +37,8 @@ Task<void> WSGIContainer::prepare() {
     Future<void> finished = waiting_->get_future();
     co_await finished;
   }
-  // The response went out through the connection directly: record it as finished so
-  // the framework neither writes another nor skips the access log.
-  status_ = done_status_ ? done_status_ : 500;
-  headers_written_ = true;
-  finished_ = true;
-  request_->mark_finished();
-  log_request();
+  // The exchange answered through the connection directly.
+  complete_elsewhere(done_status_ ? done_status_ : 500, bytes_written());
 }
 
 void WSGIContainer::on_connection_close() {

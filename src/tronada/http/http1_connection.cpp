@@ -1,19 +1,14 @@
 #include "tronada/http/http1_connection.h"
 
 #include <arpa/inet.h>
-#include <sys/ioctl.h>
 
-#include <charconv>
 #include <cstring>
 #include <stdexcept>
 #include <tuple>
 #include <type_traits>
-#include <typeinfo>
 
-#include "tronada/base/base64.h"
 #include "tronada/base/log.h"
-#include "tronada/http/http_date.h"
-#include "tronada/http/http_status.h"
+#include "tronada/http/h2c_upgrade.h"
 
 namespace tronada {
 
@@ -80,22 +75,6 @@ class HTTP1Stream final : public HTTPConnection {
   std::uint64_t seq_;
 };
 
-void append_number(std::string& out, std::uint64_t n) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
-  out.append(buf, end);
-}
-
-void append_hex(std::string& out, std::uint64_t n) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n, 16);
-  out.append(buf, end);
-}
-
-char lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
-}
-
 bool is_valid_ip(std::string_view ip) {
   char buf[INET6_ADDRSTRLEN + 1];
   if (ip.empty() || ip.size() >= sizeof buf) return false;
@@ -122,99 +101,6 @@ constexpr std::size_t kFlushThreshold = 64 * 1024;
 constexpr std::size_t kPendingSlack = 64 * 1024;
 // Buffers bigger than this are given back when they empty (idle connections stay small).
 constexpr std::size_t kKeepCapacity = 16 * 1024;
-
-/// Whether a comma-separated field (all its lines) lists `token`, case-insensitively.
-bool lists_token(const HTTPHeaders& headers, std::string_view name, std::string_view token) {
-  for (std::string_view line : headers.get_all(name)) {
-    while (!line.empty()) {
-      auto comma = line.find(',');
-      if (detail::iequals(detail::trim_ows(line.substr(0, comma)), token)) return true;
-      if (comma == std::string_view::npos) break;
-      line.remove_prefix(comma + 1);
-    }
-  }
-  return false;
-}
-
-/// A SETTINGS payload whose every known setting is within RFC 9113 6.5.2's range, so
-/// nghttp2_session_upgrade2 will take it and the 101 we send is not followed by an error.
-bool valid_settings_payload(std::string_view p) {
-  if (p.size() % 6 != 0) return false;
-  for (std::size_t i = 0; i < p.size(); i += 6) {
-    auto byte = [&](std::size_t k) {
-      return static_cast<std::uint32_t>(static_cast<unsigned char>(p[i + k]));
-    };
-    std::uint32_t id = byte(0) << 8 | byte(1);
-    std::uint32_t value = byte(2) << 24 | byte(3) << 16 | byte(4) << 8 | byte(5);
-    if ((id == 0x2 || id == 0x8) && value > 1) return false;              // ENABLE_PUSH, CONNECT
-    if (id == 0x4 && value > 0x7fffffffu) return false;                   // INITIAL_WINDOW_SIZE
-    if (id == 0x5 && (value < 16384 || value > 0xffffffu)) return false;  // MAX_FRAME_SIZE
-  }
-  return true;
-}
-
-}  // namespace
-
-std::optional<std::string> h2c_upgrade_settings(const HTTPServerRequest& request, bool has_body) {
-  if (has_body || request.version != "HTTP/1.1" || request.method == "CONNECT") return std::nullopt;
-  if (!lists_token(request.headers, "Upgrade", "h2c")) return std::nullopt;
-  if (!lists_token(request.headers, "Connection", "Upgrade") ||
-      !lists_token(request.headers, "Connection", "HTTP2-Settings")) {
-    return std::nullopt;
-  }
-  auto values = request.headers.get_all("HTTP2-Settings");
-  if (values.size() != 1) return std::nullopt;
-  // token68 in base64url (RFC 4648 5), padding usually left out; our decoder wants the
-  // standard alphabet, padded.
-  std::string b64;
-  for (char c : values[0]) {
-    if (c == '+' || c == '/') return std::nullopt;
-    if (c == '=') break;
-    b64 += c == '-' ? '+' : c == '_' ? '/' : c;
-  }
-  if (b64.size() % 4 == 1) return std::nullopt;
-  while (b64.size() % 4 != 0) b64 += '=';
-  std::optional<std::string> payload = base64_decode(b64);
-  if (!payload || !valid_settings_payload(*payload)) return std::nullopt;
-  return payload;
-}
-
-namespace {
-
-/// Answers an h2c Upgrade: once the request is read whole (and the parser has stopped, so
-/// the bytes after it are known), sends 101 and hands the stream to HTTP/2.
-class H2CUpgradeMessage final : public HTTPMessageDelegate {
- public:
-  H2CUpgradeMessage(std::shared_ptr<HTTPServerRequest> request, std::string settings,
-                    std::shared_ptr<detail::HTTP1ServerContext> context)
-      : request_(std::move(request)),
-        settings_(std::move(settings)),
-        context_(std::move(context)) {}
-
-  void finish() override {
-    HTTPHeaders head;
-    head.add("Connection", "Upgrade");
-    head.add("Upgrade", "h2c");
-    std::shared_ptr<HTTPConnection> channel = request_->connection;
-    channel->write_headers(101, head);
-    DetachedConnection detached = channel->detach();
-    // What HTTP/1 hop by hop fields said is done with; stream 1 carries the rest.
-    for (const char* name : {"Connection", "Upgrade", "HTTP2-Settings", "Keep-Alive"}) {
-      request_->headers.remove(name);
-    }
-    request_->connection.reset();
-    if (context_->h2c_upgrade) {
-      context_->h2c_upgrade(std::move(detached), std::move(settings_), std::move(request_));
-    } else {
-      detached.stream->close();
-    }
-  }
-
- private:
-  std::shared_ptr<HTTPServerRequest> request_;
-  std::string settings_;
-  std::shared_ptr<detail::HTTP1ServerContext> context_;
-};
 
 }  // namespace
 
@@ -315,27 +201,10 @@ void HTTP1Connection::on_read_timeout(void* p) {
   }
 }
 
-std::size_t HTTP1Connection::unsent_bytes() const {
-  // Bytes given to the socket and not yet taken by the client: libuv's queue, plus what
-  // the kernel still holds (TIOCOUTQ; for TCP, sent but unacknowledged bytes count too).
-  // libuv only writes when the kernel has room, so a client that drains a full kernel
-  // buffer slowly shows no progress in libuv's queue alone. One ioctl, and only when the
-  // write timeout is armed or fires, never per request.
-  uv_stream_t* h = stream_->handle();
-  if (!h) return 0;
-  std::size_t n = h->write_queue_size;
-  uv_os_fd_t fd;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(h), &fd) == 0) {
-    int kernel = 0;
-    if (ioctl(fd, TIOCOUTQ, &kernel) == 0 && kernel > 0) n += static_cast<std::size_t>(kernel);
-  }
-  return n;
-}
-
 void HTTP1Connection::mark_write_progress() {
   write_mark_taken_ = bytes_handed_ - stream_->write_buffer_size();
   write_mark_handed_ = bytes_handed_;
-  write_mark_unsent_ = unsent_bytes();
+  write_mark_unsent_ = stream_->unsent_bytes();
 }
 
 void HTTP1Connection::on_write_timeout(void* p) {
@@ -347,7 +216,7 @@ void HTTP1Connection::on_write_timeout(void* p) {
   std::uint64_t taken = self->bytes_handed_ - queued;
   std::uint64_t unsent_if_stuck =
       self->write_mark_unsent_ + (self->bytes_handed_ - self->write_mark_handed_);
-  if (taken > self->write_mark_taken_ || self->unsent_bytes() < unsent_if_stuck) {
+  if (taken > self->write_mark_taken_ || self->stream_->unsent_bytes() < unsent_if_stuck) {
     // The client took some since the last look: give it another period.
     self->mark_write_progress();
     self->context_->write_timeouts.arm(self->write_timeout_);
@@ -464,8 +333,8 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
   auto req = std::make_shared<HTTPServerRequest>();
   req->method = std::move(start_line.method);
   req->uri = std::move(start_line.target);
-  http10_ = start_line.version_minor == 0;
-  req->version = http10_ ? "HTTP/1.0" : "HTTP/1.1";
+  bool http10 = start_line.version_minor == 0;
+  req->version = http10 ? "HTTP/1.0" : "HTTP/1.1";
   req->headers = std::move(headers);
   req->protocol = context_->options.protocol;
   req->remote_ip = remote_ip_;
@@ -484,14 +353,12 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
   request_aborted_ = false;
   request_has_body_ = info.has_body();
   message_complete_ = false;
-  headers_written_ = false;
-  chunked_ = fixed_length_ = no_body_ = false;
+  writer_.start(http10, req->method == "HEAD");
   stream_body_ = false;
   upgrade_request_ = info.upgrade;
-  upgrade_finish_due_ = switching_ = false;
+  upgrade_finish_due_ = false;
   body_paused_ = finish_held_ = false;
   held_body_.clear();
-  head_request_ = req->method == "HEAD";
   keep_alive_ = keep_alive_ && info.keep_alive && !close_when_idle_;
   req->connection = std::make_shared<HTTP1Stream>(shared_from_this(), seq_);
 
@@ -510,7 +377,7 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
   }
   if (info.upgrade && context_->h2c_upgrade && !close_when_idle_) {
     if (auto settings = h2c_upgrade_settings(*req, request_has_body_)) {
-      message_ = std::make_unique<H2CUpgradeMessage>(req, std::move(*settings), context_);
+      message_ = detail::make_h2c_upgrade_message(req, std::move(*settings), context_);
       return HeadersAction::kContinue;
     }
   }
@@ -524,11 +391,11 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
   stream_body_ = start.stream_body;
   if (start.max_body_size) parser_.set_max_body_bytes(*start.max_body_size);
   std::uint64_t limit = parser_.max_body_bytes();
-  if (info.expect_continue && request_has_body_ && !headers_written_ &&
+  if (info.expect_continue && request_has_body_ && !writer_.head_written() &&
       !(limit && info.content_length && *info.content_length > limit)) {
     // The client waits for this before sending the body. A body over the limit gets
     // the parser's 413 instead, and the client never has to send it.
-    out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+    HTTP1ResponseWriter::write_continue(out_);
   }
   // Upgrades (WebSocket, CONNECT) are taken over by the handlers that support them
   // (detach); the parser stops after the request so that what follows stays unparsed.
@@ -587,7 +454,7 @@ void HTTP1Connection::on_message_complete() {
     } reset{this};
     // Exceptions propagate through the parser to process(), which answers 500.
     message_->finish();
-  } else if (!headers_written_) {
+  } else if (!writer_.head_written()) {
     send_error(503, "server is shutting down");
   }
 }
@@ -667,7 +534,7 @@ DetachedConnection HTTP1Connection::detach(std::uint64_t seq) {
     throw std::logic_error("detach: the request is no longer active");
   }
   if (!message_complete_) throw std::logic_error("detach before the request was read whole");
-  if (headers_written_ && !switching_) {
+  if (writer_.head_written() && !writer_.switching()) {
     throw std::logic_error("detach after a response other than 101 began");
   }
   DetachedConnection result;
@@ -713,30 +580,8 @@ DetachedConnection HTTP1Connection::detach(std::uint64_t seq) {
 }
 
 void HTTP1Connection::write_switching_head(const HTTPHeaders& headers) {
-  for (const auto& f : headers) {
-    if (!is_valid_header_name(f.name) || !is_valid_header_value(f.value)) {
-      throw std::invalid_argument("invalid response header field: " + f.name);
-    }
-  }
-  headers_written_ = true;
-  switching_ = true;
-  no_body_ = true;
+  writer_.write_switching_head(out_, headers);
   keep_alive_ = false;  // whatever happens next, this connection carries no more HTTP/1
-  out_.append("HTTP/1.1 101 Switching Protocols\r\n");
-  bool has_date = false;
-  for (const auto& f : headers) {
-    if (detail::iequals(f.name, "Date")) has_date = true;
-    out_.append(f.name);
-    out_.append(": ");
-    out_.append(f.value);
-    out_.append("\r\n");
-  }
-  if (!has_date) {
-    out_.append("Date: ");
-    out_.append(http_date_now());
-    out_.append("\r\n");
-  }
-  out_.append("\r\n");
   schedule_flush();
 }
 
@@ -750,7 +595,7 @@ void HTTP1Connection::on_delegate_exception(std::exception_ptr e) {
   }
   log::error("http", "uncaught exception in request handler: " + what);
   // The parser stopped at the exception: this connection reads no further request.
-  if (request_active_ && !headers_written_) {
+  if (request_active_ && !writer_.head_written()) {
     send_error(500, "internal server error");
   } else {
     if (request_active_) abort_request();
@@ -793,8 +638,8 @@ template <typename Fields>
 void HTTP1Connection::write_head_fields(std::uint64_t seq, int status, const Fields& headers,
                                         std::optional<std::string_view> reason) {
   if (seq != seq_ || !request_active_ || closing_) return;
-  if (headers_written_) throw std::logic_error("write_headers called twice");
-  if (status == 101 && upgrade_request_ && !http10_) {
+  if (writer_.head_written()) throw std::logic_error("write_headers called twice");
+  if (status == 101 && upgrade_request_ && !writer_.http10()) {
     if constexpr (std::is_same_v<Fields, HTTPHeaders>) {
       write_switching_head(headers);
     } else {
@@ -804,161 +649,32 @@ void HTTP1Connection::write_head_fields(std::uint64_t seq, int status, const Fie
     }
     return;
   }
-  if (status < 200 || status > 999) {
-    // 100 Continue is the connection's to send; other interim responses (101, 103) would
-    // need a final response after them, which this channel does not model.
-    throw std::invalid_argument("invalid final response status " + std::to_string(status));
-  }
-  if (reason && !is_valid_reason_phrase(*reason)) {
-    throw std::invalid_argument("invalid reason phrase for status " + std::to_string(status));
-  }
-
-  // One pass over the fields: validate every one (nothing is written if any is bad) and
-  // note the ones that decide the framing.
-  using Field = std::remove_cvref_t<decltype(*headers.begin())>;
-  const Field* content_length = nullptr;
-  const Field* transfer_encoding = nullptr;
-  const Field* connection = nullptr;
-  bool has_date = false, has_server = false;
-  for (const auto& f : headers) {
-    if (!is_valid_header_name(f.name) || !is_valid_header_value(f.value)) {
-      throw std::invalid_argument("invalid response header field: " + std::string(f.name));
-    }
-    switch (lower(f.name[0])) {
-      case 'c':
-        if (detail::iequals(f.name, "Content-Length")) {
-          if (content_length) throw std::invalid_argument("two Content-Length fields in response");
-          content_length = &f;
-        } else if (detail::iequals(f.name, "Connection")) {
-          connection = &f;
-        }
-        break;
-      case 'd':
-        if (detail::iequals(f.name, "Date")) has_date = true;
-        break;
-      case 's':
-        if (detail::iequals(f.name, "Server")) has_server = true;
-        break;
-      case 't':
-        if (detail::iequals(f.name, "Transfer-Encoding")) {
-          if (transfer_encoding) {
-            throw std::invalid_argument("two Transfer-Encoding fields in response");
-          }
-          transfer_encoding = &f;
-        }
-        break;
-      default:
-        break;
-    }
-  }
-  std::uint64_t length = 0;
-  if (content_length) {
-    if (transfer_encoding) {
-      throw std::invalid_argument("response with both Content-Length and Transfer-Encoding");
-    }
-    std::string_view cl = content_length->value;
-    auto [p, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), length);
-    if (cl.empty() || ec != std::errc() || p != cl.data() + cl.size()) {
-      throw std::invalid_argument("invalid Content-Length in response");
-    }
-  }
-
-  headers_written_ = true;
-  no_body_ = head_request_ || status == 204 || status == 304;
-  // A handler's "Transfer-Encoding: chunked" is ours to apply; other codings are the
-  // handler's, and only the close can end such a body.
-  bool handler_chunked = transfer_encoding && detail::iequals(transfer_encoding->value, "chunked");
-  if (content_length) {
-    fixed_length_ = true;
-    body_remaining_ = no_body_ ? 0 : length;
-  } else if (!no_body_) {
-    if (transfer_encoding && !handler_chunked) {
-      keep_alive_ = false;
-    } else if (http10_) {
-      keep_alive_ = false;  // HTTP/1.0 without a length: the close ends the body
-    } else {
-      chunked_ = true;
-    }
-  }
-  if (!message_complete_ && request_has_body_) {
-    // Answering before the request body arrived (an error, usually): the rest of the body
-    // would have to be read and discarded; closing (after a linger) is simpler and safe.
-    keep_alive_ = false;
-  }
-  bool emit_connection = false;
-  if (connection) {
-    if (detail::iequals(connection->value, "close")) {
-      keep_alive_ = false;
-      emit_connection = true;
-    } else {
-      // Kept unless we close anyway, in which case ours says so instead.
-      emit_connection = keep_alive_;
-    }
-  }
-
-  out_.append(http10_ ? "HTTP/1.0 " : "HTTP/1.1 ");
-  append_number(out_, static_cast<std::uint64_t>(status));
-  out_ += ' ';
-  out_.append(reason ? *reason : http_reason(status));
-  out_.append("\r\n");
-  for (const auto& f : headers) {
-    if (&f == connection && !emit_connection) continue;
-    if (&f == transfer_encoding && handler_chunked) continue;  // ours follows if it applies
-    out_.append(f.name);
-    out_.append(": ");
-    out_.append(f.value);
-    out_.append("\r\n");
-  }
-  if (!has_date) {
-    out_.append("Date: ");
-    out_.append(http_date_now());
-    out_.append("\r\n");
-  }
-  if (!has_server && !context_->options.server_name.empty()) {
-    out_.append("Server: ");
-    out_.append(context_->options.server_name);
-    out_.append("\r\n");
-  }
-  if (chunked_ || (handler_chunked && no_body_ && !http10_)) {
-    out_.append("Transfer-Encoding: chunked\r\n");
-  }
-  if (!emit_connection) {
-    if (!keep_alive_) {
-      out_.append("Connection: close\r\n");
-    } else if (http10_) {
-      out_.append("Connection: keep-alive\r\n");
-    }
-  }
-  out_.append("\r\n");
+  writer_.write_head(out_, status, headers, reason, context_->options.server_name, keep_alive_,
+                     !message_complete_ && request_has_body_);
   schedule_flush();
 }
 
 void HTTP1Connection::write_body(std::uint64_t seq, std::string_view chunk) {
   if (seq != seq_ || !request_active_ || closing_ || chunk.empty()) return;
-  if (!headers_written_) throw std::logic_error("write before write_headers");
-  if (no_body_) return;
-  if (fixed_length_) {
-    if (chunk.size() > body_remaining_) {
-      log::error("http", "response body longer than its Content-Length; closing");
-      keep_alive_ = false;
-      chunk = chunk.substr(0, body_remaining_);
-      if (chunk.empty()) return;
-    }
-    body_remaining_ -= chunk.size();
+  if (!writer_.head_written()) throw std::logic_error("write before write_headers");
+  if (writer_.no_body()) return;
+  std::uint64_t allowed = writer_.begin_body_piece(out_, chunk.size());
+  if (allowed < chunk.size()) {
+    log::error("http", "response body longer than its Content-Length; closing");
+    keep_alive_ = false;
+    chunk = chunk.substr(0, allowed);
+    if (chunk.empty()) return;
   }
-  if (chunked_) {
-    append_hex(out_, chunk.size());
-    out_.append("\r\n");
-  }
+  std::string_view end = writer_.body_piece_end();
   if (chunk.size() >= kDirectWrite) {
     // Big pieces go to the stream as they are: one copy fewer.
-    std::string_view pieces[3] = {out_, chunk, "\r\n"};
-    write_raw(pieces, chunked_ ? 3 : 2);
+    std::string_view pieces[3] = {out_, chunk, end};
+    write_raw(pieces, end.empty() ? 2 : 3);
     out_.clear();
     return;
   }
   out_.append(chunk);
-  if (chunked_) out_.append("\r\n");
+  out_.append(end);
   if (out_.size() >= kFlushThreshold) {
     flush();
   } else {
@@ -968,13 +684,12 @@ void HTTP1Connection::write_body(std::uint64_t seq, std::string_view chunk) {
 
 void HTTP1Connection::finish_response(std::uint64_t seq) {
   if (seq != seq_ || !request_active_ || closing_) return;
-  if (!headers_written_) {
+  if (!writer_.head_written()) {
     HTTPHeaders h;
     h.add("Content-Length", "0");
     write_headers(seq, 200, h);
   }
-  if (chunked_) out_.append("0\r\n\r\n");
-  if (fixed_length_ && body_remaining_ > 0) {
+  if (!writer_.finish(out_)) {
     log::error("http", "response body shorter than its Content-Length; closing");
     keep_alive_ = false;
   }
@@ -984,7 +699,7 @@ void HTTP1Connection::finish_response(std::uint64_t seq) {
 
 void HTTP1Connection::abort_response(std::uint64_t seq) {
   if (seq != seq_ || !request_active_ || closing_) return;
-  if (!headers_written_) {
+  if (!writer_.head_written()) {
     HTTPHeaders h;
     h.add("Content-Length", "0");
     write_headers(seq, 502, h);
@@ -1029,28 +744,22 @@ void HTTP1Connection::write_response_fields(std::uint64_t seq, int status, const
 
 void HTTP1Connection::write_file(std::uint64_t seq, FileRegion region) {
   if (seq != seq_ || !request_active_ || closing_ || region.length == 0) return;
-  if (!headers_written_) throw std::logic_error("write before write_headers");
-  if (no_body_) return;
-  if (fixed_length_) {
-    if (region.length > body_remaining_) {
-      log::error("http", "response body longer than its Content-Length; closing");
-      keep_alive_ = false;
-      region.length = body_remaining_;
-      if (region.length == 0) return;
-    }
-    body_remaining_ -= region.length;
-  }
-  if (chunked_) {
-    append_hex(out_, region.length);
-    out_.append("\r\n");
+  if (!writer_.head_written()) throw std::logic_error("write before write_headers");
+  if (writer_.no_body()) return;
+  std::uint64_t allowed = writer_.begin_body_piece(out_, region.length);
+  if (allowed < region.length) {
+    log::error("http", "response body longer than its Content-Length; closing");
+    keep_alive_ = false;
+    region.length = allowed;
+    if (region.length == 0) return;
   }
   // What precedes the region (the head) goes to the stream first; the stream keeps
   // later writes behind the region.
   flush();
   bytes_handed_ += region.length;
   stream_->write_file(std::move(region));
-  if (chunked_) {
-    out_.append("\r\n");
+  if (std::string_view end = writer_.body_piece_end(); !end.empty()) {
+    out_.append(end);
     schedule_flush();
   }
   watch_writes();
@@ -1058,7 +767,7 @@ void HTTP1Connection::write_file(std::uint64_t seq, FileRegion region) {
 
 void HTTP1Connection::on_request_done() {
   request_active_ = false;
-  if (switching_) keep_alive_ = false;  // a 101 without detach(): nothing sane can follow
+  if (writer_.switching()) keep_alive_ = false;  // a 101 without detach(): nothing sane can follow
   upgrade_request_ = upgrade_finish_due_ = false;
   if (body_paused_ || !held_body_.empty()) {
     body_paused_ = finish_held_ = false;
@@ -1113,25 +822,10 @@ void HTTP1Connection::abort_request() {
 void HTTP1Connection::send_error(int status, std::string_view reason) {
   if (closing_) return;
   // A response that has begun cannot be replaced by an error: the close tells.
-  bool can_answer = !(request_active_ && headers_written_);
+  bool can_answer = !(request_active_ && writer_.head_written());
   if (request_active_) abort_request();
   if (can_answer) {
-    std::string_view phrase = http_reason(status);
-    out_.append("HTTP/1.1 ");
-    append_number(out_, static_cast<std::uint64_t>(status));
-    out_ += ' ';
-    out_.append(phrase);
-    out_.append("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
-    append_number(out_, reason.size() + 1);
-    out_.append("\r\nConnection: close\r\nDate: ");
-    out_.append(http_date_now());
-    if (!context_->options.server_name.empty()) {
-      out_.append("\r\nServer: ");
-      out_.append(context_->options.server_name);
-    }
-    out_.append("\r\n\r\n");
-    out_.append(reason);
-    out_ += '\n';
+    HTTP1ResponseWriter::write_error(out_, status, reason, context_->options.server_name);
   }
   keep_alive_ = false;
   close_after_flush(true);
@@ -1210,25 +904,9 @@ void HTTP1Connection::close_after_flush(bool linger) {
     reading_paused_ = false;
     stream_->resume_reading();
   }
-  // Only a plain stream may be shut down under its feet: a TLS stream must send its
-  // close_notify first, and there the close alone ends the response.
-  IOStream& stream = *stream_;
-  if (typeid(stream) == typeid(IOStream)) {
-    auto shut_down = [stream = stream_] {
-      if (stream->closed()) return;
-      auto* req = new uv_shutdown_t;
-      // Runs even when the handle closes first (UV_ECANCELED); it must not touch us.
-      int rc = uv_shutdown(req, stream->handle(), [](uv_shutdown_t* r, int) { delete r; });
-      if (rc < 0) delete req;
-    };
-    if (stream_->write_buffer_size() == 0) {
-      shut_down();
-    } else {
-      // uv_shutdown waits for libuv's queue only, not for a file region the stream sends
-      // itself (write_file): shut down once everything written has left.
-      stream_->write_pieces(nullptr, 0, std::move(shut_down));
-    }
-  }
+  // FIN after the response (over TLS, close_notify first): the client sees the end of
+  // the response while we go on reading.
+  stream_->shutdown_write();
 }
 
 Future<void> HTTP1Connection::drain(std::uint64_t seq) {

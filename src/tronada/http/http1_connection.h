@@ -1,5 +1,5 @@
-// HTTP1Connection: moves bytes between an IOStream and the sans-I/O HTTP/1 parser, and
-// writes the responses.
+// HTTP1Connection: moves bytes between an IOStream and the sans-I/O HTTP/1 request parser
+// and response writer, with the timeouts, pipelining and closing around them.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "tronada/http/http1_parser.h"
+#include "tronada/http/http1_response_writer.h"
 #include "tronada/http/http_connection.h"
 #include "tronada/http/http_server_request.h"
 #include "tronada/loop/timeout_list.h"
@@ -50,15 +51,6 @@ struct HTTPServerOptions {
 };
 
 class HTTP1Connection;
-
-/// Whether `request` asks to switch to HTTP/2 in clear text (RFC 7540 3.2) in a way we
-/// honour, and if so its HTTP2-Settings decoded (the payload of a SETTINGS frame). It
-/// must be HTTP/1.1 with `Upgrade: h2c`, exactly one HTTP2-Settings field holding valid
-/// base64url whose settings are well-formed (6-byte entries, values in range), and
-/// `Connection: Upgrade, HTTP2-Settings`. Requests with a body are not upgraded (the RFC
-/// lets a server ignore the Upgrade): answering them over HTTP/1.1 spares buffering the
-/// body for stream 1, and the next request can upgrade. nullopt: serve over HTTP/1.1.
-std::optional<std::string> h2c_upgrade_settings(const HTTPServerRequest& request, bool has_body);
 
 namespace detail {
 
@@ -170,7 +162,6 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   void write_raw(const std::string_view* pieces, std::size_t count);
   void watch_writes();
   void mark_write_progress();
-  std::size_t unsent_bytes() const;
   void close_after_flush(bool linger);
   void on_stream_closed();
   void apply_xheaders(HTTPServerRequest& req);
@@ -181,6 +172,7 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   std::shared_ptr<IOStream> stream_;
   std::shared_ptr<detail::HTTP1ServerContext> context_;
   HTTP1RequestParser parser_;
+  HTTP1ResponseWriter writer_;  // the current response's framing
   TimeoutEntry read_timeout_;
   TimeoutEntry write_timeout_;
 
@@ -191,7 +183,6 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   std::unique_ptr<HTTPMessageDelegate> retired_message_;
   std::function<void()> request_close_callback_;
   std::uint64_t seq_ = 0;  // numbers requests; a stale response channel can't write
-  std::uint64_t body_remaining_ = 0;
   // Write progress, for the write timeout: response bytes given to the stream ever, and
   // at the last look those, the bytes written out, and the bytes not yet sent.
   std::uint64_t bytes_handed_ = 0;
@@ -217,12 +208,6 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   bool message_complete_ = false;  // its body has been read whole
   bool stream_body_ = false;
   bool keep_alive_ = true;
-  bool headers_written_ = false;
-  bool chunked_ = false;
-  bool fixed_length_ = false;
-  bool no_body_ = false;
-  bool head_request_ = false;
-  bool http10_ = false;
   bool dispatching_ = false;  // inside on_data: it flushes and goes on parsing at the end
   bool in_delegate_ = false;  // inside a call to message_
   bool defer_flush_ = false;  // inside write_response: finish() flushes
@@ -233,7 +218,6 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   bool upgrade_request_ = false;     // the current request asks to switch protocols
   bool upgrade_finish_due_ = false;  // ...and its finish() waits for feed() to return
   bool in_upgrade_finish_ = false;   // inside finish_upgrade_request
-  bool switching_ = false;           // a 101 head was written
   bool detached_ = false;            // the stream belongs to someone else now
   bool body_paused_ = false;         // the handler paused its streamed body
   bool finish_held_ = false;         // ...and the body ended meanwhile

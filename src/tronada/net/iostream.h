@@ -183,6 +183,20 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
     return buffer_.capacity() > std::string().capacity() ? buffer_.capacity() : 0;
   }
 
+  /// Ends our sending side once everything written so far has left, while reading goes
+  /// on: the peer reads EOF after our last byte (the FIN of a lingering close). A plain
+  /// stream shuts the socket down (uv_shutdown); SSLIOStream sends close_notify first.
+  /// Call it once, when nothing more will be written; a no-op on a closed stream.
+  virtual void shutdown_write();
+  /// Bytes handed to the socket that the peer has not taken yet: libuv's queue plus what
+  /// the kernel still holds (TIOCOUTQ; for TCP that counts sent but unacknowledged bytes
+  /// too). A slow reader of one big write shows progress only here. One system call:
+  /// for timeouts that check now and then, not for every write.
+  std::size_t unsent_bytes() const;
+  /// True if the socket has nothing to read, neither bytes nor an EOF (one recv with
+  /// MSG_PEEK). For pooled idle connections, whose peers have nothing to say: anything
+  /// readable means the peer closed or broke. False once closed.
+  bool socket_quiet() const;
   /// TCP_NODELAY on TCP streams; a no-op on others.
   void set_nodelay(bool on);
   uv_stream_t* handle() { return handle_; }

@@ -462,6 +462,26 @@ void SSLIOStream::close_gracefully(std::error_code error) {
   close(error);
 }
 
+void SSLIOStream::shutdown_write() {
+  if (closed()) return;
+  auto self = std::static_pointer_cast<SSLIOStream>(shared_from_this());
+  // After the writes before it, and from the loop: a write callback can run inside
+  // send_plain or flush_ciphertext, whose records must not be cut into.
+  write_pieces(nullptr, 0, [self] {
+    self->loop().add_callback([self] {
+      if (self->closed()) return;
+      if (self->phase_ == Phase::established && !self->close_notify_sent_) {
+        self->close_notify_sent_ = true;
+        ERR_clear_error();
+        SSL_shutdown(self->ssl_);  // queues our close_notify; reading goes on
+        ERR_clear_error();
+        self->flush_ciphertext();
+      }
+      if (!self->closed()) self->IOStream::shutdown_write();
+    });
+  });
+}
+
 void SSLIOStream::send_last_words() {
   std::string data;
   data.swap(out_);

@@ -119,6 +119,12 @@ class SSLIOStream : public IOStream {
   /// truncation. IOStream::close() is not virtual, so close() alone cannot send it.
   void close_gracefully(std::error_code error = {});
 
+  /// Once everything written so far has left: close_notify, then the socket's FIN, so
+  /// the peer reads a clean end after the last record while we go on reading (until its
+  /// close_notify or EOF closes the stream). Before the handshake completed there is no
+  /// session to end: only the FIN.
+  void shutdown_write() override;
+
   bool server_side() const { return server_side_; }
   SSL* native_handle() { return ssl_; }
 

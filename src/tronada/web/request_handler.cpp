@@ -356,6 +356,17 @@ void RequestHandler::finish() {
   if (finished_promise_) finished_promise_->try_set_result();
 }
 
+void RequestHandler::complete_elsewhere(int status, std::uint64_t body_bytes) {
+  status_ = status;
+  bytes_written_ = body_bytes;
+  headers_written_ = true;
+  finished_ = true;
+  request_->mark_finished();
+  IOLoop::invoke_logged("on_finish", [this] { on_finish(); });
+  log_request();
+  if (finished_promise_) finished_promise_->try_set_result();
+}
+
 void RequestHandler::redirect(std::string_view url, bool permanent, int status) {
   if (headers_written_) throw std::logic_error("cannot redirect after headers were sent");
   set_status(status ? status : (permanent ? 301 : 302));

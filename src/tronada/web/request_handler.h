@@ -135,6 +135,8 @@ class RequestHandler {
   /// Keeps the request open after the method returns; finish() it later.
   void keep_open() { auto_finish_ = false; }
   bool finished() const { return finished_; }
+  /// The status line and headers were handed to the connection.
+  bool headers_written() const { return headers_written_; }
 
   // --- cookies ---
   std::optional<std::string> get_cookie(std::string_view name) const;
@@ -168,13 +170,19 @@ class RequestHandler {
   /// A URL for a static file with a version query string (?v=hash) for caching.
   std::string static_url(std::string_view path) const;
 
+ protected:
+  /// The request as shared, for what outlives one call of the handler (a gateway's
+  /// exchange, StaticFiles' coroutine).
+  const std::shared_ptr<HTTPServerRequest>& shared_request() const { return request_; }
+  /// The response went out elsewhere, straight through the connection (StaticFiles, a
+  /// gateway, a tunnel), not through write() and finish(): account it as finished with
+  /// `status` and `body_bytes`, so that the framework writes no second response, and
+  /// run on_finish and the access log as finish() does. Nothing is written.
+  void complete_elsewhere(int status, std::uint64_t body_bytes);
+
  private:
   friend class Application;
   friend class HandlerRunner;
-  friend class StaticFileHandler;
-  friend class WSGIContainer;   // answers through the connection directly (gateway)
-  friend class FastCGIHandler;  // answers static files and streams through the connection
-  friend class ProxyHandler;    // streams the upstream's response through the connection
 
   /// Runs the whole request: arguments, XSRF check, prepare, the method, finish.
   Task<void> execute();

@@ -14,14 +14,10 @@ Task<void> StaticFileHandler::serve() {
   // StaticFiles writes straight to the connection (large files stream with
   // backpressure); the handler only records the outcome for on_finish and the log. A
   // file the cache knows is answered without a second coroutine.
-  int status = files_->serve_cached(*request_, path, &bytes_written_);
-  if (!status) status = co_await files_->serve(request_, std::move(path), &bytes_written_);
-  status_ = status;
-  finished_ = true;
-  headers_written_ = true;
-  request_->mark_finished();
-  on_finish();
-  log_request();
+  std::uint64_t sent = 0;
+  int status = files_->serve_cached(request(), path, &sent);
+  if (!status) status = co_await files_->serve(shared_request(), std::move(path), &sent);
+  complete_elsewhere(status, sent);
 }
 
 }  // namespace tronada

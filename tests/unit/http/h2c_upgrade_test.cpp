@@ -5,7 +5,7 @@
 #include <string>
 
 #include "tronada/base/base64.h"
-#include "tronada/http/http1_connection.h"
+#include "tronada/http/h2c_upgrade.h"
 
 using namespace tronada;
 

@@ -456,6 +456,30 @@ TEST_F(SSLIOStreamTest, CloseGracefullySendsCloseNotify) {
   });
 }
 
+TEST_F(SSLIOStreamTest, ShutdownWriteSendsCloseNotifyAfterTheDataAndKeepsReading) {
+  std::vector<std::shared_ptr<SSLIOStream>> streams;
+  std::vector<Future<std::string>> reads;
+  TestListener server(loop_, SSLContext::server(localhost_config()),
+                      [&](std::shared_ptr<IOStream> stream) {
+                        streams.push_back(std::dynamic_pointer_cast<SSLIOStream>(stream));
+                        reads.push_back(stream->read_until_close());
+                      });
+  auto client_ctx = trusting_client();
+  const std::string data = payload(1 << 20, 3);
+  run([&]() -> Task<void> {
+    auto stream = co_await connect_tls(server.port(), client_ctx);
+    stream->write(data, [] {});
+    stream->shutdown_write();
+    std::string got = co_await reads.back();
+    EXPECT_TRUE(got == data) << "the close_notify overtook the data";
+    EXPECT_TRUE(streams.back()->close_notify_received());
+    // The server answers with its close_notify, which our side still reads.
+    std::string rest = co_await stream->read_until_close();
+    EXPECT_EQ(rest, "");
+    EXPECT_TRUE(stream->close_notify_received());
+  });
+}
+
 TEST_F(SSLIOStreamTest, WritesBeforeTheHandshakeAreSentAfterIt) {
   TestListener server(loop_, SSLContext::server(localhost_config()),
                       [&](std::shared_ptr<IOStream> stream) {

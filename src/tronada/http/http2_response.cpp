@@ -1,0 +1,346 @@
+// HTTP2Session's response side: response heads handed to nghttp2, bodies through its
+// data provider (memory, and file regions read as flow control allows), drain(). The
+// session's lifecycle, input and nghttp2's receiving callbacks are in http2_session.cpp.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "tronada/base/log.h"
+#include "tronada/http/http2_session.h"
+#include "tronada/http/http2_stream_state.h"
+#include "tronada/http/http_date.h"
+
+namespace tronada {
+
+using detail::HTTP2StreamState;
+
+namespace {
+
+bool is_connection_specific(std::string_view lower_name) {
+  return lower_name == "connection" || lower_name == "keep-alive" ||
+         lower_name == "proxy-connection" || lower_name == "transfer-encoding" ||
+         lower_name == "upgrade";
+}
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  }
+  return out;
+}
+
+nghttp2_nv make_nv(const std::string& name, const std::string& value) {
+  return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
+void HTTP2Session::write_headers(HTTP2StreamState& s, int status, const HTTPHeaders& headers) {
+  write_head_fields(s, status, headers);
+}
+
+void HTTP2Session::write_head(HTTP2StreamState& s, int status, std::span<const HeaderRef> fields) {
+  write_head_fields(s, status, fields);
+}
+
+template <typename Fields>
+void HTTP2Session::write_head_fields(HTTP2StreamState& s, int status, const Fields& headers) {
+  if (s.closed || closing_) return;
+  if (s.headers_written) throw std::logic_error("write_headers called twice");
+  if (status < 200 || status > 999) {
+    throw std::invalid_argument("invalid final response status " + std::to_string(status));
+  }
+  std::vector<HeaderField> fields;
+  fields.reserve(headers.size() + 2);
+  bool has_date = false, has_server = false;
+  for (const auto& f : headers) {
+    if (!is_valid_header_name(f.name) || !is_valid_header_value(f.value)) {
+      throw std::invalid_argument("invalid response header field: " + std::string(f.name));
+    }
+    std::string name = lowercase(f.name);
+    if (is_connection_specific(name)) continue;
+    if (name == "date") has_date = true;
+    if (name == "server") has_server = true;
+    fields.push_back({std::move(name), std::string(f.value)});
+  }
+  if (!has_date) fields.push_back({"date", std::string(http_date_now())});
+  const std::string& server_name = ctx_->base->options.server_name;
+  if (!has_server && !server_name.empty()) fields.push_back({"server", server_name});
+  s.response_fields = std::move(fields);
+  s.status = std::to_string(status);
+  s.headers_written = true;
+  s.no_body = s.head || status == 204 || status == 304;
+  if (s.no_body) {
+    submit_headers(s, false);
+  } else {
+    headers_due_.push_back(streams_.at(s.id));
+    schedule_flush();
+  }
+}
+
+void HTTP2Session::write_response(HTTP2StreamState& s, int status, const HTTPHeaders& headers,
+                                  std::string_view body) {
+  write_response_fields(s, status, headers, body);
+}
+
+void HTTP2Session::write_whole_response(HTTP2StreamState& s, int status,
+                                        std::span<const HeaderRef> fields, std::string_view body) {
+  write_response_fields(s, status, fields, body);
+}
+
+template <typename Fields>
+void HTTP2Session::write_response_fields(HTTP2StreamState& s, int status, const Fields& headers,
+                                         std::string_view body) {
+  if (s.closed || closing_) return;
+  // The whole response is known: HEADERS (with END_STREAM, or the body's DATA behind it)
+  // is submitted now, from fields gathered on this frame, instead of copies kept until
+  // the flush. Unusually many or long fields take the general way.
+  constexpr std::size_t kMaxFields = 32;
+  constexpr std::size_t kNameSpace = 1024;
+  std::size_t name_bytes = 0;
+  for (const auto& f : headers) name_bytes += std::string_view(f.name).size();
+  if (s.headers_written || headers.size() > kMaxFields || name_bytes > kNameSpace || status < 200 ||
+      status > 999) {
+    write_head_fields(s, status, headers);
+    if (!body.empty()) write_body(s, body);
+    finish_response(s);
+    return;
+  }
+  nghttp2_nv nva[kMaxFields + 3];
+  char names[kNameSpace];
+  char status_text[3] = {static_cast<char>('0' + status / 100),
+                         static_cast<char>('0' + status / 10 % 10),
+                         static_cast<char>('0' + status % 10)};
+  auto nv = [](std::string_view name, std::string_view value, std::uint8_t flags) {
+    return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+                      reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                      value.size(), flags};
+  };
+  std::size_t n = 0;
+  nva[n++] = nv(":status", std::string_view(status_text, 3), NGHTTP2_NV_FLAG_NO_COPY_NAME);
+  bool has_date = false, has_server = false;
+  char* p = names;
+  for (const auto& f : headers) {
+    std::string_view name_in(f.name), value(f.value);
+    if (!is_valid_header_name(name_in) || !is_valid_header_value(value)) {
+      throw std::invalid_argument("invalid response header field: " + std::string(name_in));
+    }
+    for (std::size_t i = 0; i < name_in.size(); ++i) {
+      char c = name_in[i];
+      p[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+    }
+    std::string_view name(p, name_in.size());
+    p += name_in.size();
+    if (is_connection_specific(name)) continue;
+    if (name == "date") has_date = true;
+    if (name == "server") has_server = true;
+    nva[n++] = nv(name, value, NGHTTP2_NV_FLAG_NONE);
+  }
+  if (!has_date) nva[n++] = nv("date", http_date_now(), NGHTTP2_NV_FLAG_NO_COPY_NAME);
+  const std::string& server_name = ctx_->base->options.server_name;
+  if (!has_server && !server_name.empty()) {
+    nva[n++] = nv("server", server_name, NGHTTP2_NV_FLAG_NO_COPY_NAME);
+  }
+  s.headers_written = true;
+  s.headers_submitted = true;
+  s.finished = true;
+  s.no_body = s.head || status == 204 || status == 304;
+  if (s.request) s.request->mark_finished();
+  bool with_body = !s.no_body && !body.empty();
+  if (with_body) {
+    s.out.append(body);
+    s.queued += body.size();
+    queued_body_ += body.size();
+  }
+  nghttp2_data_provider provider;
+  provider.source.ptr = &s;
+  provider.read_callback = &HTTP2Session::read_body;
+  // nghttp2 copies the fields (all but the literal names); the state outlives the
+  // provider, as in submit_headers.
+  int rv = nghttp2_submit_response(session_, s.id, nva, n, with_body ? &provider : nullptr);
+  if (rv != 0) log::error("http2", std::string("submit_response: ") + nghttp2_strerror(rv));
+  schedule_flush();
+}
+
+void HTTP2Session::submit_headers(HTTP2StreamState& s, bool with_body) {
+  s.headers_submitted = true;
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(s.response_fields.size() + 1);
+  static const std::string kStatus = ":status";
+  nva.push_back(make_nv(kStatus, s.status));
+  for (const auto& f : s.response_fields) nva.push_back(make_nv(f.name, f.value));
+  nghttp2_data_provider provider;
+  provider.source.ptr = &s;
+  provider.read_callback = &HTTP2Session::read_body;
+  // nghttp2 copies the fields; the state outlives the provider (the stream table holds
+  // it until nghttp2 reports the stream closed).
+  int rv = nghttp2_submit_response(session_, s.id, nva.data(), nva.size(),
+                                   with_body ? &provider : nullptr);
+  s.response_fields.clear();
+  s.response_fields.shrink_to_fit();
+  if (rv != 0) log::error("http2", std::string("submit_response: ") + nghttp2_strerror(rv));
+  schedule_flush();
+}
+
+void HTTP2Session::write_body(HTTP2StreamState& s, std::string_view chunk) {
+  if (s.closed || closing_ || chunk.empty()) return;
+  if (!s.headers_written) throw std::logic_error("write before write_headers");
+  if (s.no_body || s.finished) return;
+  if (s.segments.empty()) {
+    s.out.append(chunk);
+  } else {
+    if (s.segments.back().file.file) s.segments.emplace_back();
+    s.segments.back().bytes.append(chunk);
+    s.segment_bytes += chunk.size();
+  }
+  s.queued += chunk.size();
+  queued_body_ += chunk.size();
+  if (!s.headers_submitted) {
+    submit_headers(s, true);
+  } else if (s.deferred) {
+    s.deferred = false;
+    nghttp2_session_resume_data(session_, s.id);
+  }
+  schedule_flush();
+}
+
+void HTTP2Session::write_file(HTTP2StreamState& s, FileRegion region) {
+  if (s.closed || closing_ || region.length == 0) return;
+  if (!s.headers_written) throw std::logic_error("write before write_headers");
+  if (s.no_body || s.finished) return;
+  if (!region.file) throw std::invalid_argument("write_file: no file");
+  s.queued += region.length;
+  queued_body_ += region.length;
+  s.segments.push_back({std::move(region), {}});
+  if (!s.headers_submitted) {
+    submit_headers(s, true);
+  } else if (s.deferred) {
+    s.deferred = false;
+    nghttp2_session_resume_data(session_, s.id);
+  }
+  schedule_flush();
+}
+
+void HTTP2Session::finish_response(HTTP2StreamState& s) {
+  if (s.closed || closing_ || s.finished) return;
+  if (!s.headers_written) throw std::logic_error("finish before write_headers");
+  s.finished = true;
+  if (s.request) s.request->mark_finished();
+  if (!s.headers_submitted) {
+    submit_headers(s, s.queued > 0);
+  } else if (s.deferred) {
+    s.deferred = false;
+    nghttp2_session_resume_data(session_, s.id);
+  }
+  schedule_flush();
+}
+
+void HTTP2Session::abort_response(HTTP2StreamState& s) {
+  if (s.closed || closing_ || s.finished) return;
+  if (!s.headers_written) {
+    HTTPHeaders h;
+    h.add("Content-Length", "0");
+    write_headers(s, 502, h);
+    finish_response(s);
+    return;
+  }
+  // RST_STREAM rather than END_STREAM: the client must not take the cut body as whole.
+  s.finished = true;
+  if (s.request) s.request->mark_finished();
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
+  schedule_flush();
+}
+
+ssize_t HTTP2Session::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf,
+                                std::size_t length, std::uint32_t* data_flags,
+                                nghttp2_data_source* source, void* user) {
+  auto* self = static_cast<HTTP2Session*>(user);
+  auto& s = *static_cast<HTTP2StreamState*>(source->ptr);
+  // Bytes in memory first, then what follows them: a file region (read straight into the
+  // frame) or the bytes written after one, which become `out`.
+  while (s.pending() == 0 && !s.segments.empty()) {
+    auto& seg = s.segments.front();
+    if (seg.file.file && seg.file.length > 0) break;
+    if (!seg.file.file) {
+      s.segment_bytes -= seg.bytes.size();
+      s.out = std::move(seg.bytes);
+      s.out_pos = 0;
+    }
+    s.segments.erase(s.segments.begin());
+  }
+  std::size_t n = 0;
+  if (s.pending() > 0) {
+    n = std::min(length, s.pending());
+    std::memcpy(buf, s.out.data() + s.out_pos, n);
+    s.out_pos += n;
+    if (s.out_pos == s.out.size()) {
+      s.out.clear();
+      s.out_pos = 0;
+    }
+  } else if (!s.segments.empty()) {
+    // From the page cache, on the loop, as sendfile reads for HTTP/1.
+    FileRegion& region = s.segments.front().file;
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(length, region.length));
+    ssize_t got;
+    do {
+      got = ::pread(region.file->fd(), buf, want, static_cast<off_t>(region.offset));
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) {
+      // Truncated since it was opened (or unreadable): the client must not take the
+      // short body as whole, so the stream is reset.
+      log::error("http2", "response file ended early; resetting the stream");
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    n = static_cast<std::size_t>(got);
+    region.offset += n;
+    region.length -= n;
+    if (region.length == 0) s.segments.erase(s.segments.begin());
+  }
+  s.queued -= n;
+  self->queued_body_ -= n;
+  if (s.pending() == 0 && s.segments.empty()) {
+    if (s.finished) {
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    } else if (n == 0) {
+      s.deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+  }
+  return static_cast<ssize_t>(n);
+}
+
+Future<void> HTTP2Session::drain(HTTP2StreamState& s) {
+  if (s.closed || closing_) {
+    if (s.response_done) return make_ready_future<void>();
+    Promise<void> p;
+    p.set_exception(std::make_exception_ptr(StreamClosedError(stream_->error())));
+    return p.get_future();
+  }
+  if (s.buffered() <= ctx_->options.stream_high_water) return make_ready_future<void>();
+  Promise<void> p;
+  s.drainers.push_back(p);
+  schedule_flush();
+  return p.get_future();
+}
+
+void HTTP2Session::wake_drainers(HTTP2StreamState& s) {
+  if (s.drainers.empty()) return;
+  if (s.closed && !s.response_done) {
+    auto waiters = std::move(s.drainers);
+    s.drainers.clear();
+    for (auto& p : waiters) {
+      p.try_set_exception(std::make_exception_ptr(StreamClosedError(stream_->error())));
+    }
+  } else if (s.closed || s.buffered() <= ctx_->options.stream_high_water) {
+    auto waiters = std::move(s.drainers);
+    s.drainers.clear();
+    for (auto& p : waiters) p.try_set_result();
+  }
+}
+
+}  // namespace tronada

@@ -1,0 +1,79 @@
+// The state of one HTTP/2 stream, shared by HTTP2Session's request side
+// (http2_session.cpp) and its response side (http2_response.cpp). Internal to them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tronada/async/future.h"
+#include "tronada/http/http_connection.h"
+#include "tronada/http/http_headers.h"
+#include "tronada/http/http_server_request.h"
+#include "tronada/net/file_region.h"
+
+namespace tronada {
+
+namespace detail {
+
+/// One stream's request and response state. Owned by the session's stream table while
+/// the stream is open, and by its response channel for as long as the handler keeps it.
+struct HTTP2StreamState {
+  std::int32_t id = 0;
+  std::shared_ptr<HTTPServerRequest> request;
+  std::unique_ptr<HTTPMessageDelegate> message;
+  std::function<void()> close_callback;
+  std::string authority;
+  std::string cookies;  // "cookie" fields joined with "; " (RFC 9113 8.2.3)
+  std::size_t header_bytes = 0;
+  std::size_t header_count = 0;
+  // Response fields (names lowercased) from write_headers, until submitted.
+  std::vector<HeaderField> response_fields;
+  std::string status;
+  // Response body not yet taken by nghttp2: bytes [out_pos, size).
+  std::string out;
+  std::size_t out_pos = 0;
+  // What follows `out` once a file region was written (write_file): regions, and the
+  // bytes written between them, in order. Empty unless the handler sends files.
+  struct Segment {
+    FileRegion file;    // a region (file set), or
+    std::string bytes;  // bytes written after one
+  };
+  std::vector<Segment> segments;
+  std::size_t segment_bytes = 0;  // memory held in `segments`
+  // Body bytes nghttp2 has not taken yet, in memory or in files (the session's
+  // queued_body_ is the sum over its streams).
+  std::uint64_t queued = 0;
+  // Streamed request body held while the handler paused it (not yet consumed, so the
+  // peer's window stays shut).
+  std::string held;
+  std::uint64_t body_received = 0;
+  std::uint64_t max_body = 0;
+  std::vector<Promise<void>> drainers;
+  bool headers_too_big = false;
+  bool dispatched = false;    // start_request ran
+  bool request_done = false;  // END_STREAM received
+  bool stream_body = false;
+  bool head = false;
+  bool headers_written = false;
+  bool headers_submitted = false;
+  bool no_body = false;
+  bool finished = false;       // the handler called finish()
+  bool response_done = false;  // END_STREAM sent
+  bool deferred = false;       // the data provider waits for write/finish
+  bool closed = false;
+  bool paused = false;
+  bool finish_held = false;
+  bool rejected = false;  // answered by the session (4xx); the rest is dropped
+
+  std::size_t pending() const { return out.size() - out_pos; }
+  // Body bytes held in memory, for drain().
+  std::size_t buffered() const { return pending() + segment_bytes; }
+};
+
+}  // namespace detail
+
+}  // namespace tronada
