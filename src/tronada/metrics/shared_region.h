@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tronada/metrics/route_series.h"
+#include "tronada/metrics/upstream_series.h"
 
 namespace tronada::metrics {
 
@@ -24,6 +25,9 @@ inline constexpr std::size_t kProtocols = 3;
 inline constexpr std::size_t kMaxSeries = 128;
 inline constexpr std::size_t kRouteLabelBytes = 112;
 inline constexpr std::size_t kBackendLabelBytes = 16;
+/// Distinct (route, upstream) series: proxy upstreams as written in the config.
+inline constexpr std::size_t kMaxUpstreamSeries = 128;
+inline constexpr std::size_t kUpstreamLabelBytes = 128;
 
 /// The state one serving process publishes besides its counters.
 struct SlotState {
@@ -49,6 +53,27 @@ struct Snapshot {
     std::uint64_t rate_limit_store_errors = 0;
   };
   std::vector<Series> series;  // in the order routes were first registered
+  struct Upstream {
+    std::string route;
+    std::string upstream;
+    std::uint64_t tries[kUpstreamOutcomes] = {};
+    std::uint64_t retries = 0;
+    std::uint64_t connect_buckets[kBuckets] = {};
+    std::uint64_t connect_ns = 0;
+    std::uint64_t response_buckets[kBuckets] = {};
+    std::uint64_t response_ns = 0;
+    std::uint64_t dns_lookups = 0;
+    std::uint64_t dns_failures = 0;
+    // Gauges over live processes that published them: `publishers` of them, of which
+    // `down` counted every member of the upstream down; addresses, idle and busy summed (addresses
+    // is a per-process view of the same name, so the largest is kept, not the sum).
+    int publishers = 0;
+    int down = 0;
+    std::int64_t dns_addresses = 0;
+    std::int64_t idle = 0;
+    std::int64_t busy = 0;
+  };
+  std::vector<Upstream> upstreams;  // in the order first registered
   std::int64_t connections[kProtocols] = {};
   int live = 0;             // processes holding a slot and still running
   int ready = 0;            // of those, serving and not draining
@@ -78,6 +103,8 @@ class SharedRegion {
   /// time any process asks; nullptr when not attached or when kMaxSeries are taken.
   /// Labels longer than the room for them are cut.
   RouteSeries* series(std::string_view route, std::string_view backend);
+  /// The same for a proxy upstream of a route (its URL as configured).
+  UpstreamSeries* upstream_series(std::string_view route, std::string_view upstream);
   /// This process's slot, or nullptr when not attached.
   SlotState* own() const { return own_; }
 
