@@ -47,10 +47,13 @@ std::shared_ptr<ProxyRoute> make_proxy_route(const ProxyBackend& b, const RouteC
   options.balance.fail_timeout = ns(b.fail_timeout);
   options.health_uri = b.health_uri;
   options.health_interval = ns(b.health_interval);
+  options.health_timeout = ns(b.health_timeout);
   options.headers.preserve_host = b.preserve_host;
   options.upstream_ca_file = b.ca_file;
   options.resolve_interval = ns(b.resolve_interval);
   options.resolver = b.resolver;
+  options.metrics_route = route.host + route.path;
+  if (options.metrics_route.empty()) options.metrics_route = "/";
   options.headers.trust_forwarded = server.xheaders;
   if (route.strip_prefix) options.headers.strip_prefix = route.path;
   if (server.max_body_size) options.max_body_size = *server.max_body_size;
@@ -164,7 +167,12 @@ RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* p
       } else if (auto* b = std::get_if<RedirectBackend>(&route.backend)) {
         factory = handler<RedirectHandler>(b->to, b->status);
       } else if (auto* b = std::get_if<ProxyBackend>(&route.backend)) {
-        factory = handler<ProxyHandler>(make_proxy_route(*b, route, config.server));
+        auto proxy = make_proxy_route(*b, route, config.server);
+        if (previous) {
+          for (const auto& old : previous->proxy_routes_) proxy->carry_state_from(*old);
+        }
+        proxy_routes_.push_back(proxy);
+        factory = handler<ProxyHandler>(std::move(proxy));
       } else {
         throw std::runtime_error("the " + std::string(backend_name(route.backend)) +
                                  " backend is not built into this tronada yet");
