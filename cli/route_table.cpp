@@ -99,6 +99,7 @@ void RouteTable::add_policy(const RouteConfig& route, std::size_t index) {
     any_policy_ = true;
   }
   policies_.push_back(std::move(policy));
+  route_labels_.push_back(route.host + route.path);
   // The rule's name carries the route's index; its factory is never called.
   HandlerFactory unused = []() -> std::unique_ptr<RequestHandler> { return nullptr; };
   policy_router_.add(Rule(prefix_pattern(route.path), std::move(unused), std::to_string(index)),
@@ -115,6 +116,14 @@ RequestStart RouteTable::start_request(const std::shared_ptr<HTTPServerRequest>&
     }
   }
   return app_->start_request(request);
+}
+
+std::string_view RouteTable::route_of(const HTTPServerRequest& request) const {
+  if (auto found = policy_router_.find(request.host_name, request.path)) {
+    std::size_t index = std::stoul(found->rule->name());
+    if (index < route_labels_.size()) return route_labels_[index];
+  }
+  return {};
 }
 
 RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* previous) {

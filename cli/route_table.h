@@ -60,6 +60,10 @@ class RouteTable {
   /// else straight to the application.
   RequestStart start_request(const std::shared_ptr<HTTPServerRequest>& request);
 
+  /// The route that serves `request` (its host + path in the config, as metrics label
+  /// it), or empty when none matches. A regex match: for the JSON access log only.
+  std::string_view route_of(const HTTPServerRequest& request) const;
+
  private:
   void add_policy(const RouteConfig& route, std::size_t index);
 

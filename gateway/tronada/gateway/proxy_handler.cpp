@@ -430,6 +430,8 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
   }
 
   Future<void> done() { return done_.get_future(); }
+  /// The upstream of the last try, or null before the first.
+  const Upstream* upstream() const { return upstream_.get(); }
 
   // --- what the handler tells us ---
 
@@ -989,6 +991,20 @@ void ProxyHandler::data_received(std::string_view chunk) {
 
 void ProxyHandler::on_connection_close() {
   if (exchange_) exchange_->client_gone();
+}
+
+std::string ProxyHandler::upstream_address() const {
+  const Upstream* u = exchange_ ? exchange_->upstream() : nullptr;
+  if (!u) return {};
+  if (u->address.empty()) return u->url;
+  std::string host =
+      u->address.find(':') != std::string::npos ? "[" + u->address + "]" : u->address;
+  return u->endpoint.scheme + "://" + host + ":" + std::to_string(u->endpoint.port);
+}
+
+double ProxyHandler::upstream_seconds() const {
+  if (!exchange_ || exchange_->upstream_ns == 0) return -1;
+  return static_cast<double>(exchange_->upstream_ns) / 1e9;
 }
 
 Task<void> ProxyHandler::serve() {

@@ -187,6 +187,14 @@ class ProxyHandler : public GatewayHandler {
   std::optional<std::uint64_t> max_body_size() const override;
   void on_connection_close() override;
 
+  /// For the access log: where the request's last try went (the upstream's URL as
+  /// configured, or scheme://address:port for a member found by DNS); empty when none
+  /// was tried.
+  std::string upstream_address() const;
+  /// That try's time from its start to the response's last byte, in seconds; negative
+  /// when no whole response came.
+  double upstream_seconds() const;
+
   class Exchange;
 
  private:

@@ -40,6 +40,7 @@ Task<void> WSGIContainer::prepare() {
   // The response went out through the connection directly: record it as finished so
   // the framework neither writes another nor skips the access log.
   status_ = done_status_ ? done_status_ : 500;
+  bytes_written_ = exchange_->bytes_sent();
   headers_written_ = true;
   finished_ = true;
   request_->mark_finished();
