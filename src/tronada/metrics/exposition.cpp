@@ -86,6 +86,33 @@ void histogram(Writer& w, std::string_view name, const std::string& base,
   w.sample(std::string(name) + "_sum", base, static_cast<double>(sum_ns) / 1e9);
 }
 
+void render_wsgi(Writer& w, const Snapshot& snapshot) {
+  if (snapshot.wsgi_apps.empty()) return;
+  w.family("tronada_wsgi_threads", "gauge",
+           "WSGI threads by app (MODULE:CALLABLE) and state: busy running a call, or idle.");
+  for (const auto& a : snapshot.wsgi_apps) {
+    std::string app = label("app", a.app);
+    w.sample("tronada_wsgi_threads", app + ',' + label("state", "busy"),
+             static_cast<double>(a.busy));
+    w.sample("tronada_wsgi_threads", app + ',' + label("state", "idle"),
+             static_cast<double>(a.threads > a.busy ? a.threads - a.busy : 0));
+  }
+  w.family("tronada_wsgi_queue_length", "gauge", "WSGI calls waiting for a free thread now.");
+  for (const auto& a : snapshot.wsgi_apps) {
+    w.sample("tronada_wsgi_queue_length", label("app", a.app), static_cast<double>(a.queued));
+  }
+  w.family("tronada_wsgi_queue_wait_seconds", "histogram",
+           "Time WSGI calls waited in the queue for a thread.");
+  for (const auto& a : snapshot.wsgi_apps) {
+    histogram(w, "tronada_wsgi_queue_wait_seconds", label("app", a.app), a.wait_buckets, a.wait_ns);
+  }
+  w.family("tronada_wsgi_rejected_total", "counter",
+           "WSGI requests answered 503 because the queue was full.");
+  for (const auto& a : snapshot.wsgi_apps) {
+    w.sample("tronada_wsgi_rejected_total", label("app", a.app), static_cast<double>(a.rejected));
+  }
+}
+
 void render_upstreams(Writer& w, const Snapshot& snapshot) {
   if (snapshot.upstreams.empty()) return;
   auto base = [](const Snapshot::Upstream& u) {
@@ -265,6 +292,7 @@ std::string render(const Snapshot& snapshot, const ProcessStats& process, bool r
              static_cast<double>(s.rate_limit_store_errors));
   }
   render_upstreams(w, snapshot);
+  render_wsgi(w, snapshot);
   w.family("tronada_connections_open", "gauge",
            "Client connections open now, by protocol (published once a second).");
   for (std::size_t p = 0; p < kProtocols; ++p) {

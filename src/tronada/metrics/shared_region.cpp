@@ -32,10 +32,16 @@ struct UpstreamName {
   char upstream[kUpstreamLabelBytes];
 };
 
+struct AppName {
+  std::atomic<std::uint32_t> state;
+  char app[kAppLabelBytes];
+};
+
 struct Slot {
   SlotState state;
   RouteSeries series[kMaxSeries];
   UpstreamSeries upstreams[kMaxUpstreamSeries];
+  WSGISeries wsgi[kMaxWSGISeries];
 };
 
 bool alive(pid_t pid) {
@@ -61,6 +67,7 @@ bool same_label(const char* stored, std::size_t room, std::string_view value) {
 struct SharedRegion::Layout {
   SeriesName names[kMaxSeries];
   UpstreamName upstream_names[kMaxUpstreamSeries];
+  AppName app_names[kMaxWSGISeries];
   static std::size_t slots_offset() {
     return (sizeof(Layout) + alignof(Slot) - 1) / alignof(Slot) * alignof(Slot);
   }
@@ -116,6 +123,9 @@ bool SharedRegion::attach() {
       for (auto* g : {&u.dns_addresses, &u.members_down, &u.members, &u.idle, &u.busy}) {
         g->store(0, std::memory_order_relaxed);
       }
+    }
+    for (WSGISeries& w : layout->slots()[i].wsgi) {
+      for (auto* g : {&w.threads, &w.busy, &w.queued}) g->store(0, std::memory_order_relaxed);
     }
     s.heartbeat.store(monotonic_ns(), std::memory_order_release);
     own_ = &s;
@@ -175,6 +185,26 @@ UpstreamSeries* SharedRegion::upstream_series(std::string_view route, std::strin
   return nullptr;
 }
 
+WSGISeries* SharedRegion::wsgi_series(std::string_view app) {
+  if (!own_) return nullptr;
+  auto* layout = static_cast<Layout*>(base_);
+  for (std::size_t i = 0; i < kMaxWSGISeries; ++i) {
+    AppName& n = layout->app_names[i];
+    std::uint32_t state = n.state.load(std::memory_order_acquire);
+    if (state == kFree) {
+      if (n.state.compare_exchange_strong(state, kWriting, std::memory_order_acq_rel)) {
+        copy_label(n.app, sizeof n.app, app);
+        n.state.store(kPublished, std::memory_order_release);
+        return &layout->slots()[own_index_].wsgi[i];
+      }
+    }
+    while ((state = n.state.load(std::memory_order_acquire)) == kWriting) {
+    }
+    if (same_label(n.app, sizeof n.app, app)) return &layout->slots()[own_index_].wsgi[i];
+  }
+  return nullptr;
+}
+
 Snapshot SharedRegion::snapshot(std::uint64_t stall_ns) const {
   const auto* layout = static_cast<const Layout*>(base_);
   Snapshot out;
@@ -195,6 +225,14 @@ Snapshot SharedRegion::snapshot(std::uint64_t stall_ns) const {
     u.upstream = layout->upstream_names[upstreams_named].upstream;
     out.upstreams.push_back(std::move(u));
     ++upstreams_named;
+  }
+  std::size_t apps_named = 0;
+  while (apps_named < kMaxWSGISeries &&
+         layout->app_names[apps_named].state.load(std::memory_order_acquire) == kPublished) {
+    Snapshot::WSGIApp a;
+    a.app = layout->app_names[apps_named].app;
+    out.wsgi_apps.push_back(std::move(a));
+    ++apps_named;
   }
   std::uint64_t now = monotonic_ns();
   constexpr auto relaxed = std::memory_order_relaxed;
@@ -236,6 +274,18 @@ Snapshot SharedRegion::snapshot(std::uint64_t stall_ns) const {
       to.dns_addresses = std::max(to.dns_addresses, from.dns_addresses.load(relaxed));
       to.idle += from.idle.load(relaxed);
       to.busy += from.busy.load(relaxed);
+    }
+    for (std::size_t k = 0; k < apps_named; ++k) {
+      const WSGISeries& from = slot.wsgi[k];
+      Snapshot::WSGIApp& to = out.wsgi_apps[k];
+      for (std::size_t b = 0; b < kBuckets; ++b)
+        to.wait_buckets[b] += from.wait_buckets[b].load(relaxed);
+      to.wait_ns += from.wait_ns.load(relaxed);
+      to.rejected += from.rejected.load(relaxed);
+      if (!live) continue;
+      to.threads += from.threads.load(relaxed);
+      to.busy += from.busy.load(relaxed);
+      to.queued += from.queued.load(relaxed);
     }
     if (!live) continue;
     ++out.live;

@@ -13,6 +13,7 @@
 
 #include "tronada/metrics/route_series.h"
 #include "tronada/metrics/upstream_series.h"
+#include "tronada/metrics/wsgi_series.h"
 
 namespace tronada::metrics {
 
@@ -28,6 +29,9 @@ inline constexpr std::size_t kBackendLabelBytes = 16;
 /// Distinct (route, upstream) series: proxy upstreams as written in the config.
 inline constexpr std::size_t kMaxUpstreamSeries = 128;
 inline constexpr std::size_t kUpstreamLabelBytes = 128;
+/// Distinct WSGI apps (MODULE:CALLABLE as configured).
+inline constexpr std::size_t kMaxWSGISeries = 32;
+inline constexpr std::size_t kAppLabelBytes = 112;
 
 /// The state one serving process publishes besides its counters.
 struct SlotState {
@@ -74,6 +78,16 @@ struct Snapshot {
     std::int64_t busy = 0;
   };
   std::vector<Upstream> upstreams;  // in the order first registered
+  struct WSGIApp {
+    std::string app;
+    std::int64_t threads = 0;  // live processes only, as busy and queued
+    std::int64_t busy = 0;
+    std::int64_t queued = 0;
+    std::uint64_t wait_buckets[kBuckets] = {};
+    std::uint64_t wait_ns = 0;
+    std::uint64_t rejected = 0;
+  };
+  std::vector<WSGIApp> wsgi_apps;  // in the order first registered
   std::int64_t connections[kProtocols] = {};
   int live = 0;             // processes holding a slot and still running
   int ready = 0;            // of those, serving and not draining
@@ -105,6 +119,8 @@ class SharedRegion {
   RouteSeries* series(std::string_view route, std::string_view backend);
   /// The same for a proxy upstream of a route (its URL as configured).
   UpstreamSeries* upstream_series(std::string_view route, std::string_view upstream);
+  /// The same for a WSGI app (its MODULE:CALLABLE).
+  WSGISeries* wsgi_series(std::string_view app);
   /// This process's slot, or nullptr when not attached.
   SlotState* own() const { return own_; }
 
