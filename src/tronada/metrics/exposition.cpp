@@ -299,6 +299,13 @@ std::string render(const Snapshot& snapshot, const ProcessStats& process, bool r
     w.sample("tronada_connections_open", label("protocol", kProtocolLabels[p]),
              static_cast<double>(snapshot.connections[p]));
   }
+  w.family("tronada_tls_handshakes_total", "counter",
+           "TLS handshakes with clients, by result: ok, or failed (bad certificate, no common "
+           "protocol or cipher, a plaintext client, a close mid-handshake).");
+  w.sample("tronada_tls_handshakes_total", label("result", "ok"),
+           static_cast<double>(snapshot.tls_handshakes));
+  w.sample("tronada_tls_handshakes_total", label("result", "failed"),
+           static_cast<double>(snapshot.tls_handshake_failures));
   w.family("tronada_workers", "gauge",
            "Serving processes by state: live, ready (serving, not draining), draining, "
            "stalled (loop not turning).");

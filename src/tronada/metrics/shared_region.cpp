@@ -253,6 +253,8 @@ Snapshot SharedRegion::snapshot(std::uint64_t stall_ns) const {
       to.rate_limit_store_errors += from.rate_limit_store_errors.load(relaxed);
     }
     bool live = alive(pid);
+    out.tls_handshakes += slot.state.tls_handshakes.load(relaxed);
+    out.tls_handshake_failures += slot.state.tls_handshake_failures.load(relaxed);
     for (std::size_t k = 0; k < upstreams_named; ++k) {
       const UpstreamSeries& from = slot.upstreams[k];
       Snapshot::Upstream& to = out.upstreams[k];

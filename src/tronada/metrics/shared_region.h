@@ -40,6 +40,10 @@ struct SlotState {
   std::atomic<std::uint32_t> draining;   // a drain has started
   std::atomic<std::uint64_t> heartbeat;  // CLOCK_MONOTONIC ns of the loop's last turn
   std::atomic<std::int64_t> connections[kProtocols];
+  /// TLS handshakes of client connections (server side) that completed / failed.
+  /// Counters: kept when a new process takes the slot.
+  std::atomic<std::uint64_t> tls_handshakes;
+  std::atomic<std::uint64_t> tls_handshake_failures;
 };
 
 /// Everything summed over the slots at one moment (counters of processes that exited
@@ -89,6 +93,8 @@ struct Snapshot {
   };
   std::vector<WSGIApp> wsgi_apps;  // in the order first registered
   std::int64_t connections[kProtocols] = {};
+  std::uint64_t tls_handshakes = 0;
+  std::uint64_t tls_handshake_failures = 0;
   int live = 0;             // processes holding a slot and still running
   int ready = 0;            // of those, serving and not draining
   int draining = 0;         // of those, draining
