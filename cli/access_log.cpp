@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "tronada/base/log.h"
+#include "tronada/gateway/proxy_handler.h"
 #include "tronada/http/http_server_request.h"
 #include "tronada/loop/periodic_callback.h"
 #include "tronada/web/request_handler.h"
@@ -98,6 +99,19 @@ std::string format_access_line(const AccessRecord& r, AccessLogFormat format) {
     append_json_string(out, "referer", r.referer);
     out += ',';
     append_json_string(out, "user_agent", r.user_agent);
+    out += ',';
+    append_json_string(out, "route", r.route);
+    if (!r.upstream.empty()) {
+      out += ',';
+      append_json_string(out, "upstream", r.upstream);
+      out += ",\"upstream_ms\":";
+      if (r.upstream_seconds >= 0) {
+        std::snprintf(dur, sizeof dur, "%.3f", r.upstream_seconds * 1000.0);
+        out += dur;
+      } else {
+        out += "null";
+      }
+    }
     out += "}\n";
     return out;
   }
@@ -181,7 +195,7 @@ void AccessLog::reopen() {
   }
 }
 
-void AccessLog::log(const RequestHandler& handler) {
+void AccessLog::log(const RequestHandler& handler, std::string_view route) {
   const HTTPServerRequest& req = handler.request();
   AccessRecord r;
   r.remote_ip = req.remote_ip;
@@ -199,6 +213,17 @@ void AccessLog::log(const RequestHandler& handler) {
   r.unix_time = std::chrono::duration_cast<std::chrono::seconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
+  r.route = route;
+  std::string upstream;
+  if (format_ == AccessLogFormat::json) {
+    // The one backend with an upstream per try: asked here rather than through a hook
+    // every handler would carry.
+    if (const auto* proxy = dynamic_cast<const ProxyHandler*>(&handler)) {
+      upstream = proxy->upstream_address();
+      r.upstream = upstream;
+      r.upstream_seconds = proxy->upstream_seconds();
+    }
+  }
   log(r);
 }
 

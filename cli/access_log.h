@@ -30,6 +30,12 @@ struct AccessRecord {
   std::string_view host;
   double seconds = 0;  // from the first byte of the request to the end of the response
   std::int64_t unix_time = 0;
+  // JSON only: the route that served the request (its host + path in the config; empty
+  // when none matched), and for proxied requests the upstream of the last try and that
+  // try's time (negative: no whole response; both absent for other backends).
+  std::string_view route;
+  std::string_view upstream;
+  double upstream_seconds = -1;
 };
 
 /// Formats a record as one line with its newline (no I/O, so it is tested alone).
@@ -54,7 +60,11 @@ class AccessLog {
   /// before it binds or forks. Throws std::runtime_error as the constructor does.
   static void check_writable(const std::string& target);
 
-  void log(const RequestHandler& handler);
+  /// `route`: the route that served it (JSON only; see route_wanted()).
+  void log(const RequestHandler& handler, std::string_view route = {});
+  /// Whether the lines say which route served a request (the JSON format does), so the
+  /// caller looks it up only then.
+  bool route_wanted() const { return format_ == AccessLogFormat::json; }
   void log(const AccessRecord& record);
   void flush();
   /// Reopens the file by name (after logrotate moved it; SIGUSR1 calls this).

@@ -352,7 +352,14 @@ Backend read_backend(std::string_view kind, const toml::table& t, const std::str
       r.fail(*r.get("health_uri"), "health_uri must start with '/'");
     b.health_uri = *v;
   }
-  if (auto v = r.duration("health_interval")) b.health_interval = *v;
+  if (auto v = r.duration("health_interval")) {
+    if (v->count() <= 0) r.fail(*r.get("health_interval"), "health_interval must be positive");
+    b.health_interval = *v;
+  }
+  if (auto v = r.duration("health_timeout")) {
+    if (v->count() <= 0) r.fail(*r.get("health_timeout"), "health_timeout must be positive");
+    b.health_timeout = *v;
+  }
   if (auto v = r.boolean("preserve_host")) b.preserve_host = *v;
   if (auto v = r.string("ca_file")) b.ca_file = *v;
   if (auto v = r.duration("resolve_interval")) b.resolve_interval = *v;
@@ -653,6 +660,9 @@ std::string format_config(const Config& config) {
       if (!b->health_uri.empty()) {
         out << "health_uri = " << quote(b->health_uri) << "\n";
         out << "health_interval = " << format_ms(b->health_interval) << "\n";
+        if (b->health_timeout.count() > 0) {
+          out << "health_timeout = " << format_ms(b->health_timeout) << "\n";
+        }
       }
       out << "preserve_host = " << (b->preserve_host ? "true" : "false") << "\n";
       if (!b->ca_file.empty()) out << "ca_file = " << quote(b->ca_file) << "\n";

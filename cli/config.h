@@ -103,6 +103,8 @@ struct ProxyBackend {
   std::chrono::milliseconds fail_timeout{10'000};
   std::string health_uri;  // empty: passive health checks only
   std::chrono::milliseconds health_interval{10'000};
+  // Per check; 0: min(5 s, health_interval).
+  std::chrono::milliseconds health_timeout{0};
   bool preserve_host = true;
   std::string ca_file;  // CAs for https:// upstreams; empty: the system's
   // Host names in `to` looked up again this often (0: resolved at each connect, as before).

@@ -30,6 +30,7 @@ struct ProxyCommand {
   double fail_timeout = 10;
   std::string health_uri;
   double health_interval = 10;
+  double health_timeout = 0;
   bool upstream_host = false;
   std::string upstream_ca;
   bool xheaders = false;
@@ -47,6 +48,7 @@ struct ProxyCommand {
     backend.fail_timeout = seconds(fail_timeout);
     backend.health_uri = health_uri;
     backend.health_interval = seconds(health_interval);
+    backend.health_timeout = seconds(health_timeout);
     backend.preserve_host = !upstream_host;
     backend.ca_file = upstream_ca;
     backend.resolve_interval = seconds(resolve_interval);
@@ -119,7 +121,13 @@ void register_proxy_command(CLI::App& app) {
   sub->add_option("--health-uri", cmd->health_uri,
                   "Path to GET on each upstream every --health-interval (active health checks)");
   sub->add_option("--health-interval", cmd->health_interval, "Seconds between health checks")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--health-timeout", cmd->health_timeout,
+                  "Seconds a health check may take before the upstream counts as down (0: the "
+                  "smaller of 5 and --health-interval)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   sub->add_flag("--upstream-host", cmd->upstream_host,
                 "Send the upstream's own host in Host, not the client's");
   sub->add_option("--upstream-ca", cmd->upstream_ca,

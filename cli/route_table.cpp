@@ -47,10 +47,13 @@ std::shared_ptr<ProxyRoute> make_proxy_route(const ProxyBackend& b, const RouteC
   options.balance.fail_timeout = ns(b.fail_timeout);
   options.health_uri = b.health_uri;
   options.health_interval = ns(b.health_interval);
+  options.health_timeout = ns(b.health_timeout);
   options.headers.preserve_host = b.preserve_host;
   options.upstream_ca_file = b.ca_file;
   options.resolve_interval = ns(b.resolve_interval);
   options.resolver = b.resolver;
+  options.metrics_route = route.host + route.path;
+  if (options.metrics_route.empty()) options.metrics_route = "/";
   options.headers.trust_forwarded = server.xheaders;
   if (route.strip_prefix) options.headers.strip_prefix = route.path;
   if (server.max_body_size) options.max_body_size = *server.max_body_size;
@@ -96,6 +99,7 @@ void RouteTable::add_policy(const RouteConfig& route, std::size_t index) {
     any_policy_ = true;
   }
   policies_.push_back(std::move(policy));
+  route_labels_.push_back(route.host + route.path);
   // The rule's name carries the route's index; its factory is never called.
   HandlerFactory unused = []() -> std::unique_ptr<RequestHandler> { return nullptr; };
   policy_router_.add(Rule(prefix_pattern(route.path), std::move(unused), std::to_string(index)),
@@ -112,6 +116,14 @@ RequestStart RouteTable::start_request(const std::shared_ptr<HTTPServerRequest>&
     }
   }
   return app_->start_request(request);
+}
+
+std::string_view RouteTable::route_of(const HTTPServerRequest& request) const {
+  if (auto found = policy_router_.find(request.host_name, request.path)) {
+    std::size_t index = std::stoul(found->rule->name());
+    if (index < route_labels_.size()) return route_labels_[index];
+  }
+  return {};
 }
 
 RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* previous) {
@@ -164,7 +176,12 @@ RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* p
       } else if (auto* b = std::get_if<RedirectBackend>(&route.backend)) {
         factory = handler<RedirectHandler>(b->to, b->status);
       } else if (auto* b = std::get_if<ProxyBackend>(&route.backend)) {
-        factory = handler<ProxyHandler>(make_proxy_route(*b, route, config.server));
+        auto proxy = make_proxy_route(*b, route, config.server);
+        if (previous) {
+          for (const auto& old : previous->proxy_routes_) proxy->carry_state_from(*old);
+        }
+        proxy_routes_.push_back(proxy);
+        factory = handler<ProxyHandler>(std::move(proxy));
       } else {
         throw std::runtime_error("the " + std::string(backend_name(route.backend)) +
                                  " backend is not built into this tronada yet");

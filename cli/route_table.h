@@ -47,7 +47,9 @@ class RouteTable {
   /// false, WSGI routes are left out (a parent that forks workers must not start Python).
   ///
   /// `previous` (a config reload): WSGI apps it loaded with the same settings are shared
-  /// rather than loaded again, since Python imports a module once per process anyway.
+  /// rather than loaded again, since Python imports a module once per process anyway;
+  /// proxy upstreams with the same URL (and address) keep their health and failure
+  /// marks, so a host found down stays out after the reload until it recovers.
   explicit RouteTable(const Config& config, bool load_apps = true,
                       const RouteTable* previous = nullptr);
   ~RouteTable();
@@ -58,6 +60,10 @@ class RouteTable {
   /// else straight to the application.
   RequestStart start_request(const std::shared_ptr<HTTPServerRequest>& request);
 
+  /// The route that serves `request` (its host + path in the config, as metrics label
+  /// it), or empty when none matches. A regex match: for the JSON access log only.
+  std::string_view route_of(const HTTPServerRequest& request) const;
+
  private:
   void add_policy(const RouteConfig& route, std::size_t index);
 
@@ -65,11 +71,14 @@ class RouteTable {
   std::vector<std::shared_ptr<void>> keep_;  // the backends' shared state
   // WSGI apps by their settings, for a reload to reuse.
   std::map<std::string, std::shared_ptr<WSGIApplication>> wsgi_apps_;
+  // The proxy routes, for a reload to carry their upstreams' state.
+  std::vector<std::shared_ptr<ProxyRoute>> proxy_routes_;
   // Policies by route, found with the same host and path patterns in the same order as
   // the application's rules, so a request meets the policy of the route that serves it.
   // Empty when no route has one: then requests pay nothing for the feature.
   std::vector<std::unique_ptr<RoutePolicy>> policies_;  // per route; null: none
   Router policy_router_;
+  std::vector<std::string> route_labels_;  // per route, host + path
   bool any_policy_ = false;
 };
 

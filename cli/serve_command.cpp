@@ -240,7 +240,14 @@ class LiveRoutes final : public HTTPServerDelegate {
 void attach_access_log(RouteTable& routes, AccessLog* access_log) {
   Application& app = routes.application();
   if (access_log) {
-    app.settings().log_function = [access_log](const RequestHandler& h) { access_log->log(h); };
+    if (access_log->route_wanted()) {
+      // The table owns the application that holds this function: it outlives it.
+      app.settings().log_function = [access_log, table = &routes](const RequestHandler& h) {
+        access_log->log(h, table->route_of(h.request()));
+      };
+    } else {
+      app.settings().log_function = [access_log](const RequestHandler& h) { access_log->log(h); };
+    }
   } else {
     app.settings().log_function = [](const RequestHandler&) {};
   }

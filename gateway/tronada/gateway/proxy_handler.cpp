@@ -1,5 +1,6 @@
 #include "tronada/gateway/proxy_handler.h"
 
+#include <algorithm>
 #include <charconv>
 #include <system_error>
 
@@ -14,6 +15,7 @@
 #include "tronada/http/url_codec.h"
 #include "tronada/loop/periodic_callback.h"
 #include "tronada/loop/timeout_list.h"
+#include "tronada/metrics/shared_region.h"
 #include "tronada/net/iostream.h"
 #include "tronada/net/ssl_context.h"
 
@@ -54,6 +56,25 @@ std::string describe_error(const std::exception_ptr& error, bool& timed_out) {
   } catch (...) {
     return "cannot connect";
   }
+}
+
+/// A connect that failed while looking for an upstream: logged (the request may still
+/// be served by another), at most once a second per upstream so a dead host under load
+/// does not flood the log; the lines in between are counted into the next one.
+void log_connect_failure(Upstream& u, const std::string& what) {
+  TimePoint now = IOLoop::current().time();
+  if (u.connect_error_logged != TimePoint{} &&
+      now - u.connect_error_logged < std::chrono::seconds(1)) {
+    ++u.connect_errors_unlogged;
+    return;
+  }
+  std::string line = what;
+  if (u.connect_errors_unlogged > 0) {
+    line += " (and " + std::to_string(u.connect_errors_unlogged) + " more since the last line)";
+  }
+  u.connect_errors_unlogged = 0;
+  u.connect_error_logged = now;
+  log::warning("proxy", line);
 }
 
 void append_hex(std::string& out, std::size_t n) {
@@ -102,6 +123,12 @@ ProxyRoute::ProxyRoute(const std::vector<std::string>& upstream_urls, ProxyOptio
   if (options_.resolve_interval < Duration::zero()) {
     throw std::invalid_argument("resolve_interval must not be negative");
   }
+  if (options_.health_timeout < Duration::zero()) {
+    throw std::invalid_argument("health_timeout must not be negative");
+  }
+  if (!options_.health_uri.empty() && options_.health_interval <= Duration::zero()) {
+    throw std::invalid_argument("health_interval must be positive");
+  }
   DnsResolver::validate_servers(options_.resolver);
   if (options_.resolve_interval > Duration::zero()) {
     std::vector<std::string> names;
@@ -130,6 +157,7 @@ ProxyRoute::ProxyRoute(const std::vector<std::string>& upstream_urls, ProxyOptio
       if (alive.expired()) return;
       start_discovery();
       start_health_checks();
+      start_metrics();
     });
   }
 }
@@ -137,6 +165,67 @@ ProxyRoute::ProxyRoute(const std::vector<std::string>& upstream_urls, ProxyOptio
 ProxyRoute::~ProxyRoute() {
   *alive_ = false;
   if (health_) health_->stop();
+  if (metrics_publisher_) metrics_publisher_->stop();
+  // Gauges of a route a reload dropped would stay as they were; a route that replaces
+  // it publishes them again within a second.
+  for (metrics::UpstreamSeries* s : series_) {
+    if (s) s->published.store(0, std::memory_order_relaxed);
+  }
+}
+
+void ProxyRoute::start_metrics() {
+  if (metrics_started_) return;
+  metrics_started_ = true;
+  metrics::SharedRegion* region = metrics::current();
+  if (!region) return;
+  for (const Upstream& u : group_.sources()) {
+    series_.push_back(region->upstream_series(options_.metrics_route, u.url));
+  }
+  if (discovery_) published_dns_.resize(discovered_sources_.size());
+  metrics_publisher_ =
+      std::make_unique<PeriodicCallback>([this] { publish_metrics(); }, std::chrono::seconds(1));
+  metrics_publisher_->start();
+  publish_metrics();
+}
+
+void ProxyRoute::publish_metrics() {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  struct Gauges {
+    std::int64_t members = 0, down = 0, idle = 0, busy = 0;
+  };
+  std::vector<Gauges> by_source(series_.size());
+  TimePoint now = IOLoop::current().time();
+  for (const auto& u : group_.upstreams()) {
+    if (u->source >= by_source.size()) continue;
+    Gauges& g = by_source[u->source];
+    ++g.members;
+    if (u->down(now)) ++g.down;
+    g.busy += static_cast<std::int64_t>(u->active);
+    if (pool_) g.idle += static_cast<std::int64_t>(pool_->idle_count(u->endpoint));
+  }
+  for (std::size_t i = 0; i < series_.size(); ++i) {
+    metrics::UpstreamSeries* s = series_[i];
+    if (!s) continue;
+    s->members.store(by_source[i].members, relaxed);
+    s->members_down.store(by_source[i].down, relaxed);
+    s->idle.store(by_source[i].idle, relaxed);
+    s->busy.store(by_source[i].busy, relaxed);
+  }
+  for (std::size_t d = 0; d < published_dns_.size(); ++d) {
+    metrics::UpstreamSeries* s = series_[discovered_sources_[d]];
+    if (!s) continue;
+    // Counters grow by what happened since the last publication: a reload's new
+    // discovery starts from zero, the shared counter does not.
+    const UpstreamDiscovery::Stats& now_stats = discovery_->stats(d);
+    UpstreamDiscovery::Stats& last = published_dns_[d];
+    s->dns_lookups.fetch_add(now_stats.lookups - last.lookups, relaxed);
+    s->dns_failures.fetch_add(now_stats.failures - last.failures, relaxed);
+    last = now_stats;
+    s->dns_addresses.store(static_cast<std::int64_t>(discovery_->addresses(d).size()), relaxed);
+  }
+  for (metrics::UpstreamSeries* s : series_) {
+    if (s) s->published.store(1, relaxed);
+  }
 }
 
 void ProxyRoute::start_discovery() {
@@ -152,8 +241,52 @@ UpstreamDiscovery::Stats ProxyRoute::discovery_stats() const {
   return discovery_ ? discovery_->stats() : UpstreamDiscovery::Stats{};
 }
 
+Duration ProxyRoute::health_timeout() const {
+  if (options_.health_timeout > Duration::zero()) return options_.health_timeout;
+  return std::min<Duration>(std::chrono::seconds(5), options_.health_interval);
+}
+
+namespace {
+
+std::string state_key(const Upstream& u) {
+  return u.url + '\n' + u.address;
+}
+
+}  // namespace
+
+void ProxyRoute::carry_state_from(const ProxyRoute& previous) {
+  for (const auto& u : previous.group_.upstreams()) {
+    CarriedState state;
+    state.failures = u->failures;
+    state.first_failure = u->first_failure;
+    state.down_until = u->down_until;
+    // A down flag only means something to a route that checks again: without active
+    // checks nothing would ever clear it.
+    state.health_check_down = !options_.health_uri.empty() && u->health_check_down;
+    if (state.failures == 0 && state.down_until == TimePoint{} && !state.health_check_down) {
+      continue;  // nothing to carry: fresh is the same
+    }
+    carried_.emplace(state_key(*u), state);
+  }
+  for (const auto& u : group_.upstreams()) apply_carried_state(*u);
+}
+
+void ProxyRoute::apply_carried_state(Upstream& u) {
+  if (carried_.empty()) return;
+  auto it = carried_.find(state_key(u));
+  if (it == carried_.end()) return;
+  u.failures = it->second.failures;
+  u.first_failure = it->second.first_failure;
+  u.down_until = it->second.down_until;
+  u.health_check_down = it->second.health_check_down;
+  carried_.erase(it);
+}
+
 void ProxyRoute::addresses_changed(std::size_t source, const std::vector<std::string>& addresses) {
   std::vector<std::shared_ptr<Upstream>> left = group_.set_addresses(source, addresses);
+  for (const auto& u : group_.upstreams()) {
+    if (u->source == source && u->requests == 0) apply_carried_state(*u);
+  }
   // Drained: requests in flight to these finish on their own connections (the exchange
   // holds its upstream), which are then closed rather than pooled (removed); idle ones
   // go now, and pick() no longer offers them.
@@ -210,6 +343,7 @@ void ProxyRoute::run_health_checks() {
 }
 
 void ProxyRoute::check_health(const std::shared_ptr<Upstream>& u) {
+  if (u->health_checking) return;
   HTTPRequest request;
   if (!u->endpoint.unix_path.empty()) {
     request.url = "http+unix://" + url_encode(u->endpoint.unix_path, "") + options_.health_uri;
@@ -229,15 +363,18 @@ void ProxyRoute::check_health(const std::shared_ptr<Upstream>& u) {
     request.url =
         u->endpoint.scheme + "://" + u->host_header + u->path_prefix + options_.health_uri;
   }
-  request.connect_timeout = options_.health_timeout;
-  request.request_timeout = options_.health_timeout;
+  request.connect_timeout = health_timeout();
+  request.request_timeout = health_timeout();
   request.follow_redirects = false;
   std::weak_ptr<bool> alive = alive_;
   std::weak_ptr<Upstream> weak = u;
   std::string url = request.url;
+  u->health_checking = true;
   AsyncHTTPClient::instance().fetch(std::move(request), [alive, weak, url](HTTPResponse r) {
     auto up = weak.lock();
-    if (alive.expired() || !up || up->removed) return;
+    if (!up) return;
+    up->health_checking = false;
+    if (alive.expired() || up->removed) return;
     bool healthy = !r.error && r.code >= 200 && r.code < 400;
     if (healthy != !up->health_check_down) {
       if (healthy) {
@@ -293,6 +430,8 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
   }
 
   Future<void> done() { return done_.get_future(); }
+  /// The upstream of the last try, or null before the first.
+  const Upstream* upstream() const { return upstream_.get(); }
 
   // --- what the handler tells us ---
 
@@ -301,6 +440,7 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
     started_ = true;
     route_->start_discovery();
     route_->start_health_checks();
+    route_->start_metrics();
     spawn_logged(connect(shared_from_this(), false), "proxy connect");
   }
 
@@ -349,6 +489,8 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
   int error_status = 0;
   std::string error_message;
   std::uint64_t bytes = 0;
+  /// The last try's time from its start to the response's end (0: no whole response).
+  std::uint64_t upstream_ns = 0;
 
   // --- HTTP1ResponseParser::Events ---
 
@@ -416,6 +558,12 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
       }
       if (!fresh) ++self->tries_;
       self->upstream_ = u;
+      self->series_ = route.upstream_series(*u);
+      // A retry after a failed try; the stale-connection retry (fresh) is the same try.
+      if (self->series_ && !fresh && self->tries_ > 1) {
+        self->series_->retries.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (!fresh) self->try_started_ns_ = metrics::monotonic_ns();
       route.group().begin(*u);
       self->counted_ = true;
       Future<PooledConnection> acquiring =
@@ -429,6 +577,9 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
       }
       if (self->ended_) co_return;  // the client left meanwhile; the connection goes back
       if (!error) {
+        if (self->series_) {
+          self->series_->record_connect(metrics::monotonic_ns() - self->try_started_ns_);
+        }
         self->attach(std::move(connection));
         co_return;
       }
@@ -444,6 +595,9 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
         route.group().report_failure(*u, IOLoop::current().time());
       }
       self->note_failure(*u, why, timed_out);
+      self->record_try(timed_out ? metrics::UpstreamOutcome::timeout
+                                 : metrics::UpstreamOutcome::connect_error);
+      log_connect_failure(*u, self->last_error_);
       self->tried_.push_back(u);
       fresh = false;
     }
@@ -600,6 +754,7 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
                     s.write_buffer_size() == 0 && !s.closed();
     request_->connection->finish();
     route_->group().report_success(*upstream_);
+    record_response();
     drop_connection(reusable);
     end();
   }
@@ -611,6 +766,7 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
       // A close-delimited body ends here.
       request_->connection->finish();
       route_->group().report_success(*upstream_);
+      record_response();
       drop_connection(false);
       end();
       return;
@@ -646,6 +802,7 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
     s.set_close_callback(nullptr);
     std::shared_ptr<IOStream> upstream = conn_.take();
     route_->group().report_success(*upstream_);
+    record_response();
     status = 101;
     head_sent = true;
     upgraded = true;
@@ -654,6 +811,19 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
     start_tunnel(std::move(detached.stream), std::move(detached.leftover), std::move(upstream),
                  std::string(rest), std::move(options));
     end();
+  }
+
+  // --- metrics ---
+
+  void record_try(metrics::UpstreamOutcome outcome) {
+    if (series_) series_->record_try(outcome);
+  }
+
+  void record_response() {
+    upstream_ns = metrics::monotonic_ns() - try_started_ns_;
+    if (!series_) return;
+    series_->record_try(metrics::UpstreamOutcome::response);
+    series_->record_response(upstream_ns);
   }
 
   // --- failure and the end ---
@@ -688,7 +858,11 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
       }
     }
     drop_connection(false);
-    if (!stale) route_->group().report_failure(u, IOLoop::current().time());
+    if (!stale) {
+      route_->group().report_failure(u, IOLoop::current().time());
+      record_try(status_code == 504 ? metrics::UpstreamOutcome::timeout
+                                    : metrics::UpstreamOutcome::error);
+    }
     if (retry) {
       if (!fresh) tried_.push_back(held);
       log::info("proxy", last_error_ + "; retrying");
@@ -763,6 +937,8 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
   UpstreamGroup::Tried tried_;
   std::size_t tries_ = 0;
   std::size_t max_tries_ = 1;
+  metrics::UpstreamSeries* series_ = nullptr;  // of upstream_; null: not measured
+  std::uint64_t try_started_ns_ = 0;
   std::string last_error_;
   bool last_timed_out_ = false;
   UpstreamFraming framing_ = UpstreamFraming::none;
@@ -815,6 +991,20 @@ void ProxyHandler::data_received(std::string_view chunk) {
 
 void ProxyHandler::on_connection_close() {
   if (exchange_) exchange_->client_gone();
+}
+
+std::string ProxyHandler::upstream_address() const {
+  const Upstream* u = exchange_ ? exchange_->upstream() : nullptr;
+  if (!u) return {};
+  if (u->address.empty()) return u->url;
+  std::string host =
+      u->address.find(':') != std::string::npos ? "[" + u->address + "]" : u->address;
+  return u->endpoint.scheme + "://" + host + ":" + std::to_string(u->endpoint.port);
+}
+
+double ProxyHandler::upstream_seconds() const {
+  if (!exchange_ || exchange_->upstream_ns == 0) return -1;
+  return static_cast<double>(exchange_->upstream_ns) / 1e9;
 }
 
 Task<void> ProxyHandler::serve() {

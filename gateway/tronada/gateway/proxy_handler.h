@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +16,10 @@
 #include "tronada/http/connection_pool.h"
 
 namespace tronada {
+
+namespace metrics {
+struct UpstreamSeries;
+}  // namespace metrics
 
 class TimeoutList;
 class PeriodicCallback;
@@ -50,7 +55,8 @@ struct ProxyOptions {
   /// passive checks only.
   std::string health_uri;
   Duration health_interval = std::chrono::seconds(10);
-  Duration health_timeout = std::chrono::seconds(5);
+  /// Zero: min(5 s, health_interval), so a round of checks ends before the next begins.
+  Duration health_timeout = Duration::zero();
   /// Upstreams named by a host name are looked up again this often (their DNS TTL may
   /// make it sooner, never below 1 s): each address becomes a member of the group,
   /// addresses that vanish are drained. Zero: the name is resolved at each connect, as
@@ -59,6 +65,10 @@ struct ProxyOptions {
   /// DNS servers for those lookups, as nginx's `resolver` ("127.0.0.1:5353",
   /// "10.0.0.2,10.0.0.3"); empty: /etc/resolv.conf.
   std::string resolver;
+  /// The route label of the per-upstream metrics (tronada_upstream_*), from the config;
+  /// each upstream is labelled with its URL as configured. Measured only when this
+  /// process publishes metrics (metrics::current()).
+  std::string metrics_route = "/";
 
   static ConnectionPoolOptions default_pool_options() {
     ConnectionPoolOptions o;
@@ -105,13 +115,42 @@ class ProxyRoute {
   Future<void> discovery_settled(Duration timeout);
   /// The DNS lookups so far (zeros without discovery).
   UpstreamDiscovery::Stats discovery_stats() const;
+  /// The health check timeout in effect (health_timeout, or its default).
+  Duration health_timeout() const;
+
+  /// Finds this route's upstreams' metrics series and publishes their gauges (health,
+  /// connections, DNS) once a second, if this process has metrics (idempotent; started
+  /// with the first request or the health checks).
+  void start_metrics();
+  /// The metrics series of `u`'s configured upstream, or null when not measured.
+  metrics::UpstreamSeries* upstream_series(const Upstream& u) const {
+    return u.source < series_.size() ? series_[u.source] : nullptr;
+  }
+
+  /// A config reload: members of this (new) route take the state of the members of
+  /// `previous` with the same URL and address (passive failure marks and, when this
+  /// route has active checks, their down flag), so a host found down before the reload
+  /// is not offered requests again until it recovers. Members found later by DNS take
+  /// theirs when they join. Call it before the route serves; a key already carried (from
+  /// an earlier `previous`) is kept.
+  void carry_state_from(const ProxyRoute& previous);
 
  private:
   void run_health_checks();
+  void publish_metrics();
   void check_health(const std::shared_ptr<Upstream>& u);
   /// Source `source`'s name now resolves to `addresses`: the group follows, and the
   /// idle connections of the members that left are closed.
   void addresses_changed(std::size_t source, const std::vector<std::string>& addresses);
+  /// Gives `u` the state carried for it from the previous route table, once.
+  void apply_carried_state(Upstream& u);
+
+  struct CarriedState {
+    std::size_t failures = 0;
+    TimePoint first_failure{};
+    TimePoint down_until{};
+    bool health_check_down = false;
+  };
 
   ProxyOptions options_;
   UpstreamGroup group_;
@@ -120,7 +159,12 @@ class ProxyRoute {
   std::shared_ptr<TimeoutList> tunnel_timeouts_;
   std::unique_ptr<PeriodicCallback> health_;
   std::unique_ptr<UpstreamDiscovery> discovery_;
-  std::vector<std::size_t> discovered_sources_;  // discovery_'s index -> source
+  std::vector<std::size_t> discovered_sources_;          // discovery_'s index -> source
+  std::map<std::string, CarriedState> carried_;          // by url + '\n' + address
+  std::vector<metrics::UpstreamSeries*> series_;         // by source; empty: not measured
+  std::vector<UpstreamDiscovery::Stats> published_dns_;  // by discovery index
+  std::unique_ptr<PeriodicCallback> metrics_publisher_;
+  bool metrics_started_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
@@ -142,6 +186,14 @@ class ProxyHandler : public GatewayHandler {
   void data_received(std::string_view chunk) override;
   std::optional<std::uint64_t> max_body_size() const override;
   void on_connection_close() override;
+
+  /// For the access log: where the request's last try went (the upstream's URL as
+  /// configured, or scheme://address:port for a member found by DNS); empty when none
+  /// was tried.
+  std::string upstream_address() const;
+  /// That try's time from its start to the response's last byte, in seconds; negative
+  /// when no whole response came.
+  double upstream_seconds() const;
 
   class Exchange;
 

@@ -70,6 +70,7 @@ void UpstreamDiscovery::answered(std::size_t index, std::vector<std::string> add
   TimePoint now = loop_->time();
   if (!error.empty() || addresses.empty()) {
     ++stats_.failures;
+    ++n.stats.failures;
     std::string why = error.empty() ? "the answer holds no address" : error;
     if (n.refresh.lookup_failed(why, now)) {
       std::string kept = n.refresh.has_answer()
@@ -87,10 +88,12 @@ void UpstreamDiscovery::answered(std::size_t index, std::vector<std::string> add
     return;
   }
   ++stats_.lookups;
+  ++n.stats.lookups;
   DnsRefresh::Change change = n.refresh.answer_received(std::move(addresses), ttl, now);
   if (n.refresh.recovered()) log::info(options_.logger, "DNS lookup of " + n.name + " works again");
   if (!change.empty()) {
     ++stats_.changes;
+    ++n.stats.changes;
     std::string what = n.name + " resolves to " + join(n.refresh.addresses());
     if (!change.removed.empty()) what += "; draining " + join(change.removed);
     log::info(options_.logger, what);

@@ -66,6 +66,8 @@ class UpstreamDiscovery {
     std::uint64_t changes = 0;   // answers that changed a set
   };
   const Stats& stats() const { return stats_; }
+  /// The same for names[index] alone (for per-upstream metrics).
+  const Stats& stats(std::size_t index) const { return names_.at(index).stats; }
 
  private:
   struct Name {
@@ -73,6 +75,7 @@ class UpstreamDiscovery {
     DnsRefresh refresh;
     TimeoutHandle timer;
     bool looked_up = false;  // its first lookup ended
+    Stats stats;
   };
   void look_up(std::size_t index);
   void answered(std::size_t index, std::vector<std::string> addresses, std::optional<Duration> ttl,

@@ -42,7 +42,14 @@ struct Upstream {
   TimePoint first_failure{};  // when the current run of failures began
   TimePoint down_until{};     // marked down (passively or by a health check) until then
   bool health_check_down = false;
+  /// A health check of this member is in flight: the next round skips it rather than
+  /// piling checks up on a host that does not answer (health_timeout > health_interval).
+  bool health_checking = false;
   std::uint64_t requests = 0;  // picked, ever
+  /// Refused or failed connects not logged yet: they are logged at most once a second
+  /// per upstream, with how many were folded in.
+  std::size_t connect_errors_unlogged = 0;
+  TimePoint connect_error_logged{};
 
   bool down(TimePoint now) const { return health_check_down || now < down_until; }
 };

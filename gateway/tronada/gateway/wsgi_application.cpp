@@ -11,6 +11,7 @@
 #include "tronada/gateway/wsgi_exchange.h"
 #include "tronada/gateway/wsgi_interpreter.h"
 #include "tronada/gateway/wsgi_worker_pool.h"
+#include "tronada/metrics/shared_region.h"
 
 namespace tronada {
 
@@ -23,6 +24,7 @@ WSGIApplication::WSGIApplication(WSGIOptions options) : options_(std::move(optio
 std::shared_ptr<WSGIApplication> WSGIApplication::load(std::string_view spec, WSGIOptions options) {
   PythonInterpreter::initialize(options.python_path);
   std::shared_ptr<WSGIApplication> self(new WSGIApplication(std::move(options)));
+  self->spec_ = std::string(spec);
   {
     GILHolder gil;
     PyObject* app = load_wsgi_app(spec);  // throws WSGIAppError
@@ -48,6 +50,7 @@ std::shared_ptr<WSGIApplication> WSGIApplication::load(std::string_view spec, WS
 
 WSGIApplication::~WSGIApplication() {
   stop();
+  if (series_) series_->threads.fetch_sub(options_.threads, std::memory_order_relaxed);
 }
 
 void WSGIApplication::stop() {
@@ -65,6 +68,20 @@ void WSGIApplication::stop() {
   }
 }
 
+metrics::WSGISeries* WSGIApplication::metrics_series() {
+  // Looked up on the first request, not at load: a worker attaches to the metrics
+  // region after it forked, and `tronada wsgi` may load the app before it does.
+  if (series_looked_up_) return series_;
+  metrics::SharedRegion* region = metrics::current();
+  if (!region) return nullptr;
+  series_looked_up_ = true;
+  series_ = region->wsgi_series(spec_);
+  // Several tables may share this app's series (a reload loads it again only when its
+  // settings changed); the thread count is this app's.
+  if (series_) series_->threads.fetch_add(options_.threads, std::memory_order_relaxed);
+  return series_;
+}
+
 std::shared_ptr<WSGIExchange> WSGIApplication::start(
     const std::shared_ptr<HTTPServerRequest>& request, std::string_view script_name,
     std::function<void(int)> on_done) {
@@ -77,8 +94,17 @@ std::shared_ptr<WSGIExchange> WSGIApplication::start(
   bool https = request->protocol == "https";
   WSGICaller* caller = caller_.get();
   std::chrono::milliseconds slow = options_.slow_queue;
-  bool queued = pool_ && pool_->submit([exchange, environ, caller, head, https,
-                                        slow](Duration waited) mutable {
+  metrics::WSGISeries* series = metrics_series();
+  constexpr auto relaxed = std::memory_order_relaxed;
+  if (series) series->queued.fetch_add(1, relaxed);
+  bool queued = pool_ && pool_->submit([exchange, environ, caller, head, https, slow,
+                                        series](Duration waited) mutable {
+    if (series) {
+      series->queued.fetch_sub(1, relaxed);
+      series->record_wait(static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count()));
+      series->busy.fetch_add(1, relaxed);
+    }
     if (waited > slow) {
       log::warning("wsgi",
                    "request waited " +
@@ -96,6 +122,7 @@ std::shared_ptr<WSGIExchange> WSGIApplication::start(
     // Python objects die here, under the GIL; the environ strings need no GIL.
     t_python->release();
     environ.reset();
+    if (series) series->busy.fetch_sub(1, relaxed);
     WSGIExchange::complete(std::move(exchange));
   });
   if (live_.size() >= prune_at_) {
@@ -104,6 +131,10 @@ std::shared_ptr<WSGIExchange> WSGIApplication::start(
   }
   live_.push_back(exchange);
   if (!queued) {
+    if (series) {
+      series->queued.fetch_sub(1, relaxed);
+      series->rejected.fetch_add(1, relaxed);
+    }
     log::warning("wsgi", "queue full (" + std::to_string(options_.max_queue) +
                              " requests waiting): 503 for " + request->method + " " + request->uri);
     exchange->reject(503, "1");

@@ -13,6 +13,10 @@
 
 namespace tronada {
 
+namespace metrics {
+struct WSGISeries;
+}  // namespace metrics
+
 class WorkerStatus;
 class WSGICaller;
 class WSGIExchange;
@@ -69,7 +73,13 @@ class WSGIApplication {
 
  private:
   explicit WSGIApplication(WSGIOptions options);
+  /// Finds this app's metrics series (label: spec_) once this process has metrics.
+  metrics::WSGISeries* metrics_series();
+
   WSGIOptions options_;
+  std::string spec_;  // MODULE:CALLABLE as configured: the metrics label
+  metrics::WSGISeries* series_ = nullptr;
+  bool series_looked_up_ = false;
   std::unique_ptr<WSGICaller> caller_;
   std::unique_ptr<WSGIWorkerPool> pool_;
   // Requests started and perhaps not ended (loop thread only), so that stop() can

@@ -37,8 +37,8 @@ Task<void> WSGIContainer::prepare() {
     Future<void> finished = waiting_->get_future();
     co_await finished;
   }
-  // The exchange answered through the connection directly.
-  complete_elsewhere(done_status_ ? done_status_ : 500, bytes_written());
+  // The exchange answered through the connection directly; count the bytes it sent.
+  complete_elsewhere(done_status_ ? done_status_ : 500, exchange_->bytes_sent());
 }
 
 void WSGIContainer::on_connection_close() {

@@ -68,6 +68,7 @@ void WSGIExchange::reject(int status, std::string_view retry_after) {
                                    : std::to_string(status) + "\n";
   h.add("Content-Length", std::to_string(body.size()));
   request_->connection->write_response(status, h, body);
+  bytes_sent_ += body.size();
   end(status);
 }
 
@@ -133,7 +134,10 @@ void WSGIExchange::deliver(std::optional<WSGIResponseHead> head, std::string dat
         conn.write_headers(head->status, head->headers);
       }
     }
-    if (!data.empty()) conn.write(data);
+    if (!data.empty()) {
+      conn.write(data);
+      bytes_sent_ += data.size();
+    }
   } catch (const std::exception& e) {
     log::error("wsgi", std::string("cannot send the response: ") + e.what());
   }
@@ -159,6 +163,7 @@ void WSGIExchange::deliver_final() {
   }
   try {
     if (ending == Ending::finished) {
+      bytes_sent_ += data.size();
       if (head) {
         status_ = head->status;
         if (head->reason) {

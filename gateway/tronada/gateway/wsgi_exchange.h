@@ -47,6 +47,8 @@ class WSGIExchange : public WSGIResponseSink, public std::enable_shared_from_thi
   /// The client went away: unblocks the worker's reads and writes.
   void connection_closed();
   bool done() const { return done_; }
+  /// Response body bytes handed to the connection (loop thread), for the access log.
+  std::uint64_t bytes_sent() const { return bytes_sent_; }
   /// The owner of on_done is going away before the response ended.
   void forget_on_done() { on_done_ = nullptr; }
   /// Answers without running the app (a full queue: 503).
@@ -77,6 +79,7 @@ class WSGIExchange : public WSGIResponseSink, public std::enable_shared_from_thi
   bool paused_ = false;
   bool done_ = false;
   int status_ = 0;
+  std::uint64_t bytes_sent_ = 0;  // loop thread only
 
   // Shared with the worker.
   mutable std::mutex mutex_;

@@ -10,6 +10,8 @@ namespace {
 
 constexpr const char* kStatusLabels[kStatusClasses] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
 constexpr const char* kProtocolLabels[kProtocols] = {"http1", "h2", "websocket"};
+constexpr const char* kOutcomeLabels[kUpstreamOutcomes] = {"response", "connect_error", "timeout",
+                                                           "error"};
 
 /// Writes families in either format: the formats differ in a counter's TYPE/HELP name
 /// (OpenMetrics drops `_total` there), the content type and the closing "# EOF".
@@ -62,6 +64,122 @@ std::string label(std::string_view name, std::string_view value) {
   out += escape_label_value(value);
   out += '"';
   return out;
+}
+
+std::string le_label(std::size_t bucket) {
+  double bound = bucket < kDurationBounds.size() ? kDurationBounds[bucket] : INFINITY;
+  std::string le = format_number(bound);
+  // OpenMetrics wants le as a float ("1.0"); the classic format reads either.
+  if (le.find_first_of(".eI") == std::string::npos) le += ".0";
+  return label("le", le);
+}
+
+void histogram(Writer& w, std::string_view name, const std::string& base,
+               const std::uint64_t (&buckets)[kBuckets], std::uint64_t sum_ns) {
+  std::string bucket_name = std::string(name) + "_bucket";
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b < kBuckets; ++b) {
+    cumulative += buckets[b];
+    w.sample(bucket_name, base + ',' + le_label(b), static_cast<double>(cumulative));
+  }
+  w.sample(std::string(name) + "_count", base, static_cast<double>(cumulative));
+  w.sample(std::string(name) + "_sum", base, static_cast<double>(sum_ns) / 1e9);
+}
+
+void render_wsgi(Writer& w, const Snapshot& snapshot) {
+  if (snapshot.wsgi_apps.empty()) return;
+  w.family("tronada_wsgi_threads", "gauge",
+           "WSGI threads by app (MODULE:CALLABLE) and state: busy running a call, or idle.");
+  for (const auto& a : snapshot.wsgi_apps) {
+    std::string app = label("app", a.app);
+    w.sample("tronada_wsgi_threads", app + ',' + label("state", "busy"),
+             static_cast<double>(a.busy));
+    w.sample("tronada_wsgi_threads", app + ',' + label("state", "idle"),
+             static_cast<double>(a.threads > a.busy ? a.threads - a.busy : 0));
+  }
+  w.family("tronada_wsgi_queue_length", "gauge", "WSGI calls waiting for a free thread now.");
+  for (const auto& a : snapshot.wsgi_apps) {
+    w.sample("tronada_wsgi_queue_length", label("app", a.app), static_cast<double>(a.queued));
+  }
+  w.family("tronada_wsgi_queue_wait_seconds", "histogram",
+           "Time WSGI calls waited in the queue for a thread.");
+  for (const auto& a : snapshot.wsgi_apps) {
+    histogram(w, "tronada_wsgi_queue_wait_seconds", label("app", a.app), a.wait_buckets, a.wait_ns);
+  }
+  w.family("tronada_wsgi_rejected_total", "counter",
+           "WSGI requests answered 503 because the queue was full.");
+  for (const auto& a : snapshot.wsgi_apps) {
+    w.sample("tronada_wsgi_rejected_total", label("app", a.app), static_cast<double>(a.rejected));
+  }
+}
+
+void render_upstreams(Writer& w, const Snapshot& snapshot) {
+  if (snapshot.upstreams.empty()) return;
+  auto base = [](const Snapshot::Upstream& u) {
+    return label("route", u.route) + ',' + label("upstream", u.upstream);
+  };
+  w.family("tronada_upstream_requests_total", "counter",
+           "Tries at a proxy upstream, by route, upstream (as configured) and outcome: "
+           "response, connect_error, timeout, error.");
+  for (const auto& u : snapshot.upstreams) {
+    for (std::size_t o = 0; o < kUpstreamOutcomes; ++o) {
+      w.sample("tronada_upstream_requests_total",
+               base(u) + ',' + label("outcome", kOutcomeLabels[o]),
+               static_cast<double>(u.tries[o]));
+    }
+  }
+  w.family("tronada_upstream_retries_total", "counter",
+           "Tries at an upstream that retried a request which failed on an earlier try.");
+  for (const auto& u : snapshot.upstreams) {
+    w.sample("tronada_upstream_retries_total", base(u), static_cast<double>(u.retries));
+  }
+  w.family("tronada_upstream_connect_duration_seconds", "histogram",
+           "Time to connect to an upstream (or take a pooled connection), per try that got "
+           "a connection.");
+  for (const auto& u : snapshot.upstreams) {
+    histogram(w, "tronada_upstream_connect_duration_seconds", base(u), u.connect_buckets,
+              u.connect_ns);
+  }
+  w.family("tronada_upstream_response_duration_seconds", "histogram",
+           "Time from the start of a try to the upstream response's last byte, per try that "
+           "got a whole response.");
+  for (const auto& u : snapshot.upstreams) {
+    histogram(w, "tronada_upstream_response_duration_seconds", base(u), u.response_buckets,
+              u.response_ns);
+  }
+  w.family("tronada_upstream_healthy", "gauge",
+           "1 unless a serving process counts every member of the upstream down (health "
+           "check or passive mark); published once a second.");
+  for (const auto& u : snapshot.upstreams) {
+    if (u.publishers == 0) continue;
+    w.sample("tronada_upstream_healthy", base(u), u.down == 0 ? 1 : 0);
+  }
+  w.family("tronada_upstream_connections", "gauge",
+           "Connections to an upstream: idle in the pool, or busy with an exchange "
+           "(connecting included); published once a second.");
+  for (const auto& u : snapshot.upstreams) {
+    if (u.publishers == 0) continue;
+    w.sample("tronada_upstream_connections", base(u) + ',' + label("state", "idle"),
+             static_cast<double>(u.idle));
+    w.sample("tronada_upstream_connections", base(u) + ',' + label("state", "busy"),
+             static_cast<double>(u.busy));
+  }
+  w.family("tronada_upstream_dns_lookups_total", "counter",
+           "DNS lookups of an upstream's host name that answered (resolve_interval).");
+  for (const auto& u : snapshot.upstreams) {
+    w.sample("tronada_upstream_dns_lookups_total", base(u), static_cast<double>(u.dns_lookups));
+  }
+  w.family("tronada_upstream_dns_failures_total", "counter",
+           "DNS lookups of an upstream's host name that failed or held no address.");
+  for (const auto& u : snapshot.upstreams) {
+    w.sample("tronada_upstream_dns_failures_total", base(u), static_cast<double>(u.dns_failures));
+  }
+  w.family("tronada_upstream_dns_addresses", "gauge",
+           "Addresses an upstream's host name resolves to now (0 without discovery).");
+  for (const auto& u : snapshot.upstreams) {
+    if (u.publishers == 0) continue;
+    w.sample("tronada_upstream_dns_addresses", base(u), static_cast<double>(u.dns_addresses));
+  }
 }
 
 }  // namespace
@@ -173,12 +291,21 @@ std::string render(const Snapshot& snapshot, const ProcessStats& process, bool r
              label("route", s.route) + ',' + label("backend", s.backend),
              static_cast<double>(s.rate_limit_store_errors));
   }
+  render_upstreams(w, snapshot);
+  render_wsgi(w, snapshot);
   w.family("tronada_connections_open", "gauge",
            "Client connections open now, by protocol (published once a second).");
   for (std::size_t p = 0; p < kProtocols; ++p) {
     w.sample("tronada_connections_open", label("protocol", kProtocolLabels[p]),
              static_cast<double>(snapshot.connections[p]));
   }
+  w.family("tronada_tls_handshakes_total", "counter",
+           "TLS handshakes with clients, by result: ok, or failed (bad certificate, no common "
+           "protocol or cipher, a plaintext client, a close mid-handshake).");
+  w.sample("tronada_tls_handshakes_total", label("result", "ok"),
+           static_cast<double>(snapshot.tls_handshakes));
+  w.sample("tronada_tls_handshakes_total", label("result", "failed"),
+           static_cast<double>(snapshot.tls_handshake_failures));
   w.family("tronada_workers", "gauge",
            "Serving processes by state: live, ready (serving, not draining), draining, "
            "stalled (loop not turning).");

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -25,9 +26,22 @@ struct SeriesName {
   char backend[kBackendLabelBytes];
 };
 
+struct UpstreamName {
+  std::atomic<std::uint32_t> state;
+  char route[kRouteLabelBytes];
+  char upstream[kUpstreamLabelBytes];
+};
+
+struct AppName {
+  std::atomic<std::uint32_t> state;
+  char app[kAppLabelBytes];
+};
+
 struct Slot {
   SlotState state;
   RouteSeries series[kMaxSeries];
+  UpstreamSeries upstreams[kMaxUpstreamSeries];
+  WSGISeries wsgi[kMaxWSGISeries];
 };
 
 bool alive(pid_t pid) {
@@ -52,6 +66,8 @@ bool same_label(const char* stored, std::size_t room, std::string_view value) {
 // so their lifetimes begin properly.
 struct SharedRegion::Layout {
   SeriesName names[kMaxSeries];
+  UpstreamName upstream_names[kMaxUpstreamSeries];
+  AppName app_names[kMaxWSGISeries];
   static std::size_t slots_offset() {
     return (sizeof(Layout) + alignof(Slot) - 1) / alignof(Slot) * alignof(Slot);
   }
@@ -102,6 +118,15 @@ bool SharedRegion::attach() {
     s.ready.store(0, std::memory_order_relaxed);
     s.draining.store(0, std::memory_order_relaxed);
     for (auto& c : s.connections) c.store(0, std::memory_order_relaxed);
+    for (UpstreamSeries& u : layout->slots()[i].upstreams) {
+      u.published.store(0, std::memory_order_relaxed);
+      for (auto* g : {&u.dns_addresses, &u.members_down, &u.members, &u.idle, &u.busy}) {
+        g->store(0, std::memory_order_relaxed);
+      }
+    }
+    for (WSGISeries& w : layout->slots()[i].wsgi) {
+      for (auto* g : {&w.threads, &w.busy, &w.queued}) g->store(0, std::memory_order_relaxed);
+    }
     s.heartbeat.store(monotonic_ns(), std::memory_order_release);
     own_ = &s;
     own_index_ = i;
@@ -136,6 +161,50 @@ RouteSeries* SharedRegion::series(std::string_view route, std::string_view backe
   return nullptr;
 }
 
+UpstreamSeries* SharedRegion::upstream_series(std::string_view route, std::string_view upstream) {
+  if (!own_) return nullptr;
+  auto* layout = static_cast<Layout*>(base_);
+  for (std::size_t i = 0; i < kMaxUpstreamSeries; ++i) {
+    UpstreamName& n = layout->upstream_names[i];
+    std::uint32_t state = n.state.load(std::memory_order_acquire);
+    if (state == kFree) {
+      if (n.state.compare_exchange_strong(state, kWriting, std::memory_order_acq_rel)) {
+        copy_label(n.route, sizeof n.route, route);
+        copy_label(n.upstream, sizeof n.upstream, upstream);
+        n.state.store(kPublished, std::memory_order_release);
+        return &layout->slots()[own_index_].upstreams[i];
+      }
+    }
+    while ((state = n.state.load(std::memory_order_acquire)) == kWriting) {
+    }
+    if (same_label(n.route, sizeof n.route, route) &&
+        same_label(n.upstream, sizeof n.upstream, upstream)) {
+      return &layout->slots()[own_index_].upstreams[i];
+    }
+  }
+  return nullptr;
+}
+
+WSGISeries* SharedRegion::wsgi_series(std::string_view app) {
+  if (!own_) return nullptr;
+  auto* layout = static_cast<Layout*>(base_);
+  for (std::size_t i = 0; i < kMaxWSGISeries; ++i) {
+    AppName& n = layout->app_names[i];
+    std::uint32_t state = n.state.load(std::memory_order_acquire);
+    if (state == kFree) {
+      if (n.state.compare_exchange_strong(state, kWriting, std::memory_order_acq_rel)) {
+        copy_label(n.app, sizeof n.app, app);
+        n.state.store(kPublished, std::memory_order_release);
+        return &layout->slots()[own_index_].wsgi[i];
+      }
+    }
+    while ((state = n.state.load(std::memory_order_acquire)) == kWriting) {
+    }
+    if (same_label(n.app, sizeof n.app, app)) return &layout->slots()[own_index_].wsgi[i];
+  }
+  return nullptr;
+}
+
 Snapshot SharedRegion::snapshot(std::uint64_t stall_ns) const {
   const auto* layout = static_cast<const Layout*>(base_);
   Snapshot out;
@@ -147,6 +216,23 @@ Snapshot SharedRegion::snapshot(std::uint64_t stall_ns) const {
     s.backend = layout->names[named].backend;
     out.series.push_back(std::move(s));
     ++named;
+  }
+  std::size_t upstreams_named = 0;
+  while (upstreams_named < kMaxUpstreamSeries && layout->upstream_names[upstreams_named].state.load(
+                                                     std::memory_order_acquire) == kPublished) {
+    Snapshot::Upstream u;
+    u.route = layout->upstream_names[upstreams_named].route;
+    u.upstream = layout->upstream_names[upstreams_named].upstream;
+    out.upstreams.push_back(std::move(u));
+    ++upstreams_named;
+  }
+  std::size_t apps_named = 0;
+  while (apps_named < kMaxWSGISeries &&
+         layout->app_names[apps_named].state.load(std::memory_order_acquire) == kPublished) {
+    Snapshot::WSGIApp a;
+    a.app = layout->app_names[apps_named].app;
+    out.wsgi_apps.push_back(std::move(a));
+    ++apps_named;
   }
   std::uint64_t now = monotonic_ns();
   constexpr auto relaxed = std::memory_order_relaxed;
@@ -166,7 +252,44 @@ Snapshot SharedRegion::snapshot(std::uint64_t stall_ns) const {
       to.rate_limited += from.rate_limited.load(relaxed);
       to.rate_limit_store_errors += from.rate_limit_store_errors.load(relaxed);
     }
-    if (!alive(pid)) continue;
+    bool live = alive(pid);
+    out.tls_handshakes += slot.state.tls_handshakes.load(relaxed);
+    out.tls_handshake_failures += slot.state.tls_handshake_failures.load(relaxed);
+    for (std::size_t k = 0; k < upstreams_named; ++k) {
+      const UpstreamSeries& from = slot.upstreams[k];
+      Snapshot::Upstream& to = out.upstreams[k];
+      for (std::size_t o = 0; o < kUpstreamOutcomes; ++o)
+        to.tries[o] += from.tries[o].load(relaxed);
+      to.retries += from.retries.load(relaxed);
+      for (std::size_t b = 0; b < kBuckets; ++b) {
+        to.connect_buckets[b] += from.connect_buckets[b].load(relaxed);
+        to.response_buckets[b] += from.response_buckets[b].load(relaxed);
+      }
+      to.connect_ns += from.connect_ns.load(relaxed);
+      to.response_ns += from.response_ns.load(relaxed);
+      to.dns_lookups += from.dns_lookups.load(relaxed);
+      to.dns_failures += from.dns_failures.load(relaxed);
+      if (!live || !from.published.load(relaxed)) continue;
+      ++to.publishers;
+      std::int64_t down = from.members_down.load(relaxed);
+      if (down > 0 && down >= from.members.load(relaxed)) ++to.down;
+      to.dns_addresses = std::max(to.dns_addresses, from.dns_addresses.load(relaxed));
+      to.idle += from.idle.load(relaxed);
+      to.busy += from.busy.load(relaxed);
+    }
+    for (std::size_t k = 0; k < apps_named; ++k) {
+      const WSGISeries& from = slot.wsgi[k];
+      Snapshot::WSGIApp& to = out.wsgi_apps[k];
+      for (std::size_t b = 0; b < kBuckets; ++b)
+        to.wait_buckets[b] += from.wait_buckets[b].load(relaxed);
+      to.wait_ns += from.wait_ns.load(relaxed);
+      to.rejected += from.rejected.load(relaxed);
+      if (!live) continue;
+      to.threads += from.threads.load(relaxed);
+      to.busy += from.busy.load(relaxed);
+      to.queued += from.queued.load(relaxed);
+    }
+    if (!live) continue;
     ++out.live;
     out.pids.push_back(pid);
     for (std::size_t p = 0; p < kProtocols; ++p)

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "tronada/metrics/route_series.h"
+#include "tronada/metrics/upstream_series.h"
+#include "tronada/metrics/wsgi_series.h"
 
 namespace tronada::metrics {
 
@@ -24,6 +26,12 @@ inline constexpr std::size_t kProtocols = 3;
 inline constexpr std::size_t kMaxSeries = 128;
 inline constexpr std::size_t kRouteLabelBytes = 112;
 inline constexpr std::size_t kBackendLabelBytes = 16;
+/// Distinct (route, upstream) series: proxy upstreams as written in the config.
+inline constexpr std::size_t kMaxUpstreamSeries = 128;
+inline constexpr std::size_t kUpstreamLabelBytes = 128;
+/// Distinct WSGI apps (MODULE:CALLABLE as configured).
+inline constexpr std::size_t kMaxWSGISeries = 32;
+inline constexpr std::size_t kAppLabelBytes = 112;
 
 /// The state one serving process publishes besides its counters.
 struct SlotState {
@@ -32,6 +40,10 @@ struct SlotState {
   std::atomic<std::uint32_t> draining;   // a drain has started
   std::atomic<std::uint64_t> heartbeat;  // CLOCK_MONOTONIC ns of the loop's last turn
   std::atomic<std::int64_t> connections[kProtocols];
+  /// TLS handshakes of client connections (server side) that completed / failed.
+  /// Counters: kept when a new process takes the slot.
+  std::atomic<std::uint64_t> tls_handshakes;
+  std::atomic<std::uint64_t> tls_handshake_failures;
 };
 
 /// Everything summed over the slots at one moment (counters of processes that exited
@@ -49,7 +61,40 @@ struct Snapshot {
     std::uint64_t rate_limit_store_errors = 0;
   };
   std::vector<Series> series;  // in the order routes were first registered
+  struct Upstream {
+    std::string route;
+    std::string upstream;
+    std::uint64_t tries[kUpstreamOutcomes] = {};
+    std::uint64_t retries = 0;
+    std::uint64_t connect_buckets[kBuckets] = {};
+    std::uint64_t connect_ns = 0;
+    std::uint64_t response_buckets[kBuckets] = {};
+    std::uint64_t response_ns = 0;
+    std::uint64_t dns_lookups = 0;
+    std::uint64_t dns_failures = 0;
+    // Gauges over live processes that published them: `publishers` of them, of which
+    // `down` counted every member of the upstream down; addresses, idle and busy summed (addresses
+    // is a per-process view of the same name, so the largest is kept, not the sum).
+    int publishers = 0;
+    int down = 0;
+    std::int64_t dns_addresses = 0;
+    std::int64_t idle = 0;
+    std::int64_t busy = 0;
+  };
+  std::vector<Upstream> upstreams;  // in the order first registered
+  struct WSGIApp {
+    std::string app;
+    std::int64_t threads = 0;  // live processes only, as busy and queued
+    std::int64_t busy = 0;
+    std::int64_t queued = 0;
+    std::uint64_t wait_buckets[kBuckets] = {};
+    std::uint64_t wait_ns = 0;
+    std::uint64_t rejected = 0;
+  };
+  std::vector<WSGIApp> wsgi_apps;  // in the order first registered
   std::int64_t connections[kProtocols] = {};
+  std::uint64_t tls_handshakes = 0;
+  std::uint64_t tls_handshake_failures = 0;
   int live = 0;             // processes holding a slot and still running
   int ready = 0;            // of those, serving and not draining
   int draining = 0;         // of those, draining
@@ -78,6 +123,10 @@ class SharedRegion {
   /// time any process asks; nullptr when not attached or when kMaxSeries are taken.
   /// Labels longer than the room for them are cut.
   RouteSeries* series(std::string_view route, std::string_view backend);
+  /// The same for a proxy upstream of a route (its URL as configured).
+  UpstreamSeries* upstream_series(std::string_view route, std::string_view upstream);
+  /// The same for a WSGI app (its MODULE:CALLABLE).
+  WSGISeries* wsgi_series(std::string_view app);
   /// This process's slot, or nullptr when not attached.
   SlotState* own() const { return own_; }
 

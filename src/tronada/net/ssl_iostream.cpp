@@ -8,6 +8,7 @@
 
 #include "tronada/base/error.h"
 #include "tronada/base/log.h"
+#include "tronada/metrics/shared_region.h"
 
 namespace tronada {
 
@@ -209,6 +210,11 @@ void SSLIOStream::do_handshake() {
 
 void SSLIOStream::handshake_succeeded() {
   phase_ = Phase::established;
+  if (server_side_) {
+    if (metrics::SharedRegion* r = metrics::current()) {
+      r->own()->tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   unwatch_for_close();
   maybe_update_reading();  // from now on the socket is read only for the application
   if (!pending_plain_.empty()) {
@@ -232,6 +238,11 @@ void SSLIOStream::handshake_succeeded() {
 void SSLIOStream::handshake_failed(std::error_code error, const std::string& reason) {
   if (phase_ != Phase::handshaking) return;
   phase_ = Phase::failed;
+  if (server_side_) {
+    if (metrics::SharedRegion* r = metrics::current()) {
+      r->own()->tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   unwatch_for_close();
   handshake_error_ = error;
   handshake_error_message_ = "TLS handshake with " + peer_ + " failed: " + reason;

@@ -50,7 +50,32 @@ TEST(AccessLog, Json) {
             "{\"time\":\"2026-11-18T11:06:40Z\",\"remote_addr\":\"127.0.0.1\",\"method\":\"GET\","
             "\"uri\":\"/a?b=1\",\"protocol\":\"HTTP/1.1\",\"status\":200,\"bytes\":1234,"
             "\"duration_ms\":1.500,\"host\":\"localhost:8888\",\"referer\":\"http://x/\","
-            "\"user_agent\":\"a\\\"b\\u0001\\u00ff\"}\n");
+            "\"user_agent\":\"a\\\"b\\u0001\\u00ff\",\"route\":\"\"}\n");
+}
+
+TEST(AccessLog, JsonNamesTheRouteAndTheUpstream) {
+  AccessRecord r = sample();
+  r.route = "api.example/v1/";
+  std::string line = format_access_line(r, AccessLogFormat::json);
+  EXPECT_NE(line.find(",\"route\":\"api.example/v1/\"}\n"), std::string::npos) << line;
+  EXPECT_EQ(line.find("upstream"), std::string::npos) << line;
+
+  r.upstream = "http://10.0.0.7:8080";
+  r.upstream_seconds = 0.0125;
+  line = format_access_line(r, AccessLogFormat::json);
+  EXPECT_NE(line.find(",\"route\":\"api.example/v1/\",\"upstream\":\"http://10.0.0.7:8080\","
+                      "\"upstream_ms\":12.500}\n"),
+            std::string::npos)
+      << line;
+
+  // No whole response from it (refused, timed out): the time is null, not zero.
+  r.upstream_seconds = -1;
+  line = format_access_line(r, AccessLogFormat::json);
+  EXPECT_NE(line.find("\"upstream_ms\":null}"), std::string::npos) << line;
+
+  // The common formats stay as every analyser reads them.
+  EXPECT_EQ(format_access_line(r, AccessLogFormat::common),
+            "127.0.0.1 - - [18/Nov/2026:11:06:40 +0000] \"GET /a?b=1 HTTP/1.1\" 200 1234\n");
 }
 
 }  // namespace
