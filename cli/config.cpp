@@ -183,6 +183,7 @@ void read_server(TableReader& r, ServerConfig& s) {
   if (auto v = r.duration("write_timeout")) s.write_timeout = *v;
   if (auto v = r.duration("shutdown_timeout")) s.shutdown_timeout = *v;
   if (auto v = r.duration("drain_delay")) s.drain_delay = *v;
+  if (auto v = r.duration("upgrade_timeout")) s.upgrade_timeout = *v;
   if (auto v = r.string("admin")) {
     try {
       s.admin = parse_bind_address(*v);
@@ -579,6 +580,7 @@ std::string format_config(const Config& config) {
   out << "write_timeout = " << format_ms(s.write_timeout) << "\n";
   out << "shutdown_timeout = " << format_ms(s.shutdown_timeout) << "\n";
   out << "drain_delay = " << format_ms(s.drain_delay) << "\n";
+  out << "upgrade_timeout = " << format_ms(s.upgrade_timeout) << "\n";
   if (s.admin) out << "admin = " << quote(s.admin->to_string()) << "\n";
   out << "access_log = " << quote(s.access_log) << "\n";
   static constexpr const char* kFormats[] = {"common", "combined", "json"};

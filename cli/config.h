@@ -53,6 +53,9 @@ struct ServerConfig {
   /// On SIGTERM, how long to go on serving with /readyz at 503 before the drain closes
   /// anything (Kubernetes' preStop pattern: load balancers stop sending first).
   std::chrono::milliseconds drain_delay{0};
+  /// On SIGUSR2 (binary upgrade), how long the new binary may take to serve before the
+  /// old master stops it and goes on serving.
+  std::chrono::milliseconds upgrade_timeout{30'000};
   /// The admin listener (/metrics, /healthz, /readyz); off when unset.
   std::optional<BindAddress> admin;
   std::string access_log = "-";  // a path, "-" for stdout, "off"

@@ -15,6 +15,7 @@
 #include "cli/server_runner.h"
 #include "tronada/base/log.h"
 #include "tronada/loop/io_loop.h"
+#include "tronada/net/binary_upgrade.h"
 #include "tronada/net/bind_sockets.h"
 #include "tronada/net/process.h"
 #include "tronada/net/systemd.h"
@@ -293,6 +294,9 @@ void serve_impl(const Config& config, const std::function<Config()>& reread) {
     log::info("server", "serving " + std::to_string(fds.size()) + " inherited socket(s)");
   }
   ops.start_listener();
+  // A master (workers > 1) hands these to a new binary on SIGUSR2.
+  upgrade::set_listen_sockets(fds);
+  upgrade::set_timeout(s.upgrade_timeout);
   if (s.workers > 1) {
     fork_processes(s.workers);
     ops.attach_process();
@@ -390,6 +394,8 @@ void serve_impl(const Config& config, const std::function<Config()>& reread) {
   // Type=notify units wait for this (with workers, each worker sends it; the unit says
   // NotifyAccess=all).
   systemd_notify("READY=1");
+  // Started by a binary upgrade: the old master drains once one process accepts here.
+  upgrade::report_ready();
   run_until_signalled(server, s.shutdown_timeout, reload, s.drain_delay);
   loop.remove_signal_handler(SIGUSR1);
   access_log.reset();

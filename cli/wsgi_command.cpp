@@ -18,7 +18,9 @@
 #include "cli/server_runner.h"
 #include "tronada/gateway/wsgi_container.h"
 #include "tronada/gateway/wsgi_interpreter.h"
+#include "tronada/net/binary_upgrade.h"
 #include "tronada/net/bind_sockets.h"
+#include "tronada/net/systemd.h"
 #include "tronada/net/worker_supervisor.h"
 #include "tronada/web/application.h"
 
@@ -135,8 +137,12 @@ struct WSGICommand {
     // The master answers the admin port from the workers' shared counters; it binds
     // before the workers start so a busy address stops everything.
     Operations ops(common.admin, workers);
-    std::vector<int> fds;
-    for (const auto& b : binds) {
+    // Sockets handed over by a binary upgrade (or systemd) replace the binds.
+    std::vector<int> fds = systemd_listen_fds();
+    if (!fds.empty()) {
+      log::info("server", "serving " + std::to_string(fds.size()) + " inherited socket(s)");
+    }
+    for (const auto& b : fds.empty() ? binds : std::vector<BindAddress>{}) {
       if (b.kind == BindAddress::Kind::unix_socket) {
         fds.push_back(bind_unix_socket(b.path, 0660));
       } else {
@@ -144,6 +150,8 @@ struct WSGICommand {
       }
       log::info("server", "listening on " + b.to_string());
     }
+    // The master hands these to a new binary on SIGUSR2.
+    upgrade::set_listen_sockets(fds);
     log::info("wsgi", "serving " + spec + " with " + std::to_string(workers) + " worker(s) of " +
                           std::to_string(threads) + " thread(s)");
     WorkerSupervisorOptions so;
@@ -172,6 +180,8 @@ struct WSGICommand {
     status.ready();
     log::info("wsgi", "worker " + std::to_string(status.id()) + " (pid " +
                           std::to_string(getpid()) + ") ready");
+    // Started by a binary upgrade: the old master drains once a worker accepts here.
+    upgrade::report_ready();
     serve(server, app);
   }
 };
