@@ -49,6 +49,7 @@ int g_read_fd = -1;
 Clock::time_point g_deadline;
 bool g_stopping_child = false;  // failed: told to stop, not reaped yet
 Clock::time_point g_kill_at;
+Clock::time_point g_eof_deadline;  // the pipe closed without a byte: reap it before then
 
 void on_usr2(int) {
   g_requested = 1;
@@ -206,6 +207,10 @@ void set_timeout(std::chrono::milliseconds timeout) {
   g_timeout = timeout;
 }
 
+void request() {
+  g_requested = 1;
+}
+
 void install_signal_handler() {
   struct sigaction sa {};
   sa.sa_handler = on_usr2;
@@ -284,9 +289,16 @@ Event poll(int wait_ms) {
     if (wait_ms > 0) ::poll(nullptr, 0, wait_ms);
     return Event::none;
   }
+  if (g_read_fd < 0) {  // end-of-file seen: waiting to reap it
+    if (Clock::now() >= g_eof_deadline) {
+      fail("closed its end of the pipe before it was ready", false);
+    } else if (wait_ms > 0) {
+      ::poll(nullptr, 0, wait_ms);
+    }
+    return Event::none;
+  }
   pollfd p{g_read_fd, POLLIN, 0};
-  int n = ::poll(&p, 1, wait_ms);
-  if (n > 0) {
+  if (::poll(&p, 1, wait_ms) > 0) {
     char c;
     ssize_t k = ::read(g_read_fd, &c, 1);
     if (k == 1) {
@@ -296,17 +308,10 @@ Event poll(int wait_ms) {
       return Event::ready;
     }
     if (k == 0) {
-      // Usually it exited: give it a moment to be reaped so the log can say how. A
-      // master's loop, not an event loop, so a short wait blocks no one.
-      for (int i = 0; i < 100; ++i) {
-        int status = 0;
-        if (::waitpid(g_child, &status, WNOHANG) == g_child) {
-          on_reaped(g_child, status);
-          return Event::none;
-        }
-        ::poll(nullptr, 0, 10);
-      }
-      fail("closed its end of the pipe before it was ready", false);
+      // Usually it exited: give it a moment to be reaped so the log can say how (never
+      // waiting here: a single process polls this from its event loop).
+      close_read_end();
+      g_eof_deadline = Clock::now() + std::chrono::seconds(1);
       return Event::none;
     }
   }

@@ -31,6 +31,10 @@ void set_listen_sockets(std::vector<int> fds);
 /// How long the new binary may take to become ready (default 30 s).
 void set_timeout(std::chrono::milliseconds timeout);
 
+/// Requests an upgrade, as SIGUSR2 does; for a process whose event loop takes the
+/// signal (a single serving process), which then calls poll(0) periodically.
+void request();
+
 /// Installs the SIGUSR2 handler that requests an upgrade (in a master).
 void install_signal_handler();
 
