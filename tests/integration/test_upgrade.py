@@ -25,6 +25,8 @@ import pytest
 
 from conftest import BIN, free_port, wait_for_port
 
+APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps")
+
 
 def alive(pid):
     try:
@@ -46,8 +48,10 @@ def wait_until(condition, timeout, what):
 class Load:
     """Clients that request / until stopped: keep-alive ones and one-shot ones."""
 
-    def __init__(self, port, keepalive=2, oneshot=2):
+    def __init__(self, port, keepalive=2, oneshot=2, path="/index.html", body=b"hello\n"):
         self.port = port
+        self.path = path
+        self.body = body
         self.ok = 0
         self.failures = []
         self.stopping = threading.Event()
@@ -63,12 +67,12 @@ class Load:
             if conn is None:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
             try:
-                conn.request("GET", "/index.html",
+                conn.request("GET", self.path,
                              headers={} if keepalive else {"Connection": "close"})
                 response = conn.getresponse()
                 body = response.read()
                 closing = response.getheader("Connection", "").lower() == "close"
-                if response.status != 200 or body != b"hello\n":
+                if response.status != 200 or body != self.body:
                     with self.lock:
                         self.failures.append(f"status {response.status}")
                 else:
@@ -282,3 +286,44 @@ def test_a_broken_binary_leaves_the_old_one_serving(site, broken, why):
             load.stop()
         old.terminate()
         old.wait(timeout=30)
+
+
+def test_wsgi_master_upgrades_too(tmp_path):
+    """`tronada wsgi -w 2`: the WorkerSupervisor master takes SIGUSR2 the same way."""
+    binary = tmp_path / "tronada"
+    shutil.copy2(BIN / "tronada", binary)
+    port = free_port()
+    log_path = tmp_path / "wsgi.log"
+    with open(log_path, "w") as log:
+        old = subprocess.Popen([str(binary), "wsgi", "hello:application", "-w", "2",
+                                "-b", f"127.0.0.1:{port}", "--pythonpath", APPS],
+                               stdout=log, stderr=log, cwd=APPS)
+    new_pid = None
+    load = None
+    try:
+        wait_for_port(port, old)
+        wait_until(lambda: log_path.read_text().count(") ready") >= 2, 20, "two workers")
+        load = Load(port, path="/", body=b"Hello, World!")
+        new = tmp_path / "tronada.new"
+        shutil.copy2(BIN / "tronada", new)
+        os.replace(new, binary)
+        os.kill(old.pid, signal.SIGUSR2)
+        old.wait(timeout=40)
+        assert old.returncode == 0
+        text = log_path.read_text()
+        started = re.search(r"SIGUSR2: started the new binary (\S+) \(pid (\d+)\)", text)
+        assert started, text
+        new_pid = int(started.group(2))
+        assert alive(new_pid)
+        served = load.ok
+        wait_until(lambda: load.ok > served + 20, 10, "requests to the new master")
+        load.stop()
+        assert load.failures == []
+    finally:
+        if load:
+            load.stop()
+        if old.poll() is None:
+            old.kill()
+            old.wait()
+        if new_pid:
+            stop_tree(new_pid)
