@@ -150,6 +150,17 @@ TEST(Config, ErrorsNameFileLineAndColumn) {
             "t.toml:1:1: [server.tls] needs both cert and key");
 }
 
+TEST(Config, UpgradeTimeout) {
+  EXPECT_EQ(parse_config("", "t.toml").server.upgrade_timeout, std::chrono::seconds(30));
+  Config c = parse_config("[server]\nupgrade_timeout = \"5s\"\n", "t.toml");
+  EXPECT_EQ(c.server.upgrade_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(error_of("[server]\nupgrade_timeout = \"soon\"\n").substr(0, 36),
+            "t.toml:2:19: upgrade_timeout: 'soon'");
+  // What `tronada check -v` prints parses back to the same value.
+  EXPECT_EQ(parse_config(format_config(c), "t.toml").server.upgrade_timeout,
+            std::chrono::seconds(5));
+}
+
 TEST(Config, SyntaxErrorsNamePlace) {
   std::string e = error_of("[server\nworkers = 1\n");
   EXPECT_EQ(e.rfind("t.toml:1:", 0), 0u) << e;
