@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -127,6 +128,7 @@ workers = {request.param}
 access_log = "off"
 shutdown_timeout = "2s"
 upgrade_timeout = "3s"
+admin = "unix:{tmp_path}/admin.sock"
 [[route]]
 path = "/ws"
 proxy = {{ to = "http://127.0.0.1:{ws_port}" }}
@@ -138,10 +140,10 @@ static = {{ root = "{www}" }}
             "log": tmp_path / "error.log", "tmp": tmp_path, "workers": request.param}
 
 
-def start(site):
+def start(site, env=None):
     log = open(site["log"], "w")
     proc = subprocess.Popen([str(site["binary"]), "serve", "-c", str(site["config"])],
-                            stdout=log, stderr=log, cwd=site["tmp"])
+                            stdout=log, stderr=log, cwd=site["tmp"], env=env)
     log.close()
     wait_for_port(site["port"], proc)
     # Both workers up: the master logs nothing per worker, so wait for two children.
@@ -156,6 +158,20 @@ def children(pid):
             return [int(c) for c in f.read().split()]
     except OSError:
         return []
+
+
+def admin_get(site, path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    try:
+        sock.connect(str(site["tmp"] / "admin.sock"))
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+        return int(data.split()[1])
+    finally:
+        sock.close()
 
 
 def log_text(site):
@@ -185,7 +201,12 @@ def stop_tree(pid):
 def test_upgrade_hands_over_without_a_failed_request(site):
     ws_echo = subprocess.Popen([str(BIN / "ws_echo"), "--port", str(site["ws_port"])],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    old = start(site)
+    # A stand-in for systemd's notify socket: the new master must report its PID.
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(site["tmp"] / "notify.sock"))
+    notify.settimeout(0)
+    env = dict(os.environ, NOTIFY_SOCKET=str(site["tmp"] / "notify.sock"))
+    old = start(site, env)
     new_pid = None
     load = None
     try:
@@ -234,6 +255,15 @@ def test_upgrade_hands_over_without_a_failed_request(site):
             assert len(children(new_pid)) == 2
         # The new master runs the file now at the path, not the replaced one.
         assert os.readlink(f"/proc/{new_pid}/exe") == str(site["binary"])
+        messages = []
+        while True:
+            try:
+                messages.append(notify.recv(4096).decode())
+            except BlockingIOError:
+                break
+        assert f"MAINPID={new_pid}\nREADY=1" in messages
+        # The admin socket is the new master's now (the old one left the path alone).
+        wait_until(lambda: admin_get(site, "/readyz") == 200, 10, "/readyz 200 from the new master")
         served_before = load.ok
         wait_until(lambda: load.ok > served_before + 20, 10, "requests to the new master")
         load.stop()
@@ -253,6 +283,7 @@ def test_upgrade_hands_over_without_a_failed_request(site):
             stop_tree(new_pid)
         ws_echo.terminate()
         ws_echo.wait()
+        notify.close()
 
 
 @pytest.mark.parametrize("broken,why", [

@@ -220,6 +220,9 @@ void install_signal_handler() {
 
 void report_ready() {
   if (g_inherited_pipe < 0) return;
+  // The main PID changes: a Type=notify unit (NotifyAccess=all) follows the new master.
+  // Sent before the byte, so systemd knows it before the old master can exit.
+  systemd_notify("MAINPID=" + std::to_string(g_master_pid) + "\nREADY=1");
   char c = 1;
   ssize_t n;
   do {
@@ -227,8 +230,6 @@ void report_ready() {
   } while (n < 0 && errno == EINTR);
   ::close(g_inherited_pipe);
   g_inherited_pipe = -1;
-  // The main PID changes: a Type=notify unit (NotifyAccess=all) follows the new master.
-  systemd_notify("MAINPID=" + std::to_string(g_master_pid) + "\nREADY=1");
   log::info(L, "serving; told the old master (pid " + std::to_string(g_old_pid) + ") to drain");
 }
 
