@@ -298,6 +298,7 @@ Backend read_backend(std::string_view kind, const toml::table& t, const std::str
       if (*v < 1 || *v > 1024) r.fail(*r.get("threads"), "threads must be between 1 and 1024");
       b.threads = static_cast<int>(*v);
     }
+    if (auto v = r.duration("max_wait")) b.max_wait = *v;
     if (auto v = r.string("chdir")) b.chdir = *v;
     if (auto v = r.strings("pythonpath")) b.pythonpath = *v;
     r.finish();
@@ -636,6 +637,7 @@ std::string format_config(const Config& config) {
       out << "to = " << quote(b->to) << "\nstatus = " << b->status << "\n";
     } else if (auto* b = std::get_if<WSGIBackend>(&r.backend)) {
       out << "app = " << quote(b->app) << "\nthreads = " << b->threads << "\n";
+      if (b->max_wait.count() > 0) out << "max_wait = " << format_ms(b->max_wait) << "\n";
       if (!b->chdir.empty()) out << "chdir = " << quote(b->chdir) << "\n";
       if (!b->pythonpath.empty()) out << "pythonpath = " << format_list(b->pythonpath) << "\n";
     } else if (auto* b = std::get_if<FastCGIBackend>(&r.backend)) {

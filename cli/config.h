@@ -86,6 +86,7 @@ struct RedirectBackend {
 struct WSGIBackend {
   std::string app;  // MODULE:CALLABLE
   int threads = 4;
+  std::chrono::milliseconds max_wait{0};  // 0: none
   std::string chdir;
   std::vector<std::string> pythonpath;
 };

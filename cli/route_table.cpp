@@ -131,10 +131,12 @@ RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* p
         }
         WSGIOptions options;
         options.threads = b->threads;
+        options.max_wait = b->max_wait;
         options.python_path = b->pythonpath;
         options.multiprocess = config.server.workers > 1;
         if (config.server.max_body_size) options.max_body_size = *config.server.max_body_size;
-        std::string key = b->app + '\n' + std::to_string(b->threads) + '\n' + b->chdir;
+        std::string key = b->app + '\n' + std::to_string(b->threads) + '\n' + b->chdir + '\n' +
+                          std::to_string(b->max_wait.count());
         for (const std::string& p : b->pythonpath) key += '\n' + p;
         std::shared_ptr<WSGIApplication> app;
         if (previous) {

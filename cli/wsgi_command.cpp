@@ -14,6 +14,7 @@
 
 #include "cli/byte_size.h"
 #include "cli/common_options.h"
+#include "cli/config.h"
 #include "cli/operations.h"
 #include "cli/server_runner.h"
 #include "tronada/gateway/wsgi_container.h"
@@ -34,6 +35,7 @@ struct WSGICommand {
   int workers = 1;
   int threads = 1;
   std::size_t max_queue = 1024;
+  std::chrono::milliseconds max_wait{0};
   std::string chdir_to;
   std::vector<std::string> python_path;
   std::uint64_t max_requests = 0;
@@ -52,6 +54,7 @@ struct WSGICommand {
     WSGIOptions o;
     o.threads = threads;
     o.max_queue = max_queue;
+    o.max_wait = max_wait;
     o.python_path = python_path;
     o.multiprocess = workers > 1;
     // No limit by default: the app decides, as with gunicorn.
@@ -206,6 +209,18 @@ void register_wsgi_command(CLI::App& app) {
                   "Requests waiting for a thread before new ones get 503")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+  sub->add_option_function<std::string>(
+         "--max-wait",
+         [cmd](const std::string& text) {
+           try {
+             cmd->max_wait = parse_duration(text);
+           } catch (const std::invalid_argument& e) {
+             throw CLI::ValidationError("--max-wait", e.what());
+           }
+         },
+         "A request that waited longer than this for a thread gets 503 with Retry-After "
+         "(e.g. 5s; default: none)")
+      ->type_name("DURATION");
   sub->add_option("--max-requests", cmd->max_requests,
                   "Recycle a worker gracefully after about this many requests (0: never)")
       ->capture_default_str();

@@ -77,8 +77,28 @@ std::shared_ptr<WSGIExchange> WSGIApplication::start(
   bool https = request->protocol == "https";
   WSGICaller* caller = caller_.get();
   std::chrono::milliseconds slow = options_.slow_queue;
-  bool queued = pool_ && pool_->submit([exchange, environ, caller, head, https,
-                                        slow](Duration waited) mutable {
+  std::chrono::milliseconds max_wait = options_.max_wait;
+  bool queued = pool_ && pool_->submit([exchange, environ, caller, head, https, slow,
+                                        max_wait](Duration waited) mutable {
+    if (max_wait.count() > 0 && waited > max_wait) {
+      // Its client has waited long enough: a quick 503 it can retry (elsewhere) beats
+      // running the app for someone who may have given up. No Python, no GIL.
+      log::warning("wsgi",
+                   "request waited " +
+                       std::to_string(
+                           std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
+                       " ms for a free thread, over max_wait: 503");
+      WSGIResponseHead h;
+      h.status = 503;
+      std::string body = "503 Service Unavailable: all WSGI threads are busy\n";
+      h.headers.add("Content-Type", "text/plain; charset=utf-8");
+      h.headers.add("Retry-After", "1");
+      h.headers.add("Content-Length", std::to_string(body.size()));
+      exchange->finish(&h, head ? std::string() : std::move(body));
+      environ.reset();
+      WSGIExchange::complete(std::move(exchange));
+      return;
+    }
     if (waited > slow) {
       log::warning("wsgi",
                    "request waited " +

@@ -161,6 +161,19 @@ TEST(Config, UpgradeTimeout) {
             std::chrono::seconds(5));
 }
 
+TEST(Config, WSGIMaxWait) {
+  Config c = parse_config(
+      "[[route]]\npath = \"/\"\n[route.wsgi]\napp = \"a:b\"\nmax_wait = \"250ms\"\n", "t.toml");
+  EXPECT_EQ(std::get<WSGIBackend>(c.routes.at(0).backend).max_wait, std::chrono::milliseconds(250));
+  EXPECT_EQ(
+      std::get<WSGIBackend>(parse_config(format_config(c), "t.toml").routes.at(0).backend).max_wait,
+      std::chrono::milliseconds(250));
+  EXPECT_EQ(
+      error_of("[[route]]\npath = \"/\"\n[route.wsgi]\napp = \"a:b\"\nmax_wait = \"a while\"\n")
+          .substr(0, 32),
+      "t.toml:5:12: max_wait: 'a while'");
+}
+
 TEST(Config, SyntaxErrorsNamePlace) {
   std::string e = error_of("[server\nworkers = 1\n");
   EXPECT_EQ(e.rfind("t.toml:1:", 0), 0u) << e;
