@@ -314,6 +314,15 @@ Backend read_backend(std::string_view kind, const toml::table& t, const std::str
     }
     b.root = require(r.string("root"), "root");
     if (auto v = r.string("index")) b.index = *v;
+    if (auto v = r.integer("max_connections")) {
+      if (*v < 1 || *v > 65536) {
+        r.fail(*r.get("max_connections"), "max_connections must be between 1 and 65536");
+      }
+      b.max_connections = static_cast<std::size_t>(*v);
+    }
+    if (auto v = r.duration("connect_timeout")) b.connect_timeout = *v;
+    if (auto v = r.duration("read_timeout")) b.read_timeout = *v;
+    if (auto v = r.duration("max_wait")) b.max_wait = *v;
     if (auto v = r.duration("resolve_interval")) b.resolve_interval = *v;
     if (auto v = r.string("resolver")) {
       try {
@@ -643,6 +652,10 @@ std::string format_config(const Config& config) {
     } else if (auto* b = std::get_if<FastCGIBackend>(&r.backend)) {
       out << "to = " << quote(b->to) << "\nroot = " << quote(b->root)
           << "\nindex = " << quote(b->index) << "\n";
+      out << "max_connections = " << b->max_connections << "\n";
+      out << "connect_timeout = " << format_ms(b->connect_timeout) << "\n";
+      out << "read_timeout = " << format_ms(b->read_timeout) << "\n";
+      if (b->max_wait.count() > 0) out << "max_wait = " << format_ms(b->max_wait) << "\n";
       if (b->resolve_interval.count() > 0) {
         out << "resolve_interval = " << format_ms(b->resolve_interval) << "\n";
       }

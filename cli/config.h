@@ -94,6 +94,10 @@ struct FastCGIBackend {
   std::string to;  // ADDR
   std::string root;
   std::string index = "index.php";
+  std::size_t max_connections = 5;  // to the responder; more requests queue
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds read_timeout{60'000};
+  std::chrono::milliseconds max_wait{0};  // queued longer: 503; 0: connect_timeout bounds it
   // A HOST:PORT `to` looked up again this often (0: resolved at each connect).
   std::chrono::milliseconds resolve_interval{0};
   std::string resolver;  // DNS servers for those lookups; empty: /etc/resolv.conf

@@ -155,7 +155,12 @@ RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* p
         continue;
       }
       if (auto* b = std::get_if<FastCGIBackend>(&route.backend)) {
-        auto fcgi = make_fastcgi_config(b->root, b->to);
+        fastcgi::PoolOptions pool;
+        pool.max_connections = b->max_connections;
+        pool.connect_timeout = ns(b->connect_timeout);
+        pool.read_timeout = ns(b->read_timeout);
+        pool.max_wait = ns(b->max_wait);
+        auto fcgi = make_fastcgi_config(b->root, b->to, pool);
         fcgi->index = b->index;
         fcgi->pool->resolve_every(ns(b->resolve_interval), b->resolver);
         if (config.server.max_body_size) fcgi->max_body_size = *config.server.max_body_size;
