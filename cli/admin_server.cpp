@@ -143,6 +143,8 @@ AdminServer::AdminServer(const BindAddress& address, const metrics::SharedRegion
   if (address.kind == BindAddress::Kind::unix_socket) {
     listen_fd_ = bind_unix_socket(address.path, 0660);
     unix_path_ = address.path;
+    struct stat st {};
+    if (::stat(unix_path_.c_str(), &st) == 0) unix_inode_ = st.st_ino;
   } else {
     std::vector<int> fds = bind_sockets(address.port, address.host);
     // One address is enough for an admin port: keep the first (e.g. IPv4 of "localhost").
@@ -182,7 +184,13 @@ AdminServer::~AdminServer() {
   if (listen_fd_ >= 0) ::close(listen_fd_);
   if (wake_[0] >= 0) ::close(wake_[0]);
   if (wake_[1] >= 0) ::close(wake_[1]);
-  if (!unix_path_.empty() && getpid() == owner_) ::unlink(unix_path_.c_str());
+  // Only the file this process bound: after a binary upgrade the path names the new
+  // master's socket, which the old one must leave alone when it exits.
+  struct stat st {};
+  if (!unix_path_.empty() && getpid() == owner_ && ::stat(unix_path_.c_str(), &st) == 0 &&
+      st.st_ino == unix_inode_) {
+    ::unlink(unix_path_.c_str());
+  }
 }
 
 void AdminServer::start() {

@@ -2,6 +2,8 @@
 // on an address of its own, never on the public ports.
 #pragma once
 
+#include <sys/types.h>
+
 #include <pthread.h>
 
 #include <optional>
@@ -64,6 +66,7 @@ class AdminServer {
   bool started_ = false;
   pid_t owner_;
   std::string unix_path_;
+  ino_t unix_inode_ = 0;  // of the socket file bound here
 };
 
 }  // namespace tronada::cli

@@ -183,6 +183,7 @@ void read_server(TableReader& r, ServerConfig& s) {
   if (auto v = r.duration("write_timeout")) s.write_timeout = *v;
   if (auto v = r.duration("shutdown_timeout")) s.shutdown_timeout = *v;
   if (auto v = r.duration("drain_delay")) s.drain_delay = *v;
+  if (auto v = r.duration("upgrade_timeout")) s.upgrade_timeout = *v;
   if (auto v = r.string("admin")) {
     try {
       s.admin = parse_bind_address(*v);
@@ -297,6 +298,7 @@ Backend read_backend(std::string_view kind, const toml::table& t, const std::str
       if (*v < 1 || *v > 1024) r.fail(*r.get("threads"), "threads must be between 1 and 1024");
       b.threads = static_cast<int>(*v);
     }
+    if (auto v = r.duration("max_wait")) b.max_wait = *v;
     if (auto v = r.string("chdir")) b.chdir = *v;
     if (auto v = r.strings("pythonpath")) b.pythonpath = *v;
     r.finish();
@@ -312,6 +314,15 @@ Backend read_backend(std::string_view kind, const toml::table& t, const std::str
     }
     b.root = require(r.string("root"), "root");
     if (auto v = r.string("index")) b.index = *v;
+    if (auto v = r.integer("max_connections")) {
+      if (*v < 1 || *v > 65536) {
+        r.fail(*r.get("max_connections"), "max_connections must be between 1 and 65536");
+      }
+      b.max_connections = static_cast<std::size_t>(*v);
+    }
+    if (auto v = r.duration("connect_timeout")) b.connect_timeout = *v;
+    if (auto v = r.duration("read_timeout")) b.read_timeout = *v;
+    if (auto v = r.duration("max_wait")) b.max_wait = *v;
     if (auto v = r.duration("resolve_interval")) b.resolve_interval = *v;
     if (auto v = r.string("resolver")) {
       try {
@@ -586,6 +597,7 @@ std::string format_config(const Config& config) {
   out << "write_timeout = " << format_ms(s.write_timeout) << "\n";
   out << "shutdown_timeout = " << format_ms(s.shutdown_timeout) << "\n";
   out << "drain_delay = " << format_ms(s.drain_delay) << "\n";
+  out << "upgrade_timeout = " << format_ms(s.upgrade_timeout) << "\n";
   if (s.admin) out << "admin = " << quote(s.admin->to_string()) << "\n";
   out << "access_log = " << quote(s.access_log) << "\n";
   static constexpr const char* kFormats[] = {"common", "combined", "json"};
@@ -641,11 +653,16 @@ std::string format_config(const Config& config) {
       out << "to = " << quote(b->to) << "\nstatus = " << b->status << "\n";
     } else if (auto* b = std::get_if<WSGIBackend>(&r.backend)) {
       out << "app = " << quote(b->app) << "\nthreads = " << b->threads << "\n";
+      if (b->max_wait.count() > 0) out << "max_wait = " << format_ms(b->max_wait) << "\n";
       if (!b->chdir.empty()) out << "chdir = " << quote(b->chdir) << "\n";
       if (!b->pythonpath.empty()) out << "pythonpath = " << format_list(b->pythonpath) << "\n";
     } else if (auto* b = std::get_if<FastCGIBackend>(&r.backend)) {
       out << "to = " << quote(b->to) << "\nroot = " << quote(b->root)
           << "\nindex = " << quote(b->index) << "\n";
+      out << "max_connections = " << b->max_connections << "\n";
+      out << "connect_timeout = " << format_ms(b->connect_timeout) << "\n";
+      out << "read_timeout = " << format_ms(b->read_timeout) << "\n";
+      if (b->max_wait.count() > 0) out << "max_wait = " << format_ms(b->max_wait) << "\n";
       if (b->resolve_interval.count() > 0) {
         out << "resolve_interval = " << format_ms(b->resolve_interval) << "\n";
       }

@@ -53,6 +53,9 @@ struct ServerConfig {
   /// On SIGTERM, how long to go on serving with /readyz at 503 before the drain closes
   /// anything (Kubernetes' preStop pattern: load balancers stop sending first).
   std::chrono::milliseconds drain_delay{0};
+  /// On SIGUSR2 (binary upgrade), how long the new binary may take to serve before the
+  /// old master stops it and goes on serving.
+  std::chrono::milliseconds upgrade_timeout{30'000};
   /// The admin listener (/metrics, /healthz, /readyz); off when unset.
   std::optional<BindAddress> admin;
   std::string access_log = "-";  // a path, "-" for stdout, "off"
@@ -83,6 +86,7 @@ struct RedirectBackend {
 struct WSGIBackend {
   std::string app;  // MODULE:CALLABLE
   int threads = 4;
+  std::chrono::milliseconds max_wait{0};  // 0: none
   std::string chdir;
   std::vector<std::string> pythonpath;
 };
@@ -90,6 +94,10 @@ struct FastCGIBackend {
   std::string to;  // ADDR
   std::string root;
   std::string index = "index.php";
+  std::size_t max_connections = 5;  // to the responder; more requests queue
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds read_timeout{60'000};
+  std::chrono::milliseconds max_wait{0};  // queued longer: 503; 0: connect_timeout bounds it
   // A HOST:PORT `to` looked up again this often (0: resolved at each connect).
   std::chrono::milliseconds resolve_interval{0};
   std::string resolver;  // DNS servers for those lookups; empty: /etc/resolv.conf

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cli/common_options.h"
+#include "cli/config.h"
 #include "cli/server_runner.h"
 #include "tronada/gateway/fastcgi_handler.h"
 #include "tronada/web/application.h"
@@ -23,6 +24,7 @@ struct FastCGICommand {
   double connect_timeout = 10;
   double read_timeout = 60;
   double idle_timeout = 10;
+  std::chrono::milliseconds max_wait{0};
   bool no_keep_conn = false;
 
   void run() {
@@ -36,6 +38,7 @@ struct FastCGICommand {
         std::chrono::duration_cast<Duration>(std::chrono::duration<double>(idle_timeout));
     pool.read_timeout =
         std::chrono::duration_cast<Duration>(std::chrono::duration<double>(read_timeout));
+    pool.max_wait = max_wait;
     auto config = make_fastcgi_config(root, to, pool);  // throws for a bad root or address
     config->index = index;
     auto binds = common.binds_or_default();
@@ -94,6 +97,18 @@ void register_fastcgi_command(CLI::App& app) {
   sub->add_option("--read-timeout", cmd->read_timeout,
                   "Seconds to wait for the responder's next bytes")
       ->capture_default_str();
+  sub->add_option_function<std::string>(
+         "--max-wait",
+         [cmd](const std::string& text) {
+           try {
+             cmd->max_wait = parse_duration(text);
+           } catch (const std::invalid_argument& e) {
+             throw CLI::ValidationError("--max-wait", e.what());
+           }
+         },
+         "A request that waited longer than this for a connection gets 503 (e.g. 2s; "
+         "default: --connect-timeout bounds the wait, then 504)")
+      ->type_name("DURATION");
   sub->add_option("--idle-timeout", cmd->idle_timeout,
                   "Seconds before an idle kept-alive connection is closed")
       ->capture_default_str();

@@ -9,8 +9,8 @@
 // No subcommand: the help goes to stderr and the exit status is 2, as git and go do. A person
 // typing `tronada` still sees every command, while a script whose command word went missing fails
 // instead of silently doing nothing. (cargo and Caddy exit 0 here; we prefer the loud failure.)
-#include <csignal>
 #include <CLI/CLI.hpp>
+#include <csignal>
 
 #include <array>
 #include <csignal>
@@ -26,6 +26,7 @@
 #include "cli/serve_command.h"
 #include "cli/static_command.h"
 #include "cli/wsgi_command.h"
+#include "tronada/net/binary_upgrade.h"
 
 namespace {
 
@@ -49,6 +50,11 @@ int main(int argc, char** argv) {
   // and WSGI masters, workers) must survive it, not take its default action and exit:
   // `systemctl kill -s USR1` signals every process of the unit.
   std::signal(SIGUSR1, SIG_IGN);
+  // SIGUSR2 upgrades the binary; only a master handles it (binary_upgrade.h), and the
+  // rest must not die of it either.
+  std::signal(SIGUSR2, SIG_IGN);
+  // Before anything can replace the file or change directory.
+  tronada::upgrade::remember_start(argc, argv);
   CLI::App app{
       "tronada: a Tornado-style web server in C++.\n"
       "Runs native C++ handlers, and fronts WSGI apps, FastCGI responders (PHP), HTTP upstreams\n"

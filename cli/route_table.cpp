@@ -143,10 +143,12 @@ RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* p
         }
         WSGIOptions options;
         options.threads = b->threads;
+        options.max_wait = b->max_wait;
         options.python_path = b->pythonpath;
         options.multiprocess = config.server.workers > 1;
         if (config.server.max_body_size) options.max_body_size = *config.server.max_body_size;
-        std::string key = b->app + '\n' + std::to_string(b->threads) + '\n' + b->chdir;
+        std::string key = b->app + '\n' + std::to_string(b->threads) + '\n' + b->chdir + '\n' +
+                          std::to_string(b->max_wait.count());
         for (const std::string& p : b->pythonpath) key += '\n' + p;
         std::shared_ptr<WSGIApplication> app;
         if (previous) {
@@ -165,7 +167,12 @@ RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* p
         continue;
       }
       if (auto* b = std::get_if<FastCGIBackend>(&route.backend)) {
-        auto fcgi = make_fastcgi_config(b->root, b->to);
+        fastcgi::PoolOptions pool;
+        pool.max_connections = b->max_connections;
+        pool.connect_timeout = ns(b->connect_timeout);
+        pool.read_timeout = ns(b->read_timeout);
+        pool.max_wait = ns(b->max_wait);
+        auto fcgi = make_fastcgi_config(b->root, b->to, pool);
         fcgi->index = b->index;
         fcgi->pool->resolve_every(ns(b->resolve_interval), b->resolver);
         if (config.server.max_body_size) fcgi->max_body_size = *config.server.max_body_size;

@@ -1,5 +1,6 @@
 #include "cli/serve_command.h"
 
+#include <signal.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
@@ -15,6 +16,8 @@
 #include "cli/server_runner.h"
 #include "tronada/base/log.h"
 #include "tronada/loop/io_loop.h"
+#include "tronada/loop/periodic_callback.h"
+#include "tronada/net/binary_upgrade.h"
 #include "tronada/net/bind_sockets.h"
 #include "tronada/net/process.h"
 #include "tronada/net/systemd.h"
@@ -300,6 +303,9 @@ void serve_impl(const Config& config, const std::function<Config()>& reread) {
     log::info("server", "serving " + std::to_string(fds.size()) + " inherited socket(s)");
   }
   ops.start_listener();
+  // A master (workers > 1) hands these to a new binary on SIGUSR2.
+  upgrade::set_listen_sockets(fds);
+  upgrade::set_timeout(s.upgrade_timeout);
   if (s.workers > 1) {
     fork_processes(s.workers);
     ops.attach_process();
@@ -397,7 +403,25 @@ void serve_impl(const Config& config, const std::function<Config()>& reread) {
   // Type=notify units wait for this (with workers, each worker sends it; the unit says
   // NotifyAccess=all).
   systemd_notify("READY=1");
+  // Started by a binary upgrade: the old master drains once one process accepts here.
+  upgrade::report_ready();
+  // Without workers this process is the master: SIGUSR2 starts a new binary, watched
+  // from the loop (never waiting on it); once it serves, this one drains as on SIGTERM.
+  std::unique_ptr<PeriodicCallback> upgrade_watch;
+  if (s.workers == 1) {
+    loop.add_signal_handler(SIGUSR2, [] { upgrade::request(); });
+    upgrade_watch = std::make_unique<PeriodicCallback>(
+        [] {
+          if (upgrade::poll(0) == upgrade::Event::ready) ::kill(::getpid(), SIGTERM);
+        },
+        std::chrono::milliseconds(100));
+    upgrade_watch->start();
+  }
   run_until_signalled(server, s.shutdown_timeout, reload, s.drain_delay);
+  if (upgrade_watch) {
+    upgrade_watch->stop();
+    loop.remove_signal_handler(SIGUSR2);
+  }
   loop.remove_signal_handler(SIGUSR1);
   access_log.reset();
 }

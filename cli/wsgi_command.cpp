@@ -14,11 +14,14 @@
 
 #include "cli/byte_size.h"
 #include "cli/common_options.h"
+#include "cli/config.h"
 #include "cli/operations.h"
 #include "cli/server_runner.h"
 #include "tronada/gateway/wsgi_container.h"
 #include "tronada/gateway/wsgi_interpreter.h"
+#include "tronada/net/binary_upgrade.h"
 #include "tronada/net/bind_sockets.h"
+#include "tronada/net/systemd.h"
 #include "tronada/net/worker_supervisor.h"
 #include "tronada/web/application.h"
 
@@ -32,6 +35,7 @@ struct WSGICommand {
   int workers = 1;
   int threads = 1;
   std::size_t max_queue = 1024;
+  std::chrono::milliseconds max_wait{0};
   std::string chdir_to;
   std::vector<std::string> python_path;
   std::uint64_t max_requests = 0;
@@ -50,6 +54,7 @@ struct WSGICommand {
     WSGIOptions o;
     o.threads = threads;
     o.max_queue = max_queue;
+    o.max_wait = max_wait;
     o.python_path = python_path;
     o.multiprocess = workers > 1;
     // No limit by default: the app decides, as with gunicorn.
@@ -135,8 +140,12 @@ struct WSGICommand {
     // The master answers the admin port from the workers' shared counters; it binds
     // before the workers start so a busy address stops everything.
     Operations ops(common.admin, workers);
-    std::vector<int> fds;
-    for (const auto& b : binds) {
+    // Sockets handed over by a binary upgrade (or systemd) replace the binds.
+    std::vector<int> fds = systemd_listen_fds();
+    if (!fds.empty()) {
+      log::info("server", "serving " + std::to_string(fds.size()) + " inherited socket(s)");
+    }
+    for (const auto& b : fds.empty() ? binds : std::vector<BindAddress>{}) {
       if (b.kind == BindAddress::Kind::unix_socket) {
         fds.push_back(bind_unix_socket(b.path, 0660));
       } else {
@@ -144,6 +153,8 @@ struct WSGICommand {
       }
       log::info("server", "listening on " + b.to_string());
     }
+    // The master hands these to a new binary on SIGUSR2.
+    upgrade::set_listen_sockets(fds);
     log::info("wsgi", "serving " + spec + " with " + std::to_string(workers) + " worker(s) of " +
                           std::to_string(threads) + " thread(s)");
     WorkerSupervisorOptions so;
@@ -172,6 +183,8 @@ struct WSGICommand {
     status.ready();
     log::info("wsgi", "worker " + std::to_string(status.id()) + " (pid " +
                           std::to_string(getpid()) + ") ready");
+    // Started by a binary upgrade: the old master drains once a worker accepts here.
+    upgrade::report_ready();
     serve(server, app);
   }
 };
@@ -196,6 +209,18 @@ void register_wsgi_command(CLI::App& app) {
                   "Requests waiting for a thread before new ones get 503")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+  sub->add_option_function<std::string>(
+         "--max-wait",
+         [cmd](const std::string& text) {
+           try {
+             cmd->max_wait = parse_duration(text);
+           } catch (const std::invalid_argument& e) {
+             throw CLI::ValidationError("--max-wait", e.what());
+           }
+         },
+         "A request that waited longer than this for a thread gets 503 with Retry-After "
+         "(e.g. 5s; default: none)")
+      ->type_name("DURATION");
   sub->add_option("--max-requests", cmd->max_requests,
                   "Recycle a worker gracefully after about this many requests (0: never)")
       ->capture_default_str();

@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -698,3 +699,51 @@ def test_idle_connections_released_for_other_clients(tmp_path):
         assert a.stop() == 0, a.log_text()[-3000:]
         assert b.stop() == 0, b.log_text()[-3000:]
         f.stop()
+
+
+def test_serve_route_max_connections_caps_the_responder(tmp_path):
+    """`[route.fastcgi] max_connections = 1` against a php-fpm with 4 children: while one
+    request holds the only connection, the others queue, and with `max_wait` shorter
+    than that request they get 503 rather than a second connection."""
+    fpm = PHPFPM(tmp_path, children=4)
+    port = free_port()
+    config = tmp_path / "tronada.toml"
+    config.write_text(f"""
+[server]
+bind = ["127.0.0.1:{port}"]
+access_log = "off"
+[[route]]
+path = "/"
+fastcgi = {{ to = "unix:{fpm.sock}", root = "{PHP_DIR}", max_connections = 1, max_wait = "300ms", read_timeout = "20s" }}
+""")
+    server = subprocess.Popen([str(BIN / "tronada"), "serve", "-c", str(config)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = []
+    lock = threading.Lock()
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        try:
+            conn.request("GET", "/sleep.php?s=1")
+            r = conn.getresponse()
+            r.read()
+            with lock:
+                results.append(r.status)
+        except Exception as e:  # noqa: BLE001 - recorded as a failure
+            with lock:
+                results.append(repr(e))
+        finally:
+            conn.close()
+
+    try:
+        wait_for_port(port, server)
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        # php-fpm could serve all four at once; the cap lets one through.
+        assert sorted(results) == [200, 503, 503, 503], results
+    finally:
+        stop(server)
+        fpm.stop()

@@ -346,3 +346,44 @@ def test_wsgi_mixed_example_answers_on_all_three_routes(start_server):
             assert await ws.recv() == "ping"
 
     asyncio.run(echo())
+
+
+def test_max_wait_answers_503_instead_of_queueing_forever(master):
+    """One thread, a slow app and ten clients at once: the requests that waited longer
+    than --max-wait for the thread get 503 with Retry-After at once; none hang."""
+    m = master("faults:application", "--threads", "1", "--max-wait", "300ms")
+    results = []
+    lock = threading.Lock()
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", m.port, timeout=20)
+        try:
+            conn.request("GET", "/slow?0.5")
+            r = conn.getresponse()
+            r.read()
+            with lock:
+                results.append((r.status, r.getheader("Retry-After")))
+        except Exception as e:  # noqa: BLE001 - recorded as a failure
+            with lock:
+                results.append((repr(e), None))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(results) == 10, results
+    statuses = [s for s, _ in results]
+    assert set(statuses) <= {200, 503}, results
+    assert 200 in statuses and 503 in statuses, results
+    assert all(retry == "1" for s, retry in results if s == 503), results
+    m.wait_for_log("over max_wait: 503")
+
+
+def test_max_wait_rejects_a_malformed_duration():
+    p = subprocess.run([str(BIN / "tronada"), "wsgi", "app:application", "--max-wait", "soon"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0
+    assert "--max-wait" in p.stderr and "soon" in p.stderr, p.stderr

@@ -183,15 +183,19 @@ Task<Lease> Pool::acquire() {
   auto it = std::prev(waiters_.end());
   Future<std::shared_ptr<IOStream>> handed = it->promise.get_future();
   std::weak_ptr<Pool> weak = self;
-  it->timer = loop_->call_later(options_.connect_timeout, [weak, it] {
-    auto pool = weak.lock();
-    if (!pool) return;
-    auto promise = it->promise;
-    pool->waiters_.erase(it);
-    promise.try_set_exception(std::make_exception_ptr(
-        PoolTimeoutError("no connection to FastCGI backend " + pool->address_.to_string() +
-                         " became free in time")));
-  });
+  const bool bounded = options_.max_wait > Duration::zero();
+  it->timer = loop_->call_later(
+      bounded ? options_.max_wait : options_.connect_timeout, [weak, it, bounded] {
+        auto pool = weak.lock();
+        if (!pool) return;
+        auto promise = it->promise;
+        pool->waiters_.erase(it);
+        std::string what = "no connection to FastCGI backend " + pool->address_.to_string() +
+                           " became free in time";
+        promise.try_set_exception(
+            bounded ? std::make_exception_ptr(PoolOverloadedError(what + " (max_wait)"))
+                    : std::make_exception_ptr(PoolTimeoutError(what)));
+      });
   std::shared_ptr<IOStream> stream = co_await handed;
   if (stream) co_return Lease{std::move(stream), true};
   // A slot was freed for us: the connection counted in open_ is ours to open.

@@ -42,6 +42,9 @@ struct PoolOptions {
   std::size_t max_queue = 1024;
   /// Limit on connecting, and on waiting in the queue for a connection (504).
   Duration connect_timeout = std::chrono::seconds(10);
+  /// When set (> 0), a request that waited this long in the queue for a connection is
+  /// refused with 503 (PoolOverloadedError) instead of waiting up to connect_timeout.
+  Duration max_wait{0};
   /// Limit on each wait for the backend's next bytes (504): nginx's fastcgi_read_timeout.
   Duration read_timeout = std::chrono::seconds(60);
   /// Idle kept-alive connections are closed after this, so that they stop holding

@@ -97,14 +97,36 @@ std::shared_ptr<WSGIExchange> WSGIApplication::start(
   metrics::WSGISeries* series = metrics_series();
   constexpr auto relaxed = std::memory_order_relaxed;
   if (series) series->queued.fetch_add(1, relaxed);
-  bool queued = pool_ && pool_->submit([exchange, environ, caller, head, https, slow,
-                                        series](Duration waited) mutable {
+  std::chrono::milliseconds max_wait = options_.max_wait;
+  bool queued = pool_ && pool_->submit([exchange, environ, caller, head, https, slow, series,
+                                        max_wait](Duration waited) mutable {
     if (series) {
       series->queued.fetch_sub(1, relaxed);
       series->record_wait(static_cast<std::uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count()));
-      series->busy.fetch_add(1, relaxed);
     }
+    if (max_wait.count() > 0 && waited > max_wait) {
+      // Its client has waited long enough: a quick 503 it can retry (elsewhere) beats
+      // running the app for someone who may have given up. No Python, no GIL.
+      log::warning("wsgi",
+                   "request waited " +
+                       std::to_string(
+                           std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
+                       " ms for a free thread, over max_wait: 503");
+      if (series) series->rejected.fetch_add(1, relaxed);
+      WSGIResponseHead h;
+      h.status = 503;
+      std::string body = "503 Service Unavailable: all WSGI threads are busy
+";
+      h.headers.add("Content-Type", "text/plain; charset=utf-8");
+      h.headers.add("Retry-After", "1");
+      h.headers.add("Content-Length", std::to_string(body.size()));
+      exchange->finish(&h, head ? std::string() : std::move(body));
+      environ.reset();
+      WSGIExchange::complete(std::move(exchange));
+      return;
+    }
+    if (series) series->busy.fetch_add(1, relaxed);
     if (waited > slow) {
       log::warning("wsgi",
                    "request waited " +

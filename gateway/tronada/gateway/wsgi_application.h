@@ -40,6 +40,9 @@ struct WSGIOptions {
   WSGIServerInfo server;
   /// A request that waited longer than this for a thread is logged as a warning.
   std::chrono::milliseconds slow_queue = std::chrono::milliseconds(1000);
+  /// A request that waited longer than this for a thread gets 503 with Retry-After
+  /// instead of running the app (FrankenPHP's max_wait_time); 0: it waits its turn.
+  std::chrono::milliseconds max_wait{0};
   /// In a supervised worker: where each thread publishes when its current app call
   /// began (for --timeout) and counts requests (for --max-requests). Not owned.
   WorkerStatus* worker_status = nullptr;

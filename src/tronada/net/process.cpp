@@ -1,5 +1,6 @@
 #include "tronada/net/process.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "tronada/base/log.h"
+#include "tronada/net/binary_upgrade.h"
 #include "tronada/net/worker_supervisor.h"
 
 namespace tronada {
@@ -47,6 +49,7 @@ int fork_processes(int num_processes, int max_restarts) {
       signal(SIGINT, SIG_DFL);
       signal(SIGHUP, SIG_DFL);
       signal(SIGUSR1, SIG_IGN);  // until the worker handles it (see the parent's loop)
+      signal(SIGUSR2, SIG_IGN);  // the master's (binary upgrade), never a worker's
       return true;
     }
     children[pid] = id;
@@ -66,24 +69,42 @@ int fork_processes(int num_processes, int max_restarts) {
   // Log reopening is the workers' business (they own the files): passed on, like SIGHUP.
   sigaction(SIGUSR1, &sa, nullptr);
 
+  // SIGUSR2 starts a new binary (binary_upgrade.h); once it serves, this master stops
+  // its workers as for SIGTERM and exits.
+  upgrade::install_signal_handler();
+  upgrade::close_inherited_pipe();
+
   int restarts = 0;
   bool stopping = false;
+  auto forward = [&](int sig) {
+    if (sig != SIGHUP && sig != SIGUSR1) stopping = true;
+    for (auto& [child, id] : children) kill(child, sig);
+  };
   while (!children.empty()) {
+    if (int sig = g_forward_signal) {
+      g_forward_signal = 0;
+      forward(sig);
+    }
     int status = 0;
-    pid_t pid = waitpid(-1, &status, 0);
-    if (pid < 0) {
-      if (errno == EINTR) {
-        if (int sig = g_forward_signal) {
-          g_forward_signal = 0;
-          if (sig != SIGHUP && sig != SIGUSR1) stopping = true;
-          for (auto& [child, id] : children) kill(child, sig);
-        }
-        continue;
+    // Not a blocking wait: the upgrade needs watching, and a signal that lands between
+    // a check and a blocking waitpid would wait for the next child to exit.
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid == 0) {
+      if (upgrade::poll(stopping ? 0 : 100) == upgrade::Event::ready && !stopping) {
+        forward(SIGTERM);
       }
+      if (stopping) poll(nullptr, 0, 100);
+      continue;
+    }
+    if (pid < 0) {
+      if (errno == EINTR) continue;
       throw std::system_error(errno, std::generic_category(), "waitpid");
     }
     auto it = children.find(pid);
-    if (it == children.end()) continue;
+    if (it == children.end()) {
+      upgrade::on_reaped(pid, status);
+      continue;
+    }
     int id = it->second;
     children.erase(it);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;

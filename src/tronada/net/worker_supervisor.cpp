@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "tronada/base/log.h"
+#include "tronada/net/binary_upgrade.h"
 
 namespace tronada {
 
@@ -213,6 +214,9 @@ WorkerStatus WorkerSupervisor::run() {
       sigemptyset(&dfl.sa_mask);
       dfl.sa_handler = SIG_DFL;
       for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaction(sig, &dfl, nullptr);
+      dfl.sa_handler = SIG_IGN;
+      sigaction(SIGUSR2, &dfl, nullptr);  // the master's (binary upgrade), never a worker's
+      dfl.sa_handler = SIG_DFL;
       if (o.stop_accepting_signal) {
         dfl.sa_handler = SIG_IGN;
         sigaction(o.stop_accepting_signal, &dfl, nullptr);
@@ -238,6 +242,10 @@ WorkerStatus WorkerSupervisor::run() {
   for (int i = 0; i < o.workers; ++i) {
     if (spawn(i, status)) return status;
   }
+  // SIGUSR2 starts a new binary (binary_upgrade.h); once it serves, this master stops
+  // as for SIGTERM.
+  upgrade::install_signal_handler();
+  upgrade::close_inherited_pipe();
 
   struct Restart {
     int id;
@@ -336,7 +344,10 @@ WorkerStatus WorkerSupervisor::run() {
       if (pid <= 0) break;
       auto it = std::find_if(children.begin(), children.end(),
                              [&](const Child& c) { return c.pid == pid; });
-      if (it == children.end()) continue;
+      if (it == children.end()) {
+        upgrade::on_reaped(pid, st);
+        continue;
+      }
       Child c = std::move(*it);
       children.erase(it);
       slot_used[static_cast<std::size_t>(c.slot)] = false;
@@ -489,8 +500,9 @@ WorkerStatus WorkerSupervisor::run() {
       }
     }
 
-    // Sleep until the next check, a signal or a child's death (SIGCHLD interrupts poll).
-    poll(nullptr, 0, 100);
+    // Sleep until the next check, a signal or a child's death (SIGCHLD interrupts poll),
+    // or the new binary of an upgrade reporting ready.
+    if (upgrade::poll(100) == upgrade::Event::ready && !stopping) g_stop_signal = SIGTERM;
   }
 }
 

@@ -150,6 +150,57 @@ TEST(Config, ErrorsNameFileLineAndColumn) {
             "t.toml:1:1: [server.tls] needs both cert and key");
 }
 
+TEST(Config, UpgradeTimeout) {
+  EXPECT_EQ(parse_config("", "t.toml").server.upgrade_timeout, std::chrono::seconds(30));
+  Config c = parse_config("[server]\nupgrade_timeout = \"5s\"\n", "t.toml");
+  EXPECT_EQ(c.server.upgrade_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(error_of("[server]\nupgrade_timeout = \"soon\"\n").substr(0, 36),
+            "t.toml:2:19: upgrade_timeout: 'soon'");
+  // What `tronada check -v` prints parses back to the same value.
+  EXPECT_EQ(parse_config(format_config(c), "t.toml").server.upgrade_timeout,
+            std::chrono::seconds(5));
+}
+
+TEST(Config, WSGIMaxWait) {
+  Config c = parse_config(
+      "[[route]]\npath = \"/\"\n[route.wsgi]\napp = \"a:b\"\nmax_wait = \"250ms\"\n", "t.toml");
+  EXPECT_EQ(std::get<WSGIBackend>(c.routes.at(0).backend).max_wait, std::chrono::milliseconds(250));
+  EXPECT_EQ(
+      std::get<WSGIBackend>(parse_config(format_config(c), "t.toml").routes.at(0).backend).max_wait,
+      std::chrono::milliseconds(250));
+  EXPECT_EQ(
+      error_of("[[route]]\npath = \"/\"\n[route.wsgi]\napp = \"a:b\"\nmax_wait = \"a while\"\n")
+          .substr(0, 32),
+      "t.toml:5:12: max_wait: 'a while'");
+}
+
+TEST(Config, FastCGICaps) {
+  const std::string head =
+      "[[route]]\npath = \"/\"\n[route.fastcgi]\nto = \"unix:/f\"\nroot = \"/r\"\n";
+  Config c = parse_config(head +
+                              "max_connections = 3\nconnect_timeout = \"2s\"\n"
+                              "read_timeout = \"90s\"\nmax_wait = \"750ms\"\n",
+                          "t.toml");
+  auto check = [](const Config& config) {
+    const auto& b = std::get<FastCGIBackend>(config.routes.at(0).backend);
+    EXPECT_EQ(b.max_connections, 3u);
+    EXPECT_EQ(b.connect_timeout, std::chrono::seconds(2));
+    EXPECT_EQ(b.read_timeout, std::chrono::seconds(90));
+    EXPECT_EQ(b.max_wait, std::chrono::milliseconds(750));
+  };
+  check(c);
+  check(parse_config(format_config(c), "t.toml"));
+  const auto& d = std::get<FastCGIBackend>(parse_config(head, "t.toml").routes.at(0).backend);
+  EXPECT_EQ(d.max_connections, 5u);
+  EXPECT_EQ(d.max_wait, std::chrono::milliseconds(0));
+  EXPECT_EQ(error_of(head + "max_connections = 0\n"),
+            "t.toml:6:19: max_connections must be between 1 and 65536");
+  EXPECT_EQ(error_of(head + "max_connections = \"many\"\n"),
+            "t.toml:6:19: max_connections must be an integer, not a string");
+  EXPECT_EQ(error_of(head + "max_wait = \"later\"\n").substr(0, 30),
+            "t.toml:6:12: max_wait: 'later'");
+}
+
 TEST(Config, SyntaxErrorsNamePlace) {
   std::string e = error_of("[server\nworkers = 1\n");
   EXPECT_EQ(e.rfind("t.toml:1:", 0), 0u) << e;
