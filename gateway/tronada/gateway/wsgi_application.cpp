@@ -116,8 +116,7 @@ std::shared_ptr<WSGIExchange> WSGIApplication::start(
       if (series) series->rejected.fetch_add(1, relaxed);
       WSGIResponseHead h;
       h.status = 503;
-      std::string body = "503 Service Unavailable: all WSGI threads are busy
-";
+      std::string body = "503 Service Unavailable: all WSGI threads are busy\n";
       h.headers.add("Content-Type", "text/plain; charset=utf-8");
       h.headers.add("Retry-After", "1");
       h.headers.add("Content-Length", std::to_string(body.size()));

@@ -107,7 +107,7 @@ void render_wsgi(Writer& w, const Snapshot& snapshot) {
     histogram(w, "tronada_wsgi_queue_wait_seconds", label("app", a.app), a.wait_buckets, a.wait_ns);
   }
   w.family("tronada_wsgi_rejected_total", "counter",
-           "WSGI requests answered 503 because the queue was full.");
+           "WSGI requests answered 503: the queue was full or they waited over max_wait.");
   for (const auto& a : snapshot.wsgi_apps) {
     w.sample("tronada_wsgi_rejected_total", label("app", a.app), static_cast<double>(a.rejected));
   }
