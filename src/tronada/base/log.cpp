@@ -16,11 +16,21 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -34,11 +44,31 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
+// Lines an IOLoop thread wrote since its last flush (see set_deferred_flush).
+struct Deferred {
+  bool on = false;
+  std::string lines;
+  ~Deferred() { flush(); }
+  void flush() {
+    if (lines.empty()) return;
+    std::FILE* sink = g_sink.load();
+    if (!sink) sink = stderr;
+    std::fwrite(lines.data(), 1, lines.size(), sink);
+    std::fflush(sink);
+    lines.clear();
+  }
+};
+thread_local Deferred t_deferred;
+
+// A burst (a pipelined batch, a flood of errors answered at info) is written once this
+// much is held, so the buffer stays small.
+constexpr std::size_t kDeferredLimit = 16 * 1024;
+
 std::string timestamp() {
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
-            1000;
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[96];
@@ -49,27 +79,53 @@ std::string timestamp() {
 
 }  // namespace
 
-Level level() { return g_level.load(std::memory_order_relaxed); }
-void set_level(Level l) { g_level.store(l, std::memory_order_relaxed); }
-Format format() { return g_format.load(std::memory_order_relaxed); }
-void set_format(Format f) { g_format.store(f, std::memory_order_relaxed); }
-void set_sink(std::FILE* sink) { g_sink.store(sink); }
+Level level() {
+  return g_level.load(std::memory_order_relaxed);
+}
+void set_level(Level l) {
+  g_level.store(l, std::memory_order_relaxed);
+}
+Format format() {
+  return g_format.load(std::memory_order_relaxed);
+}
+void set_format(Format f) {
+  g_format.store(f, std::memory_order_relaxed);
+}
+void set_sink(std::FILE* sink) {
+  t_deferred.flush();  // what was written before goes where it was meant to
+  g_sink.store(sink);
+}
+
+void set_deferred_flush(bool on) {
+  if (!on) t_deferred.flush();
+  t_deferred.on = on;
+}
+
+void flush_deferred() {
+  t_deferred.flush();
+}
 
 std::string_view level_name(Level l) {
   switch (l) {
-    case Level::debug: return "debug";
-    case Level::info: return "info";
-    case Level::warning: return "warning";
-    case Level::error: return "error";
-    case Level::critical: return "critical";
-    case Level::off: return "off";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warning:
+      return "warning";
+    case Level::error:
+      return "error";
+    case Level::critical:
+      return "critical";
+    case Level::off:
+      return "off";
   }
   return "unknown";
 }
 
 std::optional<Level> parse_level(std::string_view name) {
-  for (Level l : {Level::debug, Level::info, Level::warning, Level::error, Level::critical,
-                  Level::off}) {
+  for (Level l :
+       {Level::debug, Level::info, Level::warning, Level::error, Level::critical, Level::off}) {
     if (name == level_name(l)) return l;
   }
   if (name == "warn") return Level::warning;
@@ -103,6 +159,12 @@ void write(Level l, std::string_view logger, std::string_view message) {
     line += message;
     line += '\n';
   }
+  if (t_deferred.on && l <= Level::info) {
+    t_deferred.lines += line;
+    if (t_deferred.lines.size() >= kDeferredLimit) t_deferred.flush();
+    return;
+  }
+  t_deferred.flush();
   std::FILE* sink = g_sink.load();
   if (!sink) sink = stderr;
   // One fwrite per line: stdio locks the stream, so lines from threads never interleave.

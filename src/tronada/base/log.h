@@ -19,11 +19,21 @@ void set_format(Format format);
 /// Where log lines go; the stream is not owned. nullptr restores stderr.
 void set_sink(std::FILE* sink);
 
-inline bool enabled(Level l) { return l >= level(); }
+inline bool enabled(Level l) {
+  return l >= level();
+}
 
 /// Writes one line; `logger` names the part of the system ("loop", "http", "wsgi").
 /// Safe from any thread: a line is written with one call so lines never interleave.
 void write(Level l, std::string_view logger, std::string_view message);
+
+/// While on, this thread's info and debug lines (an access line per request) collect in
+/// a per-thread buffer instead of costing a write each; flush_deferred() writes them in
+/// one call. An IOLoop turns this on for its thread while it runs and flushes before
+/// each poll, so a line waits at most for the rest of the loop iteration that wrote it.
+/// Warnings and errors are never held back (they flush what is pending first, in order).
+void set_deferred_flush(bool on);
+void flush_deferred();
 
 std::optional<Level> parse_level(std::string_view name);
 std::optional<Format> parse_format(std::string_view name);

@@ -43,9 +43,10 @@ struct SignalWatcher;
 /// never starve I/O.
 ///
 /// Lifetime: the IOLoop owns every libuv handle it creates (the wakeup async, the
-/// check/idle pair, timers, fd pollers, signal watchers). Each is heap-allocated, closed
-/// through uv_close and freed in its close callback. `close()` (also run by the
-/// destructor) closes them all and runs the loop until libuv reports none left.
+/// check/idle pair, the prepare that flushes deferred log lines, timers, fd pollers, signal
+/// watchers). Each is heap-allocated, closed through uv_close and freed in its close callback.
+/// `close()` (also run by the destructor) closes them all and runs the loop until libuv reports
+/// none left.
 class IOLoop {
  public:
   enum Events : int { READ = 1, WRITE = 2, ERROR = 4 };
@@ -111,6 +112,7 @@ class IOLoop {
  private:
   static void on_async(uv_async_t* handle);
   static void on_check(uv_check_t* handle);
+  static void on_prepare(uv_prepare_t* handle);
   static void on_timer(uv_timer_t* handle);
   void run_ready_callbacks();
   void arm_idle();
@@ -126,6 +128,7 @@ class IOLoop {
   // Wakeup and callback queue. Owned handles, closed in close().
   uv_async_t* wakeup_ = nullptr;
   uv_check_t* check_ = nullptr;
+  uv_prepare_t* prepare_ = nullptr;
   uv_idle_t* idle_ = nullptr;
   bool idle_active_ = false;
   // start() runs the callbacks queued before it outside uv_run (see start()).

@@ -267,7 +267,9 @@ inline int busy_count(IOLoop& loop, std::string* names = nullptr) {
   uv_walk(
       loop.uv(),
       [](uv_handle_t* h, void* arg) {
-        if (h->type == UV_ASYNC || h->type == UV_CHECK || h->type == UV_IDLE) return;
+        if (h->type == UV_ASYNC || h->type == UV_CHECK || h->type == UV_IDLE ||
+            h->type == UV_PREPARE)
+          return;
         auto* w = static_cast<Walk*>(arg);
         if (w->loop->is_timer_slot(h) && !uv_is_active(h) && !uv_is_closing(h)) return;
         ++w->count;

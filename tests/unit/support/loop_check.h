@@ -28,6 +28,7 @@ class LogCapture {
   std::string contents() const {
     std::string out;
     if (!file_) return out;
+    log::flush_deferred();  // lines this thread's running loop still holds
     std::fflush(file_);
     std::rewind(file_);
     char buf[4096];
@@ -66,6 +67,7 @@ inline int open_user_handles(IOLoop& loop) {
           case UV_ASYNC:
           case UV_CHECK:
           case UV_IDLE:
+          case UV_PREPARE:
             return;
           default:
             if (w->loop->is_timer_slot(h) && !uv_is_active(h)) return;
