@@ -91,24 +91,148 @@ std::string_view last_element(std::string_view list) {
   return detail::trim_ows(list);
 }
 
-// Response bytes are gathered in out_ and handed to the stream once per loop iteration
+// Response bytes are gathered in state().out and handed to the stream once per loop iteration
 // (or per read), so pipelined and small responses cost one system call. Bodies at least
-// this big go to the stream directly instead of being copied into out_ first.
+// this big go to the stream directly instead of being copied into state().out first.
 constexpr std::size_t kDirectWrite = 16 * 1024;
-// out_ is flushed early once it holds this much.
+// state().out is flushed early once it holds this much.
 constexpr std::size_t kFlushThreshold = 64 * 1024;
 // Pipelined input held while a request is answered; beyond this, reading pauses.
 constexpr std::size_t kPendingSlack = 64 * 1024;
 // Buffers bigger than this are given back when they empty (idle connections stay small).
 constexpr std::size_t kKeepCapacity = 16 * 1024;
 
+// Request states kept per thread for reuse, so that a request costs no allocation for
+// its parser and response buffer; beyond this many the rest are freed.
+constexpr std::size_t kPooledStates = 64;
+
 }  // namespace
+
+/// What a connection needs only while a request is read or answered: the parser, the
+/// response framing and buffer, and the current request. An idle keep-alive connection
+/// holds none of it; it is taken from a per-thread pool when the first byte of a request
+/// arrives and goes back there once the response is out and nothing of the next request
+/// has been read (release_idle_state).
+struct HTTP1Connection::RequestState {
+  RequestState(HTTP1ParserDelegate& delegate, const HTTP1Limits& limits)
+      : parser(delegate, limits) {}
+
+  HTTP1RequestParser parser;   // spans pipelined requests; reset when taken from the pool
+  HTTP1ResponseWriter writer;  // the current response's framing
+  std::string out;             // response bytes not yet handed to the stream
+  // A delegate whose request ended while one of its own methods ran; freed after it returns.
+  std::unique_ptr<HTTPMessageDelegate> retired_message;
+  // Within finish_upgrade_request: the bytes after the upgrade request in the input
+  // being parsed, which detach() hands over.
+  std::string_view upgrade_rest;
+  bool in_upgrade_finish = false;
+
+  /// The current request, made afresh when its header section arrives rather than reset
+  /// field by field.
+  struct Current {
+    std::shared_ptr<HTTPServerRequest> request;
+    std::unique_ptr<HTTPMessageDelegate> message;
+    std::function<void()> close_callback;
+    // Body bytes read while the handler paused the body (pause_body); delivered on resume.
+    std::string held_body;
+    bool has_body = false;
+    bool message_complete = false;  // its body has been read whole
+    bool stream_body = false;
+    bool upgrade = false;             // the request asks to switch protocols
+    bool upgrade_finish_due = false;  // ...and its finish() waits for feed() to return
+    bool body_paused = false;         // the handler paused its streamed body
+    bool finish_held = false;         // ...and the body ended meanwhile
+  } current;
+
+  // The per-thread pool. A flag that needs no destructor tells connections destroyed
+  // after it at thread exit to free their state instead.
+  struct Pool {
+    std::vector<RequestState*> free;
+    ~Pool();
+  };
+  static inline thread_local bool pool_gone = false;
+  static Pool& pool() {
+    thread_local Pool p;
+    return p;
+  }
+};
+
+HTTP1Connection::RequestState::Pool::~Pool() {
+  pool_gone = true;
+  for (RequestState* state : free) delete state;
+}
+
+void HTTP1Connection::RequestStateRecycler::operator()(RequestState* state) const {
+  if (RequestState::pool_gone || RequestState::pool().free.size() >= kPooledStates) {
+    delete state;
+    return;
+  }
+  state->current = {};
+  state->retired_message.reset();
+  state->upgrade_rest = {};
+  state->in_upgrade_finish = false;
+  if (state->out.capacity() > kKeepCapacity) {
+    std::string().swap(state->out);
+  } else {
+    state->out.clear();
+  }
+  RequestState::pool().free.push_back(state);
+}
+
+HTTP1Connection::RequestState& HTTP1Connection::state() {
+  if (!rs_) {
+    auto& free = RequestState::pool().free;
+    if (free.empty()) {
+      rs_.reset(new RequestState(*this, context_->options.limits));
+    } else {
+      rs_.reset(free.back());
+      free.pop_back();
+      rs_->parser.reset(*this, context_->options.limits);
+      rs_->writer = HTTP1ResponseWriter();
+    }
+  }
+  return *rs_;
+}
+
+void HTTP1Connection::release_idle_state() {
+  if (!rs_ || request_active_ || in_delegate_ || dispatching_ || closing_ ||
+      rs_->parser.in_message() || !rs_->out.empty() || pending_pos_ < pending_.size()) {
+    return;
+  }
+  rs_.reset();
+  if (pending_.capacity() > 0) std::string().swap(pending_);
+}
+
+/// Marks a call into the request's delegate (its data_received or finish): a delegate
+/// that ends its request from inside is kept (retired_message) until the call returned.
+/// For an upgrade request's finish, also where the bytes after the request are.
+class HTTP1Connection::DelegateCall {
+ public:
+  explicit DelegateCall(HTTP1Connection& conn) : conn_(conn) { conn_.in_delegate_ = true; }
+  DelegateCall(HTTP1Connection& conn, std::string_view upgrade_rest) : DelegateCall(conn) {
+    RequestState& state = conn_.state();
+    state.in_upgrade_finish = true;
+    state.upgrade_rest = upgrade_rest;
+  }
+  DelegateCall(const DelegateCall&) = delete;
+  DelegateCall& operator=(const DelegateCall&) = delete;
+  ~DelegateCall() {
+    conn_.in_delegate_ = false;
+    if (RequestState* state = conn_.rs_.get()) {
+      state->in_upgrade_finish = false;
+      state->upgrade_rest = {};
+      state->retired_message.reset();
+    }
+  }
+
+ private:
+  HTTP1Connection& conn_;
+};
 
 HTTP1Connection::HTTP1Connection(std::shared_ptr<IOStream> stream,
                                  std::shared_ptr<detail::HTTP1ServerContext> context)
     : stream_(std::move(stream)),
       context_(std::move(context)),
-      parser_(*this, context_->options.limits),
       read_timeout_(&HTTP1Connection::on_read_timeout, this),
       write_timeout_(&HTTP1Connection::on_write_timeout, this) {}
 
@@ -148,7 +272,7 @@ void HTTP1Connection::close() {
 void HTTP1Connection::close_when_idle() {
   close_when_idle_ = true;
   keep_alive_ = false;
-  if (!request_active_ && !parser_.in_message() && pending_pos_ >= pending_.size()) {
+  if (!request_active_ && !(rs_ && rs_->parser.in_message()) && pending_pos_ >= pending_.size()) {
     close_after_flush(false);
   }
 }
@@ -230,7 +354,7 @@ void HTTP1Connection::on_data(std::string_view data) {
   // No shared_from_this() here: the stream's close callback owns us until the stream has
   // closed, which happens from the loop, never inside this call.
   if (closing_) return;  // lingering: what the client still sends is dropped
-  if (phase_ == Phase::body && !body_paused_) arm(context_->body_timeouts);
+  if (phase_ == Phase::body && !state().current.body_paused) arm(context_->body_timeouts);
   dispatching_ = true;
   if (pending_pos_ < pending_.size()) {
     if (!data.empty()) {
@@ -252,12 +376,13 @@ void HTTP1Connection::on_data(std::string_view data) {
   if (closing_) return;
   // A request begun but without its header section yet (possibly after a pipelined one
   // that was answered at once) runs against the header timeout from now on.
-  if (phase_ == Phase::idle && !request_active_ && parser_.in_message()) {
+  if (phase_ == Phase::idle && !request_active_ && rs_ && rs_->parser.in_message()) {
     phase_ = Phase::headers;
     arm(context_->header_timeouts);
   }
   update_read_pause();
   flush();
+  release_idle_state();
 }
 
 void HTTP1Connection::process_pending() {
@@ -279,7 +404,7 @@ void HTTP1Connection::update_read_pause() {
   // past a bound, reading stops (TCP flow control holds the client back).
   std::size_t held = pending_.size() - pending_pos_;
   std::size_t limit = context_->options.limits.max_header_bytes + kPendingSlack;
-  bool pause = body_paused_ || held > limit;
+  bool pause = (rs_ && rs_->current.body_paused) || held > limit;
   if (!reading_paused_ && pause) {
     reading_paused_ = true;
     stream_->pause_reading();
@@ -292,13 +417,13 @@ void HTTP1Connection::update_read_pause() {
 std::size_t HTTP1Connection::process(std::string_view data) {
   std::size_t used = 0;
   while (used < data.size() && !closing_) {
-    if (message_complete_) {
+    if (state().current.message_complete) {
       // The previous request is still being answered: the rest waits (see on_data).
       return used;
     }
     FeedResult r;
     try {
-      r = parser_.feed(data.substr(used));
+      r = state().parser.feed(data.substr(used));
     } catch (...) {
       // A delegate (start_request, data_received, finish) threw through the parser.
       on_delegate_exception(std::current_exception());
@@ -310,18 +435,18 @@ std::size_t HTTP1Connection::process(std::string_view data) {
         return data.size();
       case FeedStatus::kPaused:
       case FeedStatus::kUpgrade:
-        if (upgrade_finish_due_) {
+        if (state().current.upgrade_finish_due) {
           // Now that the parser stopped, the bytes after the request are known: a handler
           // that detaches from finish() takes them with the stream.
           finish_upgrade_request(data.substr(used));
           if (detached_) return data.size();
         }
         // on_message_complete ran; if the handler answered synchronously the response
-        // is already finished and message_complete_ was cleared.
-        if (!message_complete_ && !closing_) parser_.resume();
+        // is already finished and message_complete was cleared.
+        if (!state().current.message_complete && !closing_) state().parser.resume();
         break;
       case FeedStatus::kError:
-        send_error(parser_.error_status(), parser_.error_reason());
+        send_error(state().parser.error_status(), state().parser.error_reason());
         return data.size();
     }
   }
@@ -348,21 +473,19 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
   if (context_->options.xheaders) apply_xheaders(*req);
 
   ++seq_;
-  request_ = req;
+  RequestState& st = state();
+  // Whatever the last request left is gone with it: the per-request state starts anew.
+  st.current = RequestState::Current{};
+  st.current.request = req;
+  st.current.has_body = info.has_body();
+  st.current.upgrade = info.upgrade;
+  st.writer.start(http10, req->method == "HEAD");
   request_active_ = true;
   request_aborted_ = false;
-  request_has_body_ = info.has_body();
-  message_complete_ = false;
-  writer_.start(http10, req->method == "HEAD");
-  stream_body_ = false;
-  upgrade_request_ = info.upgrade;
-  upgrade_finish_due_ = false;
-  body_paused_ = finish_held_ = false;
-  held_body_.clear();
   keep_alive_ = keep_alive_ && info.keep_alive && !close_when_idle_;
   req->connection = std::make_shared<HTTP1Stream>(shared_from_this(), seq_);
 
-  if (request_has_body_) {
+  if (state().current.has_body) {
     phase_ = Phase::body;
     arm(context_->body_timeouts);
   } else {
@@ -376,8 +499,9 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
     return HeadersAction::kDeclineUpgrade;
   }
   if (info.upgrade && context_->h2c_upgrade && !close_when_idle_) {
-    if (auto settings = h2c_upgrade_settings(*req, request_has_body_)) {
-      message_ = detail::make_h2c_upgrade_message(req, std::move(*settings), context_);
+    if (auto settings = h2c_upgrade_settings(*req, state().current.has_body)) {
+      state().current.message =
+          detail::make_h2c_upgrade_message(req, std::move(*settings), context_);
       return HeadersAction::kContinue;
     }
   }
@@ -387,15 +511,15 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
     // Answered (or the connection failed) from inside start_request.
     return HeadersAction::kDeclineUpgrade;
   }
-  message_ = std::move(start.delegate);
-  stream_body_ = start.stream_body;
-  if (start.max_body_size) parser_.set_max_body_bytes(*start.max_body_size);
-  std::uint64_t limit = parser_.max_body_bytes();
-  if (info.expect_continue && request_has_body_ && !writer_.head_written() &&
+  state().current.message = std::move(start.delegate);
+  state().current.stream_body = start.stream_body;
+  if (start.max_body_size) state().parser.set_max_body_bytes(*start.max_body_size);
+  std::uint64_t limit = state().parser.max_body_bytes();
+  if (info.expect_continue && state().current.has_body && !state().writer.head_written() &&
       !(limit && info.content_length && *info.content_length > limit)) {
     // The client waits for this before sending the body. A body over the limit gets
     // the parser's 413 instead, and the client never has to send it.
-    HTTP1ResponseWriter::write_continue(out_);
+    HTTP1ResponseWriter::write_continue(state().out);
   }
   // Upgrades (WebSocket, CONNECT) are taken over by the handlers that support them
   // (detach); the parser stops after the request so that what follows stays unparsed.
@@ -405,24 +529,17 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
 
 void HTTP1Connection::on_body(std::string_view chunk) {
   if (!request_active_) return;  // answered early: the rest of the body is dropped
-  if (stream_body_) {
-    if (body_paused_ || !held_body_.empty()) {
+  if (state().current.stream_body) {
+    if (state().current.body_paused || !state().current.held_body.empty()) {
       // Paused by the handler: what this read still brought waits (at most one read,
       // since the stream reads no more).
-      held_body_.append(chunk);
-    } else if (message_) {
-      in_delegate_ = true;
-      struct Reset {
-        HTTP1Connection* c;
-        ~Reset() {
-          c->in_delegate_ = false;
-          c->retired_message_.reset();
-        }
-      } reset{this};
-      message_->data_received(chunk);
+      state().current.held_body.append(chunk);
+    } else if (state().current.message) {
+      DelegateCall call(*this);
+      state().current.message->data_received(chunk);
     }
-  } else if (request_) {
-    request_->body.append(chunk);
+  } else if (state().current.request) {
+    state().current.request->body.append(chunk);
   }
 }
 
@@ -430,80 +547,63 @@ void HTTP1Connection::on_message_complete() {
   // A request answered (or aborted) before its end arrived needs nothing more; parsing
   // goes on (or the connection is closing).
   if (!request_active_) return;
-  message_complete_ = true;
+  state().current.message_complete = true;
   if (phase_ == Phase::body) {
     phase_ = Phase::handling;
     read_timeout_.disarm();
   }
-  if (message_ && (body_paused_ || !held_body_.empty())) {
-    finish_held_ = true;  // delivered after the held body, on resume
+  if (state().current.message &&
+      (state().current.body_paused || !state().current.held_body.empty())) {
+    state().current.finish_held = true;  // delivered after the held body, on resume
     return;
   }
-  if (message_ && upgrade_request_) {
-    upgrade_finish_due_ = true;  // process() calls finish once feed() returned
+  if (state().current.message && state().current.upgrade) {
+    state().current.upgrade_finish_due = true;  // process() calls finish once feed() returned
     return;
   }
-  if (message_) {
-    in_delegate_ = true;
-    struct Reset {
-      HTTP1Connection* c;
-      ~Reset() {
-        c->in_delegate_ = false;
-        c->retired_message_.reset();
-      }
-    } reset{this};
+  if (state().current.message) {
+    DelegateCall call(*this);
     // Exceptions propagate through the parser to process(), which answers 500.
-    message_->finish();
-  } else if (!writer_.head_written()) {
+    state().current.message->finish();
+  } else if (!state().writer.head_written()) {
     send_error(503, "server is shutting down");
   }
 }
 
 void HTTP1Connection::finish_upgrade_request(std::string_view rest) {
-  upgrade_finish_due_ = false;
-  if (!request_active_ || !message_) return;
-  in_delegate_ = true;
-  in_upgrade_finish_ = true;
-  upgrade_rest_ = rest;
-  struct Reset {
-    HTTP1Connection* c;
-    ~Reset() {
-      c->in_delegate_ = false;
-      c->in_upgrade_finish_ = false;
-      c->upgrade_rest_ = {};
-      c->retired_message_.reset();
-    }
-  } reset{this};
+  state().current.upgrade_finish_due = false;
+  if (!request_active_ || !state().current.message) return;
+  DelegateCall call(*this, rest);
   try {
-    message_->finish();
+    state().current.message->finish();
   } catch (...) {
     on_delegate_exception(std::current_exception());
   }
 }
 
 void HTTP1Connection::deliver_held_body() {
-  if (closing_ || !request_active_ || !message_ || body_paused_) return;
-  in_delegate_ = true;
-  struct Reset {
-    HTTP1Connection* c;
-    ~Reset() {
-      c->in_delegate_ = false;
-      c->retired_message_.reset();
+  if (closing_ || !request_active_) return;
+  RequestState::Current& cur = state().current;
+  if (!cur.message || cur.body_paused) return;
+  {
+    DelegateCall call(*this);
+    try {
+      if (!cur.held_body.empty()) {
+        std::string held = std::move(cur.held_body);
+        cur.held_body.clear();
+        cur.message->data_received(held);
+      }
+      if (cur.finish_held && !cur.body_paused && cur.held_body.empty() && request_active_ &&
+          cur.message) {
+        cur.finish_held = false;
+        cur.message->finish();
+      }
+    } catch (...) {
+      on_delegate_exception(std::current_exception());
     }
-  } reset{this};
-  try {
-    if (!held_body_.empty()) {
-      std::string held = std::move(held_body_);
-      held_body_.clear();
-      message_->data_received(held);
-    }
-    if (finish_held_ && !body_paused_ && held_body_.empty() && request_active_ && message_) {
-      finish_held_ = false;
-      message_->finish();
-    }
-  } catch (...) {
-    on_delegate_exception(std::current_exception());
   }
+  // Answered from inside: the state could not go back while the call ran.
+  release_idle_state();
 }
 
 std::pair<std::string, int> HTTP1Connection::local_address() const {
@@ -511,19 +611,19 @@ std::pair<std::string, int> HTTP1Connection::local_address() const {
 }
 
 void HTTP1Connection::pause_body(std::uint64_t seq) {
-  if (seq != seq_ || !request_active_ || closing_ || body_paused_) return;
-  body_paused_ = true;
+  if (seq != seq_ || !request_active_ || closing_ || state().current.body_paused) return;
+  state().current.body_paused = true;
   if (phase_ == Phase::body) read_timeout_.disarm();
   update_read_pause();
 }
 
 void HTTP1Connection::resume_body(std::uint64_t seq) {
-  if (seq != seq_ || !body_paused_) return;
-  body_paused_ = false;
+  if (seq != seq_ || !rs_ || !rs_->current.body_paused) return;
+  state().current.body_paused = false;
   if (closing_ || !request_active_) return;
   if (phase_ == Phase::body) arm(context_->body_timeouts);
   update_read_pause();
-  if (!held_body_.empty() || finish_held_) {
+  if (!state().current.held_body.empty() || state().current.finish_held) {
     // From the loop: resume_reading is often called from inside the handler's own code.
     stream_->loop().add_callback([self = shared_from_this()] { self->deliver_held_body(); });
   }
@@ -533,14 +633,15 @@ DetachedConnection HTTP1Connection::detach(std::uint64_t seq) {
   if (seq != seq_ || !request_active_ || closing_) {
     throw std::logic_error("detach: the request is no longer active");
   }
-  if (!message_complete_) throw std::logic_error("detach before the request was read whole");
-  if (writer_.head_written() && !writer_.switching()) {
+  if (!state().current.message_complete)
+    throw std::logic_error("detach before the request was read whole");
+  if (state().writer.head_written() && !state().writer.switching()) {
     throw std::logic_error("detach after a response other than 101 began");
   }
   DetachedConnection result;
   result.stream = stream_;
-  if (in_upgrade_finish_) {
-    result.leftover.assign(upgrade_rest_);
+  if (state().in_upgrade_finish) {
+    result.leftover.assign(state().upgrade_rest);
   } else if (pending_pos_ < pending_.size()) {
     result.leftover.assign(pending_, pending_pos_);
   }
@@ -552,21 +653,21 @@ DetachedConnection HTTP1Connection::detach(std::uint64_t seq) {
   detached_ = true;
   closing_ = true;
   request_active_ = false;
-  message_complete_ = false;
+  state().current.message_complete = false;
   read_timeout_.disarm();
   write_timeout_.disarm();
   context_->connections.erase(this);
   if (in_delegate_) {
-    retired_message_ = std::move(message_);
+    state().retired_message = std::move(state().current.message);
   } else {
-    message_.reset();
+    state().current.message.reset();
   }
-  request_.reset();
-  request_close_callback_ = nullptr;
+  state().current.request.reset();
+  state().current.close_callback = nullptr;
   std::string().swap(pending_);
   pending_pos_ = 0;
-  std::string().swap(out_);
-  std::string().swap(held_body_);
+  std::string().swap(state().out);
+  std::string().swap(state().current.held_body);
   if (reading_paused_) {
     reading_paused_ = false;
     stream_->resume_reading();
@@ -580,7 +681,7 @@ DetachedConnection HTTP1Connection::detach(std::uint64_t seq) {
 }
 
 void HTTP1Connection::write_switching_head(const HTTPHeaders& headers) {
-  writer_.write_switching_head(out_, headers);
+  state().writer.write_switching_head(state().out, headers);
   keep_alive_ = false;  // whatever happens next, this connection carries no more HTTP/1
   schedule_flush();
 }
@@ -595,7 +696,7 @@ void HTTP1Connection::on_delegate_exception(std::exception_ptr e) {
   }
   log::error("http", "uncaught exception in request handler: " + what);
   // The parser stopped at the exception: this connection reads no further request.
-  if (request_active_ && !writer_.head_written()) {
+  if (request_active_ && !state().writer.head_written()) {
     send_error(500, "internal server error");
   } else {
     if (request_active_) abort_request();
@@ -638,8 +739,8 @@ template <typename Fields>
 void HTTP1Connection::write_head_fields(std::uint64_t seq, int status, const Fields& headers,
                                         std::optional<std::string_view> reason) {
   if (seq != seq_ || !request_active_ || closing_) return;
-  if (writer_.head_written()) throw std::logic_error("write_headers called twice");
-  if (status == 101 && upgrade_request_ && !writer_.http10()) {
+  if (state().writer.head_written()) throw std::logic_error("write_headers called twice");
+  if (status == 101 && state().current.upgrade && !state().writer.http10()) {
     if constexpr (std::is_same_v<Fields, HTTPHeaders>) {
       write_switching_head(headers);
     } else {
@@ -649,33 +750,34 @@ void HTTP1Connection::write_head_fields(std::uint64_t seq, int status, const Fie
     }
     return;
   }
-  writer_.write_head(out_, status, headers, reason, context_->options.server_name, keep_alive_,
-                     !message_complete_ && request_has_body_);
+  state().writer.write_head(state().out, status, headers, reason, context_->options.server_name,
+                            keep_alive_,
+                            !state().current.message_complete && state().current.has_body);
   schedule_flush();
 }
 
 void HTTP1Connection::write_body(std::uint64_t seq, std::string_view chunk) {
   if (seq != seq_ || !request_active_ || closing_ || chunk.empty()) return;
-  if (!writer_.head_written()) throw std::logic_error("write before write_headers");
-  if (writer_.no_body()) return;
-  std::uint64_t allowed = writer_.begin_body_piece(out_, chunk.size());
+  if (!state().writer.head_written()) throw std::logic_error("write before write_headers");
+  if (state().writer.no_body()) return;
+  std::uint64_t allowed = state().writer.begin_body_piece(state().out, chunk.size());
   if (allowed < chunk.size()) {
     log::error("http", "response body longer than its Content-Length; closing");
     keep_alive_ = false;
     chunk = chunk.substr(0, allowed);
     if (chunk.empty()) return;
   }
-  std::string_view end = writer_.body_piece_end();
+  std::string_view end = state().writer.body_piece_end();
   if (chunk.size() >= kDirectWrite) {
     // Big pieces go to the stream as they are: one copy fewer.
-    std::string_view pieces[3] = {out_, chunk, end};
+    std::string_view pieces[3] = {state().out, chunk, end};
     write_raw(pieces, end.empty() ? 2 : 3);
-    out_.clear();
+    state().out.clear();
     return;
   }
-  out_.append(chunk);
-  out_.append(end);
-  if (out_.size() >= kFlushThreshold) {
+  state().out.append(chunk);
+  state().out.append(end);
+  if (state().out.size() >= kFlushThreshold) {
     flush();
   } else {
     schedule_flush();
@@ -684,22 +786,22 @@ void HTTP1Connection::write_body(std::uint64_t seq, std::string_view chunk) {
 
 void HTTP1Connection::finish_response(std::uint64_t seq) {
   if (seq != seq_ || !request_active_ || closing_) return;
-  if (!writer_.head_written()) {
+  if (!state().writer.head_written()) {
     HTTPHeaders h;
     h.add("Content-Length", "0");
     write_headers(seq, 200, h);
   }
-  if (!writer_.finish(out_)) {
+  if (!state().writer.finish(state().out)) {
     log::error("http", "response body shorter than its Content-Length; closing");
     keep_alive_ = false;
   }
-  if (request_) request_->mark_finished();
+  if (state().current.request) state().current.request->mark_finished();
   on_request_done();
 }
 
 void HTTP1Connection::abort_response(std::uint64_t seq) {
   if (seq != seq_ || !request_active_ || closing_) return;
-  if (!writer_.head_written()) {
+  if (!state().writer.head_written()) {
     HTTPHeaders h;
     h.add("Content-Length", "0");
     write_headers(seq, 502, h);
@@ -707,7 +809,7 @@ void HTTP1Connection::abort_response(std::uint64_t seq) {
   // No last chunk, and a Content-Length left short: the close is what tells the client
   // the body is incomplete.
   keep_alive_ = false;
-  if (request_) request_->mark_finished();
+  if (state().current.request) state().current.request->mark_finished();
   on_request_done();
 }
 
@@ -744,9 +846,9 @@ void HTTP1Connection::write_response_fields(std::uint64_t seq, int status, const
 
 void HTTP1Connection::write_file(std::uint64_t seq, FileRegion region) {
   if (seq != seq_ || !request_active_ || closing_ || region.length == 0) return;
-  if (!writer_.head_written()) throw std::logic_error("write before write_headers");
-  if (writer_.no_body()) return;
-  std::uint64_t allowed = writer_.begin_body_piece(out_, region.length);
+  if (!state().writer.head_written()) throw std::logic_error("write before write_headers");
+  if (state().writer.no_body()) return;
+  std::uint64_t allowed = state().writer.begin_body_piece(state().out, region.length);
   if (allowed < region.length) {
     log::error("http", "response body longer than its Content-Length; closing");
     keep_alive_ = false;
@@ -758,8 +860,8 @@ void HTTP1Connection::write_file(std::uint64_t seq, FileRegion region) {
   flush();
   bytes_handed_ += region.length;
   stream_->write_file(std::move(region));
-  if (std::string_view end = writer_.body_piece_end(); !end.empty()) {
-    out_.append(end);
+  if (std::string_view end = state().writer.body_piece_end(); !end.empty()) {
+    state().out.append(end);
     schedule_flush();
   }
   watch_writes();
@@ -767,36 +869,37 @@ void HTTP1Connection::write_file(std::uint64_t seq, FileRegion region) {
 
 void HTTP1Connection::on_request_done() {
   request_active_ = false;
-  if (writer_.switching()) keep_alive_ = false;  // a 101 without detach(): nothing sane can follow
-  upgrade_request_ = upgrade_finish_due_ = false;
-  if (body_paused_ || !held_body_.empty()) {
-    body_paused_ = finish_held_ = false;
-    std::string().swap(held_body_);
+  if (state().writer.switching())
+    keep_alive_ = false;  // a 101 without detach(): nothing sane can follow
+  state().current.upgrade = state().current.upgrade_finish_due = false;
+  if (state().current.body_paused || !state().current.held_body.empty()) {
+    state().current.body_paused = state().current.finish_held = false;
+    std::string().swap(state().current.held_body);
     update_read_pause();
   }
   // A delegate whose own method is running (it answered from finish() or data_received())
   // is freed once that method returned.
   if (in_delegate_) {
-    retired_message_ = std::move(message_);
+    state().retired_message = std::move(state().current.message);
   } else {
-    message_.reset();
+    state().current.message.reset();
   }
-  request_.reset();
-  request_close_callback_ = nullptr;
+  state().current.request.reset();
+  state().current.close_callback = nullptr;
   if (!keep_alive_) {
     // A body still (or maybe still) on its way: linger so the client sees the response.
-    close_after_flush(!message_complete_ && request_has_body_);
+    close_after_flush(!state().current.message_complete && state().current.has_body);
     return;
   }
   phase_ = Phase::idle;
   arm(context_->idle_timeouts);
-  bool was_complete = message_complete_;
-  message_complete_ = false;
+  bool was_complete = state().current.message_complete;
+  state().current.message_complete = false;
   // While dispatching, process() resumes the parser and goes on with pipelined input,
   // and on_data flushes at its end.
   if (dispatching_) return;
   flush();
-  if (was_complete) parser_.resume();
+  if (was_complete) state().parser.resume();
   if (pending_pos_ < pending_.size()) {
     // Pipelined requests read while this one was answered: go on with them from the
     // loop, not from inside the handler's finish() call.
@@ -805,27 +908,28 @@ void HTTP1Connection::on_request_done() {
       self->on_data(std::string_view());
     });
   }
+  release_idle_state();
 }
 
 void HTTP1Connection::abort_request() {
   request_active_ = false;
   request_aborted_ = true;
-  auto msg = std::move(message_);
-  auto cb = std::move(request_close_callback_);
-  request_close_callback_ = nullptr;
-  request_.reset();
+  auto msg = std::move(state().current.message);
+  auto cb = std::move(state().current.close_callback);
+  state().current.close_callback = nullptr;
+  state().current.request.reset();
   if (msg) IOLoop::invoke_logged("on_connection_close", [&] { msg->on_connection_close(); });
   if (cb) IOLoop::invoke_logged("request close callback", cb);
-  if (in_delegate_ && msg) retired_message_ = std::move(msg);
+  if (in_delegate_ && msg) state().retired_message = std::move(msg);
 }
 
 void HTTP1Connection::send_error(int status, std::string_view reason) {
   if (closing_) return;
   // A response that has begun cannot be replaced by an error: the close tells.
-  bool can_answer = !(request_active_ && writer_.head_written());
+  bool can_answer = !(request_active_ && state().writer.head_written());
   if (request_active_) abort_request();
   if (can_answer) {
-    HTTP1ResponseWriter::write_error(out_, status, reason, context_->options.server_name);
+    HTTP1ResponseWriter::write_error(state().out, status, reason, context_->options.server_name);
   }
   keep_alive_ = false;
   close_after_flush(true);
@@ -839,17 +943,19 @@ void HTTP1Connection::schedule_flush() {
   stream_->loop().add_callback([self = shared_from_this()] {
     self->flush_scheduled_ = false;
     self->flush();
+    self->release_idle_state();
   });
 }
 
 void HTTP1Connection::flush() {
-  if (out_.empty() || closing_) return;
-  std::string_view piece(out_);
+  if (!rs_ || rs_->out.empty() || closing_) return;
+  std::string& out = rs_->out;
+  std::string_view piece(out);
   write_raw(&piece, 1);
-  if (out_.capacity() > kFlushThreshold * 2) {
-    std::string().swap(out_);
+  if (out.capacity() > kFlushThreshold * 2) {
+    std::string().swap(out);
   } else {
-    out_.clear();
+    out.clear();
   }
 }
 
@@ -926,7 +1032,7 @@ bool HTTP1Connection::response_closed(std::uint64_t seq) const {
 void HTTP1Connection::set_close_callback(std::uint64_t seq, std::function<void()> cb) {
   if (seq != seq_) return;
   if (request_active_) {
-    request_close_callback_ = std::move(cb);
+    state().current.close_callback = std::move(cb);
   } else if (request_aborted_ && cb) {
     // The connection went away before the handler asked: tell it soon, not never.
     stream_->loop().add_callback(std::move(cb));
@@ -939,11 +1045,16 @@ void HTTP1Connection::on_stream_closed() {
   write_timeout_.disarm();
   context_->connections.erase(this);
   if (request_active_) abort_request();
-  request_.reset();
-  message_.reset();
   std::string().swap(pending_);
   pending_pos_ = 0;
-  std::string().swap(out_);
+  if (!rs_) return;
+  if (!in_delegate_ && !dispatching_) {
+    rs_.reset();  // nothing runs on it any more: back to the pool
+    return;
+  }
+  rs_->current.request.reset();
+  rs_->current.message.reset();
+  std::string().swap(rs_->out);
 }
 
 }  // namespace tronada

@@ -169,22 +169,31 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   static void on_read_timeout(void* self);
   static void on_write_timeout(void* self);
 
+  // What only a request being read or answered needs (defined in the .cpp file).
+  struct RequestState;
+  struct RequestStateRecycler {
+    void operator()(RequestState* state) const;
+  };
+  // Marks a call into the request's delegate; see http1_connection.cpp.
+  class DelegateCall;
+
+  /// The request state, made (or taken from the thread's pool) on first use: when the
+  /// first byte of a request arrives.
+  RequestState& state();
+  /// Gives the request state back once the connection is idle between requests (nothing
+  /// read of the next request, no response bytes waiting, no delegate call running).
+  void release_idle_state();
+
   std::shared_ptr<IOStream> stream_;
   std::shared_ptr<detail::HTTP1ServerContext> context_;
-  HTTP1RequestParser parser_;
-  HTTP1ResponseWriter writer_;  // the current response's framing
+  std::unique_ptr<RequestState, RequestStateRecycler> rs_;  // null while idle
   TimeoutEntry read_timeout_;
   TimeoutEntry write_timeout_;
 
-  // The current request.
-  std::shared_ptr<HTTPServerRequest> request_;
-  std::unique_ptr<HTTPMessageDelegate> message_;
-  // A delegate whose request ended while one of its own methods ran; freed after it returns.
-  std::unique_ptr<HTTPMessageDelegate> retired_message_;
-  std::function<void()> request_close_callback_;
   std::uint64_t seq_ = 0;  // numbers requests; a stale response channel can't write
   // Write progress, for the write timeout: response bytes given to the stream ever, and
-  // at the last look those, the bytes written out, and the bytes not yet sent.
+  // at the last look those, the bytes written out, and the bytes not yet sent. The last
+  // response may still be on its way while the connection is idle, so these stay here.
   std::uint64_t bytes_handed_ = 0;
   std::uint64_t write_mark_handed_ = 0;
   std::uint64_t write_mark_taken_ = 0;
@@ -192,35 +201,21 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
 
   std::string remote_ip_;  // the peer's address, looked up once per connection
   int remote_port_ = 0;
-  std::string out_;      // response bytes not yet handed to the stream
-  std::string pending_;  // pipelined input read ahead of the current request...
-  // Body bytes read while the handler paused the body (pause_body); delivered on resume.
-  std::string held_body_;
-  // Within finish_upgrade_request: the bytes after the upgrade request in the input
-  // being parsed, which detach() hands over.
-  std::string_view upgrade_rest_;
+  std::string pending_;          // pipelined input read ahead of the current request...
   std::size_t pending_pos_ = 0;  // ...from this offset on
 
   Phase phase_ = Phase::idle;
   bool request_active_ = false;   // a request is being answered
   bool request_aborted_ = false;  // it ended with the connection, not with finish()
-  bool request_has_body_ = false;
-  bool message_complete_ = false;  // its body has been read whole
-  bool stream_body_ = false;
   bool keep_alive_ = true;
   bool dispatching_ = false;  // inside on_data: it flushes and goes on parsing at the end
-  bool in_delegate_ = false;  // inside a call to message_
+  bool in_delegate_ = false;  // inside a call to the request's delegate
   bool defer_flush_ = false;  // inside write_response: finish() flushes
   bool flush_scheduled_ = false;
   bool reading_paused_ = false;
   bool closing_ = false;
   bool close_when_idle_ = false;
-  bool upgrade_request_ = false;     // the current request asks to switch protocols
-  bool upgrade_finish_due_ = false;  // ...and its finish() waits for feed() to return
-  bool in_upgrade_finish_ = false;   // inside finish_upgrade_request
-  bool detached_ = false;            // the stream belongs to someone else now
-  bool body_paused_ = false;         // the handler paused its streamed body
-  bool finish_held_ = false;         // ...and the body ended meanwhile
+  bool detached_ = false;  // the stream belongs to someone else now
 };
 
 }  // namespace tronada

@@ -149,7 +149,7 @@ struct LlhttpCallbacks {
 }  // namespace detail
 
 HTTP1RequestParser::HTTP1RequestParser(HTTP1ParserDelegate& delegate, HTTP1Limits limits)
-    : delegate_(delegate), limits_(limits), max_body_bytes_(limits.max_body_bytes) {
+    : delegate_(&delegate), limits_(limits), max_body_bytes_(limits.max_body_bytes) {
   llhttp_t* p = new (llhttp_storage_) llhttp_t;
   // HTTP_REQUEST and no lenient flag at all: every leniency is a smuggling vector.
   llhttp_init(p, HTTP_REQUEST, &detail::LlhttpCallbacks::settings());
@@ -157,6 +157,12 @@ HTTP1RequestParser::HTTP1RequestParser(HTTP1ParserDelegate& delegate, HTTP1Limit
 }
 
 HTTP1RequestParser::~HTTP1RequestParser() = default;
+
+void HTTP1RequestParser::reset(HTTP1ParserDelegate& delegate, HTTP1Limits limits) {
+  delegate_ = &delegate;
+  limits_ = limits;
+  reset();
+}
 
 void HTTP1RequestParser::reset() {
   llhttp_reset(as_llhttp(llhttp_storage_));
@@ -851,7 +857,7 @@ int HTTP1RequestParser::on_headers_complete() {
 
   HeadersAction action = HeadersAction::kContinue;
   if (run_delegate([&] {
-        action = delegate_.on_headers(std::move(start_line_), std::move(headers_), info);
+        action = delegate_->on_headers(std::move(start_line_), std::move(headers_), info);
       }) != 0) {
     return -1;
   }
@@ -902,14 +908,14 @@ int HTTP1RequestParser::on_body(const char* at, std::size_t length) {
   if (max_body_bytes_ != 0 && body_bytes_ > max_body_bytes_) {
     return set_error(413, "request body too large");
   }
-  return run_delegate([&] { delegate_.on_body(std::string_view(at, length)); });
+  return run_delegate([&] { delegate_->on_body(std::string_view(at, length)); });
 }
 
 int HTTP1RequestParser::on_message_complete() {
   if (!trailers_.empty()) {
-    if (run_delegate([&] { delegate_.on_trailers(std::move(trailers_)); }) != 0) return -1;
+    if (run_delegate([&] { delegate_->on_trailers(std::move(trailers_)); }) != 0) return -1;
   }
-  if (run_delegate([&] { delegate_.on_message_complete(); }) != 0) return -1;
+  if (run_delegate([&] { delegate_->on_message_complete(); }) != 0) return -1;
   in_message_ = false;
   headers_done_ = false;
   in_chunk_data_ = false;

@@ -179,6 +179,9 @@ class HTTP1RequestParser {
 
   /// Forgets all state, as for a new connection. Limits stay.
   void reset();
+  /// Forgets all state and serves another delegate with other limits: a recycled parser
+  /// (see HTTP1Connection's per-thread pool) keeps its strings' capacity.
+  void reset(HTTP1ParserDelegate& delegate, HTTP1Limits limits);
 
   /// The body limit for the current request, from on_headers() usually: a route that
   /// streams its body raises it or sets 0 (no limit). Reverts to the configured limit at the
@@ -209,7 +212,7 @@ class HTTP1RequestParser {
   // The llhttp_t, see kLlhttpStorageSize.
   alignas(8) unsigned char llhttp_storage_[detail::kLlhttpStorageSize];
 
-  HTTP1ParserDelegate& delegate_;
+  HTTP1ParserDelegate* delegate_;
   HTTP1Limits limits_;
   uint64_t max_body_bytes_;
   State state_ = State::kRunning;

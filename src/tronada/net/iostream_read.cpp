@@ -55,8 +55,8 @@ IOStream::ReadDone IOStream::callback_completion(ReadCallback cb) {
 
 void IOStream::begin_read(ReadOp op, ReadDone done) {
   read_op_ = op;
-  read_done_ = std::move(done);
-  delimiter_scanned_ = 0;
+  read_state().done = std::move(done);
+  read_state().delimiter_scanned = 0;
   // As Tornado: what is already buffered can still be read after the stream closed.
   if (try_complete_read()) return;
   if (closing_) {
@@ -76,30 +76,30 @@ void check_can_read(bool pending, bool raw) {
 void IOStream::start_until(std::string delimiter, std::size_t max_bytes, ReadDone done) {
   check_can_read(read_op_ != ReadOp::none, static_cast<bool>(data_handler_));
   if (delimiter.empty()) throw std::invalid_argument("read_until: empty delimiter");
-  read_delimiter_ = std::move(delimiter);
-  read_bytes_ = max_bytes ? max_bytes : std::numeric_limits<std::size_t>::max();
+  read_state().delimiter = std::move(delimiter);
+  read_state().bytes = max_bytes ? max_bytes : std::numeric_limits<std::size_t>::max();
   begin_read(ReadOp::until, std::move(done));
 }
 
 void IOStream::start_regex(std::regex pattern, std::size_t max_bytes, ReadDone done) {
   check_can_read(read_op_ != ReadOp::none, static_cast<bool>(data_handler_));
-  read_regex_ = std::make_unique<std::regex>(std::move(pattern));
-  read_bytes_ = max_bytes ? max_bytes : std::numeric_limits<std::size_t>::max();
+  read_state().regex = std::make_unique<std::regex>(std::move(pattern));
+  read_state().bytes = max_bytes ? max_bytes : std::numeric_limits<std::size_t>::max();
   begin_read(ReadOp::regex, std::move(done));
 }
 
 void IOStream::start_bytes(std::size_t n, bool partial, StreamingCallback streaming,
                            ReadDone done) {
   check_can_read(read_op_ != ReadOp::none, static_cast<bool>(data_handler_));
-  read_bytes_ = n;
-  read_partial_ = partial;
-  streaming_cb_ = std::move(streaming);
+  read_state().bytes = n;
+  read_state().partial = partial;
+  read_state().streaming = std::move(streaming);
   begin_read(ReadOp::bytes, std::move(done));
 }
 
 void IOStream::start_until_close(StreamingCallback streaming, ReadDone done) {
   check_can_read(read_op_ != ReadOp::none, static_cast<bool>(data_handler_));
-  streaming_cb_ = std::move(streaming);
+  read_state().streaming = std::move(streaming);
   begin_read(ReadOp::until_close, std::move(done));
 }
 
@@ -159,58 +159,58 @@ bool IOStream::try_complete_read() {
     case ReadOp::none:
       return false;
     case ReadOp::until: {
-      std::size_t pos = avail.find(read_delimiter_, delimiter_scanned_);
+      std::size_t pos = avail.find(read_state().delimiter, read_state().delimiter_scanned);
       if (pos != std::string_view::npos) {
-        finish_delimited(pos + read_delimiter_.size());
+        finish_delimited(pos + read_state().delimiter.size());
         return true;
       }
       if (delimited_hopeless(avail.size())) return true;
       // Resume the scan where a delimiter could still start: no rescans of old bytes.
-      std::size_t keep = read_delimiter_.size() - 1;
-      delimiter_scanned_ = avail.size() > keep ? avail.size() - keep : 0;
+      std::size_t keep = read_state().delimiter.size() - 1;
+      read_state().delimiter_scanned = avail.size() > keep ? avail.size() - keep : 0;
       return false;
     }
     case ReadOp::regex: {
       std::cmatch m;
-      if (std::regex_search(avail.data(), avail.data() + avail.size(), m, *read_regex_)) {
+      if (std::regex_search(avail.data(), avail.data() + avail.size(), m, *read_state().regex)) {
         finish_delimited(static_cast<std::size_t>(m.position(0) + m.length(0)));
         return true;
       }
       return delimited_hopeless(avail.size());
     }
     case ReadOp::bytes: {
-      if (streaming_cb_) {
-        if (!avail.empty() && read_bytes_ > 0) {
-          std::size_t n = std::min(avail.size(), read_bytes_);
+      if (read_state().streaming) {
+        if (!avail.empty() && read_state().bytes > 0) {
+          std::size_t n = std::min(avail.size(), read_state().bytes);
           consume(n);
-          read_bytes_ -= n;
+          read_state().bytes -= n;
           // The piece stays valid: nothing can append to the buffer while a read is
           // pending and we are inside this call.
           if (!run_streaming(avail.substr(0, n))) return true;
         }
-        if (read_bytes_ == 0) {
+        if (read_state().bytes == 0) {
           finish_read(0);
           return true;
         }
         return false;
       }
-      if (read_partial_ && !avail.empty()) {
-        finish_read(std::min({avail.size(), read_bytes_, options_.max_buffer_size}));
+      if (read_state().partial && !avail.empty()) {
+        finish_read(std::min({avail.size(), read_state().bytes, options_.max_buffer_size}));
         return true;
       }
       // Fails before buffering anything: however the bytes arrive, it cannot succeed.
-      if (read_bytes_ > options_.max_buffer_size && !read_partial_) {
+      if (read_state().bytes > options_.max_buffer_size && !read_state().partial) {
         fail_read(ReadStatus::closed, buffer_overflow());
         return true;
       }
-      if (avail.size() >= read_bytes_) {
-        finish_read(read_bytes_);
+      if (avail.size() >= read_state().bytes) {
+        finish_read(read_state().bytes);
         return true;
       }
       return false;
     }
     case ReadOp::until_close: {
-      if (streaming_cb_ && !avail.empty()) {
+      if (read_state().streaming && !avail.empty()) {
         consume(avail.size());
         if (!run_streaming(avail)) return true;
         compact_buffer();
@@ -226,7 +226,7 @@ bool IOStream::try_complete_read() {
 
 bool IOStream::run_streaming(std::string_view piece) {
   // A copy: the callback may close the stream, which ends the read and its callback.
-  StreamingCallback cb = streaming_cb_;
+  StreamingCallback cb = read_state().streaming;
   try {
     cb(piece);
     return read_op_ != ReadOp::none;
@@ -242,10 +242,10 @@ bool IOStream::run_streaming(std::string_view piece) {
 
 IOStream::ReadDone IOStream::take_read() {
   read_op_ = ReadOp::none;
-  streaming_cb_ = nullptr;
-  read_regex_.reset();
-  ReadDone done = std::move(read_done_);
-  read_done_ = nullptr;
+  read_state().streaming = nullptr;
+  read_state().regex.reset();
+  ReadDone done = std::move(read_state().done);
+  read_state().done = nullptr;
   return done;
 }
 
@@ -267,7 +267,7 @@ void IOStream::finish_read(std::size_t n) {
 }
 
 void IOStream::finish_delimited(std::size_t n) {
-  if (n > read_bytes_) {
+  if (n > read_state().bytes) {
     fail_read(ReadStatus::unsatisfiable, kUnsatisfiable);
   } else if (n > options_.max_buffer_size) {
     fail_read(ReadStatus::closed, buffer_overflow());
@@ -279,7 +279,7 @@ void IOStream::finish_delimited(std::size_t n) {
 bool IOStream::delimited_hopeless(std::size_t available) {
   // No match in `available` bytes: any later match ends past them, so past max_bytes or
   // max_buffer_size once they are reached.
-  if (available >= read_bytes_) {
+  if (available >= read_state().bytes) {
     fail_read(ReadStatus::unsatisfiable, kUnsatisfiable);
     return true;
   }
@@ -312,7 +312,7 @@ void IOStream::fail_pending(std::error_code error) {
     std::string_view rest = unread();
     std::string result;
     bool ok = true;
-    if (streaming_cb_) {
+    if (read_state().streaming) {
       consume(rest.size());
       if (!rest.empty()) ok = run_streaming(rest);
     } else {
@@ -465,6 +465,9 @@ void IOStream::set_data_handler(DataHandler handler) {
   // A handler replacing itself must not destroy the function that is running.
   if (retired_handler_ && !*retired_handler_) *retired_handler_ = std::move(data_handler_);
   data_handler_ = std::move(handler);
+  // Raw mode has no read calls: the state of the last one (the server's preface sniff)
+  // need not stay with an idle connection.
+  if (data_handler_) read_.reset();
   // Bytes read ahead in buffered mode (an upgrade's first frames) come first.
   if (data_handler_ && read_buffer_size() > 0) schedule_flush_raw();
   maybe_update_reading();

@@ -1,0 +1,134 @@
+// Heap bytes an idle keep-alive HTTP/1.1 connection holds after it answered one request
+// (project issue 18: nginx needs about 532 bytes per idle connection, the goal is 1 KiB).
+//
+// The server runs on the main thread's IOLoop. A client thread opens a first batch of
+// connections (warm-up: timer lists, pools and the listener's first-use allocations),
+// sends one request on each and reads the answer, then does the same with a measured
+// batch. The heap in use (glibc's mallinfo2, every arena, so libuv's and the C library's
+// allocations count too) is read on the loop thread once each batch sits idle; the
+// difference divided by the batch size is what one idle connection costs. The client
+// only keeps file descriptors and allocates nothing while the batch is measured.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "tronada/http/http1_connection.h"
+#include "tronada/web/application.h"
+#include "tronada/web/request_handler.h"
+
+using namespace tronada;
+
+namespace {
+
+class HelloHandler : public RequestHandler {
+ public:
+  Task<void> get() override {
+    set_header("Content-Type", "text/plain");
+    write("Hello, world");
+    co_return;
+  }
+};
+
+std::size_t heap_in_use() {
+  struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
+// Opens `count` connections, each answered once and left open in `fds`.
+bool open_idle_connections(int port, int count, std::vector<int>& fds) {
+  static const char kRequest[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  char buf[4096];
+  for (int i = 0; i < count; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return false;
+    fds.push_back(fd);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
+    if (::send(fd, kRequest, sizeof kRequest - 1, MSG_NOSIGNAL) != sizeof kRequest - 1) {
+      return false;
+    }
+    // The whole response: a head and Content-Length's 12 bytes of body.
+    std::size_t have = 0;
+    for (;;) {
+      ssize_t n = ::recv(fd, buf + have, sizeof buf - have, 0);
+      if (n <= 0) return false;
+      have += static_cast<std::size_t>(n);
+      const char* end = static_cast<const char*>(memmem(buf, have, "\r\n\r\n", 4));
+      if (end && have >= static_cast<std::size_t>(end - buf) + 4 + 12) break;
+      if (have == sizeof buf) return false;
+    }
+  }
+  return true;
+}
+
+TEST(IdleMemory, KeepAliveConnectionAfterOneRequest) {
+  constexpr int kWarmup = 50;
+  constexpr int kMeasured = 200;
+  std::printf(
+      "sizeof HTTP1Connection %zu, HTTP1RequestParser %zu, HTTP1ResponseWriter %zu, "
+      "IOStream %zu, uv_tcp_t %zu\n",
+      sizeof(HTTP1Connection), sizeof(HTTP1RequestParser), sizeof(HTTP1ResponseWriter),
+      sizeof(IOStream), sizeof(uv_tcp_t));
+
+  ApplicationSettings settings;
+  settings.log_function = [](const RequestHandler&) {};
+  Application app({Rule("/", handler<HelloHandler>())}, settings);
+  HTTPServer& server = app.listen(0, "127.0.0.1");
+  int port = server.ports().at(0);
+  IOLoop& loop = IOLoop::current();
+
+  std::vector<int> fds;
+  fds.reserve(kWarmup + kMeasured);
+  std::atomic<std::size_t> before{0}, after{0};
+  bool client_ok = false;
+  std::thread client([&] {
+    // Each measurement runs on the loop thread, between two of its iterations; a short
+    // wait lets the server finish what the last response left (scheduled callbacks).
+    auto measure = [&](std::atomic<std::size_t>& into) {
+      std::atomic<bool> done{false};
+      ::usleep(100 * 1000);
+      loop.add_callback([&] {
+        into = heap_in_use();
+        done = true;
+      });
+      while (!done) ::usleep(1000);
+    };
+    client_ok = open_idle_connections(port, kWarmup, fds);
+    if (client_ok) measure(before);
+    client_ok = client_ok && open_idle_connections(port, kMeasured, fds);
+    if (client_ok) measure(after);
+    for (int fd : fds) ::close(fd);
+    loop.add_callback([&loop] { loop.stop(); });
+  });
+  loop.start();
+  client.join();
+
+  ASSERT_TRUE(client_ok);
+  double per_connection =
+      (static_cast<double>(after.load()) - static_cast<double>(before.load())) / kMeasured;
+  std::printf("heap bytes per idle keep-alive connection: %.0f\n", per_connection);
+  // Measured 2026-12-07: 2,169 bytes at first (HTTP1Connection 912 with the parser's 456
+  // in it, IOStream 512, uv_tcp_t 248, the response buffer's capacity, set nodes); 1,288
+  // once the parser, the response buffer and the request moved into a request state that
+  // idle connections give back; 1,160 once IOStream kept its read-call state only while
+  // it has read calls (392 bytes). Left above nginx's 532: the connection's 296 bytes,
+  // IOStream's 392 (callbacks, write accounting), the uv_tcp_t's 248, the shared_ptr
+  // blocks, the stream close callback's captured reference and the server's set node.
+  // The bound is the measured value plus 10 %; lower it as the idle footprint shrinks,
+  // never raise it.
+  EXPECT_LE(per_connection, 1280);
+}
+
+}  // namespace
