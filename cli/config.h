@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "cli/bind_address.h"
-#include "cli/rate_limiter.h"
+#include "cli/rate_limit_options.h"
 #include "tronada/base/log.h"
 #include "tronada/gateway/cors_policy.h"
 

@@ -190,7 +190,8 @@ TEST(Config, FastCGICaps) {
   };
   check(c);
   check(parse_config(format_config(c), "t.toml"));
-  const auto& d = std::get<FastCGIBackend>(parse_config(head, "t.toml").routes.at(0).backend);
+  Config defaults = parse_config(head, "t.toml");  // kept: d refers into it
+  const auto& d = std::get<FastCGIBackend>(defaults.routes.at(0).backend);
   EXPECT_EQ(d.max_connections, 5u);
   EXPECT_EQ(d.max_wait, std::chrono::milliseconds(0));
   EXPECT_EQ(error_of(head + "max_connections = 0\n"),
