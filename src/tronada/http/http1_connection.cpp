@@ -273,6 +273,15 @@ void HTTP1Connection::close_when_idle() {
   close_when_idle_ = true;
   keep_alive_ = false;
   if (!request_active_ && !(rs_ && rs_->parser.in_message()) && pending_pos_ >= pending_.size()) {
+    if (seq_ == 0 && phase_ == Phase::idle) {
+      // Accepted but not heard from yet: its first request is most likely on the wire (a
+      // client connects, then writes), and closing now would fail a client that did
+      // nothing wrong, as a reload or an upgrade would otherwise do. nginx too closes
+      // only kept-alive connections. It has the linger time to begin; its answer then
+      // closes the connection (keep-alive is off).
+      arm(context_->linger_timeouts);
+      return;
+    }
     close_after_flush(false);
   }
 }

@@ -71,6 +71,12 @@ struct HTTP1ServerContext {
   TimeoutList write_timeouts;
   TimeoutList linger_timeouts;
   std::unordered_set<HTTP1Connection*> connections;
+  /// Accepted connections whose protocol is not known yet (HTTPServer's sniffers): the
+  /// drain must wait for them too, their first request may be on the wire.
+  std::size_t sniffing = 0;
+  /// Set by HTTPServer::close_all_connections: connections that start afterwards answer
+  /// one request and close.
+  bool draining = false;
 };
 
 }  // namespace detail

@@ -40,6 +40,7 @@ void start_http1(std::shared_ptr<IOStream> stream,
                  const std::shared_ptr<detail::HTTP1ServerContext>& ctx) {
   auto conn = std::make_shared<HTTP1Connection>(std::move(stream), ctx);
   conn->start();
+  if (ctx->draining) conn->close_when_idle();  // sniffed after the stop began
 }
 
 void start_http2(std::shared_ptr<IOStream> stream,
@@ -77,7 +78,15 @@ class HTTPServer::CallbackDelegate final : public HTTPServerDelegate {
 /// handshake), bounded by the server's idle timeout as a fresh HTTP/1 connection is. Owned by the
 /// pending read's or handshake's callback; dropping it disarms the timeout.
 struct HTTPServer::Sniffer {
-  explicit Sniffer(std::shared_ptr<IOStream> s) : stream(s), timeout(&Sniffer::fire, this) {}
+  Sniffer(std::shared_ptr<IOStream> s, const std::shared_ptr<detail::HTTP1ServerContext>& c)
+      : stream(s), context(c), timeout(&Sniffer::fire, this) {
+    ++c->sniffing;
+  }
+  ~Sniffer() {
+    if (auto c = context.lock()) --c->sniffing;
+  }
+  Sniffer(const Sniffer&) = delete;
+  Sniffer& operator=(const Sniffer&) = delete;
   static void fire(void* p) {
     auto* self = static_cast<Sniffer*>(p);
     if (auto s = self->stream.lock()) {
@@ -86,6 +95,7 @@ struct HTTPServer::Sniffer {
     }
   }
   std::weak_ptr<IOStream> stream;
+  std::weak_ptr<detail::HTTP1ServerContext> context;
   TimeoutEntry timeout;
 };
 
@@ -152,6 +162,7 @@ void HTTPServer::set_ssl_config(SSLServerConfig config) {
 }
 
 void HTTPServer::close_all_connections() {
+  context_->draining = true;
   std::vector<HTTP1Connection*> conns(context_->connections.begin(), context_->connections.end());
   for (auto* c : conns) c->close_when_idle();
   std::vector<HTTP2Session*> sessions(h2_->sessions.begin(), h2_->sessions.end());
@@ -177,7 +188,7 @@ void HTTPServer::handle_stream(std::shared_ptr<IOStream> stream) {
 }
 
 void HTTPServer::sniff_preface(std::shared_ptr<IOStream> stream) {
-  auto sniffer = std::make_shared<Sniffer>(stream);
+  auto sniffer = std::make_shared<Sniffer>(stream, context_);
   if (context_->idle_timeouts.duration() > Duration::zero()) {
     context_->idle_timeouts.arm(sniffer->timeout);
   }
@@ -205,7 +216,7 @@ void HTTPServer::sniff_preface(std::shared_ptr<IOStream> stream) {
 
 void HTTPServer::await_alpn(std::shared_ptr<IOStream> stream) {
   auto* ssl = static_cast<SSLIOStream*>(stream.get());
-  auto sniffer = std::make_shared<Sniffer>(stream);
+  auto sniffer = std::make_shared<Sniffer>(stream, context_);
   if (context_->idle_timeouts.duration() > Duration::zero()) {
     context_->idle_timeouts.arm(sniffer->timeout);
   }

@@ -59,7 +59,7 @@ class HTTPServer : public TCPServer {
 
   const HTTPServerOptions& options() const { return context_->options; }
   std::size_t open_connections() const {
-    return context_->connections.size() + h2_->sessions.size();
+    return context_->connections.size() + h2_->sessions.size() + context_->sniffing;
   }
   /// The open connections by protocol (the metrics' gauges).
   std::size_t http1_connections() const { return context_->connections.size(); }

@@ -750,6 +750,40 @@ TEST_F(HTTP1ConnectionTest, CloseAllConnectionsLetsTheCurrentResponseFinish) {
   EXPECT_TRUE(closed_by_server());
 }
 
+// A stop (a reload, an upgrade's drain) that comes between a client's connect and its
+// first request: the request is answered, then the connection closes. With HTTP/2 on,
+// the connection is still being sniffed for the preface when the stop comes; without,
+// it is an idle HTTP/1 connection that has served nothing.
+class CloseAllBeforeFirstRequest : public HTTP1ConnectionTest,
+                                   public ::testing::WithParamInterface<bool> {};
+
+TEST_P(CloseAllBeforeFirstRequest, AnswersItThenCloses) {
+  server_ = std::make_unique<HTTPServer>(delegate_);
+  if (!GetParam()) server_->disable_http2();
+  server_->listen(0, "127.0.0.1");
+  int port = server_->ports().at(0);
+  peer_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(peer_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  set_nonblocking(peer_);
+  // Let the server accept the connection, with nothing sent yet.
+  bool turned = false;
+  IOLoop::current().call_later(std::chrono::milliseconds(50), [&] { turned = true; });
+  run_until([&] { return turned; });
+  EXPECT_EQ(server_->open_connections(), 1u);  // counted while its protocol is unknown
+  server_->close_all_connections();
+  send(get("/late"));
+  Response r = next_response();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("connection"), "close");
+  EXPECT_TRUE(closed_by_server());
+}
+INSTANTIATE_TEST_SUITE_P(HTTP1ConnectionTest, CloseAllBeforeFirstRequest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "http2_on" : "http1_only"; });
+
 TEST(HTTPServerRequest, ParsesTargetsAndBuildsFullUrl) {
   HTTPServerRequest r;
   r.method = "GET";
