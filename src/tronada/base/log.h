@@ -27,11 +27,13 @@ inline bool enabled(Level l) {
 /// Safe from any thread: a line is written with one call so lines never interleave.
 void write(Level l, std::string_view logger, std::string_view message);
 
-/// While on, this thread's info and debug lines (an access line per request) collect in
-/// a per-thread buffer instead of costing a write each; flush_deferred() writes them in
-/// one call. An IOLoop turns this on for its thread while it runs and flushes before
-/// each poll, so a line waits at most for the rest of the loop iteration that wrote it.
-/// Warnings and errors are never held back (they flush what is pending first, in order).
+/// While on (off by default; a single-process app turns it on for its loop thread), this
+/// thread's info and debug lines (an access line per request) collect in a per-thread
+/// buffer instead of costing a write each; flush_deferred() writes them in one call. A
+/// running IOLoop flushes before each poll, so a line waits at most for the rest of the
+/// loop iteration that wrote it. Warnings and errors are never held back (they flush
+/// what is pending first, in order). Not for processes that fork: a child would inherit
+/// the parent's pending lines.
 void set_deferred_flush(bool on);
 void flush_deferred();
 

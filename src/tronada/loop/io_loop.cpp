@@ -119,7 +119,6 @@ void IOLoop::start() {
   t_current = this;
   thread_id_ = std::this_thread::get_id();
   running_ = true;
-  log::set_deferred_flush(true);
   // A stop() that arrived before start() is honoured, like Tornado's.
   while (!stop_requested_.exchange(false)) {
     // Callbacks queued before start() run before timers that fell due meanwhile, as in
@@ -136,7 +135,7 @@ void IOLoop::start() {
     uv_run(&loop_, stop_requested_.load() ? UV_RUN_NOWAIT : UV_RUN_DEFAULT);
   }
   running_ = false;
-  log::set_deferred_flush(false);
+  log::flush_deferred();
   t_current = previous ? previous : this;
 }
 

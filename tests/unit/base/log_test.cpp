@@ -1,5 +1,5 @@
-// log's deferred flush: an IOLoop thread's info lines wait for the end of the loop
-// iteration that wrote them, in order with warnings, and never past it.
+// log's deferred flush, turned on for a loop thread: its info lines wait for the end of
+// the loop iteration that wrote them, in order with warnings, and never past it.
 #include "tronada/base/log.h"
 
 #include <gtest/gtest.h>
@@ -42,6 +42,7 @@ TEST(LogDeferredFlush, OffTheLoopEveryLineIsWrittenAtOnce) {
 TEST(LogDeferredFlush, LoopThreadLinesWaitForTheIterationAndKeepTheirOrder) {
   Sink sink;
   IOLoop loop;
+  log::set_deferred_flush(true);
   std::string inside_after_info, inside_after_warning;
   loop.add_callback([&] {
     log::info("access", "first");
@@ -60,6 +61,7 @@ TEST(LogDeferredFlush, LoopThreadLinesWaitForTheIterationAndKeepTheirOrder) {
   ASSERT_NE(second, std::string::npos);
   EXPECT_LT(first, second);
   // Nothing is lost when the loop stops.
+  log::set_deferred_flush(false);
   std::string all = read_all(sink.file);
   EXPECT_NE(all.find("third"), std::string::npos);
   loop.close();
@@ -68,6 +70,7 @@ TEST(LogDeferredFlush, LoopThreadLinesWaitForTheIterationAndKeepTheirOrder) {
 TEST(LogDeferredFlush, ALineIsNotHeldWhileTheLoopWaits) {
   Sink sink;
   IOLoop loop;
+  log::set_deferred_flush(true);
   std::string seen_by_timer;
   loop.add_callback([&] { log::info("access", "before the wait"); });
   // Fires after the loop has polled at least once: the prepare phase flushed by then.
@@ -76,6 +79,7 @@ TEST(LogDeferredFlush, ALineIsNotHeldWhileTheLoopWaits) {
     loop.stop();
   });
   loop.start();
+  log::set_deferred_flush(false);
   EXPECT_NE(seen_by_timer.find("before the wait"), std::string::npos);
   loop.close();
 }
