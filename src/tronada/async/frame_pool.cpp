@@ -79,7 +79,17 @@ void free_frame(void* frame, std::size_t size) noexcept {
   ::operator delete(frame);
 }
 
+std::size_t parked_frames() noexcept {
+  std::size_t n = 0;
+  for (std::size_t c = 0; c < kClasses; ++c) n += lists.count[c];
+  return n;
+}
+
 #else
+
+std::size_t parked_frames() noexcept {
+  return 0;
+}
 
 void* allocate_frame(std::size_t size) {
   return ::operator new(size);

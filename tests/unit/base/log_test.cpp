@@ -39,6 +39,19 @@ TEST(LogDeferredFlush, OffTheLoopEveryLineIsWrittenAtOnce) {
   EXPECT_NE(read_all(sink.file).find("one"), std::string::npos);
 }
 
+TEST(LogDeferredFlush, ABurstIsWrittenOnceTheBufferHoldsSixteenKiB) {
+  Sink sink;
+  log::set_deferred_flush(true);
+  std::string line(100, 'x');
+  log::info("access", line);
+  std::string after_one = read_all(sink.file);
+  for (int i = 0; i < 200; ++i) log::info("access", line);  // ~26 KiB with prefixes
+  std::string after_burst = read_all(sink.file);
+  log::set_deferred_flush(false);
+  EXPECT_EQ(after_one, "");               // held
+  EXPECT_GE(after_burst.size(), 16384u);  // written without waiting for a flush
+}
+
 TEST(LogDeferredFlush, LoopThreadLinesWaitForTheIterationAndKeepTheirOrder) {
   Sink sink;
   IOLoop loop;

@@ -89,9 +89,9 @@ TEST(BindAddress, ToStringIsCanonicalAndRoundTrips) {
   EXPECT_EQ(unix_socket("//run/t.sock").to_string(), "unix:////run/t.sock");
   // A host named "unix" must not read back as a socket path (found by fuzzing).
   EXPECT_EQ(tcp("unix", 8888).to_string(), "tcp://unix:8888");
-  for (const char* input : {"127.0.0.1:8000", "[::1]:1", ":8000", "*:8000", "localhost",
-                            "[fe80::1%eth0]:80", "unix:/run/t.sock", "unix:////x", "tcp://h:1",
-                            "unix", "unix:8000x"}) {
+  for (const char* input :
+       {"127.0.0.1:8000", "[::1]:1", ":8000", "*:8000", "localhost", "[fe80::1%eth0]:80",
+        "unix:/run/t.sock", "unix:////x", "tcp://h:1", "unix", "unix:8000x"}) {
     BindAddress addr = parse_bind_address(input);
     EXPECT_EQ(parse_bind_address(addr.to_string()), addr) << input;
   }

@@ -2,18 +2,10 @@
 #include <gtest/gtest.h>
 
 #include "cli/config.h"
+#include "support/config_error.h"
 
 namespace tronada::cli {
 namespace {
-
-std::string error_of(std::string_view text) {
-  try {
-    parse_config(text, "t.toml");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(ConfigResolve, ReadsIntervalAndResolver) {
   Config c = parse_config(R"(

@@ -3,20 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "cli/route_table.h"
+#include "support/config_error.h"
 #include "tronada/web/request_handler.h"
 #include "tronada/web/routing.h"
 
 namespace tronada::cli {
 namespace {
-
-std::string error_of(std::string_view text) {
-  try {
-    parse_config(text, "t.toml");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(Config, FullExample) {
   Config c = parse_config(R"(

@@ -3,18 +3,10 @@
 #include <gtest/gtest.h>
 
 #include "cli/config.h"
+#include "support/config_error.h"
 
 namespace tronada::cli {
 namespace {
-
-std::string error_of(std::string_view text) {
-  try {
-    parse_config(text, "t.toml");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 std::string route_with(std::string_view policy) {
   return "[[route]]\npath = \"/\"\n" + std::string(policy) + "\nstatic = { root = \"public\" }\n";

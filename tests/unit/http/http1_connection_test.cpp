@@ -223,6 +223,18 @@ class HTTP1ConnectionTest : public ::testing::Test {
         timeout);
   }
 
+  // The test's end of a TCP connection to a server listening on loopback `port`.
+  bool connect_peer(int port) {
+    peer_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(peer_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
+    set_nonblocking(peer_);
+    return true;
+  }
+
   void run_for(Duration d) {
     run_sync([d]() -> Task<void> { co_await tronada::sleep(d); }, kTimeout);
   }
@@ -709,13 +721,7 @@ TEST_F(HTTP1ConnectionTest, ServerDestructionClosesConnections) {
   server_ = std::make_unique<HTTPServer>(delegate_);
   server_->listen(0, "127.0.0.1");
   int port = server_->ports().at(0);
-  peer_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(peer_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  set_nonblocking(peer_);
+  ASSERT_TRUE(connect_peer(port));
   send(get("/held"));
   run_until([&] { return requests_.size() == 1; });
   EXPECT_EQ(requests_[0]->remote_ip, "127.0.0.1");
@@ -733,13 +739,7 @@ TEST_F(HTTP1ConnectionTest, CloseAllConnectionsLetsTheCurrentResponseFinish) {
   server_ = std::make_unique<HTTPServer>(delegate_);
   server_->listen(0, "127.0.0.1");
   int port = server_->ports().at(0);
-  peer_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(peer_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  set_nonblocking(peer_);
+  ASSERT_TRUE(connect_peer(port));
   send(get("/busy"));
   run_until([&] { return requests_.size() == 1; });
   server_->close_all_connections();
@@ -762,17 +762,8 @@ TEST_P(CloseAllBeforeFirstRequest, AnswersItThenCloses) {
   if (!GetParam()) server_->disable_http2();
   server_->listen(0, "127.0.0.1");
   int port = server_->ports().at(0);
-  peer_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(peer_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  set_nonblocking(peer_);
-  // Let the server accept the connection, with nothing sent yet.
-  bool turned = false;
-  IOLoop::current().call_later(std::chrono::milliseconds(50), [&] { turned = true; });
-  run_until([&] { return turned; });
+  ASSERT_TRUE(connect_peer(port));
+  run_for(50ms);  // the server accepts the connection, with nothing sent yet
   EXPECT_EQ(server_->open_connections(), 1u);  // counted while its protocol is unknown
   server_->close_all_connections();
   send(get("/late"));

@@ -18,6 +18,9 @@ void* allocate_frame(std::size_t size);
 /// one that allocated it simply joins that thread's list.
 void free_frame(void* frame, std::size_t size) noexcept;
 
+/// How many frames this thread keeps for reuse (for tests of the bound).
+std::size_t parked_frames() noexcept;
+
 /// Promise types inherit these so the compiler allocates their frames from the pool.
 struct PooledFrame {
   static void* operator new(std::size_t size) { return allocate_frame(size); }

@@ -1,0 +1,46 @@
+// The per-thread coroutine frame pool: a freed frame serves the next of its size class,
+// at most a bounded number are kept, and frames over the largest class are not kept.
+#include "tronada/async/detail/frame_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+using namespace tronada::detail;
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kPooled = false;  // sanitizer builds take every frame from operator new
+#else
+constexpr bool kPooled = true;
+#endif
+
+TEST(FramePool, AFreedFrameServesTheNextOfItsSizeClass) {
+  if (!kPooled) GTEST_SKIP() << "no pool under sanitizers";
+  void* a = allocate_frame(100);
+  free_frame(a, 100);
+  void* b = allocate_frame(120);  // same 64-byte class (65..128)
+  EXPECT_EQ(a, b);
+  free_frame(b, 120);
+}
+
+TEST(FramePool, KeepsABoundedNumberPerClass) {
+  if (!kPooled) GTEST_SKIP() << "no pool under sanitizers";
+  std::size_t before = parked_frames();
+  std::vector<void*> frames;
+  for (int i = 0; i < 500; ++i) frames.push_back(allocate_frame(300));
+  for (void* f : frames) free_frame(f, 300);
+  std::size_t kept = parked_frames() - before;
+  EXPECT_GT(kept, 0u);
+  EXPECT_LE(kept, 64u);  // the rest went back to operator delete
+}
+
+TEST(FramePool, LargeFramesAreNotKept) {
+  std::size_t before = parked_frames();
+  void* big = allocate_frame(64 * 1024);
+  free_frame(big, 64 * 1024);
+  EXPECT_EQ(parked_frames(), before);
+}
+
+}  // namespace
