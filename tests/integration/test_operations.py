@@ -232,6 +232,11 @@ def test_static_command_admin_on_a_unix_socket(tmp_path):
             m = samples(text)
             return requests_total(m, "/", "static", "2xx") == 3
         wait_until(counted, "3 static requests counted")
+        # The first request looked the file up; the other two were answered from the
+        # open-file cache without a coroutine, and count their bytes all the same.
+        m = samples(unix_get("/metrics")[1])
+        assert m[("tronada_http_response_body_bytes_total",
+                  frozenset({"route": "/", "backend": "static"}.items()))] == 3
         assert unix_get("/readyz")[0] == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
