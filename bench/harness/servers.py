@@ -128,3 +128,13 @@ add("nginx-static-h2c", "nginx (sendfile, open_file_cache, h2c)", "tcp",
     static_files.nginx_command(http2=True), nginx.missing, nginx.version)
 add("nginx-static-tls", "nginx (sendfile, open_file_cache, TLS)", "tcp",
     static_files.nginx_command(tls=True, http2=True), nginx.missing, nginx.version)
+
+# Metrics on and off (issue 19's budget: at most 3 % more server CPU per request): the
+# same server with and without the admin listener, which is what turns counting on.
+for _admin, _suffix in ((False, ""), (True, "-metrics")):
+    _on = " with metrics (admin listener on)" if _admin else ""
+    if _admin:
+        add("tronada-static-metrics", f"tronada static{_on}", "tcp",
+            static_files.tronada_command(admin=True), tronada.missing("tronada"))
+    add(f"tronada-serve-static{_suffix}", f"tronada serve, static route{_on}", "tcp",
+        static_files.tronada_serve_command(admin=_admin), tronada.missing("tronada"))

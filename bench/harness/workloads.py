@@ -224,4 +224,18 @@ WORKLOADS = {
         "`h2load -t1 -cN -m10` over TLS (ALPN h2) on `GET /13b.txt`; P-256 self-signed "
         "certificate, handshakes during the warm-up.", concurrency=[32], load="h2load",
         tls=True, path="/13b.txt"),
+    "metrics-static": Workload(
+        "metrics-static", "Metrics on and off: `tronada static`, 13 B file", "throughput",
+        ["tronada-static", "tronada-static-metrics"], "tronada-static",
+        "`wrk -t1 -cN` on `GET /13b.txt` from `tronada static DIR`, without and with "
+        "`--admin unix:PATH` (which turns the per-route counters on); the ratio and the "
+        "CPU per request are the cost of counting.", concurrency=[64], path="/13b.txt"),
+    "metrics-serve": Workload(
+        "metrics-serve", "Metrics on and off: `tronada serve` route, 13 B file",
+        "throughput", ["tronada-serve-static", "tronada-serve-static-metrics"],
+        "tronada-serve-static",
+        "`wrk -t1 -cN` on `GET /13b.txt` through a `[[route]] static` of `tronada serve`, "
+        "without and with `admin = \"unix:PATH\"`: the request goes through the "
+        "Application, its rule and a RequestHandler, as every route and native handler "
+        "does.", concurrency=[64], path="/13b.txt"),
 }

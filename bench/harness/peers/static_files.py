@@ -25,16 +25,40 @@ def docroot(workdir):
     return root
 
 
-def tronada_command(tls=False):
+def tronada_command(tls=False, admin=False):
     """`tronada static DIR`: the file cache and sendfile on their defaults, access log off
-    (as the peers'), HTTP/2 by prior knowledge on clear text and by ALPN over TLS."""
+    (as the peers'), HTTP/2 by prior knowledge on clear text and by ALPN over TLS.
+    admin: with the admin listener on a Unix socket, so every request is counted in the
+    metrics (the metrics-on/off workloads)."""
     def command(port, workdir):
         argv = [str(BIN / "tronada"), "static", str(docroot(workdir)), "-b", f"{HOST}:{port}",
                 "--access-log", "off", "--log-level", "warning"]
         if tls:
             crt, key = bench_cert(workdir)
             argv += ["--certfile", str(crt), "--keyfile", str(key)]
+        if admin:
+            argv += ["--admin", f"unix:{Path(workdir) / f'admin-{port}.sock'}"]
         return argv
+    return command
+
+
+def tronada_serve_command(admin=False):
+    """`tronada serve` with one `static` route on `/`: a request goes through the
+    Application, its route rule and a RequestHandler, the path every `serve` route and
+    native handler takes, so metrics on/off here is their per-request cost."""
+    def command(port, workdir):
+        config = Path(workdir) / f"serve-static-{port}.toml"
+        admin_line = f'admin = "unix:{Path(workdir) / f"admin-{port}.sock"}"\n' if admin else ""
+        config.write_text(
+            "[server]\n"
+            f'bind = ["{HOST}:{port}"]\n'
+            'access_log = "off"\n'
+            'log_level = "warning"\n'
+            f"{admin_line}"
+            "\n[[route]]\n"
+            'path = "/"\n'
+            f'static.root = "{docroot(workdir)}"\n')
+        return [str(BIN / "tronada"), "serve", "-c", str(config)]
     return command
 
 
