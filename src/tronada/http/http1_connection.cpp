@@ -866,9 +866,14 @@ void HTTP1Connection::write_file(std::uint64_t seq, FileRegion region) {
   }
   // What precedes the region (the head) goes to the stream first; the stream keeps
   // later writes behind the region.
+  // Corked, the head and the file's first bytes share segments, and the file leaves in
+  // full segments pushed by this sendfile, on this thread (nginx's tcp_nopush). On
+  // loopback this moves the transmit work off the peer's core.
+  stream_->set_cork(true);
   flush();
   bytes_handed_ += region.length;
   stream_->write_file(std::move(region));
+  stream_->set_cork(false);
   if (std::string_view end = state().writer.body_piece_end(); !end.empty()) {
     state().out.append(end);
     schedule_flush();

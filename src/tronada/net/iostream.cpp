@@ -2,6 +2,8 @@
 // closing and the socket queries. The read side is in iostream_read.cpp.
 #include "tronada/net/iostream.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
@@ -517,6 +519,16 @@ void IOStream::set_nodelay(bool on) {
   if (handle_ && handle_->type == UV_TCP) {
     uv_tcp_nodelay(reinterpret_cast<uv_tcp_t*>(handle_), on ? 1 : 0);
   }
+}
+
+void IOStream::set_cork(bool on) {
+  uv_os_fd_t fd = -1;
+  if (closing_ || !handle_ || handle_->type != UV_TCP || !transport_is_plaintext() ||
+      uv_fileno(reinterpret_cast<uv_handle_t*>(handle_), &fd) != 0) {
+    return;
+  }
+  int value = on ? 1 : 0;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &value, sizeof value);
 }
 
 std::string IOStream::peer_ip() const {

@@ -199,6 +199,10 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   bool socket_quiet() const;
   /// TCP_NODELAY on TCP streams; a no-op on others.
   void set_nodelay(bool on);
+  /// TCP_CORK on plaintext TCP streams (nginx's tcp_nopush); a no-op on others. Corked,
+  /// the kernel holds partial segments, so a response head and the file behind it leave
+  /// in full segments; uncorking pushes what is held, in this call.
+  void set_cork(bool on);
   uv_stream_t* handle() { return handle_; }
   IOLoop& loop() { return *loop_; }
   const IOStreamOptions& options() const { return options_; }

@@ -1274,11 +1274,34 @@ TEST_F(IOStreamTest, TcpNodelayAndPeerAddress) {
   close_and_wait(stream);
 }
 
+TEST_F(IOStreamTest, TcpCorkIsSetAndClearedAndUncorkingPushes) {
+  auto [ours, peer] = tcp_pair();
+  own(peer);
+  auto stream = IOStream::from_fd(ours);
+  stream->set_cork(true);
+  int on = 0;
+  socklen_t len = sizeof on;
+  ASSERT_EQ(getsockopt(ours, IPPROTO_TCP, TCP_CORK, &on, &len), 0);
+  EXPECT_NE(on, 0);
+  run_sync([&]() -> Task<void> { co_await stream->write("held\n"); }, kTimeout);
+  stream->set_cork(false);
+  ASSERT_EQ(getsockopt(ours, IPPROTO_TCP, TCP_CORK, &on, &len), 0);
+  EXPECT_EQ(on, 0);
+  // Uncorked, the held bytes are out: the peer reads them without waiting for the
+  // kernel's 200 ms cork limit (a blocking read with a timeout well under it).
+  timeval tv{0, 150 * 1000};
+  ASSERT_EQ(setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  char buf[5];
+  EXPECT_EQ(::read(peer, buf, 5), 5);
+  close_and_wait(stream);
+}
+
 TEST_F(IOStreamTest, UnixStreamPeerAddress) {
   auto [ours, peer] = pair();
   auto stream = IOStream::from_fd(ours);
   EXPECT_EQ(stream->handle()->type, UV_NAMED_PIPE);
   stream->set_nodelay(true);  // a no-op here
+  stream->set_cork(true);     // and so is this
   EXPECT_EQ(stream->peer_ip(), "unix");
   EXPECT_EQ(stream->peer_port(), 0);
   close_and_wait(stream);
