@@ -587,16 +587,18 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
       self->counted_ = false;
       bool timed_out = false;
       std::string why = describe_error(error, timed_out);
+      metrics::UpstreamOutcome outcome =
+          timed_out ? metrics::UpstreamOutcome::timeout : metrics::UpstreamOutcome::connect_error;
       try {
         std::rethrow_exception(error);
       } catch (const PoolFullError&) {
         // Our own queue is full: not the upstream's fault.
+        outcome = metrics::UpstreamOutcome::rejected;
       } catch (...) {
         route.group().report_failure(*u, IOLoop::current().time());
       }
       self->note_failure(*u, why, timed_out);
-      self->record_try(timed_out ? metrics::UpstreamOutcome::timeout
-                                 : metrics::UpstreamOutcome::connect_error);
+      self->record_try(outcome);
       log_connect_failure(*u, self->last_error_);
       self->tried_.push_back(u);
       fresh = false;
