@@ -137,6 +137,8 @@ def test_pool_refusals_carry_retry_after_and_count_as_rejected(tmp_path):
         assert m[key("tronada_upstream_connections", state="idle", **up)] == 1
         assert m[key("tronada_http_requests_total", route="/", backend="fastcgi",
                      status="5xx")] == 3
+        stop(proc)  # the pool outlives the metrics region: a clean exit all the same
+        assert proc.returncode == 0
     finally:
         stop(proc)
         fpm.stop()
@@ -162,6 +164,8 @@ def test_read_timeout_counts_as_timeout(tmp_path):
         # The timed-out try got a connection: its connect time is counted, not a response.
         assert m[key("tronada_upstream_connect_duration_seconds_count", **up)] == 2
         assert m[key("tronada_upstream_response_duration_seconds_count", **up)] == 1
+        stop(proc)
+        assert proc.returncode == 0
     finally:
         stop(proc)
         fpm.stop()

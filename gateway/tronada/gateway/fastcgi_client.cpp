@@ -63,8 +63,9 @@ Pool::Pool(Address address, PoolOptions options, IOLoop* loop)
 Pool::~Pool() {
   if (metrics_publisher_) metrics_publisher_->stop();
   // Gauges of a pool a reload dropped would stay as they were; the pool that replaces
-  // it publishes them again within a second.
-  if (series_) series_->published.store(0, std::memory_order_relaxed);
+  // it publishes them again within a second. A pool that outlives the region (a command
+  // whose config is declared before its Operations) must not touch the unmapped series.
+  if (series_ && metrics::current()) series_->published.store(0, std::memory_order_relaxed);
   loop_->remove_timeout(sweep_timer_);
   for (auto& i : idle_) i.stream->close();
   for (auto& w : waiters_) {

@@ -167,9 +167,12 @@ ProxyRoute::~ProxyRoute() {
   if (health_) health_->stop();
   if (metrics_publisher_) metrics_publisher_->stop();
   // Gauges of a route a reload dropped would stay as they were; a route that replaces
-  // it publishes them again within a second.
-  for (metrics::UpstreamSeries* s : series_) {
-    if (s) s->published.store(0, std::memory_order_relaxed);
+  // it publishes them again within a second. Not once the region is gone (`tronada
+  // proxy` declares its route before its Operations): the series are unmapped then.
+  if (metrics::current()) {
+    for (metrics::UpstreamSeries* s : series_) {
+      if (s) s->published.store(0, std::memory_order_relaxed);
+    }
   }
 }
 
