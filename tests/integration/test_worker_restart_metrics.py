@@ -77,6 +77,18 @@ def test_wsgi_master_counts_timeouts_and_recycling(master):
     expect(admin, max_requests=1, timeout=1)
 
 
+def test_wsgi_master_counts_memory_recycling(master):
+    # The limit sits above what an idle worker uses in this build (ASan builds are big).
+    probe, _ = master("-w", "1")
+    limit_mib = int(probe.get("/rss")[1]) // (1024 * 1024) + 100
+    probe.stop()
+    m, admin = master("-w", "1", "--max-memory", f"{limit_mib}MiB")
+    for _ in range(4):
+        assert m.get("/alloc?40")[0] == 200
+    m.wait_for_log(f"over --max-memory {limit_mib} MiB")
+    expect(admin, max_memory=1)
+
+
 def children(pid):
     with open(f"/proc/{pid}/task/{pid}/children") as f:
         return [int(p) for p in f.read().split()]
