@@ -41,6 +41,7 @@ struct FastCGICommand {
     pool.max_wait = max_wait;
     auto config = make_fastcgi_config(root, to, pool);  // throws for a bad root or address
     config->index = index;
+    config->pool->measure("/", to);  // tronada_upstream_* with --admin
     auto binds = common.binds_or_default();
     if (!binds.empty() && binds.front().kind == BindAddress::Kind::tcp) {
       config->server_addr = binds.front().host.empty() ? "0.0.0.0" : binds.front().host;

@@ -28,6 +28,14 @@ void Operations::attach_process() {
   }
 }
 
+std::function<void(metrics::RestartCause)> Operations::restart_counter() const {
+  if (!region_) return {};
+  // The region outlives the master's loop: it is freed only when the master returns,
+  // and a master never returns from supervising.
+  metrics::SharedRegion* region = region_.get();
+  return [region](metrics::RestartCause cause) { region->count_worker_restart(cause); };
+}
+
 metrics::RouteSeries* route_metrics(std::string_view route, std::string_view backend) {
   metrics::SharedRegion* region = metrics::current();
   if (!region) return nullptr;

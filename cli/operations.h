@@ -2,6 +2,7 @@
 // processes and the admin listener that reads it.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +32,9 @@ class Operations {
   void start_listener();
   /// Claims this process's slot; logs (and measures nothing) if none is free.
   void attach_process();
+  /// What a master calls for each worker it replaces (WorkerSupervisorOptions::on_restart,
+  /// fork_processes): counts tronada_worker_restarts_total; does nothing when off.
+  std::function<void(metrics::RestartCause)> restart_counter() const;
 
  private:
   std::unique_ptr<metrics::SharedRegion> region_;

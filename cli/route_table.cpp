@@ -175,6 +175,9 @@ RouteTable::RouteTable(const Config& config, bool load_apps, const RouteTable* p
         auto fcgi = make_fastcgi_config(b->root, b->to, pool);
         fcgi->index = b->index;
         fcgi->pool->resolve_every(ns(b->resolve_interval), b->resolver);
+        // tronada_upstream_* as the proxy's: the route and the address as configured.
+        std::string label = route.host + route.path;
+        fcgi->pool->measure(label.empty() ? "/" : label, b->to);
         if (config.server.max_body_size) fcgi->max_body_size = *config.server.max_body_size;
         factory = handler<FastCGIHandler>(std::shared_ptr<const FastCGIConfig>(fcgi));
       } else if (auto* b = std::get_if<StaticBackend>(&route.backend)) {

@@ -307,7 +307,7 @@ void serve_impl(const Config& config, const std::function<Config()>& reread) {
   upgrade::set_listen_sockets(fds);
   upgrade::set_timeout(s.upgrade_timeout);
   if (s.workers > 1) {
-    fork_processes(s.workers);
+    fork_processes(s.workers, 100, ops.restart_counter());
     ops.attach_process();
     routes = std::make_shared<RouteTable>(config);
   }

@@ -166,6 +166,7 @@ struct WSGICommand {
     so.timeout = std::chrono::seconds(timeout);
     // SIGWINCH, as nginx's "shut workers down gracefully": SIGUSR1 is for log files.
     so.stop_accepting_signal = SIGWINCH;
+    so.on_restart = ops.restart_counter();  // tronada_worker_restarts_total
     ops.start_listener();
     // The master never returns; each worker gets here with its status block.
     WorkerStatus status = WorkerSupervisor(so).run();

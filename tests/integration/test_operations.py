@@ -247,6 +247,28 @@ def test_static_command_admin_on_a_unix_socket(tmp_path):
             proc.wait()
 
 
+def test_proxy_command_with_admin_exits_cleanly_after_serving():
+    """`tronada proxy --admin`: the route (and its upstream series) outlives the metrics
+    region on the way out; it used to write into the unmapped region (SIGSEGV)."""
+    up_port = free_port()
+    up = Proc([PYTHON, str(APPS / "upstream.py"), str(up_port), "up"], up_port)
+    port, admin = free_port(), free_port()
+    proc = subprocess.Popen([TRONADA, "proxy", "--to", f"http://127.0.0.1:{up_port}", "-b",
+                             f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}",
+                             "--access-log", "off"], stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        assert get(port, "/whoami")[0] == 200
+        wait_until(lambda: "tronada_upstream_connections{" in scrape(admin)[1], "gauges")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        up.stop(signal.SIGKILL)
+
+
 def test_admin_address_that_is_a_public_bind_is_refused(tmp_path):
     port = free_port()
     r = subprocess.run([TRONADA, "static", str(tmp_path), "-b", f"127.0.0.1:{port}",

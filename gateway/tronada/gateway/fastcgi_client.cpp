@@ -8,6 +8,8 @@
 #include "tronada/base/error.h"
 #include "tronada/base/log.h"
 #include "tronada/gateway/dns_resolver.h"
+#include "tronada/loop/periodic_callback.h"
+#include "tronada/metrics/shared_region.h"
 #include "tronada/net/tcp_client.h"
 
 namespace tronada::fastcgi {
@@ -59,6 +61,11 @@ Pool::Pool(Address address, PoolOptions options, IOLoop* loop)
 }
 
 Pool::~Pool() {
+  if (metrics_publisher_) metrics_publisher_->stop();
+  // Gauges of a pool a reload dropped would stay as they were; the pool that replaces
+  // it publishes them again within a second. A pool that outlives the region (a command
+  // whose config is declared before its Operations) must not touch the unmapped series.
+  if (series_ && metrics::current()) series_->published.store(0, std::memory_order_relaxed);
   loop_->remove_timeout(sweep_timer_);
   for (auto& i : idle_) i.stream->close();
   for (auto& w : waiters_) {
@@ -111,6 +118,48 @@ void Pool::resolve_every(Duration interval, std::string resolver) {
   loop_->add_callback([weak] {
     if (auto pool = weak.lock(); pool && pool->discovery_) pool->discovery_->start();
   });
+}
+
+void Pool::measure(std::string route, std::string upstream) {
+  metrics_route_ = std::move(route);
+  metrics_upstream_ = std::move(upstream);
+  metrics_started_ = false;
+  // Gauges from the start, not from the first request: the region is attached by the
+  // time the loop runs.
+  std::weak_ptr<Pool> weak = weak_from_this();
+  loop_->add_callback([weak] {
+    if (auto pool = weak.lock(); pool && !pool->metrics_started_) pool->start_metrics();
+  });
+}
+
+void Pool::start_metrics() {
+  metrics_started_ = true;
+  metrics::SharedRegion* region = metrics::current();
+  if (!region || metrics_route_.empty()) return;
+  series_ = region->upstream_series(metrics_route_, metrics_upstream_);
+  if (!series_) return;
+  metrics_publisher_ = std::make_unique<PeriodicCallback>([this] { publish_metrics(); },
+                                                          std::chrono::seconds(1), 0.0, loop_);
+  metrics_publisher_->start();
+  publish_metrics();
+}
+
+void Pool::publish_metrics() {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  auto idle = static_cast<std::int64_t>(idle_.size());
+  // members stays 0: nothing tracks a responder's health, so none is reported.
+  series_->idle.store(idle, relaxed);
+  series_->busy.store(static_cast<std::int64_t>(open_) - idle, relaxed);
+  if (discovery_) {
+    // Counters grow by what happened since the last publication: a reload's new pool
+    // starts from zero, the shared counter does not.
+    const UpstreamDiscovery::Stats& now = discovery_->stats(0);
+    series_->dns_lookups.fetch_add(now.lookups - published_dns_.lookups, relaxed);
+    series_->dns_failures.fetch_add(now.failures - published_dns_.failures, relaxed);
+    published_dns_ = now;
+    series_->dns_addresses.store(static_cast<std::int64_t>(resolved_.size()), relaxed);
+  }
+  series_->published.store(1, relaxed);
 }
 
 std::string Pool::next_host() {

@@ -18,6 +18,13 @@
 #include "tronada/loop/io_loop.h"
 #include "tronada/net/iostream.h"
 
+namespace tronada {
+class PeriodicCallback;
+namespace metrics {
+struct UpstreamSeries;
+}
+}  // namespace tronada
+
 namespace tronada::fastcgi {
 
 /// Where a responder listens: `unix:PATH`, `HOST:PORT` or `[V6]:PORT`.
@@ -105,6 +112,18 @@ class Pool : public std::enable_shared_from_this<Pool> {
   /// The addresses new connections go to (empty: the configured host).
   const std::vector<std::string>& resolved_addresses() const { return resolved_; }
 
+  /// Measures this pool as upstream `upstream` (the address as configured) of route
+  /// `route` (tronada_upstream_*): once the process has a metrics region, series()
+  /// returns its counters and the pool publishes its gauges (connections idle and busy,
+  /// DNS discovery) once a second. Label values come from the config, never from
+  /// requests. Call once, on the loop thread; without a region it does nothing.
+  void measure(std::string route, std::string upstream);
+  /// This process's counters for the pool, or nullptr (not measured, or metrics off).
+  metrics::UpstreamSeries* series() {
+    if (!metrics_started_) start_metrics();
+    return series_;
+  }
+
   const Address& address() const { return address_; }
   const PoolOptions& options() const { return options_; }
   std::size_t open_connections() const { return open_; }
@@ -134,6 +153,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
   /// answer (and without discovery): the configured address.
   std::string next_host();
   bool drained(const IOStream* stream) const;
+  /// Finds this process's series (once the region is attached) and starts publishing.
+  void start_metrics();
+  void publish_metrics();
 
   Address address_;
   PoolOptions options_;
@@ -151,6 +173,13 @@ class Pool : public std::enable_shared_from_this<Pool> {
   /// Closes connections idle for longer than idle_timeout; re-arms while any are idle.
   void sweep_idle();
   void arm_sweep(Duration delay);
+
+  std::string metrics_route_;     // empty: not measured
+  std::string metrics_upstream_;  // the address as configured
+  bool metrics_started_ = true;   // measure() clears it
+  metrics::UpstreamSeries* series_ = nullptr;
+  std::unique_ptr<PeriodicCallback> metrics_publisher_;
+  UpstreamDiscovery::Stats published_dns_;  // what publish_metrics() counted so far
 
   std::vector<Idle> idle_;  // oldest first; reuse takes the newest
   TimeoutHandle sweep_timer_;

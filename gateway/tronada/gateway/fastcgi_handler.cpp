@@ -13,6 +13,7 @@
 #include "tronada/http/http_client_request.h"
 #include "tronada/http/http_connection.h"
 #include "tronada/http/url_codec.h"
+#include "tronada/metrics/shared_region.h"
 #include "tronada/net/iostream.h"
 
 namespace tronada {
@@ -46,6 +47,21 @@ std::string cgi_header_name(std::string_view name) {
 /// A normalised (decoded) path as a URL path again, for redirects and StaticFiles.
 std::string encode_path(std::string_view path) {
   return url_encode(path, "/!$&'()*+,;=:@");
+}
+
+/// How a failed try at the responder ended, for tronada_upstream_requests_total.
+metrics::UpstreamOutcome failure_outcome(const std::exception_ptr& error, bool connected) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const fastcgi::PoolOverloadedError&) {
+    return metrics::UpstreamOutcome::rejected;
+  } catch (const fastcgi::PoolTimeoutError&) {
+    return metrics::UpstreamOutcome::timeout;
+  } catch (const TimeoutError&) {
+    return metrics::UpstreamOutcome::timeout;
+  } catch (...) {
+  }
+  return connected ? metrics::UpstreamOutcome::error : metrics::UpstreamOutcome::connect_error;
 }
 
 template <typename Connection>
@@ -104,8 +120,10 @@ struct FastCGIHandler::Exchange {
   std::string retained;  // the body as sent, while a retry is still possible
   bool retain = true;
   Lease lease;
-  bool reused = false;  // the last attempt's connection had served a request before
-  Promise<void> sent;   // params and the whole body written (or failed)
+  bool reused = false;               // the last attempt's connection had served a request before
+  bool connected = false;            // the last attempt got a connection
+  std::uint64_t try_started_ns = 0;  // when the last attempt began (metrics clock)
+  Promise<void> sent;                // params and the whole body written (or failed)
 
   /// Keeps body bytes for a retry while the body stays under kMaxRetainedBody.
   void keep_for_retry(std::string_view bytes) {
@@ -127,9 +145,15 @@ namespace {
 
 /// Writes BEGIN_REQUEST, PARAMS and the body (as it arrives) to a pooled connection.
 Task<void> send_request(std::shared_ptr<FastCGIHandler::Exchange> ex) {
+  ex->connected = false;
+  ex->try_started_ns = metrics::monotonic_ns();
   try {
     ex->lease = co_await ex->config->pool->acquire();
     ex->reused = ex->lease.reused;
+    ex->connected = true;
+    if (metrics::UpstreamSeries* series = ex->config->pool->series()) {
+      series->record_connect(metrics::monotonic_ns() - ex->try_started_ns);
+    }
     const auto& options = ex->config->pool->options();
     std::string head;
     fastcgi::append_begin_request(head, kRequestId, fastcgi::Role::responder, options.keep_conn);
@@ -225,6 +249,12 @@ void FastCGIHandler::on_connection_close() {
     exchange_->aborted = true;
     exchange_->more.set();
   }
+}
+
+void FastCGIHandler::write_error(int status, std::exception_ptr error) {
+  // As WSGI's max_wait 503: the client (or a balancer in front) may retry shortly.
+  if (status == 503 && pool_refused_) set_header("Retry-After", "1");
+  RequestHandler::write_error(status, error);
 }
 
 void FastCGIHandler::start_exchange() {
@@ -408,6 +438,7 @@ Task<void> FastCGIHandler::run_script(int redirects_left) {
   ex->more.set();
   const std::string backend = config_->pool->address().to_string();
   const auto& options = config_->pool->options();
+  metrics::UpstreamSeries* series = config_->pool->series();
 
   for (int attempt = 1;; ++attempt) {
     std::exception_ptr error;
@@ -419,6 +450,7 @@ Task<void> FastCGIHandler::run_script(int redirects_left) {
     }
 
     bool retry = false;
+    bool answered = false;  // the whole FastCGI response came back (a try's end)
     bool response_started = false;
     bool headers_sent = false;
     std::optional<CGIResponse> redirect_to;
@@ -468,6 +500,11 @@ Task<void> FastCGIHandler::run_script(int redirects_left) {
             Future<void> drained = flush();
             co_await drained;
           }
+        }
+        answered = true;
+        if (series) {
+          series->record_try(metrics::UpstreamOutcome::response);
+          series->record_response(metrics::monotonic_ns() - ex->try_started_ns);
         }
         cgi.finish();
         ex->release(parser.clean());
@@ -531,6 +568,14 @@ Task<void> FastCGIHandler::run_script(int redirects_left) {
         attempt < kMaxAttempts && is_idempotent_method(request().method)) {
       retry = true;
     }
+    bool client_left = request().connection->closed() || ex->aborted;
+    if (series && retry) {
+      // Like the proxy's stale-connection retry, the failed attempt is not a try of its
+      // own; the retry is counted.
+      series->retries.fetch_add(1, std::memory_order_relaxed);
+    } else if (series && !answered && !client_left) {
+      series->record_try(failure_outcome(error, ex->connected));
+    }
     if (retry) {
       log::info("fastcgi", backend + ": kept-alive connection closed, retrying");
       ex->pending = std::move(ex->retained);
@@ -540,15 +585,14 @@ Task<void> FastCGIHandler::run_script(int redirects_left) {
       spawn_logged(send_request(ex), "fastcgi request");
       continue;
     }
-    if (request().connection->closed() || ex->aborted) {
-      co_return;  // the client left; nothing to answer
-    }
+    if (client_left) co_return;  // the client left; nothing to answer
     std::string what;
     int status = 502;
     try {
       std::rethrow_exception(error);
     } catch (const fastcgi::PoolOverloadedError& e) {
       status = 503;
+      pool_refused_ = true;
       what = e.what();
     } catch (const fastcgi::PoolTimeoutError& e) {
       status = 504;

@@ -63,9 +63,10 @@ std::shared_ptr<FastCGIConfig> make_fastcgi_config(std::string root, std::string
 /// nginx's fastcgi_params sends, the body streamed to FCGI_STDIN as it arrives, FCGI_STDOUT
 /// parsed for the CGI header block and streamed to the client with backpressure,
 /// FCGI_STDERR to the log. Errors: 502 for an unreachable or broken responder, 504 for
-/// one that times out, 503 when the pool's queue is full; a responder failing after the
-/// headers went out closes the client connection. Mount it as
-/// Rule("/.*", handler<FastCGIHandler>(config)).
+/// one that times out, 503 with Retry-After: 1 when the pool's limits refuse it (queue
+/// full, max_wait); a responder failing after the headers went out closes the client
+/// connection. Each try is counted in the pool's upstream series (Pool::measure). Mount
+/// it as Rule("/.*", handler<FastCGIHandler>(config)).
 class FastCGIHandler : public GatewayHandler {
  public:
   FastCGIHandler();
@@ -75,6 +76,8 @@ class FastCGIHandler : public GatewayHandler {
   void data_received(std::string_view chunk) override;
   std::optional<std::uint64_t> max_body_size() const override;
   void on_connection_close() override;
+  /// Adds Retry-After to the 503 of a request the pool refused.
+  void write_error(int status, std::exception_ptr error) override;
 
   struct Exchange;
 
@@ -99,6 +102,7 @@ class FastCGIHandler : public GatewayHandler {
   std::shared_ptr<Exchange> exchange_;
   std::string spool_;  // a chunked body, gathered for its CONTENT_LENGTH
   bool spooled_too_large_ = false;
+  bool pool_refused_ = false;  // the 503 is the pool's: it says when to come back
 };
 
 }  // namespace tronada

@@ -167,9 +167,12 @@ ProxyRoute::~ProxyRoute() {
   if (health_) health_->stop();
   if (metrics_publisher_) metrics_publisher_->stop();
   // Gauges of a route a reload dropped would stay as they were; a route that replaces
-  // it publishes them again within a second.
-  for (metrics::UpstreamSeries* s : series_) {
-    if (s) s->published.store(0, std::memory_order_relaxed);
+  // it publishes them again within a second. Not once the region is gone (`tronada
+  // proxy` declares its route before its Operations): the series are unmapped then.
+  if (metrics::current()) {
+    for (metrics::UpstreamSeries* s : series_) {
+      if (s) s->published.store(0, std::memory_order_relaxed);
+    }
   }
 }
 
@@ -587,16 +590,18 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
       self->counted_ = false;
       bool timed_out = false;
       std::string why = describe_error(error, timed_out);
+      metrics::UpstreamOutcome outcome =
+          timed_out ? metrics::UpstreamOutcome::timeout : metrics::UpstreamOutcome::connect_error;
       try {
         std::rethrow_exception(error);
       } catch (const PoolFullError&) {
         // Our own queue is full: not the upstream's fault.
+        outcome = metrics::UpstreamOutcome::rejected;
       } catch (...) {
         route.group().report_failure(*u, IOLoop::current().time());
       }
       self->note_failure(*u, why, timed_out);
-      self->record_try(timed_out ? metrics::UpstreamOutcome::timeout
-                                 : metrics::UpstreamOutcome::connect_error);
+      self->record_try(outcome);
       log_connect_failure(*u, self->last_error_);
       self->tried_.push_back(u);
       fresh = false;

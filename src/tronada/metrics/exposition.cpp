@@ -11,7 +11,7 @@ namespace {
 constexpr const char* kStatusLabels[kStatusClasses] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
 constexpr const char* kProtocolLabels[kProtocols] = {"http1", "h2", "websocket"};
 constexpr const char* kOutcomeLabels[kUpstreamOutcomes] = {"response", "connect_error", "timeout",
-                                                           "error"};
+                                                           "error", "rejected"};
 
 /// Writes families in either format: the formats differ in a counter's TYPE/HELP name
 /// (OpenMetrics drops `_total` there), the content type and the closing "# EOF".
@@ -119,8 +119,9 @@ void render_upstreams(Writer& w, const Snapshot& snapshot) {
     return label("route", u.route) + ',' + label("upstream", u.upstream);
   };
   w.family("tronada_upstream_requests_total", "counter",
-           "Tries at a proxy upstream, by route, upstream (as configured) and outcome: "
-           "response, connect_error, timeout, error.");
+           "Tries at a proxy upstream or FastCGI responder, by route, upstream (as "
+           "configured) and outcome: response, connect_error, timeout, error, rejected (our "
+           "own pool's limits refused it).");
   for (const auto& u : snapshot.upstreams) {
     for (std::size_t o = 0; o < kUpstreamOutcomes; ++o) {
       w.sample("tronada_upstream_requests_total",
@@ -129,7 +130,8 @@ void render_upstreams(Writer& w, const Snapshot& snapshot) {
     }
   }
   w.family("tronada_upstream_retries_total", "counter",
-           "Tries at an upstream that retried a request which failed on an earlier try.");
+           "Tries at an upstream that retried a request which failed on an earlier try "
+           "(FastCGI: resent on a fresh connection after a kept-alive one was closed).");
   for (const auto& u : snapshot.upstreams) {
     w.sample("tronada_upstream_retries_total", base(u), static_cast<double>(u.retries));
   }
@@ -149,9 +151,9 @@ void render_upstreams(Writer& w, const Snapshot& snapshot) {
   }
   w.family("tronada_upstream_healthy", "gauge",
            "1 unless a serving process counts every member of the upstream down (health "
-           "check or passive mark); published once a second.");
+           "check or passive mark); published once a second (proxy upstreams only).");
   for (const auto& u : snapshot.upstreams) {
-    if (u.publishers == 0) continue;
+    if (u.health_publishers == 0) continue;
     w.sample("tronada_upstream_healthy", base(u), u.down == 0 ? 1 : 0);
   }
   w.family("tronada_upstream_connections", "gauge",
@@ -313,6 +315,14 @@ std::string render(const Snapshot& snapshot, const ProcessStats& process, bool r
   w.sample("tronada_workers", label("state", "ready"), snapshot.ready);
   w.sample("tronada_workers", label("state", "draining"), snapshot.draining);
   w.sample("tronada_workers", label("state", "stalled"), snapshot.stalled);
+  w.family("tronada_worker_restarts_total", "counter",
+           "Workers the master replaced, by cause: signal (died of a signal it was not sent), "
+           "exit (exited by itself), timeout (killed past --timeout), max_requests, "
+           "max_memory (recycled), reload (SIGHUP).");
+  for (std::size_t c = 0; c < kRestartCauses; ++c) {
+    w.sample("tronada_worker_restarts_total", label("cause", kRestartCauseLabels[c]),
+             static_cast<double>(snapshot.worker_restarts[c]));
+  }
   w.family("tronada_ready", "gauge", "1 while /readyz answers 200.");
   w.sample("tronada_ready", "", ready ? 1 : 0);
 

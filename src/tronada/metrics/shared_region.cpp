@@ -68,6 +68,7 @@ struct SharedRegion::Layout {
   SeriesName names[kMaxSeries];
   UpstreamName upstream_names[kMaxUpstreamSeries];
   AppName app_names[kMaxWSGISeries];
+  std::atomic<std::uint64_t> worker_restarts[kRestartCauses];
   static std::size_t slots_offset() {
     return (sizeof(Layout) + alignof(Slot) - 1) / alignof(Slot) * alignof(Slot);
   }
@@ -134,6 +135,11 @@ bool SharedRegion::attach() {
     return true;
   }
   return false;
+}
+
+void SharedRegion::count_worker_restart(RestartCause cause) {
+  auto* layout = static_cast<Layout*>(base_);
+  layout->worker_restarts[static_cast<std::size_t>(cause)].fetch_add(1, std::memory_order_relaxed);
 }
 
 RouteSeries* SharedRegion::series(std::string_view route, std::string_view backend) {
@@ -236,6 +242,9 @@ Snapshot SharedRegion::snapshot(std::uint64_t stall_ns) const {
   }
   std::uint64_t now = monotonic_ns();
   constexpr auto relaxed = std::memory_order_relaxed;
+  for (std::size_t c = 0; c < kRestartCauses; ++c) {
+    out.worker_restarts[c] = layout->worker_restarts[c].load(relaxed);
+  }
   for (std::size_t i = 0; i < slots_; ++i) {
     const Slot& slot = layout->slots()[i];
     pid_t pid = slot.state.pid.load(std::memory_order_acquire);
@@ -272,7 +281,9 @@ Snapshot SharedRegion::snapshot(std::uint64_t stall_ns) const {
       if (!live || !from.published.load(relaxed)) continue;
       ++to.publishers;
       std::int64_t down = from.members_down.load(relaxed);
-      if (down > 0 && down >= from.members.load(relaxed)) ++to.down;
+      std::int64_t members = from.members.load(relaxed);
+      if (members > 0) ++to.health_publishers;
+      if (down > 0 && down >= members) ++to.down;
       to.dns_addresses = std::max(to.dns_addresses, from.dns_addresses.load(relaxed));
       to.idle += from.idle.load(relaxed);
       to.busy += from.busy.load(relaxed);

@@ -13,6 +13,7 @@
 
 #include "tronada/metrics/route_series.h"
 #include "tronada/metrics/upstream_series.h"
+#include "tronada/metrics/worker_restarts.h"
 #include "tronada/metrics/wsgi_series.h"
 
 namespace tronada::metrics {
@@ -77,6 +78,9 @@ struct Snapshot {
     // is a per-process view of the same name, so the largest is kept, not the sum).
     int publishers = 0;
     int down = 0;
+    // Of the publishers, those that track the upstream's health (members > 0); a
+    // FastCGI pool has none, and then no tronada_upstream_healthy is reported.
+    int health_publishers = 0;
     std::int64_t dns_addresses = 0;
     std::int64_t idle = 0;
     std::int64_t busy = 0;
@@ -95,6 +99,8 @@ struct Snapshot {
   std::int64_t connections[kProtocols] = {};
   std::uint64_t tls_handshakes = 0;
   std::uint64_t tls_handshake_failures = 0;
+  /// Workers the master replaced, by cause (counted by the master, not per slot).
+  std::uint64_t worker_restarts[kRestartCauses] = {};
   int live = 0;             // processes holding a slot and still running
   int ready = 0;            // of those, serving and not draining
   int draining = 0;         // of those, draining
@@ -127,6 +133,9 @@ class SharedRegion {
   UpstreamSeries* upstream_series(std::string_view route, std::string_view upstream);
   /// The same for a WSGI app (its MODULE:CALLABLE).
   WSGISeries* wsgi_series(std::string_view app);
+  /// Counts one worker replaced by the master for `cause`. Called in the master, which
+  /// holds no slot; any process may call it.
+  void count_worker_restart(RestartCause cause);
   /// This process's slot, or nullptr when not attached.
   SlotState* own() const { return own_; }
 

@@ -1,5 +1,6 @@
-// The counters of one proxy upstream (a URL as written in the config) of one route in
-// one process: what each try at it adds, and the gauges its route publishes each second.
+// The counters of one upstream of one route in one process (a proxy URL, or a FastCGI
+// responder's address, as written in the config): what each try at it adds, and the
+// gauges its route (or FastCGI pool) publishes each second.
 #pragma once
 
 #include <atomic>
@@ -15,15 +16,17 @@ enum class UpstreamOutcome : std::size_t {
   connect_error = 1,  // refused, unreachable, TLS failed: nothing was sent
   timeout = 2,        // connecting or the response timed out
   error = 3,          // reset, closed or malformed after connecting
+  rejected = 4,       // our own pool refused it (queue full, max_wait): nothing was sent
 };
-inline constexpr std::size_t kUpstreamOutcomes = 4;
+inline constexpr std::size_t kUpstreamOutcomes = 5;
 
 /// Per-upstream counters of one process, in shared memory as RouteSeries are. Counters
 /// only grow; the gauges (healthy, idle, busy, addresses) are stored by the owning
 /// process's route once a second and summed over live processes only.
 struct UpstreamSeries {
   std::atomic<std::uint64_t> tries[kUpstreamOutcomes];
-  /// Tries that retried a request which failed on an earlier try.
+  /// Tries that retried a request which failed on an earlier try (FastCGI: a request
+  /// sent again on a fresh connection after the responder closed a kept-alive one).
   std::atomic<std::uint64_t> retries;
   /// Connecting (or taking a pooled connection), for tries that got a connection.
   std::atomic<std::uint64_t> connect_buckets[kBuckets];
@@ -38,7 +41,8 @@ struct UpstreamSeries {
   std::atomic<std::uint64_t> dns_failures;
   std::atomic<std::int64_t> dns_addresses;
   /// Gauges: the members of this upstream that this process counts down (health check or
-  /// passive mark), members in all, connections idle in the pool and exchanges busy.
+  /// passive mark), members in all (0: no health is tracked, as for FastCGI), connections
+  /// idle in the pool and exchanges busy.
   std::atomic<std::int64_t> members_down;
   std::atomic<std::int64_t> members;
   std::atomic<std::int64_t> idle;

@@ -34,7 +34,8 @@ int task_id() {
   return g_task_id;
 }
 
-int fork_processes(int num_processes, int max_restarts) {
+int fork_processes(int num_processes, int max_restarts,
+                   std::function<void(metrics::RestartCause)> on_restart) {
   if (num_processes <= 0) {
     num_processes = static_cast<int>(std::thread::hardware_concurrency());
     if (num_processes <= 0) num_processes = 1;
@@ -120,6 +121,7 @@ int fork_processes(int num_processes, int max_restarts) {
       for (auto& [child, cid] : children) kill(child, SIGTERM);
       std::exit(1);
     }
+    if (on_restart) on_restart(death_cause(status));
     if (start_child(id)) return id;
   }
   std::exit(0);

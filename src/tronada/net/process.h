@@ -2,6 +2,10 @@
 // tornado.process.fork_processes).
 #pragma once
 
+#include <functional>
+
+#include "tronada/metrics/worker_restarts.h"
+
 namespace tronada {
 
 /// Forks `num_processes` children (0 means one per CPU) and returns in each child its
@@ -10,8 +14,11 @@ namespace tronada {
 /// SIGTERM/SIGINT/SIGHUP to the children, and exits with status 0 once every child has
 /// exited cleanly. Call it before any IOLoop exists in the process: libuv state must
 /// not be shared across fork.
-/// (WorkerSupervisor adds recycling, timeouts and restart back-off.)
-int fork_processes(int num_processes, int max_restarts = 100);
+/// (WorkerSupervisor adds recycling, timeouts and restart back-off.) `on_restart`, if
+/// set, is called in the parent for each child it restarts, with the cause of its death
+/// (signal or exit).
+int fork_processes(int num_processes, int max_restarts = 100,
+                   std::function<void(metrics::RestartCause)> on_restart = {});
 
 /// The task id given by fork_processes in this process, or -1 if not forked.
 int task_id();

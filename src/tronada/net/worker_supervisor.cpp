@@ -136,6 +136,10 @@ std::string describe_exit(int status) {
   return "ended (wait status " + std::to_string(status) + ")";
 }
 
+metrics::RestartCause death_cause(int wait_status) {
+  return WIFSIGNALED(wait_status) ? metrics::RestartCause::signal : metrics::RestartCause::exit;
+}
+
 WorkerSupervisor::WorkerSupervisor(WorkerSupervisorOptions options) : options_(std::move(options)) {
   if (options_.workers < 1) options_.workers = 1;
   if (options_.threads < 1) options_.threads = 1;
@@ -175,6 +179,7 @@ WorkerStatus WorkerSupervisor::run() {
     Clock::time_point stop_sent;
     std::optional<Clock::time_point> term_at;  // SIGTERM due after stop_accepting_signal
     bool recycled_for_requests = false;
+    bool timed_out = false;  // killed by the master for --timeout
   };
   std::vector<Child> children;
   std::mt19937_64 rng(std::random_device{}());
@@ -233,7 +238,7 @@ WorkerStatus WorkerSupervisor::run() {
     }
     slot_used[static_cast<std::size_t>(s)] = true;
     children.push_back(
-        Child{pid, id, s, Clock::now(), limit, {}, false, false, false, {}, {}, false});
+        Child{pid, id, s, Clock::now(), limit, {}, false, false, false, {}, {}, false, false});
     log::debug(L, "started " + worker_name(id, pid));
     return false;
   };
@@ -273,7 +278,12 @@ WorkerStatus WorkerSupervisor::run() {
     }
   };
 
-  auto retire = [&](Child& c, std::string reason) -> bool {
+  auto count_restart = [&](metrics::RestartCause cause) {
+    if (o.on_restart) o.on_restart(cause);
+  };
+
+  auto retire = [&](Child& c, std::string reason, metrics::RestartCause cause) -> bool {
+    count_restart(cause);
     c.reason = std::move(reason);
     c.retiring = true;
     log::info(L, worker_name(c.id, c.pid) + " is being recycled (" + c.reason +
@@ -332,7 +342,9 @@ WorkerStatus WorkerSupervisor::run() {
         }
         for (std::size_t i : current) {
           // retire() may grow `children`: index, never hold a reference across it.
-          if (retire(children[i], "reload requested with SIGHUP")) return status;
+          if (retire(children[i], "reload requested with SIGHUP", metrics::RestartCause::reload)) {
+            return status;
+          }
         }
       }
     }
@@ -390,6 +402,7 @@ WorkerStatus WorkerSupervisor::run() {
       } else {
         log::error(L, name + " " + why + "; starting a new one");
       }
+      count_restart(c.timed_out ? metrics::RestartCause::timeout : death_cause(st));
       young_deaths = (now - c.started < kYoung) ? young_deaths + 1 : 0;
       Clock::duration delay{};
       if (young_deaths > 1) {
@@ -456,6 +469,7 @@ WorkerStatus WorkerSupervisor::run() {
         }
         if (stuck) {
           c.killed = true;
+          c.timed_out = true;
           c.recycled_for_requests = false;
           c.reason = "was stuck in the app longer than --timeout " +
                      std::to_string(o.timeout.count()) + "s and was killed";
@@ -482,7 +496,8 @@ WorkerStatus WorkerSupervisor::run() {
         std::uint64_t n = sh->requests.load(std::memory_order_relaxed);
         if (n >= c.request_limit) {
           children[i].recycled_for_requests = true;
-          if (retire(children[i], "reached --max-requests " + std::to_string(c.request_limit))) {
+          if (retire(children[i], "reached --max-requests " + std::to_string(c.request_limit),
+                     metrics::RestartCause::max_requests)) {
             return status;
           }
           continue;
@@ -491,8 +506,10 @@ WorkerStatus WorkerSupervisor::run() {
       if (check_memory) {
         std::uint64_t rss = process_rss(c.pid);
         if (rss > o.max_memory) {
-          if (retire(children[i], "was recycled: RSS " + describe_bytes(rss) +
-                                      " over --max-memory " + describe_bytes(o.max_memory))) {
+          if (retire(children[i],
+                     "was recycled: RSS " + describe_bytes(rss) + " over --max-memory " +
+                         describe_bytes(o.max_memory),
+                     metrics::RestartCause::max_memory)) {
             return status;
           }
           continue;

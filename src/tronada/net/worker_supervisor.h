@@ -8,7 +8,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
+
+#include "tronada/metrics/worker_restarts.h"
 
 namespace tronada {
 
@@ -39,6 +42,10 @@ struct WorkerSupervisorOptions {
   std::chrono::milliseconds settle{250};
   /// Logger name for the master's messages.
   std::string logger = "master";
+  /// Called in the master each time it starts a worker to replace one, with why (a
+  /// death is counted when it is reaped, a recycling or reload when it begins). Not
+  /// called for the first workers, nor while stopping.
+  std::function<void(metrics::RestartCause)> on_restart;
 };
 
 /// What one worker publishes for its master: lock-free atomics in a MAP_SHARED
@@ -105,5 +112,9 @@ std::string describe_bytes(std::uint64_t bytes);
 /// Why a child ended, from its wait status: "exited with status 3", "was killed by
 /// signal 11 (Segmentation fault)", SIGKILL with an OOM-killer hint.
 std::string describe_exit(int wait_status);
+
+/// The cause of a worker's death the master did not ask for, from its wait status: a
+/// signal, else an exit (whatever its status).
+metrics::RestartCause death_cause(int wait_status);
 
 }  // namespace tronada

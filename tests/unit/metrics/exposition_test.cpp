@@ -83,6 +83,40 @@ TEST(MetricsExposition, NumbersReadBackExactly) {
   EXPECT_EQ(format_number(INFINITY), "+Inf");
 }
 
+TEST(MetricsExposition, WorkerRestartsByCauseAllShown) {
+  Snapshot s = one_route();
+  s.worker_restarts[static_cast<std::size_t>(RestartCause::signal)] = 2;
+  std::string text = render(s, ProcessStats{}, true, Format::prometheus);
+  EXPECT_TRUE(contains(text, "# TYPE tronada_worker_restarts_total counter"));
+  EXPECT_TRUE(contains(text, "tronada_worker_restarts_total{cause=\"signal\"} 2"));
+  for (std::string_view cause : kRestartCauseLabels) {
+    EXPECT_NE(text.find("tronada_worker_restarts_total{cause=\"" + std::string(cause) + "\"}"),
+              std::string::npos)
+        << cause;
+  }
+  std::string om = render(s, ProcessStats{}, true, Format::openmetrics);
+  EXPECT_TRUE(contains(om, "# TYPE tronada_worker_restarts counter"));
+}
+
+TEST(MetricsExposition, FastCGIUpstreamHasConnectionsButNoHealth) {
+  Snapshot s = one_route();
+  Snapshot::Upstream u;
+  u.route = "/";
+  u.upstream = "unix:/run/php.sock";
+  u.tries[static_cast<std::size_t>(UpstreamOutcome::rejected)] = 3;
+  u.publishers = 1;
+  u.health_publishers = 0;
+  u.idle = 1;
+  u.busy = 2;
+  s.upstreams.push_back(u);
+  std::string text = render(s, ProcessStats{}, true, Format::prometheus);
+  std::string base = "route=\"/\",upstream=\"unix:/run/php.sock\"";
+  EXPECT_TRUE(
+      contains(text, "tronada_upstream_requests_total{" + base + ",outcome=\"rejected\"} 3"));
+  EXPECT_TRUE(contains(text, "tronada_upstream_connections{" + base + ",state=\"busy\"} 2"));
+  EXPECT_EQ(text.find("tronada_upstream_healthy{"), std::string::npos);
+}
+
 TEST(MetricsExposition, NegotiatesOpenMetricsFromAccept) {
   EXPECT_EQ(negotiate(""), Format::prometheus);
   EXPECT_EQ(negotiate("text/plain;version=0.0.4;q=0.5,*/*;q=0.1"), Format::prometheus);

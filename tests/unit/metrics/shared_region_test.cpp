@@ -77,6 +77,44 @@ TEST(MetricsSharedRegion, LongLabelsAreCutAndStillFound) {
   EXPECT_EQ(region->snapshot(1).series[0].route.size(), kRouteLabelBytes - 1);
 }
 
+TEST(MetricsSharedRegion, WorkerRestartsAreCountedWithoutASlot) {
+  auto region = SharedRegion::create(2);  // the master: never attached
+  region->count_worker_restart(RestartCause::signal);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    region->count_worker_restart(RestartCause::max_requests);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  Snapshot s = region->snapshot(1);
+  EXPECT_EQ(s.worker_restarts[static_cast<std::size_t>(RestartCause::signal)], 1u);
+  EXPECT_EQ(s.worker_restarts[static_cast<std::size_t>(RestartCause::max_requests)], 1u);
+  EXPECT_EQ(s.worker_restarts[static_cast<std::size_t>(RestartCause::exit)], 0u);
+}
+
+TEST(MetricsSharedRegion, UpstreamHealthOnlyFromPublishersThatTrackIt) {
+  auto region = SharedRegion::create(1);
+  ASSERT_TRUE(region->attach());
+  UpstreamSeries* proxy = region->upstream_series("/", "http://a");
+  UpstreamSeries* fastcgi = region->upstream_series("/php", "unix:/run/php.sock");
+  ASSERT_NE(proxy, nullptr);
+  ASSERT_NE(fastcgi, nullptr);
+  proxy->members.store(1);
+  proxy->published.store(1);
+  fastcgi->idle.store(2);  // a FastCGI pool: no members, no health
+  fastcgi->record_try(UpstreamOutcome::rejected);
+  fastcgi->published.store(1);
+  Snapshot s = region->snapshot(10'000'000'000ull);
+  ASSERT_EQ(s.upstreams.size(), 2u);
+  EXPECT_EQ(s.upstreams[0].health_publishers, 1);
+  EXPECT_EQ(s.upstreams[1].publishers, 1);
+  EXPECT_EQ(s.upstreams[1].health_publishers, 0);
+  EXPECT_EQ(s.upstreams[1].idle, 2);
+  EXPECT_EQ(s.upstreams[1].tries[static_cast<std::size_t>(UpstreamOutcome::rejected)], 1u);
+}
+
 TEST(MetricsSharedRegion, FullDirectoryGivesNullptr) {
   auto region = SharedRegion::create(1);
   ASSERT_TRUE(region->attach());

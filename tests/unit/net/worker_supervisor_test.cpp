@@ -31,6 +31,14 @@ TEST(WorkerSupervisorTest, DescribesExitsInWords) {
             "was killed by signal 9 (Killed — often the kernel's OOM killer; see dmesg)");
 }
 
+TEST(WorkerSupervisorTest, ClassifiesDeathsForRestartCounts) {
+  EXPECT_EQ(death_cause(status_of_child([] { raise(SIGKILL); })), metrics::RestartCause::signal);
+  EXPECT_EQ(death_cause(status_of_child([] { _exit(3); })), metrics::RestartCause::exit);
+  // A worker that exits 0 on its own while it should serve is restarted all the same.
+  EXPECT_EQ(death_cause(status_of_child([] { _exit(0); })), metrics::RestartCause::exit);
+  EXPECT_EQ(metrics::restart_cause_label(metrics::RestartCause::max_requests), "max_requests");
+}
+
 TEST(WorkerSupervisorTest, DescribesSizes) {
   EXPECT_EQ(describe_bytes(512), "512 B");
   EXPECT_EQ(describe_bytes(12 * 1024), "12 KiB");
