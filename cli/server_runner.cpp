@@ -10,6 +10,7 @@
 #include <string>
 
 #include "tronada/base/log.h"
+#include "tronada/gateway/tunnel.h"
 #include "tronada/loop/periodic_callback.h"
 #include "tronada/metrics/shared_region.h"
 #include "tronada/net/binary_upgrade.h"
@@ -135,7 +136,8 @@ void publish_state(const HTTPServer& server) {
 }
 
 std::size_t still_open(const HTTPServer& server) {
-  return server.open_connections() + ws::WebSocketConnection::open_server_connections();
+  return server.open_connections() + ws::WebSocketConnection::open_server_connections() +
+         open_tunnels();
 }
 
 }  // namespace
@@ -163,6 +165,8 @@ void run_until_signalled(HTTPServer& server, std::chrono::milliseconds drain_tim
     server.stop();
     server.close_all_connections();
     ws::WebSocketConnection::close_all_server(ws::close_code::kGoingAway, "server shutting down");
+    // Proxied WebSockets get the same 1001, on both sides; other tunnels just close.
+    drain_tunnels(drain_timeout);
     if (still_open(server) == 0) {
       loop.stop();
       return;
