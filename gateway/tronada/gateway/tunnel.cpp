@@ -28,7 +28,9 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
         b_(std::move(b)),
         options_(std::move(options)),
         idle_(&Tunnel::on_idle, this) {}
-  ~Tunnel() { live_tunnels().erase(this); }
+  ~Tunnel() {
+    if (!ended_) live_tunnels().erase(this);
+  }
 
   void start(std::string to_b, std::string to_a) {
     auto self = shared_from_this();
