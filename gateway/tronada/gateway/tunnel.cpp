@@ -14,8 +14,10 @@ namespace {
 
 class Tunnel;
 
-// The tunnels of this thread's loop, for drain_tunnels. A tunnel is in it from start()
-// until end().
+// The tunnels of this thread's loop, for drain_tunnels and open_tunnels. A tunnel is
+// in it from start() until both its streams closed: a tunnel that ended but still
+// writes out what was queued (a close frame, the end of a message) is still open, or a
+// drain that counts it would exit the process under those bytes.
 std::unordered_set<Tunnel*>& live_tunnels() {
   thread_local std::unordered_set<Tunnel*> tunnels;
   return tunnels;
@@ -29,14 +31,14 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
         options_(std::move(options)),
         idle_(&Tunnel::on_idle, this) {}
   ~Tunnel() {
-    if (!ended_) live_tunnels().erase(this);
+    if (!released_) live_tunnels().erase(this);
   }
 
   void start(std::string to_b, std::string to_a) {
     auto self = shared_from_this();
     live_tunnels().insert(this);
-    a_->set_close_callback([self] { self->on_close(*self->b_); });
-    b_->set_close_callback([self] { self->on_close(*self->a_); });
+    a_->set_close_callback([self] { self->on_closed(self->a_gone_, self->b_); });
+    b_->set_close_callback([self] { self->on_closed(self->b_gone_, self->a_); });
     a_->set_data_handler([self](std::string_view data) { self->pass(self->up_, data); });
     b_->set_data_handler([self](std::string_view data) { self->pass(self->down_, data); });
     touch();
@@ -141,11 +143,18 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
     }
   }
 
-  // One side closed: the other goes once its queued bytes are out.
-  void on_close(IOStream& other) {
-    if (ended_) return;
-    end();
-    close_after_flush(&other == a_.get() ? a_ : b_);
+  // A stream closed (its close callback, which runs once, whoever closed it). The
+  // first to close ends the tunnel: the other goes once its queued bytes are out.
+  void on_closed(bool& gone, const std::shared_ptr<IOStream>& other) {
+    gone = true;
+    if (!ended_) {
+      end();
+      close_after_flush(other);
+    }
+    if (a_gone_ && b_gone_) {
+      live_tunnels().erase(this);
+      released_ = true;
+    }
   }
 
   static void on_idle(void* context) {
@@ -164,17 +173,14 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
   void end() {
     if (ended_) return;
     ended_ = true;
-    live_tunnels().erase(this);
     idle_.disarm();
     if (drain_timer_) a_->loop().remove_timeout(drain_timer_);
     drain_timer_ = {};
-    // Dropping the callbacks drops the references they hold to this tunnel; the
-    // streams stay alive through the copies taken here until the close completes.
-    auto a = a_, b = b_;
-    a->set_data_handler(nullptr);
-    b->set_data_handler(nullptr);
-    a->set_close_callback(nullptr);
-    b->set_close_callback(nullptr);
+    // Dropping the data handlers drops the references they hold to this tunnel; the
+    // close callbacks hold the last ones, until both streams closed (every way to end
+    // closes both, some after a flush).
+    a_->set_data_handler(nullptr);
+    b_->set_data_handler(nullptr);
   }
 
   std::shared_ptr<IOStream> a_, b_;  // the client, the upstream
@@ -184,6 +190,8 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
   Direction down_{b_.get(), a_.get(), true};
   bool ended_ = false;
   bool draining_ = false;
+  bool a_gone_ = false, b_gone_ = false;  // their close callbacks ran
+  bool released_ = false;                 // out of live_tunnels()
   TimeoutHandle drain_timer_;
 };
 

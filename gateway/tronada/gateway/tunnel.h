@@ -31,15 +31,17 @@ struct TunnelOptions {
 /// `to_client` are bytes already read past the handshake on each side. When either
 /// side closes, the other is closed once what was queued for it is written.
 ///
-/// Lifetime: the tunnel's state is owned by the two streams' data handlers and close
-/// callbacks, which it clears when it ends, so it is freed with the last of them. The
+/// Lifetime: the tunnel's state is owned by the two streams' data handlers, which it
+/// clears when it ends, and their close callbacks, so it is freed once both streams
+/// closed. The
 /// caller hands over both streams and keeps nothing; the tunnel borrows nothing either
 /// (it holds its timeout list), so it may outlive whatever started it.
 void start_tunnel(std::shared_ptr<IOStream> client, std::string to_upstream,
                   std::shared_ptr<IOStream> upstream, std::string to_client,
                   TunnelOptions options = {});
 
-/// Tunnels open on this thread (a process's loop): a draining server waits for them.
+/// Tunnels on this thread (a process's loop) with a stream not closed yet, counting
+/// those still writing out their last bytes: a draining server waits for them.
 std::size_t open_tunnels();
 
 /// Ends every tunnel open on this thread, for a server that drains (SIGTERM, or the old
