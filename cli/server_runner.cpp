@@ -48,14 +48,18 @@ UpgradeOnSignal::UpgradeOnSignal(std::chrono::milliseconds upgrade_timeout) {
   // it does from the loop's first turn (the sockets listen already).
   upgrade::report_ready();
   IOLoop& loop = IOLoop::current();
-  loop.add_signal_handler(SIGUSR2, [] { upgrade::request(); });
   // Polled, never waited on: the new binary's readiness byte or its failure shows up
   // within a tick. Ready: this process drains exactly as on SIGTERM.
-  watch_ = std::make_unique<PeriodicCallback>(
-      [] {
-        if (upgrade::poll(0) == upgrade::Event::ready) ::kill(::getpid(), SIGTERM);
-      },
-      std::chrono::milliseconds(100));
+  auto check = [] {
+    if (upgrade::poll(0) == upgrade::Event::ready) ::kill(::getpid(), SIGTERM);
+  };
+  // Each signal is acted on as it is handled, not at the next tick: two in a row are
+  // two requests (the second refused while the first is in flight), never one.
+  loop.add_signal_handler(SIGUSR2, [check] {
+    upgrade::request();
+    check();
+  });
+  watch_ = std::make_unique<PeriodicCallback>(check, std::chrono::milliseconds(100));
   watch_->start();
 }
 
