@@ -1,5 +1,7 @@
 """SIGUSR2 binary upgrade (nginx's convention) of `tronada serve`, with workers = 2 (a
-master and its workers) and without (one process, its own master).
+master and its workers) and without (one process, its own master); of the `tronada
+wsgi` master; and of the commands that are one process, their own master: `static`,
+`proxy`, `fastcgi` and `wsgi` without a master.
 
 The binary runs from a copy in tmp; the test replaces that file (a package upgrade
 does the same) and signals the master. The new master gets the listening sockets
