@@ -227,6 +227,22 @@ void add_common_options(CLI::App& app, CommonOptions& options) {
             }
           },
           ""));
+  app.add_option_function<std::string>(
+         "--upgrade-timeout",
+         [&options](const std::string& value) { options.upgrade_timeout = parse_duration(value); },
+         "On SIGUSR2 (binary upgrade), how long the new binary may take to serve before "
+         "this one gives up on it and serves on (default 30s)")
+      ->type_name("DURATION")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            try {
+              parse_duration(value);
+              return {};
+            } catch (const std::exception& e) {
+              return e.what();
+            }
+          },
+          ""));
   add_logging_options(app, options);
   // Load the certificates once now, so a bad file stops the command before it binds (the
   // server loads them again when it starts serving). CLI11 runs this after the options'

@@ -42,6 +42,8 @@ struct CommonOptions {
   bool no_http2 = false;                                 // --no-http2
   std::optional<BindAddress> admin;                      // --admin: the admin listener's address
   std::optional<std::chrono::milliseconds> drain_delay;  // --drain-delay
+  /// --upgrade-timeout: how long a new binary started by SIGUSR2 may take to serve.
+  std::optional<std::chrono::milliseconds> upgrade_timeout;
   /// Set by commands that also read TLS settings from a config file (`serve`, `check`):
   /// the flags may then be partial, completed by the file, so the parse-time check
   /// leaves the whole to the command.

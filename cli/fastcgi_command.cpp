@@ -69,7 +69,7 @@ struct FastCGICommand {
     log::info("fastcgi",
               "serving " + config->root + " through " + config->pool->address().to_string());
     ops.start_listener();
-    run_until_signalled(server, common);
+    run_until_signalled(server, common, ProcessRole::single);
   }
 };
 

@@ -79,7 +79,7 @@ struct ProxyCommand {
     for (const auto& u : to) list += (list.empty() ? "" : ", ") + u;
     log::info("proxy", "proxying to " + list + " (" + policy + ")");
     ops.start_listener();
-    run_until_signalled(server_, common);
+    run_until_signalled(server_, common, ProcessRole::single);
   }
 };
 

@@ -110,6 +110,7 @@ Config effective_config(const CommonOptions& flags) {
   if (flags.no_http2) s.http2 = false;
   if (flags.admin) s.admin = flags.admin;
   if (flags.drain_delay) s.drain_delay = *flags.drain_delay;
+  if (flags.upgrade_timeout) s.upgrade_timeout = *flags.upgrade_timeout;
   if (s.admin) {
     for (const BindAddress& b : s.binds) {
       if (b.to_string() == s.admin->to_string()) {
@@ -405,23 +406,11 @@ void serve_impl(const Config& config, const std::function<Config()>& reread) {
   systemd_notify("READY=1");
   // Started by a binary upgrade: the old master drains once one process accepts here.
   upgrade::report_ready();
-  // Without workers this process is the master: SIGUSR2 starts a new binary, watched
-  // from the loop (never waiting on it); once it serves, this one drains as on SIGTERM.
-  std::unique_ptr<PeriodicCallback> upgrade_watch;
-  if (s.workers == 1) {
-    loop.add_signal_handler(SIGUSR2, [] { upgrade::request(); });
-    upgrade_watch = std::make_unique<PeriodicCallback>(
-        [] {
-          if (upgrade::poll(0) == upgrade::Event::ready) ::kill(::getpid(), SIGTERM);
-        },
-        std::chrono::milliseconds(100));
-    upgrade_watch->start();
-  }
+  // Without workers this process is the master: SIGUSR2 starts a new binary.
+  std::optional<UpgradeOnSignal> upgrade_on_signal;
+  if (s.workers == 1) upgrade_on_signal.emplace(s.upgrade_timeout);
   run_until_signalled(server, s.shutdown_timeout, reload, s.drain_delay);
-  if (upgrade_watch) {
-    upgrade_watch->stop();
-    loop.remove_signal_handler(SIGUSR2);
-  }
+  upgrade_on_signal.reset();
   loop.remove_signal_handler(SIGUSR1);
   access_log.reset();
 }

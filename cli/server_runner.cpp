@@ -1,26 +1,71 @@
 #include "cli/server_runner.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "tronada/base/log.h"
+#include "tronada/gateway/tunnel.h"
 #include "tronada/loop/periodic_callback.h"
 #include "tronada/metrics/shared_region.h"
+#include "tronada/net/binary_upgrade.h"
+#include "tronada/net/bind_sockets.h"
+#include "tronada/net/systemd.h"
 #include "tronada/websocket/websocket_connection.h"
 
 namespace tronada::cli {
 
-void listen_all(HTTPServer& server, const std::vector<BindAddress>& binds) {
-  for (const auto& b : binds) {
-    if (b.kind == BindAddress::Kind::unix_socket) {
-      server.listen_unix(b.path, 0660);
-    } else {
-      server.listen(b.port, b.host);
+std::vector<int> open_listening_sockets(const std::vector<BindAddress>& binds) {
+  std::vector<int> fds = systemd_listen_fds();
+  if (!fds.empty()) {
+    log::info("server", "serving " + std::to_string(fds.size()) + " inherited socket(s)");
+  } else {
+    for (const auto& b : binds) {
+      if (b.kind == BindAddress::Kind::unix_socket) {
+        fds.push_back(bind_unix_socket(b.path, 0660));
+      } else {
+        for (int fd : bind_sockets(b.port, b.host)) fds.push_back(fd);
+      }
+      log::info("server", "listening on " + b.to_string());
     }
-    log::info("server", "listening on " + b.to_string());
   }
+  upgrade::set_listen_sockets(fds);
+  return fds;
+}
+
+void listen_all(HTTPServer& server, const std::vector<BindAddress>& binds) {
+  server.add_sockets(open_listening_sockets(binds));
+}
+
+UpgradeOnSignal::UpgradeOnSignal(std::chrono::milliseconds upgrade_timeout) {
+  upgrade::set_timeout(upgrade_timeout);
+  // Started by a binary upgrade: the old process drains once this one accepts, which
+  // it does from the loop's first turn (the sockets listen already).
+  upgrade::report_ready();
+  IOLoop& loop = IOLoop::current();
+  // Polled, never waited on: the new binary's readiness byte or its failure shows up
+  // within a tick. Ready: this process drains exactly as on SIGTERM.
+  auto check = [] {
+    if (upgrade::poll(0) == upgrade::Event::ready) ::kill(::getpid(), SIGTERM);
+  };
+  // Each signal is acted on as it is handled, not at the next tick: two in a row are
+  // two requests (the second refused while the first is in flight), never one.
+  loop.add_signal_handler(SIGUSR2, [check] {
+    upgrade::request();
+    check();
+  });
+  watch_ = std::make_unique<PeriodicCallback>(check, std::chrono::milliseconds(100));
+  watch_->start();
+}
+
+UpgradeOnSignal::~UpgradeOnSignal() {
+  watch_->stop();
+  IOLoop::current().remove_signal_handler(SIGUSR2);
 }
 
 void configure_protocols(HTTPServer& server, const CommonOptions& options) {
@@ -60,8 +105,12 @@ void reload_certificates(HTTPServer& server) {
                                       });
 }
 
-void run_until_signalled(HTTPServer& server, const CommonOptions& options) {
+void run_until_signalled(HTTPServer& server, const CommonOptions& options, ProcessRole role) {
   configure_protocols(server, options);
+  std::optional<UpgradeOnSignal> upgrade;
+  if (role == ProcessRole::single) {
+    upgrade.emplace(options.upgrade_timeout.value_or(std::chrono::seconds(30)));
+  }
   run_until_signalled(server, std::chrono::seconds(30), {},
                       options.drain_delay.value_or(std::chrono::milliseconds(0)));
 }
@@ -91,7 +140,8 @@ void publish_state(const HTTPServer& server) {
 }
 
 std::size_t still_open(const HTTPServer& server) {
-  return server.open_connections() + ws::WebSocketConnection::open_server_connections();
+  return server.open_connections() + ws::WebSocketConnection::open_server_connections() +
+         open_tunnels();
 }
 
 }  // namespace
@@ -119,6 +169,8 @@ void run_until_signalled(HTTPServer& server, std::chrono::milliseconds drain_tim
     server.stop();
     server.close_all_connections();
     ws::WebSocketConnection::close_all_server(ws::close_code::kGoingAway, "server shutting down");
+    // Proxied WebSockets get the same 1001, on both sides; other tunnels just close.
+    drain_tunnels(drain_timeout);
     if (still_open(server) == 0) {
       loop.stop();
       return;

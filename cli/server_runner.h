@@ -4,17 +4,43 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "cli/bind_address.h"
 #include "cli/common_options.h"
 #include "tronada/http/http_server.h"
+#include "tronada/loop/periodic_callback.h"
 
 namespace tronada::cli {
 
-/// Listens on every address (TCP or unix:) before anything else runs, so a bad or busy
-/// address stops the program with a message and a non-zero exit before it serves.
+/// The listening sockets of a process that serves by itself (no master above it): the
+/// ones it inherited (LISTEN_FDS: systemd's socket activation, or an old binary handing
+/// over on SIGUSR2), which replace the binds, or else every address bound now (TCP or
+/// unix:), so a bad or busy address stops the program with a message and a non-zero exit
+/// before it serves. Either way they are what a binary upgrade hands over
+/// (upgrade::set_listen_sockets). Call it once.
+std::vector<int> open_listening_sockets(const std::vector<BindAddress>& binds);
+
+/// open_listening_sockets(binds), accepted on by `server`.
 void listen_all(HTTPServer& server, const std::vector<BindAddress>& binds);
+
+/// A process that is its own master (no forked workers) takes SIGUSR2 itself while this
+/// lives: the binary now at the program's path starts with the listening sockets
+/// (binary_upgrade.h), watched from the loop without blocking it, and once that one
+/// serves, this one drains as on SIGTERM (run_until_signalled). Also tells the old
+/// master, if an upgrade started this process, that it serves. Construct it once the
+/// sockets listen, before the loop runs; destroy it on the loop's thread after.
+class UpgradeOnSignal {
+ public:
+  explicit UpgradeOnSignal(std::chrono::milliseconds upgrade_timeout);
+  ~UpgradeOnSignal();
+  UpgradeOnSignal(const UpgradeOnSignal&) = delete;
+  UpgradeOnSignal& operator=(const UpgradeOnSignal&) = delete;
+
+ private:
+  std::unique_ptr<PeriodicCallback> watch_;
+};
 
 /// Applies `--no-http2` and the TLS flags to `server`. Safe after listening as long as the
 /// loop has not run yet: the server picks the protocol and TLS per accepted connection, and
@@ -49,8 +75,13 @@ void run_until_signalled(HTTPServer& server,
 /// to stop accepting. Does nothing with metrics off.
 void report_draining();
 
+/// Whether the process running the server is its own master (binary upgrades on
+/// SIGUSR2) or a worker forked by one (whose master takes SIGUSR2 instead).
+enum class ProcessRole { single, worker };
+
 /// The form the one-backend commands use: configure_protocols(server, options), then
-/// run_until_signalled(server) with the options' drain delay.
-void run_until_signalled(HTTPServer& server, const CommonOptions& options);
+/// run_until_signalled(server) with the options' drain delay; a `single` process takes
+/// SIGUSR2 meanwhile (UpgradeOnSignal, with the options' --upgrade-timeout).
+void run_until_signalled(HTTPServer& server, const CommonOptions& options, ProcessRole role);
 
 }  // namespace tronada::cli

@@ -96,7 +96,7 @@ struct StaticCommand {
     listen_all(server, common.binds_or_default());
     log::info("static", "serving " + files.real_root());
     ops.start_listener();
-    run_until_signalled(server, common);
+    run_until_signalled(server, common, ProcessRole::single);
   }
 };
 

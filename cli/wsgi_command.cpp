@@ -20,8 +20,6 @@
 #include "tronada/gateway/wsgi_container.h"
 #include "tronada/gateway/wsgi_interpreter.h"
 #include "tronada/net/binary_upgrade.h"
-#include "tronada/net/bind_sockets.h"
-#include "tronada/net/systemd.h"
 #include "tronada/net/worker_supervisor.h"
 #include "tronada/web/application.h"
 
@@ -99,8 +97,8 @@ struct WSGICommand {
     }
   }
 
-  void serve(HTTPServer& server, const std::shared_ptr<WSGIApplication>& app) {
-    run_until_signalled(server, common);
+  void serve(HTTPServer& server, const std::shared_ptr<WSGIApplication>& app, ProcessRole role) {
+    run_until_signalled(server, common, role);
     app->stop();
     PythonInterpreter::finalize();
   }
@@ -133,28 +131,17 @@ struct WSGICommand {
       listen_all(server, binds);
       ops.start_listener();
       log::info("wsgi", "serving " + spec + " with " + std::to_string(threads) + " thread(s)");
-      serve(server, app);
+      serve(server, app, ProcessRole::single);
       return;
     }
     check_app_in_child();
     // The master answers the admin port from the workers' shared counters; it binds
     // before the workers start so a busy address stops everything.
     Operations ops(common.admin, workers);
-    // Sockets handed over by a binary upgrade (or systemd) replace the binds.
-    std::vector<int> fds = systemd_listen_fds();
-    if (!fds.empty()) {
-      log::info("server", "serving " + std::to_string(fds.size()) + " inherited socket(s)");
-    }
-    for (const auto& b : fds.empty() ? binds : std::vector<BindAddress>{}) {
-      if (b.kind == BindAddress::Kind::unix_socket) {
-        fds.push_back(bind_unix_socket(b.path, 0660));
-      } else {
-        for (int fd : bind_sockets(b.port, b.host)) fds.push_back(fd);
-      }
-      log::info("server", "listening on " + b.to_string());
-    }
-    // The master hands these to a new binary on SIGUSR2.
-    upgrade::set_listen_sockets(fds);
+    // Sockets handed over by a binary upgrade (or systemd) replace the binds; the master
+    // hands these to a new binary on SIGUSR2.
+    std::vector<int> fds = open_listening_sockets(binds);
+    if (common.upgrade_timeout) upgrade::set_timeout(*common.upgrade_timeout);
     log::info("wsgi", "serving " + spec + " with " + std::to_string(workers) + " worker(s) of " +
                           std::to_string(threads) + " thread(s)");
     WorkerSupervisorOptions so;
@@ -186,7 +173,7 @@ struct WSGICommand {
                           std::to_string(getpid()) + ") ready");
     // Started by a binary upgrade: the old master drains once a worker accepts here.
     upgrade::report_ready();
-    serve(server, app);
+    serve(server, app, ProcessRole::worker);
   }
 };
 

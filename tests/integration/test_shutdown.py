@@ -302,3 +302,150 @@ def test_sigterm_with_pipelined_requests_answers_whole_responses_only(site):
             assert "connection: close" in head, head
     assert answered >= 1
     print(f"\n[shutdown] pipelined: {answered} of 3 answered before the close")
+
+
+# --- proxied WebSockets: a close handshake on drain -----------------------------------
+
+
+def ws_upstream(tmp_path):
+    port = free_port()
+    record = tmp_path / "upstream-closes.txt"
+    record.write_text("")
+    proc = Proc([PYTHON, str(APPS / "ws_echo_recorder.py"), str(port), str(record)], port)
+    return proc, port, record
+
+
+def start_front(kind, tmp_path, up_port):
+    """`tronada proxy` or `tronada serve` with a proxy route, in front of the upstream."""
+    port = free_port()
+    if kind == "proxy":
+        argv = [TRONADA, "proxy", "--to", f"http://127.0.0.1:{up_port}", "-b",
+                f"127.0.0.1:{port}", "--access-log", "off"]
+    else:
+        config = tmp_path / "front.toml"
+        config.write_text(f"""
+[server]
+bind = ["127.0.0.1:{port}"]
+access_log = "off"
+shutdown_timeout = "10s"
+[[route]]
+path = "/"
+proxy = {{ to = "http://127.0.0.1:{up_port}" }}
+""")
+        argv = [TRONADA, "serve", "-c", str(config)]
+    log = open(tmp_path / "front.log", "w")
+    proc = subprocess.Popen(argv, stdout=log, stderr=log, env=ENV)
+    log.close()
+    wait_for_port(port, proc)
+    return proc, port
+
+
+def upstream_closes(record, count):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = record.read_text().splitlines()
+        if len(lines) >= count:
+            return lines
+        time.sleep(0.05)
+    return record.read_text().splitlines()
+
+
+@pytest.mark.parametrize("kind", ["proxy", "serve"])
+def test_sigterm_closes_proxied_websockets_with_1001_on_both_sides(tmp_path, kind):
+    """A WebSocket through the proxy gets a close frame with 1001 (going away) from the
+    front's drain, as one the server holds itself does; the upstream gets one too (as a
+    client's, masked), and the front exits as soon as both handshakes are done."""
+    import asyncio
+
+    import websockets.client
+    import websockets.exceptions
+
+    upstream, up_port, record = ws_upstream(tmp_path)
+    front, port = start_front(kind, tmp_path, up_port)
+    try:
+        async def session():
+            clients = [await websockets.client.connect(f"ws://127.0.0.1:{port}/ws")
+                       for _ in range(2)]
+            for i, ws in enumerate(clients):
+                await ws.send(f"hello {i}")
+                assert await asyncio.wait_for(ws.recv(), 5) == f"hello {i}"
+            started = time.monotonic()
+            front.send_signal(signal.SIGTERM)
+            codes = []
+            for ws in clients:
+                with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), 10)
+                assert closed.value.rcvd is not None, "no close frame: the connection dropped"
+                codes.append((closed.value.rcvd.code, closed.value.rcvd.reason))
+            return codes, time.monotonic() - started
+
+        codes, took = asyncio.run(session())
+        assert codes == [(1001, "server shutting down")] * 2
+        assert front.wait(timeout=10) == 0
+        assert took < 5  # the handshakes ended the drain, not shutdown_timeout
+        assert sorted(upstream_closes(record, 2)) == ["1001 proxy shutting down"] * 2
+    finally:
+        if front.poll() is None:
+            front.kill()
+            front.wait()
+        upstream.stop(signal.SIGKILL)
+
+
+def read_frames(sock, data=b""):
+    """Reads server frames (unmasked) until the connection closes: [(opcode, payload)]."""
+    while chunk := sock.recv(1 << 20):
+        data += chunk
+    frames = []
+    while data:
+        opcode, length = data[0] & 0x0F, data[1] & 0x7F
+        at = 2
+        if length == 126:
+            length, at = int.from_bytes(data[2:4], "big"), 4
+        elif length == 127:
+            length, at = int.from_bytes(data[2:10], "big"), 10
+        frames.append((opcode, data[at:at + length]))
+        assert len(data) >= at + length, "the connection closed in the middle of a frame"
+        data = data[at + length:]
+    return frames
+
+
+def test_a_proxied_frame_in_flight_is_finished_before_the_close(tmp_path):
+    """SIGTERM while the upstream's 8 MiB message is on its way through the tunnel (the
+    client reads slowly): the client gets the whole message, then the 1001 close."""
+    import base64
+
+    upstream, up_port, record = ws_upstream(tmp_path)
+    front, port = start_front("proxy", tmp_path, up_port)
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        size = 8 << 20
+        message = f"big {size}".encode()
+        mask = os.urandom(4)
+        sock.sendall(bytes([0x81, 0x80 | len(message)]) + mask +
+                     bytes(b ^ mask[i % 4] for i, b in enumerate(message)))
+        first = sock.recv(65536)  # the message started arriving
+        assert first[0] == 0x82
+        time.sleep(0.3)  # the rest fills the buffers on the way
+        front.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        frames = read_frames(sock, first)
+        assert [(op, len(p)) for op, p in frames] == [(0x2, size), (0x8, 22)]
+        assert frames[0][1] == b"x" * size
+        assert int.from_bytes(frames[1][1][:2], "big") == 1001
+        sock.close()
+        assert front.wait(timeout=10) == 0
+        assert upstream_closes(record, 1) == ["1001 proxy shutting down"]
+    finally:
+        if front.poll() is None:
+            front.kill()
+            front.wait()
+        upstream.stop(signal.SIGKILL)

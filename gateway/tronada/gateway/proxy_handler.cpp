@@ -792,6 +792,10 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
 
   void switch_protocols(std::string_view rest) {
     HTTPConnection& client = *request_->connection;
+    // Asked for and agreed to: only then does the tunnel carry WebSocket frames (and
+    // so get a close handshake on drain, not a dropped connection).
+    bool websocket = detail::iequals(upgrade_, "websocket") &&
+                     detail::iequals(switch_head_.headers.get("Upgrade").value_or(""), "websocket");
     HTTPHeaders headers = std::move(switch_head_.headers);
     downstream_response_headers(headers, 101);
     DetachedConnection detached;
@@ -813,6 +817,7 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
     upgraded = true;
     TunnelOptions options;
     options.idle_timeouts = route_->tunnel_timeouts();
+    options.websocket = websocket;
     start_tunnel(std::move(detached.stream), std::move(detached.leftover), std::move(upstream),
                  std::string(rest), std::move(options));
     end();
