@@ -1,5 +1,8 @@
 #include "tronada/base/log.h"
 
+#include <limits.h>
+#include <pthread.h>
+
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -44,6 +47,24 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
+// Writes `lines` (whole lines) in pieces of at most PIPE_BUF bytes that end at a line's
+// end: the workers of one server share a pipe or an O_APPEND file, where only a write
+// of up to PIPE_BUF bytes is atomic, so a bigger batch could interleave with another
+// process's mid-line. A single longer line goes alone, as it would unbatched.
+void write_whole_lines(std::FILE* sink, std::string_view lines) {
+  while (!lines.empty()) {
+    std::size_t n = lines.size();
+    if (n > PIPE_BUF) {
+      std::size_t cut = lines.rfind('\n', PIPE_BUF - 1);
+      n = cut == std::string_view::npos ? lines.find('\n') : cut;
+      n = n == std::string_view::npos ? lines.size() : n + 1;
+    }
+    std::fwrite(lines.data(), 1, n, sink);
+    std::fflush(sink);
+    lines.remove_prefix(n);
+  }
+}
+
 // Lines an IOLoop thread wrote since its last flush (see set_deferred_flush).
 struct Deferred {
   bool on = false;
@@ -53,12 +74,21 @@ struct Deferred {
     if (lines.empty()) return;
     std::FILE* sink = g_sink.load();
     if (!sink) sink = stderr;
-    std::fwrite(lines.data(), 1, lines.size(), sink);
-    std::fflush(sink);
+    write_whole_lines(sink, lines);
     lines.clear();
   }
 };
 thread_local Deferred t_deferred;
+
+// A process that forks from a loop thread writes what that thread holds first, so the
+// child does not inherit (and write again) its parent's pending lines.
+void flush_before_fork() {
+  t_deferred.flush();
+}
+[[maybe_unused]] const bool g_atfork_registered = [] {
+  pthread_atfork(&flush_before_fork, nullptr, nullptr);
+  return true;
+}();
 
 // A burst (a pipelined batch, a flood of errors answered at info) is written once this
 // much is held, so the buffer stays small.

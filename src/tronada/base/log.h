@@ -32,8 +32,10 @@ void write(Level l, std::string_view logger, std::string_view message);
 /// buffer instead of costing a write each; flush_deferred() writes them in one call. A
 /// running IOLoop flushes before each poll, so a line waits at most for the rest of the
 /// loop iteration that wrote it. Warnings and errors are never held back (they flush
-/// what is pending first, in order). Not for processes that fork: a child would inherit
-/// the parent's pending lines.
+/// what is pending first, in order). A batch goes out in writes of at most PIPE_BUF
+/// bytes that end at a line's end, so processes sharing a pipe never interleave
+/// mid-line; a fork from this thread writes its pending lines first. IOLoop::start()
+/// turns it on for the loop's thread while the loop runs.
 void set_deferred_flush(bool on);
 void flush_deferred();
 

@@ -119,6 +119,9 @@ void IOLoop::start() {
   t_current = this;
   thread_id_ = std::this_thread::get_id();
   running_ = true;
+  // Info lines (a native app's access line per request) go out once per iteration,
+  // before libuv polls, instead of a write each.
+  log::set_deferred_flush(true);
   // A stop() that arrived before start() is honoured, like Tornado's.
   while (!stop_requested_.exchange(false)) {
     // Callbacks queued before start() run before timers that fell due meanwhile, as in
@@ -135,7 +138,8 @@ void IOLoop::start() {
     uv_run(&loop_, stop_requested_.load() ? UV_RUN_NOWAIT : UV_RUN_DEFAULT);
   }
   running_ = false;
-  log::flush_deferred();
+  // A loop started inside a running one (run_sync) leaves the outer one's batching on.
+  if (!previous || !previous->running_) log::set_deferred_flush(false);
   t_current = previous ? previous : this;
 }
 

@@ -1,11 +1,18 @@
 // log's deferred flush, turned on for a loop thread: its info lines wait for the end of
-// the loop iteration that wrote them, in order with warnings, and never past it.
+// the loop iteration that wrote them, in order with warnings, and never past it; they
+// leave in whole lines of at most PIPE_BUF bytes, and a fork does not duplicate them.
 #include "tronada/base/log.h"
 
 #include <gtest/gtest.h>
 
+#include <limits.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "tronada/loop/io_loop.h"
 
@@ -95,6 +102,76 @@ TEST(LogDeferredFlush, ALineIsNotHeldWhileTheLoopWaits) {
   log::set_deferred_flush(false);
   EXPECT_NE(seen_by_timer.find("before the wait"), std::string::npos);
   loop.close();
+}
+
+TEST(LogDeferredFlush, ALoopTurnsItOnWhileItRunsAndOffAfter) {
+  Sink sink;
+  IOLoop loop;
+  std::string inside;
+  loop.add_callback([&] {
+    log::info("access", "held");
+    inside = read_all(sink.file);
+    loop.stop();
+  });
+  loop.start();
+  EXPECT_EQ(inside.find("held"), std::string::npos);
+  EXPECT_NE(read_all(sink.file).find("held"), std::string::npos);  // written at the stop
+  log::info("access", "after");                                    // no loop runs: at once
+  EXPECT_NE(read_all(sink.file).find("after"), std::string::npos);
+  loop.close();
+}
+
+// Workers share a pipe, where only writes of up to PIPE_BUF bytes are atomic: a batch
+// goes out in writes that each end at a line's end and fit in PIPE_BUF. A SEQPACKET
+// socket keeps each write(2) a message of its own, so the test sees the writes.
+TEST(LogDeferredFlush, ABatchIsWrittenInWholeLinesOfAtMostPipeBuf) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, fds), 0);
+  int big = 1 << 20;
+  setsockopt(fds[0], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  std::FILE* out = fdopen(fds[1], "w");
+  ASSERT_NE(out, nullptr);
+  log::set_sink(out);
+  log::set_deferred_flush(true);
+  for (int i = 0; i < 100; ++i) log::info("access", std::string(90, 'a' + i % 26));
+  log::flush_deferred();
+  log::set_deferred_flush(false);
+  log::set_sink(nullptr);
+  std::fclose(out);
+  std::vector<std::string> writes;
+  char buf[1 << 16];
+  ssize_t n;
+  while ((n = ::recv(fds[0], buf, sizeof buf, 0)) > 0) writes.emplace_back(buf, n);
+  ::close(fds[0]);
+  ASSERT_GT(writes.size(), 1u);  // ~12 KiB: more than one write
+  std::size_t lines = 0;
+  for (const auto& w : writes) {
+    EXPECT_LE(w.size(), static_cast<std::size_t>(PIPE_BUF));
+    EXPECT_EQ(w.back(), '\n');
+    for (char c : w) lines += c == '\n';
+  }
+  EXPECT_EQ(lines, 100u);
+}
+
+TEST(LogDeferredFlush, AForkedChildDoesNotWriteItsParentsPendingLines) {
+  Sink sink;
+  log::set_deferred_flush(true);
+  log::info("access", "pending before the fork");
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    log::flush_deferred();  // whatever the child holds goes out now
+    std::fflush(nullptr);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  log::set_deferred_flush(false);
+  std::string all = read_all(sink.file);
+  auto first = all.find("pending before the fork");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(all.find("pending before the fork", first + 1), std::string::npos);
 }
 
 }  // namespace
