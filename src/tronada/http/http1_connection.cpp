@@ -687,8 +687,13 @@ DetachedConnection HTTP1Connection::detach(std::uint64_t seq) {
   flush();  // the 101 head goes out ahead of anything the new owner writes
   // The stream's close callback holds the last reference but one to us (the response
   // channel the caller used holds another); keep us until the loop comes round, since
-  // callers up the stack (on_data, process) still run on this object.
-  stream_->loop().add_callback([self = shared_from_this()] {});
+  // callers up the stack (on_data, process) still run on this object. Then the request
+  // state (parser, response buffer) goes back to the pool: no more HTTP/1 is read or
+  // written here, while the request and with it this connection may live on as long as
+  // the new protocol (a WebSocket handler holds its request until the socket closes).
+  stream_->loop().add_callback([self = shared_from_this()] {
+    if (!self->in_delegate_ && !self->dispatching_) self->rs_.reset();
+  });
   detached_ = true;
   closing_ = true;
   request_active_ = false;
