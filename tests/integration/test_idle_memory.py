@@ -78,9 +78,11 @@ def test_idle_keep_alive_connection_memory(tmp_path, fd_room):
         per_connection = (after - before) / CONNECTIONS
         print(f"RSS growth per idle keep-alive connection: {per_connection:.0f} bytes")
         # Measured 2026-12-07 on a busy 2-core machine: about 1,200 bytes (2,159 before
-        # the request state was given back while idle; nginx 532; the goal is 1 KiB).
-        # The bound leaves room for page granularity and arena growth.
-        assert per_connection <= 2048
+        # the request state was given back while idle); 961 once the stream and the
+        # connection shed their per-connection allocations and members (the heap test
+        # says 985). nginx needs 532; the goal is 1 KiB. The bound leaves room for page
+        # granularity and arena growth.
+        assert per_connection <= 1536
     finally:
         for s in sockets:
             s.close()

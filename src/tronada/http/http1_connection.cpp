@@ -23,6 +23,36 @@ HTTP1ServerContext::HTTP1ServerContext(IOLoop& loop, HTTPServerOptions opts, HTT
       write_timeouts(loop, options.write_timeout),
       linger_timeouts(loop, options.linger_timeout) {}
 
+void HTTP1ConnectionList::insert(HTTP1Connection* conn) {
+  if (conn->listed_) return;
+  conn->listed_ = true;
+  conn->prev_listed_ = nullptr;
+  conn->next_listed_ = head_;
+  if (head_) head_->prev_listed_ = conn;
+  head_ = conn;
+  ++size_;
+}
+
+void HTTP1ConnectionList::erase(HTTP1Connection* conn) {
+  if (!conn->listed_) return;
+  conn->listed_ = false;
+  if (conn->prev_listed_) {
+    conn->prev_listed_->next_listed_ = conn->next_listed_;
+  } else {
+    head_ = conn->next_listed_;
+  }
+  if (conn->next_listed_) conn->next_listed_->prev_listed_ = conn->prev_listed_;
+  conn->prev_listed_ = conn->next_listed_ = nullptr;
+  --size_;
+}
+
+std::vector<HTTP1Connection*> HTTP1ConnectionList::snapshot() const {
+  std::vector<HTTP1Connection*> conns;
+  conns.reserve(size_);
+  for (HTTP1Connection* c = head_; c; c = c->next_listed_) conns.push_back(c);
+  return conns;
+}
+
 }  // namespace detail
 
 namespace {
@@ -245,10 +275,10 @@ void HTTP1Connection::start() {
   keep_alive_ = context_->options.keep_alive;
   // Once per connection: a getpeername per request would be a system call on a hot path.
   std::tie(remote_ip_, remote_port_) = stream_->peer_address();
-  // The stream keeps us alive through its close callback until it closes; on close it
-  // drops it, which breaks the cycle. The data handler can therefore hold `this`.
-  auto self = shared_from_this();
-  stream_->set_close_callback([self] { self->on_stream_closed(); });
+  // We hold ourselves until the stream closes (on_stream_closed drops self_), which
+  // breaks the cycle through stream_. The stream's handlers can therefore hold `this`.
+  self_ = shared_from_this();
+  stream_->set_close_callback([this] { on_stream_closed(); });
   stream_->set_data_handler([this](std::string_view data) { on_data(data); });
   stream_->set_eof_handler([this] { on_peer_eof(); });
   arm(context_->idle_timeouts);
@@ -657,8 +687,13 @@ DetachedConnection HTTP1Connection::detach(std::uint64_t seq) {
   flush();  // the 101 head goes out ahead of anything the new owner writes
   // The stream's close callback holds the last reference but one to us (the response
   // channel the caller used holds another); keep us until the loop comes round, since
-  // callers up the stack (on_data, process) still run on this object.
-  stream_->loop().add_callback([self = shared_from_this()] {});
+  // callers up the stack (on_data, process) still run on this object. Then the request
+  // state (parser, response buffer) goes back to the pool: no more HTTP/1 is read or
+  // written here, while the request and with it this connection may live on as long as
+  // the new protocol (a WebSocket handler holds its request until the socket closes).
+  stream_->loop().add_callback([self = shared_from_this()] {
+    if (!self->in_delegate_ && !self->dispatching_) self->rs_.reset();
+  });
   detached_ = true;
   closing_ = true;
   request_active_ = false;
@@ -686,6 +721,7 @@ DetachedConnection HTTP1Connection::detach(std::uint64_t seq) {
   stream_->set_data_handler(nullptr);
   stream_->set_eof_handler(nullptr);
   stream_->set_close_callback(nullptr);
+  self_.reset();  // not the last reference: the callback queued above holds one
   return result;
 }
 
@@ -842,11 +878,11 @@ void HTTP1Connection::write_response_fields(std::uint64_t seq, int status, const
   // Headers and body are flushed together by finish(), with no flush scheduled between.
   bool saved = defer_flush_;
   defer_flush_ = true;
-  struct Restore {
-    bool& flag;
+  struct Restore {  // defer_flush_ is a bit-field: no reference to it
+    HTTP1Connection& conn;
     bool value;
-    ~Restore() { flag = value; }
-  } restore{defer_flush_, saved};
+    ~Restore() { conn.defer_flush_ = value; }
+  } restore{*this, saved};
   write_head_fields(seq, status, headers, reason);
   write_body(seq, body);
   defer_flush_ = saved;
@@ -1054,6 +1090,8 @@ void HTTP1Connection::set_close_callback(std::uint64_t seq, std::function<void()
 }
 
 void HTTP1Connection::on_stream_closed() {
+  // Our own reference goes when this returns; the last one may go with it.
+  std::shared_ptr<HTTP1Connection> keep = std::move(self_);
   closing_ = true;
   read_timeout_.disarm();
   write_timeout_.disarm();

@@ -8,7 +8,7 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <unordered_set>
+#include <vector>
 
 #include "tronada/http/http1_parser.h"
 #include "tronada/http/http1_response_writer.h"
@@ -54,6 +54,24 @@ class HTTP1Connection;
 
 namespace detail {
 
+/// The open connections of one server: an intrusive list through the connections' own
+/// links, so that listing one costs no allocation (an unordered_set cost a 32-byte node
+/// and a bucket per connection, project issue 18). Connections unlink themselves when
+/// they close, detach or die; unlinking one that is not listed does nothing.
+class HTTP1ConnectionList {
+ public:
+  void insert(HTTP1Connection* conn);
+  void erase(HTTP1Connection* conn);
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  /// A copy to walk while the connections unlink themselves (closing one erases it).
+  std::vector<HTTP1Connection*> snapshot() const;
+
+ private:
+  HTTP1Connection* head_ = nullptr;
+  std::size_t size_ = 0;
+};
+
 /// What every connection of one server shares. Owned by a shared_ptr that connections
 /// hold too, so a connection that outlives its server still finds its settings.
 struct HTTP1ServerContext {
@@ -70,7 +88,7 @@ struct HTTP1ServerContext {
   TimeoutList body_timeouts;
   TimeoutList write_timeouts;
   TimeoutList linger_timeouts;
-  std::unordered_set<HTTP1Connection*> connections;
+  HTTP1ConnectionList connections;
   /// Accepted connections whose protocol is not known yet (HTTPServer's sniffers): the
   /// drain must wait for them too, their first request may be on the wire.
   std::size_t sniffing = 0;
@@ -90,9 +108,10 @@ struct HTTP1ServerContext {
 /// head and calls detach() takes the stream (and the bytes read past the request) and
 /// the connection lets go of it, for good.
 ///
-/// Lifetime: held by shared_ptr. The stream's close callback holds one reference until
-/// the stream closes; each request's response channel holds another, so a handler that
-/// answers late finds the connection (closed, perhaps) rather than freed memory.
+/// Lifetime: held by shared_ptr. The connection holds itself (self_) from start() until
+/// its stream closes or it detaches; each request's response channel holds another
+/// reference, so a handler that answers late finds the connection (closed, perhaps)
+/// rather than freed memory.
 ///
 /// Timeouts: one entry for the reading side (idle, header, body, lingering, by phase)
 /// and one that watches queued response bytes (write timeout), each on a list of the
@@ -190,8 +209,17 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   /// read of the next request, no response bytes waiting, no delegate call running).
   void release_idle_state();
 
+  friend class detail::HTTP1ConnectionList;
+
   std::shared_ptr<IOStream> stream_;
   std::shared_ptr<detail::HTTP1ServerContext> context_;
+  // Ourselves, from start() until the stream's close callback ran or detach() gave the
+  // stream away. Kept here rather than captured in the stream's close callback: a
+  // std::function stores a captured shared_ptr on the heap (32 bytes per connection).
+  std::shared_ptr<HTTP1Connection> self_;
+  // Links in context_->connections while listed.
+  HTTP1Connection* prev_listed_ = nullptr;
+  HTTP1Connection* next_listed_ = nullptr;
   std::unique_ptr<RequestState, RequestStateRecycler> rs_;  // null while idle
   TimeoutEntry read_timeout_;
   TimeoutEntry write_timeout_;
@@ -205,23 +233,34 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   std::uint64_t write_mark_taken_ = 0;
   std::size_t write_mark_unsent_ = 0;
 
-  std::string remote_ip_;  // the peer's address, looked up once per connection
-  int remote_port_ = 0;
+  std::string remote_ip_;        // the peer's address, looked up once per connection
   std::string pending_;          // pipelined input read ahead of the current request...
   std::size_t pending_pos_ = 0;  // ...from this offset on
 
+  // The port and the flags share one word (bit-fields): every byte here is paid by each
+  // open connection, idle or not. keep_alive_ stays a plain bool: the response writer
+  // takes a reference to it.
+  int remote_port_ = 0;
   Phase phase_ = Phase::idle;
-  bool request_active_ = false;   // a request is being answered
-  bool request_aborted_ = false;  // it ended with the connection, not with finish()
   bool keep_alive_ = true;
-  bool dispatching_ = false;  // inside on_data: it flushes and goes on parsing at the end
-  bool in_delegate_ = false;  // inside a call to the request's delegate
-  bool defer_flush_ = false;  // inside write_response: finish() flushes
-  bool flush_scheduled_ = false;
-  bool reading_paused_ = false;
-  bool closing_ = false;
-  bool close_when_idle_ = false;
-  bool detached_ = false;  // the stream belongs to someone else now
+  // Inside write_response: finish() flushes.
+  bool defer_flush_ : 1 = false;
+  // A request is being answered.
+  bool request_active_ : 1 = false;
+  // It ended with the connection, not with finish().
+  bool request_aborted_ : 1 = false;
+  // Inside on_data: it flushes and goes on parsing at the end.
+  bool dispatching_ : 1 = false;
+  // Inside a call to the request's delegate.
+  bool in_delegate_ : 1 = false;
+  bool flush_scheduled_ : 1 = false;
+  bool reading_paused_ : 1 = false;
+  bool closing_ : 1 = false;
+  bool close_when_idle_ : 1 = false;
+  // The stream belongs to someone else now.
+  bool detached_ : 1 = false;
+  // In context_->connections.
+  bool listed_ : 1 = false;
 };
 
 }  // namespace tronada

@@ -121,7 +121,7 @@ HTTPServer::HTTPServer(RequestCallback callback, HTTPServerOptions options)
 HTTPServer::~HTTPServer() {
   stop();
   context_->delegate = nullptr;
-  std::vector<HTTP1Connection*> conns(context_->connections.begin(), context_->connections.end());
+  std::vector<HTTP1Connection*> conns = context_->connections.snapshot();
   for (auto* c : conns) c->close();
   std::vector<HTTP2Session*> sessions(h2_->sessions.begin(), h2_->sessions.end());
   for (auto* s : sessions) s->close();
@@ -163,7 +163,7 @@ void HTTPServer::set_ssl_config(SSLServerConfig config) {
 
 void HTTPServer::close_all_connections() {
   context_->draining = true;
-  std::vector<HTTP1Connection*> conns(context_->connections.begin(), context_->connections.end());
+  std::vector<HTTP1Connection*> conns = context_->connections.snapshot();
   for (auto* c : conns) c->close_when_idle();
   std::vector<HTTP2Session*> sessions(h2_->sessions.begin(), h2_->sessions.end());
   for (auto* s : sessions) s->close_when_idle();

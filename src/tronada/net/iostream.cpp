@@ -104,11 +104,28 @@ struct IOStream::FileQueue {
   bool buffered = false;  // read and send_plain, not sendfile
 };
 
+/// Writes whose completion someone waits for, and drain() callers.
+struct IOStream::WriteWaiters {
+  std::vector<PendingWrite> writes;  // rarely more than one
+  std::vector<Promise<void>> drains;
+};
+
+IOStream::WriteWaiters& IOStream::waiters() {
+  if (!waiters_) waiters_ = std::make_unique<WriteWaiters>();
+  return *waiters_;
+}
+
 StreamClosedError::StreamClosedError(std::error_code ec)
     : std::runtime_error(describe(ec)), real_error(ec) {}
 
 std::shared_ptr<IOStream> IOStream::adopt(uv_stream_t* handle, IOStreamOptions options) {
-  std::shared_ptr<IOStream> s(new IOStream(handle, options));
+  // One allocation for the stream and its shared_ptr control block (the constructor is
+  // protected, hence the subclass). Weak references then keep the memory, not the
+  // object, until they go too; nothing holds those for long.
+  struct Adopted final : IOStream {
+    Adopted(uv_stream_t* h, IOStreamOptions o) : IOStream(h, o) {}
+  };
+  std::shared_ptr<IOStream> s = std::make_shared<Adopted>(handle, options);
   keep_alive_until_closed(s);
   return s;
 }
@@ -155,14 +172,14 @@ Future<void> IOStream::write(std::string data) {
   std::string_view view(data);
   write_accepted_ += view.size();
   write_queued_ += view.size();
-  pending_writes_.push_back({write_accepted_, [this, p](bool ok) mutable {
-                               if (ok) {
-                                 p.try_set_result();
-                               } else {
-                                 p.try_set_exception(
-                                     std::make_exception_ptr(StreamClosedError(error_)));
-                               }
-                             }});
+  waiters().writes.push_back({write_accepted_, [this, p](bool ok) mutable {
+                                if (ok) {
+                                  p.try_set_result();
+                                } else {
+                                  p.try_set_exception(
+                                      std::make_exception_ptr(StreamClosedError(error_)));
+                                }
+                              }});
   send_or_hold(&view, 1);
   return p.get_future();
 }
@@ -179,12 +196,12 @@ void IOStream::write_pieces(const std::string_view* pieces, std::size_t count, W
   write_accepted_ += total;
   write_queued_ += total;
   if (cb) {
-    pending_writes_.push_back({write_accepted_, [this, cb = std::move(cb)](bool ok) mutable {
-                                 if (!ok)
-                                   return;  // the close callback reports the error in this form
-                                 loop_->add_callback(
-                                     [self = shared_from_this(), cb = std::move(cb)] { cb(); });
-                               }});
+    waiters().writes.push_back({write_accepted_, [this, cb = std::move(cb)](bool ok) mutable {
+                                  if (!ok)
+                                    return;  // the close callback reports the error in this form
+                                  loop_->add_callback(
+                                      [self = shared_from_this(), cb = std::move(cb)] { cb(); });
+                                }});
   }
   send_or_hold(pieces, count);
 }
@@ -195,11 +212,11 @@ void IOStream::write_file(FileRegion region, WriteCallback cb) {
   write_accepted_ += region.length;
   write_queued_ += region.length;
   if (cb) {
-    pending_writes_.push_back({write_accepted_, [this, cb = std::move(cb)](bool ok) mutable {
-                                 if (!ok) return;
-                                 loop_->add_callback(
-                                     [self = shared_from_this(), cb = std::move(cb)] { cb(); });
-                               }});
+    waiters().writes.push_back({write_accepted_, [this, cb = std::move(cb)](bool ok) mutable {
+                                  if (!ok) return;
+                                  loop_->add_callback(
+                                      [self = shared_from_this(), cb = std::move(cb)] { cb(); });
+                                }});
   }
   if (!files_) {
     files_ = std::make_unique<FileQueue>();
@@ -336,7 +353,7 @@ Future<void> IOStream::drain() {
   } else if (write_queued_ <= options_.write_high_water) {
     p.set_result();
   } else {
-    drain_waiters_.push_back(p);
+    waiters().drains.push_back(p);
   }
   return p.get_future();
 }
@@ -419,21 +436,22 @@ void IOStream::on_write_done(uv_write_t* r, int status) {
 void IOStream::complete_written(std::size_t n) {
   write_done_ += n;
   write_queued_ -= std::min(write_queued_, n);
+  if (!waiters_) return;
+  auto& writes = waiters_->writes;
   std::size_t fired = 0;
-  while (fired < pending_writes_.size() && pending_writes_[fired].end_offset <= write_done_) {
-    ++fired;
-  }
+  while (fired < writes.size() && writes[fired].end_offset <= write_done_) ++fired;
   if (fired) {
     // Out of the vector first: a callback may write (append) or close (clear).
-    std::vector<PendingWrite> done(std::make_move_iterator(pending_writes_.begin()),
-                                   std::make_move_iterator(pending_writes_.begin() + fired));
-    pending_writes_.erase(pending_writes_.begin(), pending_writes_.begin() + fired);
+    std::vector<PendingWrite> done(std::make_move_iterator(writes.begin()),
+                                   std::make_move_iterator(writes.begin() + fired));
+    writes.erase(writes.begin(), writes.begin() + fired);
     for (auto& w : done) w.cb(true);
   }
-  if (write_queued_ <= options_.write_high_water && !drain_waiters_.empty()) {
-    auto waiters = std::move(drain_waiters_);
-    drain_waiters_.clear();
-    for (auto& p : waiters) p.try_set_result();
+  // waiters_ is never reset once made, so it is still there after the callbacks.
+  if (write_queued_ <= options_.write_high_water && !waiters_->drains.empty()) {
+    auto drains = std::move(waiters_->drains);
+    waiters_->drains.clear();
+    for (auto& p : drains) p.try_set_result();
   }
 }
 
@@ -447,13 +465,15 @@ void IOStream::close(std::error_code error) {
   fail_pending(error);
   // Writes that cannot complete now fail: co_await forms get StreamClosedError,
   // callback forms are simply not called (the close callback reports the error).
-  auto writes = std::move(pending_writes_);
-  pending_writes_.clear();
   write_queued_ = 0;
-  for (auto& w : writes) w.cb(false);
-  auto waiters = std::move(drain_waiters_);
-  drain_waiters_.clear();
-  for (auto& p : waiters) p.try_set_exception(std::make_exception_ptr(StreamClosedError(error)));
+  if (waiters_) {
+    auto writes = std::move(waiters_->writes);
+    waiters_->writes.clear();
+    for (auto& w : writes) w.cb(false);
+    auto drains = std::move(waiters_->drains);
+    waiters_->drains.clear();
+    for (auto& p : drains) p.try_set_exception(std::make_exception_ptr(StreamClosedError(error)));
+  }
   // The files queued for sending are let go (pump_files does it if it is running).
   if (files_ && !files_->pumping) files_.reset();
   uv_close(reinterpret_cast<uv_handle_t*>(handle_), &IOStream::on_closed);
@@ -465,13 +485,14 @@ void IOStream::on_closed(uv_handle_t* h) {
   delete_handle(h);
   // Keep ourselves alive through the callback; the last reference may go with `keep`.
   std::shared_ptr<IOStream> keep = std::move(self->self_);
-  auto acceptor_cb = std::move(self->acceptor_close_callback_);
-  self->acceptor_close_callback_ = nullptr;
+  auto acceptor = std::move(self->acceptor_);
   auto cb = std::move(self->close_callback_);
   self->close_callback_ = nullptr;
   self->data_handler_ = nullptr;
   self->eof_handler_ = nullptr;
-  if (acceptor_cb) IOLoop::invoke_logged("close callback", acceptor_cb);
+  if (acceptor) {
+    IOLoop::invoke_logged("close callback", [&] { acceptor->accepted_stream_closed(); });
+  }
   if (cb) IOLoop::invoke_logged("close callback", cb);
 }
 

@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <regex>
@@ -48,6 +49,19 @@ struct IOStreamOptions {
   std::size_t max_buffer_size = 64 * 1024 * 1024;
   /// Producers that await `drain()` wait while more than this many bytes are queued.
   std::size_t write_high_water = 1024 * 1024;
+};
+
+/// Whoever accepted a stream and wants to hear when it closes: TCPServer counts its open
+/// connections so. Streams hold it by shared_ptr, so one acceptor serves every stream it
+/// accepted and a stream costs no allocation of its own for it (a std::function capturing
+/// a shared_ptr would allocate one per stream); an acceptor that goes away first
+/// disconnects itself and stays behind, inert, until its last stream has closed.
+class StreamAcceptor {
+ public:
+  virtual ~StreamAcceptor() = default;
+  /// Runs once per accepted stream, after libuv closed its handle, before the stream's
+  /// close callback.
+  virtual void accepted_stream_closed() = 0;
 };
 
 /// A stream of bytes between us and one peer, as Tornado's IOStream.
@@ -163,10 +177,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   bool eof_received() const { return eof_received_; }
 
   void set_close_callback(CloseCallback cb) { close_callback_ = std::move(cb); }
-  /// A second close callback for whoever accepted the stream (TCPServer counts open
-  /// connections with it), so the protocol on top can own set_close_callback. Runs
-  /// first, once, after libuv closed the handle.
-  void set_acceptor_close_callback(CloseCallback cb) { acceptor_close_callback_ = std::move(cb); }
+  /// Whoever accepted the stream, told when it closes (see StreamAcceptor), so the
+  /// protocol on top can own set_close_callback.
+  void set_acceptor(std::shared_ptr<StreamAcceptor> acceptor) { acceptor_ = std::move(acceptor); }
   /// Closes the stream; `error` is recorded as the reason (pending operations fail with
   /// it). Idempotent; the close callback runs once, from the loop, after libuv closed
   /// the handle.
@@ -252,9 +265,10 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   IOLoop* loop_;
 
  private:
-  enum class ReadOp { none, until, regex, bytes, until_close };
+  enum class ReadOp : std::uint8_t { none, until, regex, bytes, until_close };
 
   struct FileQueue;
+  struct WriteWaiters;
 
   struct PendingWrite {
     std::uint64_t end_offset;  // plaintext offset at which this write is complete
@@ -317,6 +331,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   IOStreamOptions options_;
   std::shared_ptr<IOStream> self_;  // held from creation until on_closed
 
+  // Members are ordered so that the flags share one word: every byte here is paid by
+  // each open connection, idle or not (project issue 18).
+
   // Read buffer: bytes [buffer_pos_, size) are unread. Empty and without capacity while
   // nothing is pending, so an idle connection costs no buffer memory.
   std::string buffer_;
@@ -324,7 +341,6 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   // The chunk being delivered while buffer_ holds nothing unread: reads take their bytes
   // straight from it, and only what is left over is copied into buffer_ (spill_input).
   std::string_view input_;
-  ReadOp read_op_ = ReadOp::none;
   // A pending read's parameters and completion. Made by the first read call and kept:
   // streams in raw mode (data_handler_), like HTTP/1 server connections, never need it,
   // so an idle one saves its 128 bytes.
@@ -346,27 +362,31 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   // While the handler runs: where it goes if it replaces itself, so that it outlives its
   // own call. A pointer into dispatch_raw's frame costs idle streams 8 bytes, not 32.
   DataHandler* retired_handler_ = nullptr;
-  bool flush_scheduled_ = false;
-  bool reading_paused_ = false;
-  bool socket_reading_ = false;
-  bool socket_ended_ = false;  // libuv reported EOF or an error: it reads no more
-  bool eof_received_ = false;
-  bool eof_delivered_ = false;
   std::function<void()> eof_handler_;
 
   // Write accounting in plaintext bytes: written_ of accepted_ have left our buffer.
   std::size_t write_queued_ = 0;
   std::uint64_t write_accepted_ = 0;
   std::uint64_t write_done_ = 0;
-  std::vector<PendingWrite> pending_writes_;  // rarely more than one; vector costs nothing idle
-  std::vector<Promise<void>> drain_waiters_;
+  // Writes with completions and drain() callers waiting: made by the first of them and
+  // kept, null on streams that never had one (HTTP/1 server connections write without
+  // completions), which saves idle streams 40 bytes.
+  std::unique_ptr<WriteWaiters> waiters_;
+  WriteWaiters& waiters();
   // File regions being sent and the writes queued behind them; null unless a file is on
   // its way, so streams that never send files pay one pointer.
   std::unique_ptr<FileQueue> files_;
 
   CloseCallback close_callback_;
-  CloseCallback acceptor_close_callback_;
+  std::shared_ptr<StreamAcceptor> acceptor_;
   std::error_code error_;
+  ReadOp read_op_ = ReadOp::none;
+  bool flush_scheduled_ = false;
+  bool reading_paused_ = false;
+  bool socket_reading_ = false;
+  bool socket_ended_ = false;  // libuv reported EOF or an error: it reads no more
+  bool eof_received_ = false;
+  bool eof_delivered_ = false;
   bool closing_ = false;
 };
 

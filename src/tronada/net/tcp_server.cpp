@@ -21,10 +21,21 @@ struct TCPServer::Listener {
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&handle); }
 };
 
-TCPServer::TCPServer(IOStreamOptions stream_options) : stream_options_(stream_options) {}
+/// Counts the server's open connections as they close. Streams that close after the server
+/// went away find `server` null.
+struct TCPServer::Counter final : StreamAcceptor {
+  explicit Counter(TCPServer* s) : server(s) {}
+  void accepted_stream_closed() override {
+    if (server) server->on_stream_closed();
+  }
+  TCPServer* server;
+};
+
+TCPServer::TCPServer(IOStreamOptions stream_options)
+    : stream_options_(stream_options), counter_(std::make_shared<Counter>(this)) {}
 
 TCPServer::~TCPServer() {
-  *alive_ = false;
+  counter_->server = nullptr;
   stop();
 }
 
@@ -156,9 +167,7 @@ void TCPServer::accept_from(Listener* l) {
     return;
   }
   ++connections_;
-  stream->set_acceptor_close_callback([alive = alive_, this] {
-    if (*alive) on_stream_closed();
-  });
+  stream->set_acceptor(counter_);
   IOLoop::invoke_logged("handle_stream", [&] { handle_stream(stream); });
 }
 

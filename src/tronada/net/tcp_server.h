@@ -67,6 +67,7 @@ class TCPServer {
 
  private:
   struct Listener;
+  struct Counter;
   static void on_connection(uv_stream_t* server, int status);
   void accept_from(Listener* l);
   void on_stream_closed();
@@ -84,7 +85,9 @@ class TCPServer {
   std::size_t max_connections_ = 0;
   std::size_t connections_ = 0;
   bool accepting_paused_ = false;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // Told by every accepted stream when it closes; shared with them, since they may
+  // outlive the server (the destructor disconnects it).
+  std::shared_ptr<Counter> counter_;
 };
 
 }  // namespace tronada

@@ -117,6 +117,9 @@ Task<void> WebSocketHandler::get() {
 
   HTTPConnection& conn = *request().connection;
   conn.write_headers(101, response);
+  // This frame lives as long as the WebSocket (get() awaits its close): free what only
+  // the handshake needed.
+  response = HTTPHeaders();
   DetachedConnection detached = conn.detach();
   set_status(101);  // for the access log when the session ends
 

@@ -1,0 +1,146 @@
+// Heap bytes an idle WebSocket connection holds once it was upgraded and echoed one
+// message (project issue 18's second goal: at most 2 KiB).
+//
+// Measured as idle_memory_test.cpp measures idle HTTP/1 connections: the server runs on
+// the main thread's IOLoop, a client thread opens a warm-up batch and then a measured
+// batch of WebSockets (each upgraded, one short text message sent and its echo read),
+// and the heap in use (glibc's mallinfo2, every arena) is read on the loop thread once
+// each batch sits idle. The difference divided by the batch size is what one idle
+// WebSocket costs.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "tronada/web/application.h"
+#include "tronada/web/websocket_handler.h"
+#include "tronada/websocket/websocket_connection.h"
+
+using namespace tronada;
+
+namespace {
+
+class EchoHandler : public WebSocketHandler {
+ public:
+  void on_message(std::string_view message, bool binary) override {
+    (void)write_message(message, binary);
+  }
+};
+
+std::size_t heap_in_use() {
+  struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
+// Reads until `buf` holds `want` bytes, or the head's end when `want` is 0.
+bool read_some(int fd, char* buf, std::size_t size, std::size_t& have, std::size_t want) {
+  for (;;) {
+    if (want == 0 ? memmem(buf, have, "\r\n\r\n", 4) != nullptr : have >= want) return true;
+    if (have == size) return false;
+    ssize_t n = ::recv(fd, buf + have, size - have, 0);
+    if (n <= 0) return false;
+    have += static_cast<std::size_t>(n);
+  }
+}
+
+// Opens `count` WebSockets, each upgraded and echoed once, and leaves them open in `fds`.
+bool open_idle_websockets(int port, int count, std::vector<int>& fds) {
+  static const char kUpgrade[] =
+      "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  // A masked text frame "hello" with a zero mask (a client must mask; any key will do).
+  static const unsigned char kFrame[] = {0x81, 0x85, 0, 0, 0, 0, 'h', 'e', 'l', 'l', 'o'};
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  char buf[4096];
+  for (int i = 0; i < count; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return false;
+    fds.push_back(fd);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
+    if (::send(fd, kUpgrade, sizeof kUpgrade - 1, MSG_NOSIGNAL) != sizeof kUpgrade - 1) {
+      return false;
+    }
+    std::size_t have = 0;
+    if (!read_some(fd, buf, sizeof buf, have, 0)) return false;
+    if (std::strncmp(buf, "HTTP/1.1 101", 12) != 0) return false;
+    std::size_t head = static_cast<std::size_t>(
+        static_cast<const char*>(memmem(buf, have, "\r\n\r\n", 4)) - buf + 4);
+    if (::send(fd, kFrame, sizeof kFrame, MSG_NOSIGNAL) != sizeof kFrame) return false;
+    // The echo: an unmasked text frame of 5 bytes.
+    if (!read_some(fd, buf, sizeof buf, have, head + 7)) return false;
+    if (static_cast<unsigned char>(buf[head]) != 0x81 || buf[head + 1] != 5) return false;
+  }
+  return true;
+}
+
+TEST(IdleMemory, WebSocketAfterOneMessage) {
+  constexpr int kWarmup = 50;
+  constexpr int kMeasured = 200;
+  std::printf("sizeof WebSocketConnection %zu, WebSocketHandler %zu\n",
+              sizeof(ws::WebSocketConnection), sizeof(EchoHandler));
+
+  ApplicationSettings settings;
+  settings.log_function = [](const RequestHandler&) {};
+  Application app({Rule("/ws", handler<EchoHandler>())}, settings);
+  HTTPServer& server = app.listen(0, "127.0.0.1");
+  int port = server.ports().at(0);
+  IOLoop& loop = IOLoop::current();
+
+  std::vector<int> fds;
+  fds.reserve(kWarmup + kMeasured);
+  std::atomic<std::size_t> before{0}, after{0};
+  bool client_ok = false;
+  std::thread client([&] {
+    auto measure = [&](std::atomic<std::size_t>& into) {
+      std::atomic<bool> done{false};
+      ::usleep(100 * 1000);
+      loop.add_callback([&] {
+        into = heap_in_use();
+        done = true;
+      });
+      while (!done) ::usleep(1000);
+    };
+    client_ok = open_idle_websockets(port, kWarmup, fds);
+    if (client_ok) measure(before);
+    client_ok = client_ok && open_idle_websockets(port, kMeasured, fds);
+    if (client_ok) measure(after);
+    for (int fd : fds) ::close(fd);
+    // Closed by the peer, each WebSocket finishes its close on the loop; let it.
+    ::usleep(100 * 1000);
+    loop.add_callback([&loop] { loop.stop(); });
+  });
+  loop.start();
+  client.join();
+
+  ASSERT_TRUE(client_ok);
+  double per_connection =
+      (static_cast<double>(after.load()) - static_cast<double>(before.load())) / kMeasured;
+  std::printf("heap bytes per idle WebSocket: %.0f\n", per_connection);
+  // Measured 2026-12-07: 6,879 bytes at first; 5,887 once the detached HTTP/1 connection
+  // gave its request state (parser, response buffer: 629 bytes) back to the pool and the
+  // handshake's response headers were freed before get() awaits the close. Still far
+  // from the 2 KiB goal; what holds it (heaptrack's peak, per WebSocket): the upgrade
+  // request's header fields, 1,530 (the parser reserves 16 fields of 64 bytes, and the
+  // handler keeps its request); four coroutine frames, 1,403 (the application's request
+  // task, RequestHandler's execute, get() waiting for the close); WebSocketConnection,
+  // 608 and its control block; HTTPServerRequest, 398; the HTTP/1 connection, 336, which
+  // the request's response channel keeps; the stream, 336, and its uv_tcp_t, 256; the
+  // handler, 320. Reaching 2 KiB needs get() to return after the upgrade, with the
+  // WebSocket owning the handler and the request, frames and HTTP/1 connection let go,
+  // which changes WebSocketHandler's lifetime contract (request() during the session).
+  // The bound is the measured value plus 5 %; lower it as the footprint shrinks.
+  EXPECT_LE(per_connection, 6200);
+}
+
+}  // namespace
