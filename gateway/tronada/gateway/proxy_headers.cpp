@@ -1,5 +1,6 @@
 #include "tronada/gateway/proxy_headers.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "tronada/base/error.h"
@@ -58,20 +59,47 @@ bool is_hop_by_hop(std::string_view name) {
                                                    "Proxy-Authenticate",
                                                    "Proxy-Authorization"};
   for (std::string_view h : kHopByHop) {
-    if (iequals(name, h)) return true;
+    if (name.size() == h.size() && iequals(name, h)) return true;
   }
   return false;
 }
 
-void strip_hop_by_hop(HTTPHeaders& headers) {
-  for (const std::string& token : connection_tokens(headers)) {
-    // "Connection: close" names no field; removing a field called "close" is harmless.
-    headers.remove(token);
+namespace {
+
+/// Whether `name` is among the comma-separated tokens of `listed`.
+bool listed_in(std::string_view listed, std::string_view name) {
+  while (!listed.empty()) {
+    std::size_t comma = listed.find(',');
+    if (iequals(trim(listed.substr(0, comma)), name)) return true;
+    if (comma == std::string_view::npos) break;
+    listed.remove_prefix(comma + 1);
   }
-  for (std::string_view h :
-       {"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding",
-        "Upgrade", "Proxy-Authenticate", "Proxy-Authorization"}) {
-    headers.remove(h);
+  return false;
+}
+
+}  // namespace
+
+void strip_hop_by_hop(HTTPHeaders& headers) {
+  // The Connection fields' tokens, copied into one buffer since the removals below move
+  // fields over their storage ("keep-alive" fits a string's inline storage: nothing is
+  // allocated for the common response).
+  std::string listed;
+  for (const HeaderField& f : headers) {
+    if (f.name.size() != 10 || !iequals(f.name, "Connection")) continue;
+    if (!listed.empty()) listed += ',';
+    listed += f.value;
+  }
+  // Only names present are removed, each once: a response has one or two hop-by-hop
+  // fields (Connection, maybe Keep-Alive), where removing every name that could be one
+  // took ten passes over the fields. "Connection: close" names no field; a field called
+  // "close" going too is harmless.
+  for (;;) {
+    auto goes = std::find_if(headers.begin(), headers.end(), [&listed](const HeaderField& f) {
+      return is_hop_by_hop(f.name) || listed_in(listed, f.name);
+    });
+    if (goes == headers.end()) return;
+    std::string name = goes->name;
+    headers.remove(name);
   }
 }
 
