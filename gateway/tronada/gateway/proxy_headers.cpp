@@ -49,6 +49,20 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
 }  // namespace
 
 bool is_hop_by_hop(std::string_view name) {
+  // By length first: most fields (Date, Server, Content-Type, Content-Length) are
+  // rejected without a comparison.
+  switch (name.size()) {
+    case 2:
+    case 7:
+    case 10:
+    case 16:
+    case 17:
+    case 18:
+    case 19:
+      break;
+    default:
+      return false;
+  }
   static constexpr std::string_view kHopByHop[] = {"Connection",
                                                    "Keep-Alive",
                                                    "Proxy-Connection",
@@ -70,7 +84,8 @@ namespace {
 bool listed_in(std::string_view listed, std::string_view name) {
   while (!listed.empty()) {
     std::size_t comma = listed.find(',');
-    if (iequals(trim(listed.substr(0, comma)), name)) return true;
+    std::string_view token = trim(listed.substr(0, comma));
+    if (token.size() == name.size() && iequals(token, name)) return true;
     if (comma == std::string_view::npos) break;
     listed.remove_prefix(comma + 1);
   }
