@@ -1,6 +1,6 @@
 #include "tronada/gateway/proxy_headers.h"
 
-#include <algorithm>
+#include <array>
 #include <vector>
 
 #include "tronada/base/error.h"
@@ -104,17 +104,20 @@ void strip_hop_by_hop(HTTPHeaders& headers) {
     if (!listed.empty()) listed += ',';
     listed += f.value;
   }
-  // Only names present are removed, each once: a response has one or two hop-by-hop
-  // fields (Connection, maybe Keep-Alive), where removing every name that could be one
-  // took ten passes over the fields. "Connection: close" names no field; a field called
-  // "close" going too is harmless.
+  // One scan finds what goes, then a removal per name found: a response has one or two
+  // hop-by-hop fields (Connection, maybe Keep-Alive), where removing every name that could
+  // be one took ten passes over the fields. The names are copied since removals move the
+  // fields. "Connection: close" names no field; a field called "close" going too is
+  // harmless.
   for (;;) {
-    auto goes = std::find_if(headers.begin(), headers.end(), [&listed](const HeaderField& f) {
-      return is_hop_by_hop(f.name) || listed_in(listed, f.name);
-    });
-    if (goes == headers.end()) return;
-    std::string name = goes->name;
-    headers.remove(name);
+    std::array<std::string, 4> names;
+    std::size_t found = 0;
+    for (const HeaderField& f : headers) {
+      if (found == names.size()) break;  // more than that: another round
+      if (is_hop_by_hop(f.name) || listed_in(listed, f.name)) names[found++] = f.name;
+    }
+    for (std::size_t i = 0; i < found; ++i) headers.remove(names[i]);
+    if (found < names.size()) return;
   }
 }
 
