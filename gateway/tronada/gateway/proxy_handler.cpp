@@ -27,6 +27,12 @@ namespace {
 // meets a failure before any response byte gets 502 instead of a retry.
 constexpr std::size_t kMaxRetainedBody = 1024 * 1024;
 
+// Response bytes passed on between two looks at the client's backpressure. drain() costs
+// a Promise and forces a flush, once per upstream read when asked each time; a body that
+// trickles in small reads would pay it per read. We hold at most this much beyond the
+// client stream's high-water mark.
+constexpr std::uint64_t kDrainCheckBytes = 64 * 1024;
+
 bool connection_has_token(const HTTPHeaders& headers, std::string_view token) {
   for (std::string_view value : headers.get_all("Connection")) {
     while (!value.empty()) {
@@ -740,7 +746,8 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
       if (switching_) return switch_protocols(data);
       return complete_response(!data.empty());
     }
-    if (!head_sent) return;
+    if (!head_sent || bytes - bytes_at_drain_check_ < kDrainCheckBytes) return;
+    bytes_at_drain_check_ = bytes;
     // Backpressure from the client: stop reading the upstream until it took what we
     // passed on, so a slow client never makes us hold a whole response.
     Future<void> drained = request_->connection->drain();
@@ -949,6 +956,7 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
   std::size_t max_tries_ = 1;
   metrics::UpstreamSeries* series_ = nullptr;  // of upstream_; null: not measured
   std::uint64_t try_started_ns_ = 0;
+  std::uint64_t bytes_at_drain_check_ = 0;  // `bytes` when on_upstream_data last asked drain()
   std::string last_error_;
   bool last_timed_out_ = false;
   UpstreamFraming framing_ = UpstreamFraming::none;

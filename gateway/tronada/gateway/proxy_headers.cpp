@@ -1,5 +1,6 @@
 #include "tronada/gateway/proxy_headers.h"
 
+#include <array>
 #include <vector>
 
 #include "tronada/base/error.h"
@@ -48,6 +49,20 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
 }  // namespace
 
 bool is_hop_by_hop(std::string_view name) {
+  // By length first: most fields (Date, Server, Content-Type, Content-Length) are
+  // rejected without a comparison.
+  switch (name.size()) {
+    case 2:
+    case 7:
+    case 10:
+    case 16:
+    case 17:
+    case 18:
+    case 19:
+      break;
+    default:
+      return false;
+  }
   static constexpr std::string_view kHopByHop[] = {"Connection",
                                                    "Keep-Alive",
                                                    "Proxy-Connection",
@@ -58,20 +73,51 @@ bool is_hop_by_hop(std::string_view name) {
                                                    "Proxy-Authenticate",
                                                    "Proxy-Authorization"};
   for (std::string_view h : kHopByHop) {
-    if (iequals(name, h)) return true;
+    if (name.size() == h.size() && iequals(name, h)) return true;
   }
   return false;
 }
 
-void strip_hop_by_hop(HTTPHeaders& headers) {
-  for (const std::string& token : connection_tokens(headers)) {
-    // "Connection: close" names no field; removing a field called "close" is harmless.
-    headers.remove(token);
+namespace {
+
+/// Whether `name` is among the comma-separated tokens of `listed`.
+bool listed_in(std::string_view listed, std::string_view name) {
+  while (!listed.empty()) {
+    std::size_t comma = listed.find(',');
+    std::string_view token = trim(listed.substr(0, comma));
+    if (token.size() == name.size() && iequals(token, name)) return true;
+    if (comma == std::string_view::npos) break;
+    listed.remove_prefix(comma + 1);
   }
-  for (std::string_view h :
-       {"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding",
-        "Upgrade", "Proxy-Authenticate", "Proxy-Authorization"}) {
-    headers.remove(h);
+  return false;
+}
+
+}  // namespace
+
+void strip_hop_by_hop(HTTPHeaders& headers) {
+  // The Connection fields' tokens, copied into one buffer since the removals below move
+  // fields over their storage ("keep-alive" fits a string's inline storage: nothing is
+  // allocated for the common response).
+  std::string listed;
+  for (const HeaderField& f : headers) {
+    if (f.name.size() != 10 || !iequals(f.name, "Connection")) continue;
+    if (!listed.empty()) listed += ',';
+    listed += f.value;
+  }
+  // One scan finds what goes, then a removal per name found: a response has one or two
+  // hop-by-hop fields (Connection, maybe Keep-Alive), where removing every name that could
+  // be one took ten passes over the fields. The names are copied since removals move the
+  // fields. "Connection: close" names no field; a field called "close" going too is
+  // harmless.
+  for (;;) {
+    std::array<std::string, 4> names;
+    std::size_t found = 0;
+    for (const HeaderField& f : headers) {
+      if (found == names.size()) break;  // more than that: another round
+      if (is_hop_by_hop(f.name) || listed_in(listed, f.name)) names[found++] = f.name;
+    }
+    for (std::size_t i = 0; i < found; ++i) headers.remove(names[i]);
+    if (found < names.size()) return;
   }
 }
 

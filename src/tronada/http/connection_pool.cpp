@@ -1,7 +1,8 @@
 #include "tronada/http/connection_pool.h"
 
 #include <algorithm>
-#include <cstdio>
+#include <charconv>
+#include <cstdint>
 #include <list>
 #include <unordered_map>
 #include <utility>
@@ -13,10 +14,20 @@
 namespace tronada {
 
 std::string Endpoint::key() const {
-  char ssl_id[32];
-  std::snprintf(ssl_id, sizeof ssl_id, "%p", static_cast<const void*>(ssl.get()));
-  return scheme + "|" + host + "|" + std::to_string(port) + "|" + unix_path + "|" +
-         (ssl ? std::string(ssl_id) + "|" + server_hostname : std::string());
+  // Built once per acquire: appended into one buffer rather than through snprintf and a
+  // chain of temporaries.
+  char number[24];
+  std::string key;
+  key.reserve(scheme.size() + host.size() + unix_path.size() + server_hostname.size() + 48);
+  key.append(scheme).append(1, '|').append(host).append(1, '|');
+  key.append(number, std::to_chars(number, number + sizeof number, port).ptr);
+  key.append(1, '|').append(unix_path).append(1, '|');
+  if (ssl) {
+    auto id = reinterpret_cast<std::uintptr_t>(ssl.get());
+    key.append("0x").append(number, std::to_chars(number, number + sizeof number, id, 16).ptr);
+    key.append(1, '|').append(server_hostname);
+  }
+  return key;
 }
 
 std::string Endpoint::describe() const {
@@ -29,8 +40,7 @@ namespace detail {
 
 struct IdleConnection {
   std::shared_ptr<IOStream> stream;
-  TimeoutHandle timer;
-  TimePoint since;
+  TimePoint since;  // parked then; it closes idle_timeout later (PoolState::sweep_idle)
 };
 
 struct EndpointGroup {
@@ -61,6 +71,10 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
   std::uint64_t opened = 0;
   std::uint64_t reused = 0;
   std::uint64_t next_waiter_id = 1;
+  // One timer for every idle connection's timeout, at the earliest deadline: parking and
+  // taking a connection (once per request) then touch no timer at all.
+  TimeoutHandle sweep_timer;
+  TimePoint sweep_at = TimePoint::max();
   bool closed = false;
   bool dispatching = false;
   bool redispatch = false;
@@ -81,13 +95,14 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
 
   std::size_t total() const { return busy_total + idle_total; }
 
-  PooledConnection checkout(const std::string& key, std::shared_ptr<IOStream> stream,
+  // `g` is groups[key]; the key is taken by value so that acquire(), which is done with
+  // its own, hands it over rather than have it copied once per request.
+  PooledConnection checkout(EndpointGroup& g, std::string key, std::shared_ptr<IOStream> stream,
                             bool was_idle) {
-    EndpointGroup& g = groups.at(key);
     ++g.busy;
     ++busy_total;
     if (was_idle) ++reused;
-    return PooledConnection(weak_from_this(), std::move(stream), key, was_idle);
+    return PooledConnection(weak_from_this(), std::move(stream), std::move(key), was_idle);
   }
 
   // Takes the most recently used idle connection of `g` that is still open.
@@ -96,18 +111,27 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
       IdleConnection c = std::move(g.idle.back());
       g.idle.pop_back();
       --idle_total;
-      loop->remove_timeout(c.timer);
       c.stream->set_close_callback(nullptr);
       // The idle watcher stays the data handler until the holder installs its own:
       // stopping and restarting reads costs two epoll_ctl calls per request, and a byte
       // arriving before the holder sent anything still means a broken connection.
-      if (!c.stream->closed()) return std::move(c.stream);
+      if (!c.stream->closed()) {
+        stop_sweep_if_idle_none();
+        return std::move(c.stream);
+      }
     }
+    stop_sweep_if_idle_none();
     return nullptr;
   }
 
+  // No idle connection left: no timer either, so a pool at rest keeps no loop alive.
+  void stop_sweep_if_idle_none() {
+    if (idle_total != 0 || sweep_at == TimePoint::max()) return;
+    loop->remove_timeout(sweep_timer);
+    sweep_at = TimePoint::max();
+  }
+
   void close_idle(IdleConnection& c) {
-    loop->remove_timeout(c.timer);
     c.stream->set_close_callback(nullptr);
     c.stream->set_data_handler(nullptr);
     c.stream->close();
@@ -125,6 +149,7 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
     close_idle(oldest->idle.front());
     oldest->idle.erase(oldest->idle.begin());
     --idle_total;
+    stop_sweep_if_idle_none();
     return true;
   }
 
@@ -135,46 +160,90 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
       close_idle(g.idle.front());
       g.idle.erase(g.idle.begin());
       --idle_total;
+      stop_sweep_if_idle_none();
     }
     if (total() >= options.max_total && !evict_oldest_idle()) return false;
     return true;
   }
 
-  void park(const std::string& key, EndpointGroup& g, std::shared_ptr<IOStream> stream) {
+  void park(EndpointGroup& g, std::shared_ptr<IOStream> stream) {
     IOStream* raw = stream.get();
-    std::weak_ptr<PoolState> weak = weak_from_this();
     // The server may close an idle connection at any time (its keep-alive timeout); the
-    // read that notices is what keeps us from handing out a dead connection.
-    stream->set_close_callback([weak, key, raw] {
-      if (auto s = weak.lock()) s->drop_idle(key, raw, false);
-    });
+    // read that notices is what keeps us from handing out a dead connection. Two raw
+    // pointers fit std::function's inline storage, so parking allocates nothing; `this`
+    // is safe: the callback is cleared whenever the connection leaves the idle list, and
+    // close() (which the pool's destructor calls) empties every list.
+    stream->set_close_callback([this, raw] { drop_idle(raw); });
     // Bytes from an idle server answer nothing we sent: the connection is unusable.
     stream->set_data_handler([raw](std::string_view) { raw->close(); });
     stream->resume_reading();
-    TimeoutHandle timer = loop->call_later(options.idle_timeout, [weak, key, raw] {
-      if (auto s = weak.lock()) s->drop_idle(key, raw, true);
-    });
-    g.idle.push_back(IdleConnection{std::move(stream), timer, loop->time()});
+    TimePoint now = loop->time();
+    g.idle.push_back(IdleConnection{std::move(stream), now});
     ++idle_total;
+    schedule_sweep(now + options.idle_timeout);
   }
 
-  void drop_idle(const std::string& key, IOStream* raw, bool close_it) {
-    auto it = groups.find(key);
-    if (it == groups.end()) return;
-    auto& idle = it->second.idle;
-    auto found = std::find_if(idle.begin(), idle.end(),
-                              [raw](const IdleConnection& c) { return c.stream.get() == raw; });
-    if (found == idle.end()) return;
-    IdleConnection c = std::move(*found);
-    idle.erase(found);
-    --idle_total;
-    if (close_it) {
-      close_idle(c);
-    } else {
-      loop->remove_timeout(c.timer);
+  // An idle connection closed by its server. Searched for in every group (the callback
+  // holds no key, to stay allocation-free): this happens once per connection, not per
+  // request, and a pool has few endpoints.
+  void drop_idle(IOStream* raw) {
+    for (auto it = groups.begin(); it != groups.end(); ++it) {
+      auto& idle = it->second.idle;
+      auto found = std::find_if(idle.begin(), idle.end(),
+                                [raw](const IdleConnection& c) { return c.stream.get() == raw; });
+      if (found == idle.end()) continue;
+      // The callback running is held by the stream, which the entry may hold last.
+      std::shared_ptr<IOStream> keep = std::move(found->stream);
+      idle.erase(found);
+      --idle_total;
+      stop_sweep_if_idle_none();
+      std::string key = it->first;
+      dispatch();
+      maybe_erase(key);
+      return;
     }
+  }
+
+  // Makes the sweep timer fire by `when` (the earliest idle deadline).
+  void schedule_sweep(TimePoint when) {
+    if (closed || when >= sweep_at) return;
+    loop->remove_timeout(sweep_timer);
+    sweep_at = when;
+    std::weak_ptr<PoolState> weak = weak_from_this();
+    Duration delay = std::max<Duration>(when - loop->time(), Duration::zero());
+    sweep_timer = loop->call_later(delay, [weak] {
+      if (auto s = weak.lock()) s->sweep_idle();
+    });
+  }
+
+  // Closes the connections idle for idle_timeout; each group's list is in parking
+  // order, so the expired ones are at its front.
+  void sweep_idle() {
+    sweep_at = TimePoint::max();
+    if (closed) return;
+    TimePoint now = loop->time();
+    TimePoint next = TimePoint::max();
+    std::vector<std::string> emptied;
+    for (auto& [key, g] : groups) {
+      std::size_t expired = 0;
+      while (expired < g.idle.size() && g.idle[expired].since + options.idle_timeout <= now) {
+        close_idle(g.idle[expired]);
+        ++expired;
+      }
+      if (expired > 0) {
+        g.idle.erase(g.idle.begin(), g.idle.begin() + static_cast<std::ptrdiff_t>(expired));
+        idle_total -= expired;
+        if (g.idle.empty()) emptied.push_back(key);
+      }
+      if (!g.idle.empty()) next = std::min(next, g.idle.front().since + options.idle_timeout);
+    }
+    if (next != TimePoint::max()) {
+      // Never sooner than a millisecond: the timer's resolution.
+      schedule_sweep(std::max<TimePoint>(next, now + std::chrono::milliseconds(1)));
+    }
+    if (emptied.empty()) return;
     dispatch();
-    maybe_erase(key);
+    for (const auto& key : emptied) maybe_erase(key);
   }
 
   void maybe_erase(const std::string& key) {
@@ -197,7 +266,7 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
     if (g.busy == 0 && g.idle.empty() && g.waiting == 0) g.endpoint = endpoint;
     if (reuse_idle) {
       if (auto stream = take_idle(g)) {
-        promise.set_result(checkout(key, std::move(stream), true));
+        promise.set_result(checkout(g, std::move(key), std::move(stream), true));
         return future;
       }
     }
@@ -327,10 +396,11 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
         stream->set_data_handler([raw](std::string_view) { raw->close(); });
         loop->remove_timeout(w->timer);
         --g.waiting;
-        handoffs.push_back(Handoff{std::move(w->promise), checkout(key, std::move(stream), true)});
+        handoffs.push_back(
+            Handoff{std::move(w->promise), checkout(g, key, std::move(stream), true)});
         waiters.erase(w);
       } else if (g.idle.size() < options.max_idle_per_endpoint) {
-        park(key, g, std::move(stream));
+        park(g, std::move(stream));
       } else {
         stream->close();
       }
@@ -368,7 +438,7 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
         std::shared_ptr<IOStream> stream = it->reuse_idle ? take_idle(g) : nullptr;
         if (stream) {
           handoffs.push_back(
-              Handoff{std::move(it->promise), checkout(it->key, std::move(stream), true)});
+              Handoff{std::move(it->promise), checkout(g, it->key, std::move(stream), true)});
         } else if (make_room(g)) {
           // Counted busy now, so that later waiters see the slot as taken.
           ++g.busy;
@@ -398,6 +468,8 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
   void close() {
     if (closed) return;
     closed = true;
+    loop->remove_timeout(sweep_timer);
+    sweep_at = TimePoint::max();
     for (auto& [key, g] : groups) {
       for (auto& c : g.idle) close_idle(c);
       idle_total -= g.idle.size();
@@ -493,6 +565,7 @@ std::size_t ConnectionPool::close_idle(const Endpoint& endpoint) {
   std::vector<detail::IdleConnection> idle = std::move(it->second.idle);
   it->second.idle.clear();
   state_->idle_total -= idle.size();
+  state_->stop_sweep_if_idle_none();
   for (auto& c : idle) state_->close_idle(c);
   // Freed slots may let waiters of other endpoints (over max_total) go ahead.
   state_->dispatch();

@@ -38,6 +38,36 @@ TEST(HTTP1ResponseParser, ParsesAResponseWithEmptyFieldValues) {
   EXPECT_EQ(c.body, "hi");
 }
 
+// A parser's state is kept for the next one on the thread: a parser made after one that
+// stopped mid-head, or after one whose head stayed in place, starts clean.
+TEST(HTTP1ResponseParser, ANewParserStartsCleanAfterOneWasDestroyedMidResponse) {
+  struct KeepInPlace : HTTP1ResponseParser::Events {
+    std::vector<std::string> names;
+    void on_head(HTTPResponseHead&& head) override {
+      for (const auto& f : head.headers) names.push_back(f.name);
+    }
+    void on_body(std::string_view) override {}
+    void on_complete() override {}
+  };
+  {
+    KeepInPlace first;
+    HTTP1ResponseParser p(first);
+    p.feed("HTTP/1.1 200 OK\r\nX-First: 1\r\nContent-Length: 0\r\n\r\n");
+    ASSERT_EQ(first.names.size(), 2u);
+    HTTP1ResponseParser cut(first);
+    cut.feed("HTTP/1.1 200 OK\r\nX-Cut: 1\r\nX-Cut-Too: ha");
+  }
+  for (int i = 0; i < 2; ++i) {
+    KeepInPlace next;
+    HTTP1ResponseParser p(next);
+    std::string_view r = "HTTP/1.1 204 No Content\r\nX-Next: 2\r\n\r\n";
+    EXPECT_EQ(p.feed(r), r.size());
+    ASSERT_FALSE(p.failed()) << p.error();
+    EXPECT_TRUE(p.complete());
+    EXPECT_EQ(next.names, std::vector<std::string>{"X-Next"});
+  }
+}
+
 TEST(HTTP1ResponseParser, RefusesAnEmptyFieldName) {
   Collect c;
   HTTP1ResponseParser p(c);

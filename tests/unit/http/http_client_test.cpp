@@ -341,6 +341,40 @@ TEST_F(HTTPClientTest, PoolIdleTimeoutClosesConnections) {
   server.stop();
 }
 
+// Idle timeouts share one timer: each connection still closes its own idle_timeout
+// after it was parked, not when the first or the last one parked expires.
+TEST_F(HTTPClientTest, PoolIdleTimeoutCountsFromEachConnectionsRelease) {
+  ScriptServer server([](const Seen&) { return ok(""); });
+  ConnectionPoolOptions options;
+  options.idle_timeout = 400ms;
+  ConnectionPool pool(options);
+  Endpoint e{"http", "127.0.0.1", server.port, "", nullptr, ""};
+  std::size_t idle_between = 0;
+  run([&]() -> Task<void> {
+    Future<PooledConnection> f1 = pool.acquire(e, 5s);
+    PooledConnection c1 = co_await f1;
+    Future<PooledConnection> f2 = pool.acquire(e, 5s);
+    PooledConnection c2 = co_await f2;
+    c1.release();
+    Future<void> gap = sleep(250ms);
+    co_await gap;
+    c2.release();
+    // c1's deadline passed 50 ms ago, c2's is 200 ms away.
+    Future<void> past_first = sleep(200ms);
+    co_await past_first;
+    idle_between = pool.idle_count(e);
+    for (int i = 0; i < 100 && pool.idle_count(e) > 0; ++i) {
+      Future<void> s = sleep(10ms);
+      co_await s;
+    }
+  });
+  EXPECT_EQ(idle_between, 1u);
+  EXPECT_EQ(pool.idle_count(e), 0u);
+  EXPECT_EQ(pool.stats().opened, 2u);
+  pool.close();
+  server.stop();
+}
+
 TEST_F(HTTPClientTest, RequestTimeoutAgainstASilentServer) {
   ScriptServer server([](const Seen&) { return Reply{"", false, true}; });
   {
