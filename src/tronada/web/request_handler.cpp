@@ -18,7 +18,8 @@
 
 namespace tronada {
 
-struct RequestHandler::Arguments {
+// Made on first use, for a request with a query or body: pooled like the handler.
+struct RequestHandler::Arguments : detail::PooledObject {
   QueryArguments query;
   QueryArguments body;
   std::map<std::string, std::vector<UploadedFile>, std::less<>> files;
