@@ -1,8 +1,8 @@
-// Heap allocations per request on the keep-alive hello-world path, counted by replacing
-// the global operator new in this test program only. The hot-path issue's goal is zero
-// in the steady state; until the request path is recycled per connection the test holds
-// the count at its measured ceiling, so a change that adds an allocation per request
-// fails here instead of showing up months later as a slower benchmark.
+// Heap allocations per request on the keep-alive hello-world path (a bare request, and a
+// browser-like one with long header values and a query), counted by replacing
+// the global operator new in this test program only. The hot-path issue's goal, zero in
+// the steady state, is met; the test holds it there, so a change that adds an allocation
+// per request fails here instead of showing up months later as a slower benchmark.
 //
 // The server runs on the main thread's IOLoop; a client thread sends keep-alive GETs one
 // at a time over loopback. Only the loop thread's allocations count.
@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <new>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "tronada/web/application.h"
@@ -92,7 +93,8 @@ class HelloHandler : public RequestHandler {
 
 // Sends `count` keep-alive GETs one after another; after request `mark_at[i]` has been
 // answered, records the loop's allocation count in `marks[i]`.
-bool run_client(int port, int count, int mark_a, int mark_b, long& at_a, long& at_b) {
+bool run_client(std::string_view request, int port, int count, int mark_a, int mark_b, long& at_a,
+                long& at_b) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return false;
   int one = 1;
@@ -105,12 +107,12 @@ bool run_client(int port, int count, int mark_a, int mark_b, long& at_a, long& a
     ::close(fd);
     return false;
   }
-  static const char kRequest[] = "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: alloc\r\n\r\n";
   std::string in;
   char buf[4096];
   bool ok = true;
   for (int i = 1; i <= count && ok; ++i) {
-    if (::send(fd, kRequest, sizeof kRequest - 1, MSG_NOSIGNAL) != sizeof kRequest - 1) {
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request.size())) {
       ok = false;
       break;
     }
@@ -139,14 +141,9 @@ bool run_client(int port, int count, int mark_a, int mark_b, long& at_a, long& a
   return ok;
 }
 
-TEST(HelloAllocations, KeepAlivePathStaysWithinCeiling) {
-  // Measured 2026-12-07: 18 per request at first; 9 once coroutine frames came from a
-  // per-thread pool, response headers were reserved at once, the ETag moved into its
-  // field and arguments were made on first use. Left: the request object and its header
-  // vector, the HTTP/1 stream, the handler with its shared_ptr block and runner, the
-  // response header vector, the default Content-Type and the ETag strings. The goal is
-  // 0; lower this ceiling as the path is recycled, never raise it.
-  constexpr long kCeilingPerRequest = 9;
+// Loop-thread allocations per request over kMeasured keep-alive `request`s, after a
+// warm-up that fills the pools.
+double allocations_per_request(std::string_view request) {
   constexpr int kWarmup = 200;
   constexpr int kMeasured = 2000;
 
@@ -160,7 +157,8 @@ TEST(HelloAllocations, KeepAlivePathStaysWithinCeiling) {
   long at_a = 0, at_b = 0;
   bool client_ok = false;
   std::thread client([&] {
-    client_ok = run_client(port, kWarmup + kMeasured, kWarmup, kWarmup + kMeasured, at_a, at_b);
+    client_ok =
+        run_client(request, port, kWarmup + kMeasured, kWarmup, kWarmup + kMeasured, at_a, at_b);
     loop.add_callback([&loop] { loop.stop(); });
   });
   counting_thread = true;
@@ -168,9 +166,41 @@ TEST(HelloAllocations, KeepAlivePathStaysWithinCeiling) {
   counting_thread = false;
   client.join();
 
-  ASSERT_TRUE(client_ok);
-  double per_request = static_cast<double>(at_b - at_a) / kMeasured;
+  EXPECT_TRUE(client_ok);
+  return static_cast<double>(at_b - at_a) / kMeasured;
+}
+
+TEST(HelloAllocations, KeepAlivePathStaysWithinCeiling) {
+  // Measured 2026-12-07: 18 per request at first; 9 once coroutine frames came from a
+  // per-thread pool, response headers were reserved at once, the ETag moved into its
+  // field and arguments were made on first use; 0 once the request, its HTTP/1 stream,
+  // the handler with its shared_ptr block and runner and both header vectors came from
+  // that pool too (detail::PoolAllocator, PooledObject), and header strings too long for
+  // the inline buffer (the default Content-Type, the ETag) reused ones that destroyed
+  // headers gave up. Keep it at 0: a change that allocates per request fails here.
+  constexpr long kCeilingPerRequest = 0;
+  double per_request =
+      allocations_per_request("GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: alloc\r\n\r\n");
   std::printf("loop-thread allocations per keep-alive request: %.2f\n", per_request);
+  // An average over many requests: half an allocation of slack lets a rare one (a
+  // buffer growing once) pass, never one per request.
+  EXPECT_LE(per_request, kCeilingPerRequest + 0.5);
+}
+
+TEST(HelloAllocations, BrowserLikeRequestWithAQuery) {
+  // A browser's header values are longer than a string's inline buffer; they reuse the
+  // strings earlier requests gave up, so they cost nothing either. Left (2026-12-07): the
+  // query's two arguments, one pair vector growing 1, 2 (QueryArguments). Lower it as
+  // that is recycled, never raise it.
+  constexpr long kCeilingPerRequest = 2;
+  double per_request = allocations_per_request(
+      "GET /?a=1&b=2 HTTP/1.1\r\nHost: localhost:8888\r\n"
+      "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+      "Chrome/120.0 Safari/537.36\r\n"
+      "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n"
+      "Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\n"
+      "Cookie: session=abcdefghijklmnopqrstuvwxyz0123456789\r\n\r\n");
+  std::printf("loop-thread allocations per browser-like request: %.2f\n", per_request);
   EXPECT_LE(per_request, kCeilingPerRequest + 0.5);
 }
 

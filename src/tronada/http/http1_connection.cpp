@@ -7,6 +7,7 @@
 #include <tuple>
 #include <type_traits>
 
+#include "tronada/async/detail/pool_allocator.h"
 #include "tronada/base/log.h"
 #include "tronada/http/h2c_upgrade.h"
 
@@ -494,7 +495,7 @@ std::size_t HTTP1Connection::process(std::string_view data) {
 
 HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHeaders&& headers,
                                           const RequestInfo& info) {
-  auto req = std::make_shared<HTTPServerRequest>();
+  auto req = make_server_request();
   req->method = std::move(start_line.method);
   req->uri = std::move(start_line.target);
   bool http10 = start_line.version_minor == 0;
@@ -522,7 +523,8 @@ HeadersAction HTTP1Connection::on_headers(RequestStartLine&& start_line, HTTPHea
   request_active_ = true;
   request_aborted_ = false;
   keep_alive_ = keep_alive_ && info.keep_alive && !close_when_idle_;
-  req->connection = std::make_shared<HTTP1Stream>(shared_from_this(), seq_);
+  req->connection = std::allocate_shared<HTTP1Stream>(detail::PoolAllocator<HTTP1Stream>(),
+                                                      shared_from_this(), seq_);
 
   if (state().current.has_body) {
     phase_ = Phase::body;

@@ -750,7 +750,7 @@ int HTTP1RequestParser::on_header_field(const char* at, std::size_t length) {
   if (limits_.max_header_bytes != 0 && field_bytes_ > limits_.max_header_bytes) {
     return set_error(431, "request header section too large");
   }
-  fields.fields_.back().name.append(at, length);
+  HTTPHeaders::append_text(fields.fields_.back().name, std::string_view(at, length));
   return 0;
 }
 
@@ -772,7 +772,7 @@ int HTTP1RequestParser::on_header_value(const char* at, std::size_t length) {
   if (limits_.max_header_bytes != 0 && field_bytes_ > limits_.max_header_bytes) {
     return set_error(431, "request header section too large");
   }
-  fields.fields_.back().value.append(at, length);
+  HTTPHeaders::append_text(fields.fields_.back().value, std::string_view(at, length));
   return 0;
 }
 

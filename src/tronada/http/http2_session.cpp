@@ -223,7 +223,7 @@ int HTTP2Session::on_begin_headers(nghttp2_session* session, const nghttp2_frame
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   auto s = std::make_shared<HTTP2StreamState>();
   s->id = frame->hd.stream_id;
-  s->request = std::make_shared<HTTPServerRequest>();
+  s->request = make_server_request();
   s->request->version = "HTTP/2";
   // Room for a browser's usual fields at once, rather than growing 1, 2, 4, 8...
   s->request->headers.reserve(8);

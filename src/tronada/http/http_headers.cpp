@@ -48,12 +48,103 @@ std::string_view trim_ows(std::string_view s) {
 
 }  // namespace detail
 
+namespace {
+
+// Strings given up by destroyed headers, for add() to reuse. Under AddressSanitizer or
+// ThreadSanitizer a reused buffer would hide a use after free of a string_view into a
+// header that is gone (get() returns views): there every string is new, as without it.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kRecycleStrings = false;
+#else
+constexpr bool kRecycleStrings = true;
+#endif
+// A request and its response give up a handful; a bound keeps what a thread holds small
+// (at most 32 strings of 512 bytes) whatever the headers it has seen.
+constexpr std::size_t kSpareStrings = 32;
+constexpr std::size_t kMaxSpareCapacity = 512;
+
+// Set when this thread's spares are destroyed at its exit: headers destroyed later (by
+// other thread_locals) free their strings. Trivially destructible, so always readable.
+thread_local bool spares_gone = false;
+
+struct SpareStrings {
+  std::string strings[kSpareStrings];
+  std::size_t count = 0;
+  ~SpareStrings() { spares_gone = true; }
+};
+
+SpareStrings& spares() {
+  thread_local SpareStrings s;
+  return s;
+}
+
+// What a string holds without the heap (15 bytes in libstdc++).
+constexpr std::size_t kInlineCapacity = std::string().capacity();
+
+/// `text` as a string, in the smallest spare that holds it when it needs the heap.
+std::string take_string(std::string_view text) {
+  if (!kRecycleStrings || text.size() <= kInlineCapacity || spares_gone) {
+    return std::string(text);
+  }
+  SpareStrings& s = spares();
+  std::size_t best = s.count;
+  for (std::size_t i = 0; i < s.count; ++i) {
+    std::size_t capacity = s.strings[i].capacity();
+    if (capacity >= text.size() && (best == s.count || capacity < s.strings[best].capacity())) {
+      best = i;
+    }
+  }
+  if (best == s.count) return std::string(text);
+  std::string out = std::move(s.strings[best]);
+  if (best != --s.count) s.strings[best] = std::move(s.strings[s.count]);
+  out.assign(text);
+  return out;
+}
+
+void park_string(std::string& text) {
+  std::size_t capacity = text.capacity();
+  if (capacity <= kInlineCapacity || capacity > kMaxSpareCapacity) return;
+  SpareStrings& s = spares();
+  if (s.count < kSpareStrings) s.strings[s.count++] = std::move(text);
+}
+
+void park_strings(HTTPHeaders::Fields& fields) {
+  if (!kRecycleStrings || spares_gone) return;
+  for (HeaderField& f : fields) {
+    park_string(f.name);
+    park_string(f.value);
+  }
+}
+
+}  // namespace
+
+std::size_t detail::spare_header_strings() noexcept {
+  return spares_gone ? 0 : spares().count;
+}
+
+HTTPHeaders::~HTTPHeaders() {
+  park_strings(fields_);
+}
+
+void HTTPHeaders::clear() {
+  park_strings(fields_);
+  fields_.clear();
+}
+
+void HTTPHeaders::append_text(std::string& to, std::string_view text) {
+  if (to.empty()) {
+    to = take_string(text);
+  } else {
+    to.append(text);
+  }
+}
+
 void HTTPHeaders::add(std::string_view name, std::string_view value) {
-  fields_.push_back(HeaderField{std::string(name), std::string(value)});
+  fields_.push_back(HeaderField{take_string(name), take_string(value)});
 }
 
 void HTTPHeaders::add_owned(std::string_view name, std::string value) {
-  fields_.push_back(HeaderField{std::string(name), std::move(value)});
+  fields_.push_back(HeaderField{take_string(name), std::move(value)});
 }
 
 void HTTPHeaders::set(std::string_view name, std::string_view value) {

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tronada/async/detail/pool_allocator.h"
+
 namespace tronada {
 
 class HTTP1RequestParser;
@@ -23,17 +25,29 @@ struct HeaderField {
 ///
 /// Fields keep their insertion order and the spelling of their names; lookups compare names
 /// ASCII case-insensitively. Requests carry a few dozen fields at most, so storage is one
-/// vector and lookups are linear scans: no map nodes, no per-lookup allocation.
+/// vector and lookups are linear scans: no map nodes, no per-lookup allocation. The vector's
+/// storage comes from the per-thread pool (detail::PoolAllocator): every request makes and
+/// frees one for its fields and one for its response's, of the same few sizes each time.
 ///
 /// The container does not validate what it stores; code that copies untrusted text into a
 /// response must check it with is_valid_header_name() and is_valid_header_value().
 class HTTPHeaders {
  public:
-  using const_iterator = std::vector<HeaderField>::const_iterator;
+  using Fields = std::vector<HeaderField, detail::PoolAllocator<HeaderField>>;
+  using const_iterator = Fields::const_iterator;
 
   HTTPHeaders() = default;
+  HTTPHeaders(const HTTPHeaders&) = default;
+  HTTPHeaders(HTTPHeaders&&) noexcept = default;
+  HTTPHeaders& operator=(const HTTPHeaders&) = default;
+  HTTPHeaders& operator=(HTTPHeaders&&) noexcept = default;
+  /// Parks its longer names and values for reuse (see add()).
+  ~HTTPHeaders();
 
-  /// Appends a field, keeping any earlier fields of the same name.
+  /// Appends a field, keeping any earlier fields of the same name. A name or value too long
+  /// for the string's inline buffer reuses the storage of one a destroyed or cleared
+  /// HTTPHeaders on this thread gave up (a bounded few are kept): the default Content-Type
+  /// and the ETag of every response cost no allocation in the steady state.
   void add(std::string_view name, std::string_view value);
 
   /// add() for a value already built as a string: its storage moves into the field
@@ -61,7 +75,8 @@ class HTTPHeaders {
 
   std::size_t size() const { return fields_.size(); }
   bool empty() const { return fields_.empty(); }
-  void clear() { fields_.clear(); }
+  /// Removes every field, parking its longer strings as the destructor does.
+  void clear();
   void reserve(std::size_t n) { fields_.reserve(n); }
 
   const_iterator begin() const { return fields_.begin(); }
@@ -73,8 +88,11 @@ class HTTPHeaders {
   // The parser fills names and values in place from llhttp's fragments, which saves a copy
   // of every field.
   friend class HTTP1RequestParser;
+  /// For the parser: appends a fragment of a name or value; the first fragment of a long
+  /// one goes into a reused string, as add() does.
+  static void append_text(std::string& to, std::string_view text);
 
-  std::vector<HeaderField> fields_;
+  Fields fields_;
 };
 
 /// True if `name` is a non-empty RFC 9110 token (tchar: ALPHA, DIGIT, !#$%&'*+-.^_`|~).
@@ -94,6 +112,10 @@ std::string_view trim_ows(std::string_view s);
 
 /// True for RFC 9110 tchar.
 bool is_tchar(unsigned char c);
+
+/// How many strings destroyed headers left on this thread for add() to reuse (for tests
+/// of the bound).
+std::size_t spare_header_strings() noexcept;
 
 }  // namespace detail
 

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "tronada/async/detail/pool_allocator.h"
+
 namespace tronada {
 
 double HTTPServerRequest::request_time() const {
@@ -22,6 +24,10 @@ std::string HTTPServerRequest::full_url() const {
     }
   }
   return url;
+}
+
+std::shared_ptr<HTTPServerRequest> make_server_request() {
+  return std::allocate_shared<HTTPServerRequest>(detail::PoolAllocator<HTTPServerRequest>());
 }
 
 std::string_view split_host_name(std::string_view host) {

@@ -51,6 +51,10 @@ class HTTPServerRequest {
   TimePoint finish_time_{};
 };
 
+/// A new request whose memory (the object with its shared_ptr control block) comes from
+/// the per-thread pool: the connections make one per request.
+std::shared_ptr<HTTPServerRequest> make_server_request();
+
 /// Splits "host:port" / "[v6]:port" into the host part.
 std::string_view split_host_name(std::string_view host);
 

@@ -32,13 +32,27 @@ class OptionsAsteriskHandler final : public RequestHandler {
   }
 };
 
+/// Shares a handler made by a factory; the control block comes from the per-thread pool,
+/// as the handler itself does (RequestHandler is a PooledObject).
+std::shared_ptr<RequestHandler> share_handler(std::unique_ptr<RequestHandler> h) {
+  RequestHandler* raw = h.release();
+  return std::shared_ptr<RequestHandler>(raw, std::default_delete<RequestHandler>(),
+                                         detail::PoolAllocator<RequestHandler>());
+}
+
+template <typename H>
+std::shared_ptr<RequestHandler> make_handler() {
+  return std::allocate_shared<H>(detail::PoolAllocator<H>());
+}
+
 }  // namespace
 
 /// Carries one request from the connection to its handler: body pieces in, then runs the
 /// handler's task. The handler is shared between this delegate and the task, so either
 /// may go first (a client that disconnects mid-handler, a handler that finishes before
 /// the connection is done with the request).
-class HandlerRunner final : public HTTPMessageDelegate {
+/// Pooled like the handler: one is made and freed per request.
+class HandlerRunner final : public HTTPMessageDelegate, public detail::PooledObject {
  public:
   explicit HandlerRunner(std::shared_ptr<RequestHandler> h) : handler_(std::move(h)) {}
 
@@ -90,17 +104,17 @@ RequestStart Application::start_request(const std::shared_ptr<HTTPServerRequest>
   std::shared_ptr<RequestHandler> h;
   auto found = router_.find(request->host_name, request->path);
   if (found) {
-    h = std::shared_ptr<RequestHandler>(found->rule->factory()());
+    h = share_handler(found->rule->factory()());
     h->metrics_ = found->rule->metrics();
     h->path_args_ = std::move(found->match.args);
     for (auto& [k, v] : found->match.kwargs) h->path_kwargs_.emplace(k, std::move(v));
   } else if (is_options_asterisk(*request)) {
     // No rule takes "*" (a WSGI app mounted at the root does): the server answers.
-    h = std::make_shared<OptionsAsteriskHandler>();
+    h = make_handler<OptionsAsteriskHandler>();
   } else if (settings_.default_handler) {
-    h = std::shared_ptr<RequestHandler>(settings_.default_handler());
+    h = share_handler(settings_.default_handler());
   } else {
-    h = std::make_shared<NotFoundHandler>();
+    h = make_handler<NotFoundHandler>();
   }
   return start_handler(request, std::move(h));
 }
@@ -108,7 +122,7 @@ RequestStart Application::start_request(const std::shared_ptr<HTTPServerRequest>
 RequestStart Application::start_request_with(const std::shared_ptr<HTTPServerRequest>& request,
                                              const HandlerFactory& factory,
                                              metrics::RouteSeries* series) {
-  auto h = std::shared_ptr<RequestHandler>(factory());
+  auto h = share_handler(factory());
   h->metrics_ = series;
   return start_handler(request, std::move(h));
 }

@@ -18,7 +18,8 @@
 
 namespace tronada {
 
-struct RequestHandler::Arguments {
+// Made on first use, for a request with a query or body: pooled like the handler.
+struct RequestHandler::Arguments : detail::PooledObject {
   QueryArguments query;
   QueryArguments body;
   std::map<std::string, std::vector<UploadedFile>, std::less<>> files;
@@ -322,7 +323,7 @@ void RequestHandler::finish() {
         !headers_.contains("ETag")) {
       // A buffered response can carry an ETag for free, and answer a matching
       // If-None-Match with 304 (Tornado's compute_etag / check_etag_header).
-      headers_.add_owned("ETag", compute_etag(body_));  // none yet: checked above
+      headers_.add("ETag", compute_etag_text(body_).view());  // none yet: checked above
       if (auto inm = request_->headers.get("If-None-Match");
           inm && etag_matches(*inm, *headers_.get("ETag"))) {
         status_ = 304;

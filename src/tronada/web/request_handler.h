@@ -14,6 +14,7 @@
 // render() take or return it by value, and a handler should compile with this header alone.
 #include <nlohmann/json.hpp>
 
+#include "tronada/async/detail/pool_allocator.h"
 #include "tronada/async/future.h"
 #include "tronada/async/task.h"
 #include "tronada/http/http_headers.h"
@@ -56,7 +57,11 @@ struct UploadedFile {
 /// prepare, the HTTP method, on_finish. on_connection_close runs if the client goes away
 /// first. Unsupported methods get 405 with Allow; exceptions become send_error(500),
 /// HTTPError its status.
-class RequestHandler {
+///
+/// Handlers are made with `new` by their factory, one per request; their memory comes
+/// from a per-thread pool (detail::PooledObject), so a keep-alive request costs no heap
+/// allocation for it in the steady state.
+class RequestHandler : public detail::PooledObject {
  public:
   RequestHandler();
   virtual ~RequestHandler();

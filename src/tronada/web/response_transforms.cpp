@@ -9,7 +9,7 @@
 
 namespace tronada {
 
-std::string compute_etag(std::string_view body) {
+ETagText compute_etag_text(std::string_view body) {
   std::uint64_t h = 1469598103934665603ULL;
   for (unsigned char c : body) {
     h ^= c;
@@ -17,9 +17,15 @@ std::string compute_etag(std::string_view body) {
   }
   // Formatted by hand: snprintf was a visible share of a hello-world profile.
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string etag(18, '"');
-  for (int i = 16; i >= 1; --i, h >>= 4) etag[static_cast<std::size_t>(i)] = kHex[h & 0xf];
+  ETagText etag;
+  etag.text[0] = '"';
+  etag.text[17] = '"';
+  for (int i = 16; i >= 1; --i, h >>= 4) etag.text[i] = kHex[h & 0xf];
   return etag;
+}
+
+std::string compute_etag(std::string_view body) {
+  return std::string(compute_etag_text(body).view());
 }
 
 bool etag_matches(std::string_view header, std::string_view etag) {

@@ -13,6 +13,14 @@ namespace tronada {
 /// processes and restarts, so prefork workers agree.
 std::string compute_etag(std::string_view body);
 
+/// compute_etag's text in a fixed buffer rather than a string of its own: the response
+/// path copies it into a header value whose storage is reused (HTTPHeaders::add).
+struct ETagText {
+  char text[18];
+  std::string_view view() const { return {text, sizeof text}; }
+};
+ETagText compute_etag_text(std::string_view body);
+
 /// Whether an If-None-Match value matches `etag` (weak comparison; "*" matches all).
 bool etag_matches(std::string_view if_none_match, std::string_view etag);
 

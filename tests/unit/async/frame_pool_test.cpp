@@ -1,9 +1,11 @@
 // The per-thread coroutine frame pool: a freed frame serves the next of its size class,
 // at most a bounded number are kept, and frames over the largest class are not kept.
 #include "tronada/async/detail/frame_pool.h"
+#include "tronada/async/detail/pool_allocator.h"
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <vector>
 
 using namespace tronada::detail;
@@ -41,6 +43,36 @@ TEST(FramePool, LargeFramesAreNotKept) {
   void* big = allocate_frame(64 * 1024);
   free_frame(big, 64 * 1024);
   EXPECT_EQ(parked_frames(), before);
+}
+
+struct Pooled : PooledObject {
+  virtual ~Pooled() = default;
+  char payload[200];
+};
+struct BiggerPooled : Pooled {
+  char more[300];
+};
+
+TEST(FramePool, PooledObjectsAndSharedBlocksReuseTheLists) {
+  if (!kPooled) GTEST_SKIP() << "no pool under sanitizers";
+  // Deleting through the base passes the derived size: the block goes to its own class.
+  Pooled* big = new BiggerPooled;
+  void* where = big;
+  delete big;
+  std::unique_ptr<Pooled> again(new BiggerPooled);
+  EXPECT_EQ(static_cast<void*>(again.get()), where);
+
+  std::weak_ptr<int> weak;
+  void* block = nullptr;
+  {
+    auto shared = std::allocate_shared<int>(PoolAllocator<int>(), 7);
+    weak = shared;
+    block = shared.get();
+  }
+  EXPECT_TRUE(weak.expired());
+  weak.reset();  // the control block (with the int in it) goes back to the pool now
+  auto next = std::allocate_shared<int>(PoolAllocator<int>(), 8);
+  EXPECT_EQ(static_cast<void*>(next.get()), block);
 }
 
 }  // namespace

@@ -139,5 +139,49 @@ TEST(HTTPHeadersTest, DetailHelpers) {
   EXPECT_EQ(detail::trim_ows("a b"), "a b");
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kRecycled = false;  // sanitizer builds make every string afresh
+#else
+constexpr bool kRecycled = true;
+#endif
+
+TEST(HTTPHeadersTest, ALongValueReusesTheStorageOfDestroyedHeaders) {
+  if (!kRecycled) GTEST_SKIP() << "no reuse under sanitizers";
+  if (detail::spare_header_strings() >= 32) GTEST_SKIP() << "earlier tests filled the spares";
+  std::size_t before = detail::spare_header_strings();
+  // Sizes no other test leaves behind, so that the best fit is the string parked here.
+  const std::string long_value(500, 'a');
+  const char* storage = nullptr;
+  {
+    HTTPHeaders old;
+    old.add("Content-Type", long_value);
+    storage = old.get("Content-Type")->data();
+  }
+  EXPECT_EQ(detail::spare_header_strings(), before + 1);
+  HTTPHeaders fresh;
+  fresh.add("ETag", std::string(490, 'b'));  // shorter: fits the parked buffer
+  EXPECT_EQ(fresh.get("ETag")->data(), storage);
+  EXPECT_EQ(*fresh.get("ETag"), std::string(490, 'b'));
+  EXPECT_EQ(detail::spare_header_strings(), before);
+  fresh.add("Short", "inline");  // within the string's own buffer: no spare taken
+  EXPECT_EQ(*fresh.get("Short"), "inline");
+  EXPECT_EQ(detail::spare_header_strings(), before);
+}
+
+TEST(HTTPHeadersTest, KeepsABoundedNumberOfSmallSpareStrings) {
+  if (!kRecycled) GTEST_SKIP() << "no reuse under sanitizers";
+  {
+    HTTPHeaders many;
+    for (int i = 0; i < 200; ++i) many.add("X-Long-Header-Name", std::string(100, 'v'));
+  }
+  EXPECT_LE(detail::spare_header_strings(), 32u);
+  std::size_t before = detail::spare_header_strings();
+  {
+    HTTPHeaders huge;
+    huge.add("X", std::string(64 * 1024, 'v'));  // never kept: it would pin 64 KiB
+  }
+  EXPECT_EQ(detail::spare_header_strings(), before);
+}
+
 }  // namespace
 }  // namespace tronada

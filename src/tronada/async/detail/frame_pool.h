@@ -1,6 +1,7 @@
 // Coroutine frames recycled per thread: every request runs several short coroutines
 // (the handler's method, prepare, execute, the runner), each a heap frame of a few
-// hundred bytes, allocated and freed in the same order request after request.
+// hundred bytes, allocated and freed in the same order request after request. The other
+// per-request objects take their memory from the same lists (pool_allocator.h).
 #pragma once
 
 #include <cstddef>
