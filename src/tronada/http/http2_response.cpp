@@ -48,6 +48,29 @@ bool lowercase_field_name(std::string_view name, char* out) {
   return true;
 }
 
+/// is_valid_header_value (no NUL, CR or LF), eight bytes at a time: every response
+/// field's value is checked, and the byte loop was 2 % of an h2c request's instructions.
+bool is_valid_field_value(std::string_view value) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  // Nonzero if some byte of `word` equals `byte` (the classic zero-byte test on the xor).
+  auto has = [](std::uint64_t word, unsigned char byte) {
+    std::uint64_t x = word ^ (kOnes * byte);
+    return (x - kOnes) & ~x & kHighs;
+  };
+  const char* p = value.data();
+  std::size_t n = value.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, p, 8);
+    if (has(word, '\0') | has(word, '\r') | has(word, '\n')) return false;
+  }
+  for (; n > 0; ++p, --n) {
+    if (*p == '\r' || *p == '\n' || *p == '\0') return false;
+  }
+  return true;
+}
+
 nghttp2_nv make_nv(const std::string& name, const std::string& value) {
   return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
@@ -76,7 +99,7 @@ void HTTP2Session::write_head_fields(HTTP2StreamState& s, int status, const Fiel
   bool has_date = false, has_server = false;
   for (const auto& f : headers) {
     std::string name(std::string_view(f.name).size(), '\0');
-    if (!lowercase_field_name(f.name, name.data()) || !is_valid_header_value(f.value)) {
+    if (!lowercase_field_name(f.name, name.data()) || !is_valid_field_value(f.value)) {
       throw std::invalid_argument("invalid response header field: " + std::string(f.name));
     }
     if (is_connection_specific(name)) continue;
@@ -143,7 +166,7 @@ void HTTP2Session::write_response_fields(HTTP2StreamState& s, int status, const 
   char* p = names;
   for (const auto& f : headers) {
     std::string_view name_in(f.name), value(f.value);
-    if (!lowercase_field_name(name_in, p) || !is_valid_header_value(value)) {
+    if (!lowercase_field_name(name_in, p) || !is_valid_field_value(value)) {
       throw std::invalid_argument("invalid response header field: " + std::string(name_in));
     }
     std::string_view name(p, name_in.size());
