@@ -11,8 +11,8 @@ namespace tronada {
 namespace detail {
 
 /// Freed blocks of one size kept for reuse on the same thread. An h2c connection with
-/// ten requests in flight allocates ten stream states, requests, response channels and
-/// table nodes per read and frees them all a moment later: more of one size than glibc's
+/// ten requests in flight allocates ten stream states, requests and response channels
+/// per read and frees them all a moment later: more of one size than glibc's
 /// per-thread cache holds (7), so most went through _int_malloc and _int_free. A block
 /// freed on another thread (a handler dropping its request on an executor) is kept there.
 template <std::size_t Size, std::size_t Align>
@@ -77,7 +77,7 @@ class BlockCache {
 };
 
 /// An allocator taking single objects from a BlockCache (arrays from the heap): for
-/// std::allocate_shared of per-stream objects and the stream table's nodes.
+/// std::allocate_shared of per-stream objects.
 template <typename T>
 struct RecyclingAllocator {
   using value_type = T;
