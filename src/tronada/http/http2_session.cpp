@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "tronada/async/detail/pool_allocator.h"
 #include "tronada/base/log.h"
 #include "tronada/http/http2_stream_state.h"
 
@@ -62,6 +63,12 @@ class HTTP2StreamConnection final : public HTTPConnection {
 constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 // Output gathered from nghttp2 before it is handed to the socket in one write.
 constexpr std::size_t kWriteChunk = 64 * 1024;
+
+// flush()'s gathering buffer; one per thread, so an idle connection holds none.
+std::string& flush_buffer() {
+  thread_local std::string buffer;
+  return buffer;
+}
 
 HTTP2StreamState* state_of(nghttp2_session* session, std::int32_t id) {
   return static_cast<HTTP2StreamState*>(nghttp2_session_get_stream_user_data(session, id));
@@ -221,7 +228,8 @@ int HTTP2Session::on_begin_headers(nghttp2_session* session, const nghttp2_frame
                                    void* user) {
   auto* self = static_cast<HTTP2Session*>(user);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  auto s = std::make_shared<HTTP2StreamState>();
+  // Per-stream objects come from the thread's pool (pool_allocator.h).
+  auto s = std::allocate_shared<HTTP2StreamState>(detail::PoolAllocator<HTTP2StreamState>());
   s->id = frame->hd.stream_id;
   s->request = make_server_request();
   s->request->version = "HTTP/2";
@@ -310,7 +318,8 @@ void HTTP2Session::dispatch_request(HTTP2StreamState& s) {
     return;
   }
   auto keep = streams_.at(s.id);
-  req.connection = std::make_shared<HTTP2StreamConnection>(shared_from_this(), keep);
+  req.connection = std::allocate_shared<HTTP2StreamConnection>(
+      detail::PoolAllocator<HTTP2StreamConnection>(), shared_from_this(), keep);
   s.dispatched = true;
   s.max_body = ctx_->base->options.limits.max_body_bytes;
   RequestStart start;
@@ -515,8 +524,20 @@ void HTTP2Session::flush() {
     if (!s->headers_submitted && !s->closed) submit_headers(*s, true);
   }
   headers_due_.clear();
-  std::string buf;
+  // Frames are gathered in the thread's buffer, which keeps its capacity from one flush
+  // to the next: growing a fresh string for every flush cost several reallocations. It
+  // is taken out while in use, so a flush of another session run from inside this one
+  // (by a callback) gets its own; and the stream copies whatever it cannot send at once.
+  std::string buf = std::move(flush_buffer());
+  buf.clear();
+  auto write_out = [&] {
+    bytes_sent_ += buf.size();
+    std::string_view piece(buf);
+    stream_->write_pieces(&piece, 1);
+    buf.clear();
+  };
   const std::size_t high_water = stream_->options().write_high_water;
+  bool failed = false;
   for (;;) {
     if (stream_->write_buffer_size() + buf.size() > high_water) {
       waiting_for_socket_ = true;
@@ -526,23 +547,20 @@ void HTTP2Session::flush() {
     ssize_t n = nghttp2_session_mem_send(session_, &data);
     if (n < 0) {
       log::error("http2", std::string("mem_send: ") + nghttp2_strerror(static_cast<int>(n)));
-      in_flush_ = false;
-      close();
-      return;
+      failed = true;
+      break;
     }
     if (n == 0) break;
     buf.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-    if (buf.size() >= kWriteChunk) {
-      bytes_sent_ += buf.size();
-      stream_->write(std::move(buf), nullptr);
-      buf = std::string();
-    }
+    if (buf.size() >= kWriteChunk) write_out();
   }
-  if (!buf.empty()) {
-    bytes_sent_ += buf.size();
-    stream_->write(std::move(buf), nullptr);
-  }
+  if (!buf.empty() && !failed) write_out();
+  if (buf.capacity() <= kWriteChunk * 2) flush_buffer() = std::move(buf);
   in_flush_ = false;
+  if (failed) {
+    close();
+    return;
+  }
   if (closing_) return;
   if (waiting_for_socket_) {
     // Stop reading too: a peer that floods us with frames needing answers (PING,
