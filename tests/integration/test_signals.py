@@ -74,3 +74,58 @@ def test_sigusr1_to_every_process_stops_nothing(tmp_path, name):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+def running(pid):
+    """True while pid exists and is not a zombie (an orphan init has not reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_serve_workers_stop_when_their_master_is_killed(tmp_path):
+    """A master killed with SIGKILL (the OOM killer, a careless kill -9) must not leave
+    its workers serving the listening sockets on their own: each gets SIGTERM from the
+    kernel (PR_SET_PDEATHSIG) and drains."""
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / "a.txt").write_text("a\n")
+    port = free_port()
+    config = tmp_path / "tronada.toml"
+    config.write_text(f"""
+[server]
+bind = ["127.0.0.1:{port}"]
+workers = 2
+access_log = "off"
+[[route]]
+path = "/"
+static.root = "{tmp_path / 'public'}"
+""")
+    master = subprocess.Popen([str(BIN / "tronada"), "serve", "-c", str(config)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = []
+    try:
+        wait_for_port(port, master)
+        deadline = time.monotonic() + 10
+        while len(process_tree(master.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = process_tree(master.pid)[1:]
+        assert len(workers) == 2
+        master.kill()
+        master.wait()
+        deadline = time.monotonic() + 10
+        alive = workers
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+            alive = [w for w in workers if running(w)]
+        assert not alive, f"workers {alive} outlived their master"
+    finally:
+        if master.poll() is None:
+            master.kill()
+            master.wait()
+        for w in workers:
+            try:
+                os.kill(w, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

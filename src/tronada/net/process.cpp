@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,10 +42,17 @@ int fork_processes(int num_processes, int max_restarts,
     if (num_processes <= 0) num_processes = 1;
   }
   std::map<pid_t, int> children;
+  const pid_t master_pid = getpid();
   auto start_child = [&](int id) -> bool {
     pid_t pid = fork();
     if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
     if (pid == 0) {
+      // A worker outlives no master (as the WSGI supervisor's): a master killed with
+      // SIGKILL would otherwise leave workers holding the listening sockets, serving
+      // under no supervision. SIGTERM drains them. The check covers a master that died
+      // before the prctl.
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != master_pid) std::_Exit(0);
       g_task_id = id;
       signal(SIGTERM, SIG_DFL);
       signal(SIGINT, SIG_DFL);
