@@ -79,7 +79,9 @@ SpareStrings& spares() {
 }
 
 // What a string holds without the heap (15 bytes in libstdc++).
-constexpr std::size_t kInlineCapacity = std::string().capacity();
+// What a std::string holds without the heap (libstdc++: 15). Not constexpr: clang 14
+// cannot evaluate the constructor with libstdc++ 12.
+const std::size_t kInlineCapacity = std::string().capacity();
 
 /// `text` as a string, in the smallest spare that holds it when it needs the heap.
 std::string take_string(std::string_view text) {

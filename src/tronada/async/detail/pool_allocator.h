@@ -44,8 +44,9 @@ struct PooledObject {
   static void* operator new(std::size_t size, std::align_val_t align) {
     return ::operator new(size, align);
   }
-  static void operator delete(void* p, std::size_t size, std::align_val_t align) noexcept {
-    ::operator delete(p, size, align);
+  // The unsized form: clang (without -fsized-deallocation) declares no sized aligned one.
+  static void operator delete(void* p, std::size_t, std::align_val_t align) noexcept {
+    ::operator delete(p, align);
   }
   static void* operator new(std::size_t, void* place) noexcept { return place; }
   static void operator delete(void*, void*) noexcept {}
