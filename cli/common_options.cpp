@@ -48,6 +48,20 @@ CLI::Validator access_log_validator() {
 
 }  // namespace
 
+CLI::Validator parse_validator(std::function<void(const std::string&)> parse,
+                               std::string description) {
+  return CLI::Validator(
+      [parse = std::move(parse)](std::string& value) -> std::string {
+        try {
+          parse(value);
+          return {};
+        } catch (const std::exception& e) {
+          return e.what();
+        }
+      },
+      std::move(description));
+}
+
 CLI::Validator bind_address_validator() {
   return parse_validator([](const std::string& v) { parse_bind_address(v); });
 }

@@ -4,11 +4,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "cli/bind_address.h"
@@ -82,19 +81,8 @@ void apply_logging(const CommonOptions& options);
 /// A CLI11 check that runs `parse` on the value and reports, word for word, what it
 /// throws: the option is refused with the parser's own message, before the command runs.
 /// `description` is the type shown in --help ("" for none).
-template <typename Parse>
-CLI::Validator parse_validator(Parse parse, std::string description = "") {
-  return CLI::Validator(
-      [parse](std::string& value) -> std::string {
-        try {
-          parse(value);
-          return {};
-        } catch (const std::exception& e) {
-          return e.what();
-        }
-      },
-      std::move(description));
-}
+CLI::Validator parse_validator(std::function<void(const std::string&)> parse,
+                               std::string description = "");
 
 /// CLI11 checks, also for commands' own options: an address parse_bind_address accepts (e.g.
 /// `fastcgi --to`), and a size parse_byte_size accepts.
