@@ -48,30 +48,26 @@ CLI::Validator access_log_validator() {
 
 }  // namespace
 
-CLI::Validator bind_address_validator() {
+CLI::Validator parse_validator(std::function<void(const std::string&)> parse,
+                               std::string description) {
   return CLI::Validator(
-      [](std::string& value) -> std::string {
+      [parse = std::move(parse)](std::string& value) -> std::string {
         try {
-          parse_bind_address(value);
+          parse(value);
           return {};
-        } catch (const std::invalid_argument& e) {
+        } catch (const std::exception& e) {
           return e.what();
         }
       },
-      "");
+      std::move(description));
+}
+
+CLI::Validator bind_address_validator() {
+  return parse_validator([](const std::string& v) { parse_bind_address(v); });
 }
 
 CLI::Validator byte_size_validator() {
-  return CLI::Validator(
-      [](std::string& value) -> std::string {
-        try {
-          parse_byte_size(value);
-          return {};
-        } catch (const std::invalid_argument& e) {
-          return e.what();
-        }
-      },
-      "");
+  return parse_validator([](const std::string& v) { parse_byte_size(v); });
 }
 
 std::vector<BindAddress> CommonOptions::binds_or_default() const {
@@ -189,16 +185,7 @@ void add_common_options(CLI::App& app, CommonOptions& options) {
          "*.example.com")
       ->type_name("NAME=CERT,KEY")
       ->allow_extra_args(false)
-      ->check(CLI::Validator(
-          [](std::string& value) -> std::string {
-            try {
-              parse_sni_cert(value);
-              return {};
-            } catch (const std::invalid_argument& e) {
-              return e.what();
-            }
-          },
-          ""));
+      ->check(parse_validator([](const std::string& v) { parse_sni_cert(v); }));
   app.add_option_function<std::string>(
          "--client-ca", [&options](const std::string& value) { options.client_ca = value; },
          "Require client certificates signed by these CAs (PEM)")
@@ -217,32 +204,14 @@ void add_common_options(CLI::App& app, CommonOptions& options) {
          [&options](const std::string& value) { options.drain_delay = parse_duration(value); },
          "On SIGTERM, keep serving this long with /readyz at 503 before draining (e.g. 5s)")
       ->type_name("DURATION")
-      ->check(CLI::Validator(
-          [](std::string& value) -> std::string {
-            try {
-              parse_duration(value);
-              return {};
-            } catch (const std::exception& e) {
-              return e.what();
-            }
-          },
-          ""));
+      ->check(parse_validator([](const std::string& v) { parse_duration(v); }));
   app.add_option_function<std::string>(
          "--upgrade-timeout",
          [&options](const std::string& value) { options.upgrade_timeout = parse_duration(value); },
          "On SIGUSR2 (binary upgrade), how long the new binary may take to serve before "
          "this one gives up on it and serves on (default 30s)")
       ->type_name("DURATION")
-      ->check(CLI::Validator(
-          [](std::string& value) -> std::string {
-            try {
-              parse_duration(value);
-              return {};
-            } catch (const std::exception& e) {
-              return e.what();
-            }
-          },
-          ""));
+      ->check(parse_validator([](const std::string& v) { parse_duration(v); }));
   add_logging_options(app, options);
   // Load the certificates once now, so a bad file stops the command before it binds (the
   // server loads them again when it starts serving). CLI11 runs this after the options'

@@ -4,10 +4,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "cli/bind_address.h"
@@ -77,6 +77,12 @@ void add_logging_options(CLI::App& app, CommonOptions& options);
 /// Sets the process-wide log level and format from whichever of the two were given; call it for
 /// the global options first and then for the command's, so the more specific flag wins.
 void apply_logging(const CommonOptions& options);
+
+/// A CLI11 check that runs `parse` on the value and reports, word for word, what it
+/// throws: the option is refused with the parser's own message, before the command runs.
+/// `description` is the type shown in --help ("" for none).
+CLI::Validator parse_validator(std::function<void(const std::string&)> parse,
+                               std::string description = "");
 
 /// CLI11 checks, also for commands' own options: an address parse_bind_address accepts (e.g.
 /// `fastcgi --to`), and a size parse_byte_size accepts.

@@ -93,16 +93,7 @@ void register_proxy_command(CLI::App& app) {
                   "Upstream URL (http://HOST:PORT[/PREFIX], https://..., unix:PATH); repeat for "
                   "several")
       ->required()
-      ->check(CLI::Validator(
-          [](std::string& url) -> std::string {
-            try {
-              parse_upstream(url);
-              return {};
-            } catch (const std::exception& e) {
-              return e.what();
-            }
-          },
-          "URL"));
+      ->check(parse_validator([](const std::string& url) { parse_upstream(url); }, "URL"));
   sub->add_option("--policy", cmd->policy, "How requests spread: round_robin or least_conn")
       ->capture_default_str()
       ->check(CLI::IsMember({"round_robin", "least_conn"}));
@@ -143,15 +134,8 @@ void register_proxy_command(CLI::App& app) {
   sub->add_option("--resolver", cmd->resolver,
                   "DNS servers for --resolve-interval lookups (IP[:PORT][,...]); default: "
                   "/etc/resolv.conf")
-      ->check(CLI::Validator(
-          [](std::string& servers) -> std::string {
-            try {
-              DnsResolver::validate_servers(servers);
-              return {};
-            } catch (const std::exception& e) {
-              return e.what();
-            }
-          },
+      ->check(parse_validator(
+          [](const std::string& servers) { DnsResolver::validate_servers(servers); },
           "IP[:PORT],..."));
   sub->add_flag("--xheaders", cmd->xheaders,
                 "Trust X-Forwarded-For/-Proto from clients (behind another proxy)");

@@ -19,21 +19,6 @@ namespace tronada::cli {
 
 namespace {
 
-/// A CLI11 check that runs `parse` on the text and reports what it throws.
-template <typename Parse>
-CLI::Validator text_validator(Parse parse) {
-  return CLI::Validator(
-      [parse](std::string& value) -> std::string {
-        try {
-          parse(value);
-          return {};
-        } catch (const std::exception& e) {
-          return e.what();
-        }
-      },
-      "");
-}
-
 Task<void> serve_file(const StaticFiles& files, std::shared_ptr<HTTPServerRequest> request,
                       std::string path, metrics::RouteSeries* series) {
   if (!series) {
@@ -116,7 +101,7 @@ void register_static_command(CLI::App& app) {
          "How long a looked-up file is trusted before it is looked at again, e.g. 1s, "
          "500ms; 0 looks on every request (default 1s)")
       ->type_name("DURATION")
-      ->check(text_validator([](const std::string& v) { parse_duration(v); }));
+      ->check(parse_validator([](const std::string& v) { parse_duration(v); }));
   sub->add_option("--cache-entries", b.cache_entries,
                   "Files the open-file cache keeps; 0 turns it off (default 4096)");
   sub->add_option_function<std::string>(
@@ -124,12 +109,12 @@ void register_static_command(CLI::App& app) {
          [&b](const std::string& v) { b.cache_file_size = parse_byte_size(v); },
          "Files up to this size are kept in memory (default 64KiB)")
       ->type_name("SIZE")
-      ->check(text_validator([](const std::string& v) { parse_byte_size(v); }));
+      ->check(byte_size_validator());
   sub->add_option_function<std::string>(
          "--cache-memory", [&b](const std::string& v) { b.cache_memory = parse_byte_size(v); },
          "Most file bytes the cache keeps in memory (default 32MiB)")
       ->type_name("SIZE")
-      ->check(text_validator([](const std::string& v) { parse_byte_size(v); }));
+      ->check(byte_size_validator());
   add_common_options(*sub, cmd->common);
   sub->callback([cmd] { cmd->run(); });
 }
