@@ -78,7 +78,6 @@ SpareStrings& spares() {
   return s;
 }
 
-// What a string holds without the heap (15 bytes in libstdc++).
 // What a std::string holds without the heap (libstdc++: 15). Not constexpr: clang 14
 // cannot evaluate the constructor with libstdc++ 12.
 const std::size_t kInlineCapacity = std::string().capacity();
