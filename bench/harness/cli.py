@@ -51,15 +51,13 @@ def run_workload(opts, wl, workdir):
             body = memory_table(wl, results) if results else ""
         err = (plot(wl, results, IMG / plot_name) if results and not opts.no_write
                else "no results")
-    if err:
-        if err != "no results":
-            notes.append(err)
-        plot_name = None
-    text = section(opts, wl, body, notes, plot_name, started)
+    if err and err != "no results":
+        log(f"  {err}")
+    text = section(opts, wl, body, notes, started)
     print(f"<!-- bench:{wl.name} -->\n{text}<!-- /bench:{wl.name} -->\n", flush=True)
     if not opts.no_write:
         write_doc(wl.name, text)
-        log(f"  wrote {DOC.relative_to(ROOT)}" + (f" and docs/img/{plot_name}" if plot_name else ""))
+        log(f"  wrote {DOC.relative_to(ROOT)}" + ("" if err else f" and {IMG / plot_name}"))
 
 
 def main():

@@ -9,7 +9,9 @@ BUILD = Path(os.environ.get("TRONADA_BUILD_DIR", ROOT / "build"))
 BIN = BUILD / "bin"
 PEERS = ROOT / "bench" / "peers"  # the peers' own scripts (tornado_hello.py, php/, ...)
 DOC = ROOT / "docs" / "benchmarks.md"
-IMG = ROOT / "docs" / "img"
+# Plots are generated output: beside the build, never in git (the tables in DOC carry
+# the figures).
+IMG = BUILD / "bench-plots"
 PYTHON = "/usr/bin/python3"  # Debian's, whatever python3 comes first on PATH
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HOST = "127.0.0.1"

@@ -1,5 +1,5 @@
-"""The plots in docs/img/: a workload's medians with min–max bars (matplotlib, skipped
-with a note when it is not installed)."""
+"""Plots of a workload's medians with min–max bars, written to build/bench-plots/ (generated
+output, kept out of git; matplotlib, skipped with a log line when it is not installed)."""
 
 import re
 import statistics

@@ -89,8 +89,8 @@ def git_rev():
         return "unknown"
 
 
-def section(opts, wl, body, notes, plot_name, started):
-    """The workload's section: heading, conditions, `what`, the table, plot, notes."""
+def section(opts, wl, body, notes, started):
+    """The workload's section: heading, conditions, `what`, the table, notes."""
     mode = (f"quick mode ({opts.warmup:g} s warm-up, {opts.duration:g} s measured)"
             if opts.quick else f"{opts.warmup:g} s warm-up, {opts.duration:g} s measured")
     versions = sorted({v for v in (SERVERS[n].version() for n in (opts.servers or wl.servers)) if v})
@@ -112,8 +112,6 @@ def section(opts, wl, body, notes, plot_name, started):
     lines += [wl.what, ""]
     if body:
         lines += [body, ""]
-    if plot_name:
-        lines += [f"![{wl.name}](img/{plot_name})", ""]
     for note in notes:
         lines.append(f"- {note}")
     if notes:
