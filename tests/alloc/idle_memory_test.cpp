@@ -1,26 +1,19 @@
 // Heap bytes an idle keep-alive HTTP/1.1 connection holds after it answered one request
 // (project issue 18: nginx needs about 532 bytes per idle connection, the goal is 1 KiB).
 //
-// The server runs on the main thread's IOLoop. A client thread opens a first batch of
-// connections (warm-up: timer lists, pools and the listener's first-use allocations),
-// sends one request on each and reads the answer, then does the same with a measured
-// batch. The heap in use (glibc's mallinfo2, every arena, so libuv's and the C library's
-// allocations count too) is read on the loop thread once each batch sits idle; the
-// difference divided by the batch size is what one idle connection costs. The client
-// only keeps file descriptors and allocates nothing while the batch is measured.
+// Measured by idle_heap.h: each connection sends one request and reads the answer, then
+// sits idle.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <thread>
 #include <vector>
 
+#include "idle_heap.h"
 #include "tronada/http/http1_connection.h"
 #include "tronada/web/application.h"
 #include "tronada/web/request_handler.h"
@@ -37,11 +30,6 @@ class HelloHandler : public RequestHandler {
     co_return;
   }
 };
-
-std::size_t heap_in_use() {
-  struct mallinfo2 info = mallinfo2();
-  return info.uordblks + info.hblkhd;
-}
 
 // Opens `count` connections, each answered once and left open in `fds`.
 bool open_idle_connections(int port, int count, std::vector<int>& fds) {
@@ -87,37 +75,10 @@ TEST(IdleMemory, KeepAliveConnectionAfterOneRequest) {
   Application app({Rule("/", handler<HelloHandler>())}, settings);
   HTTPServer& server = app.listen(0, "127.0.0.1");
   int port = server.ports().at(0);
-  IOLoop& loop = IOLoop::current();
-
-  std::vector<int> fds;
-  fds.reserve(kWarmup + kMeasured);
-  std::atomic<std::size_t> before{0}, after{0};
-  bool client_ok = false;
-  std::thread client([&] {
-    // Each measurement runs on the loop thread, between two of its iterations; a short
-    // wait lets the server finish what the last response left (scheduled callbacks).
-    auto measure = [&](std::atomic<std::size_t>& into) {
-      std::atomic<bool> done{false};
-      ::usleep(100 * 1000);
-      loop.add_callback([&] {
-        into = heap_in_use();
-        done = true;
-      });
-      while (!done) ::usleep(1000);
-    };
-    client_ok = open_idle_connections(port, kWarmup, fds);
-    if (client_ok) measure(before);
-    client_ok = client_ok && open_idle_connections(port, kMeasured, fds);
-    if (client_ok) measure(after);
-    for (int fd : fds) ::close(fd);
-    loop.add_callback([&loop] { loop.stop(); });
-  });
-  loop.start();
-  client.join();
-
-  ASSERT_TRUE(client_ok);
-  double per_connection =
-      (static_cast<double>(after.load()) - static_cast<double>(before.load())) / kMeasured;
+  auto measured =
+      tronada::testing::idle_heap_per_connection(port, kWarmup, kMeasured, open_idle_connections);
+  ASSERT_TRUE(measured.has_value());
+  double per_connection = *measured;
   std::printf("heap bytes per idle keep-alive connection: %.0f\n", per_connection);
   // Measured 2026-12-07: 2,169 bytes at first (HTTP1Connection 912 with the parser's 456
   // in it, IOStream 512, uv_tcp_t 248, the response buffer's capacity, set nodes); 1,288

@@ -1,25 +1,19 @@
 // Heap bytes an idle WebSocket connection holds once it was upgraded and echoed one
 // message (project issue 18's second goal: at most 2 KiB).
 //
-// Measured as idle_memory_test.cpp measures idle HTTP/1 connections: the server runs on
-// the main thread's IOLoop, a client thread opens a warm-up batch and then a measured
-// batch of WebSockets (each upgraded, one short text message sent and its echo read),
-// and the heap in use (glibc's mallinfo2, every arena) is read on the loop thread once
-// each batch sits idle. The difference divided by the batch size is what one idle
-// WebSocket costs.
+// Measured by idle_heap.h: each WebSocket is upgraded, sends one short text message and
+// reads its echo, then sits idle.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <thread>
 #include <vector>
 
+#include "idle_heap.h"
 #include "tronada/web/application.h"
 #include "tronada/web/websocket_handler.h"
 #include "tronada/websocket/websocket_connection.h"
@@ -34,11 +28,6 @@ class EchoHandler : public WebSocketHandler {
     (void)write_message(message, binary);
   }
 };
-
-std::size_t heap_in_use() {
-  struct mallinfo2 info = mallinfo2();
-  return info.uordblks + info.hblkhd;
-}
 
 // Reads until `buf` holds `want` bytes, or the head's end when `want` is 0.
 bool read_some(int fd, char* buf, std::size_t size, std::size_t& have, std::size_t want) {
@@ -95,37 +84,10 @@ TEST(IdleMemory, WebSocketAfterOneMessage) {
   Application app({Rule("/ws", handler<EchoHandler>())}, settings);
   HTTPServer& server = app.listen(0, "127.0.0.1");
   int port = server.ports().at(0);
-  IOLoop& loop = IOLoop::current();
-
-  std::vector<int> fds;
-  fds.reserve(kWarmup + kMeasured);
-  std::atomic<std::size_t> before{0}, after{0};
-  bool client_ok = false;
-  std::thread client([&] {
-    auto measure = [&](std::atomic<std::size_t>& into) {
-      std::atomic<bool> done{false};
-      ::usleep(100 * 1000);
-      loop.add_callback([&] {
-        into = heap_in_use();
-        done = true;
-      });
-      while (!done) ::usleep(1000);
-    };
-    client_ok = open_idle_websockets(port, kWarmup, fds);
-    if (client_ok) measure(before);
-    client_ok = client_ok && open_idle_websockets(port, kMeasured, fds);
-    if (client_ok) measure(after);
-    for (int fd : fds) ::close(fd);
-    // Closed by the peer, each WebSocket finishes its close on the loop; let it.
-    ::usleep(100 * 1000);
-    loop.add_callback([&loop] { loop.stop(); });
-  });
-  loop.start();
-  client.join();
-
-  ASSERT_TRUE(client_ok);
-  double per_connection =
-      (static_cast<double>(after.load()) - static_cast<double>(before.load())) / kMeasured;
+  auto measured =
+      tronada::testing::idle_heap_per_connection(port, kWarmup, kMeasured, open_idle_websockets);
+  ASSERT_TRUE(measured.has_value());
+  double per_connection = *measured;
   std::printf("heap bytes per idle WebSocket: %.0f\n", per_connection);
   // Measured 2026-12-07: 6,879 bytes at first; 5,887 once the detached HTTP/1 connection
   // gave its request state (parser, response buffer: 629 bytes) back to the pool and the
