@@ -19,6 +19,13 @@ namespace tronada::cli {
 
 namespace {
 
+// What a request adds to the route's counters once answered: a clock read and a few
+// atomic adds, no task of its own.
+void count(metrics::RouteSeries& series, TimePoint start, int status, std::uint64_t bytes) {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+  series.record(status, static_cast<std::uint64_t>(ns), 0, bytes);
+}
+
 Task<void> serve_file(const StaticFiles& files, std::shared_ptr<HTTPServerRequest> request,
                       std::string path, metrics::RouteSeries* series) {
   if (!series) {
@@ -28,22 +35,7 @@ Task<void> serve_file(const StaticFiles& files, std::shared_ptr<HTTPServerReques
   auto start = request->start_time;
   std::uint64_t bytes = 0;
   int status = co_await files.serve(std::move(request), std::move(path), &bytes);
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
-  series->record(status, static_cast<std::uint64_t>(ns), 0, bytes);
-}
-
-// serve_cached with the request counted in `series`: the cached path stays free of
-// a coroutine frame when metrics are on (the overhead the metrics budget allows is a
-// few atomic adds, not a task per request).
-bool answered_from_cache(const StaticFiles& files, HTTPServerRequest& request,
-                         metrics::RouteSeries& series) {
-  std::uint64_t bytes = 0;
-  int status = files.serve_cached(request, request.path, &bytes);
-  if (!status) return false;
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - request.start_time)
-                .count();
-  series.record(status, static_cast<std::uint64_t>(ns), 0, bytes);
-  return true;
+  count(*series, start, status, bytes);
 }
 
 struct StaticCommand {
@@ -66,11 +58,11 @@ struct StaticCommand {
             answer_options_asterisk(*request, "GET, HEAD, OPTIONS");
             return;
           }
-          // Files the cache knows are answered here and now, with no coroutine; with
-          // metrics on they are counted here too (the status and bytes are known).
-          if (!series) {
-            if (files.serve_cached(*request, request->path)) return;
-          } else if (answered_from_cache(files, *request, *series)) {
+          // Files the cache knows are answered here and now, with no coroutine, and
+          // counted here when metrics are on.
+          std::uint64_t bytes = 0;
+          if (int status = files.serve_cached(*request, request->path, series ? &bytes : nullptr)) {
+            if (series) count(*series, request->start_time, status, bytes);
             return;
           }
           std::string path = request->path;

@@ -35,6 +35,11 @@ int task_id() {
   return g_task_id;
 }
 
+void stop_with_master(pid_t master_pid) {
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != master_pid) std::_Exit(0);
+}
+
 int fork_processes(int num_processes, int max_restarts,
                    std::function<void(metrics::RestartCause)> on_restart) {
   if (num_processes <= 0) {
@@ -47,12 +52,7 @@ int fork_processes(int num_processes, int max_restarts,
     pid_t pid = fork();
     if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
     if (pid == 0) {
-      // A worker outlives no master (as the WSGI supervisor's): a master killed with
-      // SIGKILL would otherwise leave workers holding the listening sockets, serving
-      // under no supervision. SIGTERM drains them. The check covers a master that died
-      // before the prctl.
-      prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (getppid() != master_pid) std::_Exit(0);
+      stop_with_master(master_pid);
       g_task_id = id;
       signal(SIGTERM, SIG_DFL);
       signal(SIGINT, SIG_DFL);

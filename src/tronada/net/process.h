@@ -2,6 +2,8 @@
 // tornado.process.fork_processes).
 #pragma once
 
+#include <sys/types.h>
+
 #include <functional>
 
 #include "tronada/metrics/worker_restarts.h"
@@ -22,5 +24,11 @@ int fork_processes(int num_processes, int max_restarts = 100,
 
 /// The task id given by fork_processes in this process, or -1 if not forked.
 int task_id();
+
+/// In a freshly forked worker: a worker outlives no master. The kernel sends it SIGTERM
+/// (a drain) when the master dies, even by SIGKILL, so no worker keeps serving the
+/// listening sockets unsupervised; a master already gone before this call ends the
+/// worker at once. `master_pid` is the master's pid, read before the fork.
+void stop_with_master(pid_t master_pid);
 
 }  // namespace tronada

@@ -3,7 +3,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +20,7 @@
 
 #include "tronada/base/log.h"
 #include "tronada/net/binary_upgrade.h"
+#include "tronada/net/process.h"
 
 namespace tronada {
 
@@ -226,9 +226,7 @@ WorkerStatus WorkerSupervisor::run() {
         dfl.sa_handler = SIG_IGN;
         sigaction(o.stop_accepting_signal, &dfl, nullptr);
       }
-      // A worker outlives no master: if the master is killed, its workers stop too.
-      prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (getppid() != master_pid) std::_Exit(0);
+      stop_with_master(master_pid);
       status.shared_ = sh;
       status.threads_ = o.threads;
       status.id_ = id;
