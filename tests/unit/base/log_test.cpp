@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -121,29 +122,36 @@ TEST(LogDeferredFlush, ALoopTurnsItOnWhileItRunsAndOffAfter) {
   loop.close();
 }
 
-// Workers share a pipe, where only writes of up to PIPE_BUF bytes are atomic: a batch
-// goes out in writes that each end at a line's end and fit in PIPE_BUF. A SEQPACKET
-// socket keeps each write(2) a message of its own, so the test sees the writes.
-TEST(LogDeferredFlush, ABatchIsWrittenInWholeLinesOfAtMostPipeBuf) {
+// The write(2) calls a deferred batch of `messages` becomes, each seen on its own.
+std::vector<std::string> writes_of_batch(const std::vector<std::string>& messages) {
   int fds[2];
-  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, fds), 0);
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, fds) != 0) return {};
   int big = 1 << 20;
   setsockopt(fds[0], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
   setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
   std::FILE* out = fdopen(fds[1], "w");
-  ASSERT_NE(out, nullptr);
   log::set_sink(out);
   log::set_deferred_flush(true);
-  for (int i = 0; i < 100; ++i) log::info("access", std::string(90, 'a' + i % 26));
+  for (const auto& m : messages) log::info("access", m);
   log::flush_deferred();
   log::set_deferred_flush(false);
   log::set_sink(nullptr);
   std::fclose(out);
   std::vector<std::string> writes;
-  char buf[1 << 16];
+  std::vector<char> buf(1 << 16);
   ssize_t n;
-  while ((n = ::recv(fds[0], buf, sizeof buf, 0)) > 0) writes.emplace_back(buf, n);
+  while ((n = ::recv(fds[0], buf.data(), buf.size(), 0)) > 0) writes.emplace_back(buf.data(), n);
   ::close(fds[0]);
+  return writes;
+}
+
+// Workers share a pipe, where only writes of up to PIPE_BUF bytes are atomic: a batch
+// goes out in writes that each end at a line's end and fit in PIPE_BUF. A SEQPACKET
+// socket keeps each write(2) a message of its own, so the test sees the writes.
+TEST(LogDeferredFlush, ABatchIsWrittenInWholeLinesOfAtMostPipeBuf) {
+  std::vector<std::string> messages;
+  for (int i = 0; i < 100; ++i) messages.emplace_back(90, static_cast<char>('a' + i % 26));
+  auto writes = writes_of_batch(messages);
   ASSERT_GT(writes.size(), 1u);  // ~12 KiB: more than one write
   std::size_t lines = 0;
   for (const auto& w : writes) {
@@ -152,6 +160,23 @@ TEST(LogDeferredFlush, ABatchIsWrittenInWholeLinesOfAtMostPipeBuf) {
     for (char c : w) lines += c == '\n';
   }
   EXPECT_EQ(lines, 100u);
+}
+
+// A line longer than PIPE_BUF cannot be atomic anyway: it goes out on its own, shares
+// no write with the lines around it (the sink's stdio may cut it into several writes),
+// and those lines keep to the rule.
+TEST(LogDeferredFlush, ALineLongerThanPipeBufSharesNoWrite) {
+  std::string long_one(2 * PIPE_BUF, 'L');
+  auto writes = writes_of_batch({"before", long_one, "after"});
+  ASSERT_GE(writes.size(), 3u);
+  EXPECT_NE(writes.front().find("before"), std::string::npos);
+  EXPECT_EQ(writes.front().find('L'), std::string::npos);
+  EXPECT_NE(writes.back().find("after"), std::string::npos);
+  EXPECT_EQ(writes.back().find('L'), std::string::npos);
+  std::string middle;
+  for (std::size_t i = 1; i + 1 < writes.size(); ++i) middle += writes[i];
+  EXPECT_NE(middle.find(long_one + "\n"), std::string::npos);
+  EXPECT_EQ(std::count(middle.begin(), middle.end(), '\n'), 1);
 }
 
 TEST(LogDeferredFlush, AForkedChildDoesNotWriteItsParentsPendingLines) {
