@@ -174,10 +174,12 @@ def read_whole(s):
 
 
 def refused(port):
+    """True once the server takes no new connection. A reset during connect() counts too:
+    the listener closed while this probe sat in its backlog, never accepted."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
         return False
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
 
 
