@@ -216,6 +216,35 @@ def test_http1_client_sending_bytes_like_the_preface_start(h2server):
     assert b'"body": "hi"' in data
 
 
+class ByteByByte:
+    """A socket whose first `n` bytes go out one send at a time."""
+
+    def __init__(self, sock, n):
+        self.sock, self.left = sock, n
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def sendall(self, data):
+        while self.left and data:
+            self.sock.sendall(data[:1])
+            data, self.left = data[1:], self.left - 1
+            time.sleep(0.002)
+        if data:
+            self.sock.sendall(data)
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+def test_preface_arriving_a_byte_at_a_time(h2server):
+    # Each proper prefix of the preface is undecided; the last byte decides HTTP/2, and
+    # the SETTINGS behind it, sent separately, reach the session.
+    sock = socket.create_connection(("127.0.0.1", h2server.port), timeout=10)
+    c = H2Client(h2server.port, sock=ByteByByte(sock, 24))
+    r = c.get("/")
+    assert r["status"] == 200 and r["body"] == b"Hello, world"
+    c.close()
+
+
 def test_curl_large_body_both_ways(h2server):
     port = h2server.port
     out = run(["curl", "-s", "--http2-prior-knowledge", f"http://127.0.0.1:{port}/big?bytes=3000000"])

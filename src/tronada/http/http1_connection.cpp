@@ -271,7 +271,7 @@ HTTP1Connection::~HTTP1Connection() {
   context_->connections.erase(this);
 }
 
-void HTTP1Connection::start() {
+void HTTP1Connection::start(std::string_view initial) {
   context_->connections.insert(this);
   keep_alive_ = context_->options.keep_alive;
   // Once per connection: a getpeername per request would be a system call on a hot path.
@@ -283,6 +283,8 @@ void HTTP1Connection::start() {
   stream_->set_data_handler([this](std::string_view data) { on_data(data); });
   stream_->set_eof_handler([this] { on_peer_eof(); });
   arm(context_->idle_timeouts);
+  if (context_->draining) close_when_idle();  // sniffed after the stop began
+  if (!initial.empty()) on_data(initial);
 }
 
 void HTTP1Connection::arm(TimeoutList& list) {

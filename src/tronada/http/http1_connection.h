@@ -123,8 +123,9 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
                   std::shared_ptr<detail::HTTP1ServerContext> context);
   ~HTTP1Connection() override;
 
-  /// Starts reading requests.
-  void start();
+  /// Starts reading requests. `initial` is what arrived before us (the bytes the server
+  /// looked at to choose HTTP/1): parsed now, in this call, without a copy.
+  void start(std::string_view initial = {});
   /// Closes the connection now; an active request sees on_connection_close.
   void close();
   /// Closes once the current response (if any) is done; idle connections close now.

@@ -1,7 +1,8 @@
 #include "tronada/http/http_server.h"
 
-#include <cstdio>
-#include <regex>
+#include <algorithm>
+#include <cstring>
+#include <utility>
 #include <vector>
 
 #include "tronada/base/log.h"
@@ -13,34 +14,22 @@ namespace {
 
 constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Matches the whole HTTP/2 preface, or nothing (a zero-length match) at the start of
-/// any input that already differs from it; input that is still a proper prefix of the
-/// preface does not match, so the read waits for more. A zero-length match consumes
-/// nothing: the bytes stay in the stream's buffer for HTTP/1.
-const std::regex& preface_regex() {
-  static const std::regex re = [] {
-    auto hex = [](char c) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(c));
-      return std::string(buf);
-    };
-    std::string whole, differs, prefix;
-    for (char c : kPreface) whole += hex(c);
-    for (char c : kPreface) {
-      if (!differs.empty()) differs += '|';
-      differs += prefix + "[^" + hex(c) + "]";
-      prefix += hex(c);
-    }
-    return std::regex("^(?:" + whole + "|(?=" + differs + "))");
-  }();
-  return re;
+void start_http1(std::shared_ptr<IOStream> stream,
+                 const std::shared_ptr<detail::HTTP1ServerContext>& ctx,
+                 std::string_view initial = {}) {
+  auto conn = std::make_shared<HTTP1Connection>(std::move(stream), ctx);
+  conn->start(initial);
 }
 
-void start_http1(std::shared_ptr<IOStream> stream,
-                 const std::shared_ptr<detail::HTTP1ServerContext>& ctx) {
-  auto conn = std::make_shared<HTTP1Connection>(std::move(stream), ctx);
-  conn->start();
-  if (ctx->draining) conn->close_when_idle();  // sniffed after the stop began
+enum class Preface { undecided, http1, http2 };
+
+/// HTTP/2 by prior knowledge begins with the whole preface; any byte that differs from
+/// it is HTTP/1 (every HTTP/1 method differs by the first byte but for POST, PUT, PATCH
+/// and PRI, and those by the second or fifth).
+Preface classify(std::string_view head) {
+  std::size_t n = std::min(head.size(), kPreface.size());
+  if (std::memcmp(head.data(), kPreface.data(), n) != 0) return Preface::http1;
+  return n == kPreface.size() ? Preface::http2 : Preface::undecided;
 }
 
 void start_http2(std::shared_ptr<IOStream> stream,
@@ -76,15 +65,14 @@ class HTTPServer::CallbackDelegate final : public HTTPServerDelegate {
 
 /// A connection whose protocol is not known yet (waiting for the preface or the TLS
 /// handshake), bounded by the server's idle timeout as a fresh HTTP/1 connection is. Owned by the
-/// pending read's or handshake's callback; dropping it disarms the timeout.
+/// stream's data handler or the handshake's callback; dropping it disarms the timeout.
 struct HTTPServer::Sniffer {
-  Sniffer(std::shared_ptr<IOStream> s, const std::shared_ptr<detail::HTTP1ServerContext>& c)
-      : stream(s), context(c), timeout(&Sniffer::fire, this) {
+  Sniffer(std::shared_ptr<IOStream> s, const std::shared_ptr<detail::HTTP1ServerContext>& c,
+          const std::shared_ptr<detail::HTTP2ServerContext>& c2)
+      : stream(s), context(c), h2(c2), timeout(&Sniffer::fire, this) {
     ++c->sniffing;
   }
-  ~Sniffer() {
-    if (auto c = context.lock()) --c->sniffing;
-  }
+  ~Sniffer() { decided(); }
   Sniffer(const Sniffer&) = delete;
   Sniffer& operator=(const Sniffer&) = delete;
   static void fire(void* p) {
@@ -94,10 +82,40 @@ struct HTTPServer::Sniffer {
       s->loop().add_callback([s] { s->close(); });
     }
   }
+  /// Stops counting and timing this connection as undecided: it is the protocol's now
+  /// (whose own count it joins at once, while this object may live on a little).
+  void decided() {
+    timeout.disarm();
+    if (auto c = std::exchange(context, {}).lock()) --c->sniffing;
+  }
+  /// Hands the stream to the protocol `head` begins, or keeps waiting; true once handed.
+  /// `head` is every byte received so far; it stays valid for the call.
+  bool decide(std::string_view head);
+
   std::weak_ptr<IOStream> stream;
   std::weak_ptr<detail::HTTP1ServerContext> context;
+  std::weak_ptr<detail::HTTP2ServerContext> h2;
   TimeoutEntry timeout;
+  std::string seen;  // a preface's beginning that came alone (rare): at most 23 bytes
 };
+
+bool HTTPServer::Sniffer::decide(std::string_view head) {
+  Preface p = classify(head);
+  if (p == Preface::undecided) return false;
+  auto s = stream.lock();
+  auto c1 = context.lock();
+  auto c2 = h2.lock();
+  decided();
+  if (!s) return true;
+  if (!c1 || !c2 || !c1->delegate) {
+    s->close();
+  } else if (p == Preface::http1) {
+    start_http1(std::move(s), c1, head);
+  } else {
+    start_http2(std::move(s), c2, head);
+  }
+  return true;
+}
 
 HTTPServer::HTTPServer(HTTPServerDelegate& delegate, HTTPServerOptions options)
     : context_(std::make_shared<detail::HTTP1ServerContext>(IOLoop::current(), std::move(options),
@@ -188,35 +206,30 @@ void HTTPServer::handle_stream(std::shared_ptr<IOStream> stream) {
 }
 
 void HTTPServer::sniff_preface(std::shared_ptr<IOStream> stream) {
-  auto sniffer = std::make_shared<Sniffer>(stream, context_);
+  // Raw mode rather than a buffered read: the first chunk is classified by one memcmp and
+  // handed to the protocol in this same call, without a copy, and the socket stays
+  // registered for reading throughout (a buffered read would stop reading, go through
+  // the loop once more and start again: two epoll_ctl calls per connection).
+  auto sniffer = std::make_shared<Sniffer>(stream, context_, h2_);
   if (context_->idle_timeouts.duration() > Duration::zero()) {
     context_->idle_timeouts.arm(sniffer->timeout);
   }
-  std::weak_ptr<detail::HTTP1ServerContext> h1 = context_;
-  std::weak_ptr<detail::HTTP2ServerContext> h2 = h2_;
-  std::weak_ptr<IOStream> weak = stream;
-  stream->read_until_regex(
-      preface_regex(),
-      [sniffer, h1, h2, weak](std::string preface) {
-        sniffer->timeout.disarm();
-        auto s = weak.lock();
-        auto c1 = h1.lock();
-        auto c2 = h2.lock();
-        if (!s) return;
-        if (!c1 || !c2 || !c1->delegate) {
-          s->close();
-        } else if (preface.empty()) {
-          start_http1(std::move(s), c1);  // the unread bytes wait in the stream's buffer
-        } else {
-          start_http2(std::move(s), c2, preface);
-        }
-      },
-      kPreface.size());
+  // The handler owns the sniffer; the protocol's start() replaces the handler, which
+  // the stream keeps alive until this call returns.
+  stream->set_data_handler([sniffer](std::string_view data) {
+    if (sniffer->seen.empty()) {
+      if (!sniffer->decide(data)) sniffer->seen.assign(data);
+      return;
+    }
+    std::string head = std::move(sniffer->seen);
+    head.append(data);
+    if (!sniffer->decide(head)) sniffer->seen = std::move(head);
+  });
 }
 
 void HTTPServer::await_alpn(std::shared_ptr<IOStream> stream) {
   auto* ssl = static_cast<SSLIOStream*>(stream.get());
-  auto sniffer = std::make_shared<Sniffer>(stream, context_);
+  auto sniffer = std::make_shared<Sniffer>(stream, context_, h2_);
   if (context_->idle_timeouts.duration() > Duration::zero()) {
     context_->idle_timeouts.arm(sniffer->timeout);
   }
@@ -224,7 +237,7 @@ void HTTPServer::await_alpn(std::shared_ptr<IOStream> stream) {
   std::weak_ptr<detail::HTTP2ServerContext> h2 = h2_;
   std::weak_ptr<IOStream> weak = stream;
   ssl->wait_for_handshake([sniffer, h1, h2, weak] {
-    sniffer->timeout.disarm();
+    sniffer->decided();
     auto s = weak.lock();
     auto c1 = h1.lock();
     auto c2 = h2.lock();

@@ -562,14 +562,43 @@ int IOStream::peer_port() const {
 
 namespace {
 
+// Dotted quad by hand: the C library's inet_ntop formats IPv4 with sprintf, about 1,700
+// instructions, and every accepted connection asks once (a tenth of a short connection's
+// userland cost).
+std::size_t format_ipv4(const in_addr& a, char* out) {
+  const auto* b = reinterpret_cast<const unsigned char*>(&a.s_addr);  // network order
+  char* p = out;
+  for (int i = 0; i < 4; ++i) {
+    unsigned v = b[i];
+    if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+    if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+    *p++ = static_cast<char>('0' + v % 10);
+    if (i < 3) *p++ = '.';
+  }
+  return static_cast<std::size_t>(p - out);
+}
+
+}  // namespace
+
+namespace detail {
+std::string ipv4_text(std::uint32_t network_order) {
+  in_addr a{};
+  a.s_addr = network_order;
+  char buf[INET_ADDRSTRLEN];
+  return std::string(buf, format_ipv4(a, buf));
+}
+}  // namespace detail
+
+namespace {
+
 // ("127.0.0.1", 8888) from a socket address; ("", 0) for a family without one.
 std::pair<std::string, int> ip_and_port(const sockaddr_storage& addr) {
   char ip[INET6_ADDRSTRLEN] = {};
   int port = 0;
   if (addr.ss_family == AF_INET) {
     auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
-    uv_ip4_name(in, ip, sizeof ip);
     port = ntohs(in->sin_port);
+    return {std::string(ip, format_ipv4(in->sin_addr, ip)), port};
   } else if (addr.ss_family == AF_INET6) {
     auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
     uv_ip6_name(in6, ip, sizeof ip);

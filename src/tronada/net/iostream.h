@@ -64,6 +64,11 @@ class StreamAcceptor {
   virtual void accepted_stream_closed() = 0;
 };
 
+namespace detail {
+/// "192.0.2.1" from an IPv4 address in network byte order, as inet_ntop writes it.
+std::string ipv4_text(std::uint32_t network_order);
+}  // namespace detail
+
 /// A stream of bytes between us and one peer, as Tornado's IOStream.
 ///
 /// Reads: one read operation may be pending at a time (read_until, read_until_regex,

@@ -1,4 +1,5 @@
 // IOStream's socket queries and half-close: shutdown_write, unsent_bytes, socket_quiet.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -125,3 +126,21 @@ TEST_F(IOStreamSocketTest, SocketQuietUntilThePeerSendsOrCloses) {
 }
 
 }  // namespace
+
+TEST(IPv4TextTest, WritesWhatInetNtopWrites) {
+  // Every octet value in every position, and the extremes.
+  std::vector<std::uint32_t> hosts = {0x00000000u, 0xffffffffu, 0x7f000001u, 0x0a006409u};
+  for (std::uint32_t v = 0; v < 256; ++v) {
+    hosts.push_back(v << 24 | 0x010203u);
+    hosts.push_back(0x01000000u | v << 16 | 0x0203u);
+    hosts.push_back(0x01020000u | v << 8 | 0x03u);
+    hosts.push_back(0x01020300u | v);
+  }
+  for (std::uint32_t host : hosts) {
+    in_addr a{};
+    a.s_addr = htonl(host);
+    char expected[INET_ADDRSTRLEN];
+    ASSERT_NE(inet_ntop(AF_INET, &a, expected, sizeof expected), nullptr);
+    EXPECT_EQ(detail::ipv4_text(a.s_addr), expected);
+  }
+}
