@@ -35,9 +35,13 @@ struct DetachedConnection {
 
 /// A response header field as views into someone else's strings, for responses whose
 /// fields are kept ready-made (static files): no HTTPHeaders to build per response.
+/// Fields are checked as HTTPHeaders' are (a token name, no CR, LF or NUL in the value)
+/// unless `checked` says their sender did so already, when they were stored; such fields
+/// are written as they are (debug builds assert).
 struct HeaderRef {
   std::string_view name;
   std::string_view value;
+  bool checked = false;
 };
 
 /// One request's response channel (Tornado's HTTPConnection as seen by a handler).

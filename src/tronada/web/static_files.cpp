@@ -381,16 +381,21 @@ StaticFiles::Answer StaticFiles::answer(HTTPServerRequest& req, const CachedFile
   }
 
   // Every field is a view into the entry (or a literal, or a buffer on this frame): no
-  // HTTPHeaders and no allocation on the way to the connection.
+  // HTTPHeaders and no allocation on the way to the connection. All are checked: literal
+  // names, and values we formatted (dates, ETags, lengths) or took from the media-type
+  // table, none from the request.
   HeaderRef fields[10];
   std::size_t n = 0;
-  fields[n++] = {"Content-Type", f.media_type};
-  fields[n++] = {"Last-Modified", rep->last_modified};
-  fields[n++] = {"ETag", rep->etag};
-  fields[n++] = {"Accept-Ranges", "bytes"};
-  if (!cache_control_.empty()) fields[n++] = {"Cache-Control", cache_control_};
-  if (!encoding.empty()) fields[n++] = {"Content-Encoding", encoding};
-  if (f.has_variants()) fields[n++] = {"Vary", "Accept-Encoding"};
+  auto add = [&](std::string_view name, std::string_view value) {
+    fields[n++] = {name, value, true};
+  };
+  add("Content-Type", f.media_type);
+  add("Last-Modified", rep->last_modified);
+  add("ETag", rep->etag);
+  add("Accept-Ranges", "bytes");
+  if (!cache_control_.empty()) add("Cache-Control", cache_control_);
+  if (!encoding.empty()) add("Content-Encoding", encoding);
+  if (f.has_variants()) add("Vary", "Accept-Encoding");
 
   // Conditional requests (RFC 9110 13.2.2): If-None-Match wins over If-Modified-Since.
   bool not_modified = false;
@@ -440,7 +445,7 @@ StaticFiles::Answer StaticFiles::answer(HTTPServerRequest& req, const CachedFile
       text.put(last);
       text.put("/");
       text.put(size);
-      fields[n++] = {"Content-Range", text.view()};
+      add("Content-Range", text.view());
     }
   }
   std::uint64_t length = size == 0 ? 0 : last - first + 1;
@@ -451,7 +456,7 @@ StaticFiles::Answer StaticFiles::answer(HTTPServerRequest& req, const CachedFile
     text.put(length);
     content_length = text.view();
   }
-  fields[n++] = {"Content-Length", content_length};
+  add("Content-Length", content_length);
   std::span<const HeaderRef> head(fields, n);
 
   if (req.method == "HEAD" || length == 0) {
