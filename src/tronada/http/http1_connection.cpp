@@ -210,19 +210,16 @@ void HTTP1Connection::RequestStateRecycler::operator()(RequestState* state) cons
   RequestState::pool().free.push_back(state);
 }
 
-HTTP1Connection::RequestState& HTTP1Connection::state() {
-  if (!rs_) {
-    auto& free = RequestState::pool().free;
-    if (free.empty()) {
-      rs_.reset(new RequestState(*this, context_->options.limits));
-    } else {
-      rs_.reset(free.back());
-      free.pop_back();
-      rs_->parser.reset(*this, context_->options.limits);
-      rs_->writer = HTTP1ResponseWriter();
-    }
+void HTTP1Connection::make_state() {
+  auto& free = RequestState::pool().free;
+  if (free.empty()) {
+    rs_.reset(new RequestState(*this, context_->options.limits));
+  } else {
+    rs_.reset(free.back());
+    free.pop_back();
+    rs_->parser.reset(*this, context_->options.limits);
+    rs_->writer = HTTP1ResponseWriter();
   }
-  return *rs_;
 }
 
 void HTTP1Connection::release_idle_state() {

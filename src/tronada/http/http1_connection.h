@@ -204,8 +204,13 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   class DelegateCall;
 
   /// The request state, made (or taken from the thread's pool) on first use: when the
-  /// first byte of a request arrives.
-  RequestState& state();
+  /// first byte of a request arrives. Inline: a request asks for it dozens of times.
+  RequestState& state() {
+    if (!rs_) [[unlikely]]
+      make_state();
+    return *rs_;
+  }
+  void make_state();
   /// Gives the request state back once the connection is idle between requests (nothing
   /// read of the next request, no response bytes waiting, no delegate call running).
   void release_idle_state();

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <cstring>
 
 namespace tronada {
 
@@ -201,16 +203,33 @@ std::size_t HTTPHeaders::remove(std::string_view name) {
 }
 
 bool is_valid_header_name(std::string_view name) {
+  // A plain loop over the table: std::all_of with is_tchar made a call per character,
+  // and every response field is checked.
   if (name.empty()) return false;
-  return std::all_of(name.begin(), name.end(),
-                     [](char c) { return detail::is_tchar(static_cast<unsigned char>(c)); });
+  for (char c : name) {
+    if (!detail::kTchar[static_cast<unsigned char>(c)]) return false;
+  }
+  return true;
 }
 
 bool is_valid_header_value(std::string_view value) {
-  // A plain loop: find_first_of with a set calls memchr once per character, which showed
-  // in profiles of every response.
-  for (char c : value) {
-    if (c == '\r' || c == '\n' || c == '\0') return false;
+  // Eight bytes at a time (the zero-byte test on the word xor each forbidden byte): a
+  // loop per character was the largest single cost of writing a response head.
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  auto has = [](std::uint64_t word, unsigned char byte) {
+    std::uint64_t x = word ^ (kOnes * byte);
+    return (x - kOnes) & ~x & kHighs;
+  };
+  const char* p = value.data();
+  std::size_t n = value.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, p, 8);
+    if (has(word, '\0') | has(word, '\r') | has(word, '\n')) return false;
+  }
+  for (; n > 0; ++p, --n) {
+    if (*p == '\r' || *p == '\n' || *p == '\0') return false;
   }
   return true;
 }

@@ -129,6 +129,25 @@ TEST(HTTPHeadersTest, ValidValuesRefuseInjection) {
   EXPECT_FALSE(is_valid_header_value(std::string("a\0b", 3)));
 }
 
+TEST(HTTPHeadersTest, ValueCheckFindsAForbiddenByteAtEveryPosition) {
+  // The check reads eight bytes at a time: a forbidden byte in any lane of a word, or in
+  // the tail after the last whole word, must be found; every other byte value passes.
+  for (std::size_t len = 1; len <= 24; ++len) {
+    for (std::size_t at = 0; at < len; ++at) {
+      for (char bad : {'\0', '\r', '\n'}) {
+        std::string v(len, 'x');
+        v[at] = bad;
+        EXPECT_FALSE(is_valid_header_value(v)) << "len " << len << " at " << at;
+      }
+    }
+  }
+  std::string all;
+  for (int c = 0; c < 256; ++c) {
+    if (c != 0 && c != '\r' && c != '\n') all += static_cast<char>(c);
+  }
+  EXPECT_TRUE(is_valid_header_value(all));
+}
+
 TEST(HTTPHeadersTest, DetailHelpers) {
   EXPECT_TRUE(detail::iequals("Transfer-Encoding", "transfer-encoding"));
   EXPECT_FALSE(detail::iequals("chunked", "chunke"));
