@@ -2,6 +2,7 @@
 
 #include <cassert>
 #include <charconv>
+#include <cstring>
 #include <stdexcept>
 #include <type_traits>
 
@@ -27,6 +28,27 @@ void append_hex(std::string& out, std::uint64_t n) {
 char lower(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
 }
+
+/// Writes a response head into room already made for it (see write_head).
+struct HeadCursor {
+  char* p;
+  void put(std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  }
+  void put_status(int status) {  // 200..999: always three digits
+    p[0] = static_cast<char>('0' + status / 100);
+    p[1] = static_cast<char>('0' + status / 10 % 10);
+    p[2] = static_cast<char>('0' + status % 10);
+    p += 3;
+  }
+  void field(std::string_view name, std::string_view value) {
+    put(name);
+    put(": ");
+    put(value);
+    put("\r\n");
+  }
+};
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
   out.append(name);
@@ -153,29 +175,51 @@ void HTTP1ResponseWriter::write_head(std::string& out, int status, const Fields&
     }
   }
 
-  out.append(http10_ ? "HTTP/1.0 " : "HTTP/1.1 ");
-  append_number(out, static_cast<std::uint64_t>(status));
-  out += ' ';
-  out.append(reason ? *reason : http_reason(status));
-  out.append("\r\n");
-  for (const auto& f : headers) {
-    if (&f == connection && !emit_connection) continue;
-    if (&f == transfer_encoding && handler_chunked) continue;  // ours follows if it applies
-    append_field(out, f.name, f.value);
-  }
-  if (!has_date) append_field(out, "Date", http_date_now());
-  if (!has_server && !server_name.empty()) append_field(out, "Server", server_name);
-  if (chunked_ || (handler_chunked && no_body_ && !http10_)) {
-    out.append("Transfer-Encoding: chunked\r\n");
-  }
+  // Sized first, then copied piece by piece into place: one resize instead of four
+  // appends per field, each with its capacity check (a tenth of a hello request).
+  std::string_view reason_text = reason ? *reason : http_reason(status);
+  std::string_view date = has_date ? std::string_view() : http_date_now();
+  bool add_server = !has_server && !server_name.empty();
+  bool add_chunked = chunked_ || (handler_chunked && no_body_ && !http10_);
+  std::string_view connection_line;
   if (!emit_connection) {
     if (!keep_alive) {
-      out.append("Connection: close\r\n");
+      connection_line = "Connection: close\r\n";
     } else if (http10_) {
-      out.append("Connection: keep-alive\r\n");
+      connection_line = "Connection: keep-alive\r\n";
     }
   }
-  out.append("\r\n");
+  constexpr std::string_view kChunked = "Transfer-Encoding: chunked\r\n";
+  auto emitted = [&](const Field& f) {
+    if (&f == connection && !emit_connection) return false;
+    return !(&f == transfer_encoding && handler_chunked);  // ours follows if it applies
+  };
+  std::size_t need = 9 + 3 + 1 + reason_text.size() + 2;
+  for (const auto& f : headers) {
+    if (emitted(f)) need += f.name.size() + f.value.size() + 4;
+  }
+  if (!has_date) need += 4 + date.size() + 4;
+  if (add_server) need += 6 + server_name.size() + 4;
+  if (add_chunked) need += kChunked.size();
+  need += connection_line.size() + 2;
+
+  std::size_t at = out.size();
+  out.resize(at + need);
+  HeadCursor c{out.data() + at};
+  c.put(http10_ ? "HTTP/1.0 " : "HTTP/1.1 ");
+  c.put_status(status);
+  c.put(" ");
+  c.put(reason_text);
+  c.put("\r\n");
+  for (const auto& f : headers) {
+    if (emitted(f)) c.field(f.name, f.value);
+  }
+  if (!has_date) c.field("Date", date);
+  if (add_server) c.field("Server", server_name);
+  if (add_chunked) c.put(kChunked);
+  c.put(connection_line);
+  c.put("\r\n");
+  assert(c.p == out.data() + out.size());
 }
 
 template void HTTP1ResponseWriter::write_head(std::string&, int, const HTTPHeaders&,
