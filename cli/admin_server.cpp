@@ -146,7 +146,7 @@ AdminServer::AdminServer(const BindAddress& address, const metrics::SharedRegion
     struct stat st {};
     if (::stat(unix_path_.c_str(), &st) == 0) unix_inode_ = st.st_ino;
   } else {
-    std::vector<int> fds = bind_sockets(address.port, address.host);
+    std::vector<int> fds = bind_sockets(address.port, address.host, BindOptions{.nodelay = true});
     // One address is enough for an admin port: keep the first (e.g. IPv4 of "localhost").
     listen_fd_ = fds.at(0);
     for (std::size_t i = 1; i < fds.size(); ++i) ::close(fds[i]);

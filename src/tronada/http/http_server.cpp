@@ -123,6 +123,7 @@ HTTPServer::HTTPServer(HTTPServerDelegate& delegate, HTTPServerOptions options)
       h2_(std::make_shared<detail::HTTP2ServerContext>()) {
   h2_->base = context_;
   set_max_connections(context_->options.max_connections);
+  set_nodelay(true);
   update_h2c();
 }
 
@@ -133,6 +134,7 @@ HTTPServer::HTTPServer(RequestCallback callback, HTTPServerOptions options)
       h2_(std::make_shared<detail::HTTP2ServerContext>()) {
   h2_->base = context_;
   set_max_connections(context_->options.max_connections);
+  set_nodelay(true);
   update_h2c();
 }
 
@@ -195,7 +197,6 @@ std::shared_ptr<IOStream> HTTPServer::adopt_stream(uv_stream_t* client) {
 }
 
 void HTTPServer::handle_stream(std::shared_ptr<IOStream> stream) {
-  stream->set_nodelay(true);
   if (!http2_) {
     start_http1(std::move(stream), context_);
   } else if (ssl_) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -44,11 +45,10 @@ std::vector<int> bind_sockets(int port, const std::string& address, const BindOp
   if (!address.empty()) hints.ai_flags |= AI_ADDRCONFIG;
   addrinfo* results = nullptr;
   std::string port_text = std::to_string(port);
-  int rc = getaddrinfo(address.empty() ? nullptr : address.c_str(), port_text.c_str(), &hints,
-                       &results);
+  int rc =
+      getaddrinfo(address.empty() ? nullptr : address.c_str(), port_text.c_str(), &hints, &results);
   if (rc != 0) {
-    throw std::runtime_error("cannot resolve " + describe(address, port) + ": " +
-                             gai_strerror(rc));
+    throw std::runtime_error("cannot resolve " + describe(address, port) + ": " + gai_strerror(rc));
   }
   std::vector<int> fds;
   int bound_port = port;
@@ -78,6 +78,7 @@ std::vector<int> bind_sockets(int port, const std::string& address, const BindOp
           throw_errno(errno, "SO_REUSEPORT on " + describe(address, port));
         }
       }
+      if (options.nodelay) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       if (ai->ai_family == AF_INET6) {
         // Keep IPv6 sockets to IPv6 so the IPv4 socket of the same port can bind too.
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
@@ -110,7 +111,7 @@ int bind_unix_socket(const std::string& path, int mode, int backlog) {
   if (path.empty() || path.size() >= sizeof addr.sun_path) {
     throw std::invalid_argument("unix socket path is empty or too long: " + path);
   }
-  struct stat st{};
+  struct stat st {};
   if (lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
       throw std::runtime_error("refusing to replace " + path + ": it exists and is not a socket");

@@ -12,6 +12,9 @@ struct BindOptions {
   /// SO_REUSEPORT: several processes bind the same port and the kernel spreads
   /// connections across them.
   bool reuse_port = false;
+  /// TCP_NODELAY, set before listen(): Linux copies it to every accepted socket, so a
+  /// server that wants it (HTTP) needs no system call per connection.
+  bool nodelay = false;
 };
 
 /// Listening, non-blocking, close-on-exec TCP sockets for `address` and `port`. An empty

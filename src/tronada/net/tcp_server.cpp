@@ -1,5 +1,7 @@
 #include "tronada/net/tcp_server.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include "tronada/base/error.h"
@@ -18,6 +20,7 @@ struct TCPServer::Listener {
   bool is_unix;
   bool listening = false;
   bool accept_pending = false;  // libuv holds an accepted fd we have not taken yet
+  bool nodelay_each = false;    // set TCP_NODELAY per accepted socket (not inherited)
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&handle); }
 };
 
@@ -40,7 +43,7 @@ TCPServer::~TCPServer() {
 }
 
 void TCPServer::listen(int port, const std::string& address, const BindOptions& options) {
-  add_sockets(bind_sockets(port, address, options));
+  add_sockets(bind_sockets(port, address, with_nodelay(options)));
 }
 
 void TCPServer::listen_unix(const std::string& path, int mode) {
@@ -52,7 +55,7 @@ void TCPServer::bind(int port, const std::string& address, const BindOptions& op
     reuse_port_binds_.push_back({port, address, options});
     return;
   }
-  for (int fd : bind_sockets(port, address, options)) pending_fds_.push_back(fd);
+  for (int fd : bind_sockets(port, address, with_nodelay(options))) pending_fds_.push_back(fd);
 }
 
 void TCPServer::bind_unix(const std::string& path, int mode) {
@@ -62,7 +65,9 @@ void TCPServer::bind_unix(const std::string& path, int mode) {
 void TCPServer::start(int num_processes, int max_restarts) {
   if (num_processes != 1) fork_processes(num_processes, max_restarts);
   for (auto& b : reuse_port_binds_) {
-    for (int fd : bind_sockets(b.port, b.address, b.options)) pending_fds_.push_back(fd);
+    for (int fd : bind_sockets(b.port, b.address, with_nodelay(b.options))) {
+      pending_fds_.push_back(fd);
+    }
   }
   reuse_port_binds_.clear();
   auto fds = std::move(pending_fds_);
@@ -80,6 +85,17 @@ void TCPServer::add_sockets(const std::vector<int>& fds) {
     socklen_t len = sizeof domain;
     getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
     l->is_unix = domain == AF_UNIX;
+    if (nodelay_ && !l->is_unix) {
+      int on = 0;
+      socklen_t on_len = sizeof on;
+      getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &on_len);
+      if (!on) {
+        // Listening before it had the option: connections queued since lack it.
+        on = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        l->nodelay_each = true;
+      }
+    }
     int rc = l->is_unix ? uv_pipe_init(loop.uv(), &l->handle.pipe, 0)
                         : uv_tcp_init(loop.uv(), &l->handle.tcp);
     check_uv(rc, "listener init");
@@ -94,6 +110,11 @@ void TCPServer::add_sockets(const std::vector<int>& fds) {
     l->listening = true;
     listeners_.push_back(l);
   }
+}
+
+BindOptions TCPServer::with_nodelay(BindOptions options) const {
+  options.nodelay = options.nodelay || nodelay_;
+  return options;
 }
 
 void TCPServer::stop() {
@@ -168,6 +189,7 @@ void TCPServer::accept_from(Listener* l) {
   }
   ++connections_;
   stream->set_acceptor(counter_);
+  if (l->nodelay_each) stream->set_nodelay(true);
   IOLoop::invoke_logged("handle_stream", [&] { handle_stream(stream); });
 }
 

@@ -53,6 +53,11 @@ class TCPServer {
   /// Highest number of connections accepted at once; further ones wait in the backlog
   /// until accepting resumes. 0 means no limit.
   void set_max_connections(std::size_t n) { max_connections_ = n; }
+  /// Accepted TCP streams get TCP_NODELAY. Sockets this server binds get it before they
+  /// listen, and accepted sockets inherit it from their listener (Linux); a listener made
+  /// elsewhere without it gets it too, but its connections are set one by one, since some
+  /// may have been queued before. Call before listen, bind or add_sockets.
+  void set_nodelay(bool on) { nodelay_ = on; }
   std::size_t connection_count() const { return connections_; }
 
  protected:
@@ -72,6 +77,7 @@ class TCPServer {
   void accept_from(Listener* l);
   void on_stream_closed();
   void resume_accepting();
+  BindOptions with_nodelay(BindOptions options) const;
 
   std::vector<Listener*> listeners_;
   std::vector<int> pending_fds_;  // bound, not yet started
@@ -84,6 +90,7 @@ class TCPServer {
   StreamHandler handler_;
   std::size_t max_connections_ = 0;
   std::size_t connections_ = 0;
+  bool nodelay_ = false;
   bool accepting_paused_ = false;
   // Told by every accepted stream when it closes; shared with them, since they may
   // outlive the server (the destructor disconnects it).

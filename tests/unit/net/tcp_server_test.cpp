@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -183,9 +184,8 @@ TEST(TCPServer, StopClosesListenerButKeepsConnections) {
   server.set_stream_handler([&](std::shared_ptr<IOStream> s) {
     accepted = s;
     server.stop();
-    spawn_logged([](std::shared_ptr<IOStream> st) -> Task<void> {
-      co_await st->write("still here\n");
-    }(s));
+    spawn_logged(
+        [](std::shared_ptr<IOStream> st) -> Task<void> { co_await st->write("still here\n"); }(s));
   });
   server.listen(0, "127.0.0.1");
   int port = server.ports()[0];
@@ -290,4 +290,80 @@ TEST(TCPServer, PreforkServesFromSeveralProcesses) {
   int status = 0;
   waitpid(supervisor, &status, 0);
   EXPECT_GE(pids.size(), 2u);
+}
+
+namespace {
+
+// TCP_NODELAY as an accepted stream has it: -1 if it cannot be read.
+int nodelay_of(IOStream& stream) {
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(stream.handle()), &fd) != 0) return -1;
+  int on = -1;
+  socklen_t len = sizeof on;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) != 0) return -1;
+  return on ? 1 : 0;
+}
+
+// Accepts one connection on `server` (listening on `port`) and reports its TCP_NODELAY.
+int nodelay_of_accepted(IOLoop& loop, TCPServer& server, int port) {
+  int seen = -1;
+  server.set_stream_handler([&](std::shared_ptr<IOStream> stream) {
+    seen = nodelay_of(*stream);
+    stream->close();
+    loop.stop();
+  });
+  std::thread client([port] { blocking_exchange(port, "", 1); });
+  loop.start();
+  client.join();
+  drain_connections(loop, server);
+  server.stop();
+  return seen;
+}
+
+}  // namespace
+
+TEST(TCPServer, NodelayIsInheritedFromTheListener) {
+  IOLoop loop;
+  loop.make_current();
+  TCPServer server;
+  server.set_nodelay(true);
+  server.listen(0, "127.0.0.1");
+  EXPECT_EQ(nodelay_of_accepted(loop, server, server.ports()[0]), 1);
+}
+
+TEST(TCPServer, NodelayOnAListenerMadeElsewhereWithoutIt) {
+  // The socket listens before the server sets the option: a connection queued in between
+  // must get it too (set on the accepted socket, since it inherited nothing).
+  IOLoop loop;
+  loop.make_current();
+  std::vector<int> fds = bind_sockets(0, "127.0.0.1");
+  int port = socket_port(fds.at(0));
+  int early = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(early, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);  // queued
+  TCPServer server;
+  server.set_nodelay(true);
+  server.add_sockets(fds);
+  int seen = -1;
+  server.set_stream_handler([&](std::shared_ptr<IOStream> stream) {
+    seen = nodelay_of(*stream);
+    stream->close();
+    loop.stop();
+  });
+  loop.start();
+  close(early);
+  EXPECT_EQ(seen, 1);
+  drain_connections(loop, server);
+  server.stop();
+}
+
+TEST(TCPServer, NoNodelayUnlessAsked) {
+  IOLoop loop;
+  loop.make_current();
+  TCPServer server;
+  server.listen(0, "127.0.0.1");
+  EXPECT_EQ(nodelay_of_accepted(loop, server, server.ports()[0]), 0);
 }
