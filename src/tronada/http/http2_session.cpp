@@ -1,8 +1,11 @@
 #include "tronada/http/http2_session.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <tuple>
 
@@ -70,6 +73,51 @@ std::string& flush_buffer() {
   return buffer;
 }
 
+// nghttp2's allocations go to the thread's pool (frame_pool.h): a request costs it about
+// five (the stream, its outbound items, the copied header array, decoded field buffers),
+// each malloc'd and freed in the same sizes request after request. nghttp2 frees without
+// a size, so each block carries its own in front; kHeader keeps operator new's alignment.
+// The pool's bounds and its sanitizer bypass apply as they do to coroutine frames.
+constexpr std::size_t kHeader = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+void* pool_malloc(std::size_t size, void*) {
+  try {
+    auto* block = static_cast<char*>(detail::allocate_frame(size + kHeader));
+    std::memcpy(block, &size, sizeof size);
+    return block + kHeader;
+  } catch (const std::bad_alloc&) {
+    return nullptr;  // nghttp2 reports NGHTTP2_ERR_NOMEM; no exception crosses into C
+  }
+}
+
+void pool_free(void* p, void*) {
+  if (!p) return;
+  char* block = static_cast<char*>(p) - kHeader;
+  std::size_t size;
+  std::memcpy(&size, block, sizeof size);
+  detail::free_frame(block, size + kHeader);
+}
+
+void* pool_calloc(std::size_t n, std::size_t size, void* user) {
+  if (size && n > SIZE_MAX / size) return nullptr;
+  void* p = pool_malloc(n * size, user);
+  if (p) std::memset(p, 0, n * size);
+  return p;
+}
+
+void* pool_realloc(void* p, std::size_t size, void* user) {
+  if (!p) return pool_malloc(size, user);
+  std::size_t old;
+  std::memcpy(&old, static_cast<char*>(p) - kHeader, sizeof old);
+  void* q = pool_malloc(size, user);
+  if (!q) return nullptr;  // realloc's contract: the old block stays valid
+  std::memcpy(q, p, std::min(old, size));
+  pool_free(p, user);
+  return q;
+}
+
+nghttp2_mem pool_mem{nullptr, &pool_malloc, &pool_free, &pool_calloc, &pool_realloc};
+
 HTTP2StreamState* state_of(nghttp2_session* session, std::int32_t id) {
   return static_cast<HTTP2StreamState*>(nghttp2_session_get_stream_user_data(session, id));
 }
@@ -119,7 +167,7 @@ HTTP2Session::HTTP2Session(std::shared_ptr<IOStream> stream,
   nghttp2_option_set_stream_reset_rate_limit(opt, o.reset_burst, o.reset_rate);
   nghttp2_option_set_max_continuations(opt, o.max_continuations);
   nghttp2_option_set_max_deflate_dynamic_table_size(opt, o.header_table_size);
-  nghttp2_session_server_new2(&session_, cbs, this, opt);
+  nghttp2_session_server_new3(&session_, cbs, this, opt, &pool_mem);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
 }
