@@ -74,7 +74,7 @@ bool is_valid_field_value(std::string_view value) {
 nghttp2_nv make_nv(const std::string& name, const std::string& value) {
   return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                    value.size(), NGHTTP2_NV_FLAG_NONE};
+                    value.size(), NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
 }
 
 }  // namespace
@@ -137,36 +137,46 @@ void HTTP2Session::write_response_fields(HTTP2StreamState& s, int status, const 
                                          std::string_view body) {
   if (s.closed || closing_) return;
   // The whole response is known: HEADERS (with END_STREAM, or the body's DATA behind it)
-  // is submitted now, from fields gathered on this frame, instead of copies kept until
-  // the flush. Unusually many or long fields take the general way.
+  // is submitted now. Names (lowercased) and values go into one pooled block that the
+  // stream keeps while nghttp2 points into it (NO_COPY): nghttp2 neither copies nor
+  // lowercases them again. Unusually many fields take the general way.
   constexpr std::size_t kMaxFields = 32;
-  constexpr std::size_t kNameSpace = 1024;
-  std::size_t name_bytes = 0;
-  for (const auto& f : headers) name_bytes += std::string_view(f.name).size();
-  if (s.headers_written || headers.size() > kMaxFields || name_bytes > kNameSpace || status < 200 ||
-      status > 999) {
+  if (s.headers_written || headers.size() > kMaxFields || status < 200 || status > 999) {
     write_head_fields(s, status, headers);
     if (!body.empty()) write_body(s, body);
     finish_response(s);
     return;
   }
+  const std::string_view date = http_date_now();
+  const std::string& server_name = ctx_->base->options.server_name;
+  std::size_t bytes = 3 + date.size() + server_name.size();
+  for (const auto& f : headers) {
+    bytes += std::string_view(f.name).size() + std::string_view(f.value).size();
+  }
+  char* p = s.head_block.allocate(bytes);
+  constexpr std::uint8_t kNoCopy = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+  auto nv = [](std::string_view name, std::string_view value) {
+    return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+                      reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                      value.size(), kNoCopy};
+  };
+  auto put = [&p](std::string_view text) {
+    std::memcpy(p, text.data(), text.size());
+    std::string_view copy(p, text.size());
+    p += text.size();
+    return copy;
+  };
   nghttp2_nv nva[kMaxFields + 3];
-  char names[kNameSpace];
+  std::size_t n = 0;
   char status_text[3] = {static_cast<char>('0' + status / 100),
                          static_cast<char>('0' + status / 10 % 10),
                          static_cast<char>('0' + status % 10)};
-  auto nv = [](std::string_view name, std::string_view value, std::uint8_t flags) {
-    return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
-                      reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                      value.size(), flags};
-  };
-  std::size_t n = 0;
-  nva[n++] = nv(":status", std::string_view(status_text, 3), NGHTTP2_NV_FLAG_NO_COPY_NAME);
+  nva[n++] = nv(":status", put(std::string_view(status_text, 3)));
   bool has_date = false, has_server = false;
-  char* p = names;
   for (const auto& f : headers) {
     std::string_view name_in(f.name), value(f.value);
     if (!lowercase_field_name(name_in, p) || !is_valid_field_value(value)) {
+      s.head_block.reset();
       throw std::invalid_argument("invalid response header field: " + std::string(name_in));
     }
     std::string_view name(p, name_in.size());
@@ -174,13 +184,10 @@ void HTTP2Session::write_response_fields(HTTP2StreamState& s, int status, const 
     if (is_connection_specific(name)) continue;
     if (name == "date") has_date = true;
     if (name == "server") has_server = true;
-    nva[n++] = nv(name, value, NGHTTP2_NV_FLAG_NONE);
+    nva[n++] = nv(name, put(value));
   }
-  if (!has_date) nva[n++] = nv("date", http_date_now(), NGHTTP2_NV_FLAG_NO_COPY_NAME);
-  const std::string& server_name = ctx_->base->options.server_name;
-  if (!has_server && !server_name.empty()) {
-    nva[n++] = nv("server", server_name, NGHTTP2_NV_FLAG_NO_COPY_NAME);
-  }
+  if (!has_date) nva[n++] = nv("date", put(date));
+  if (!has_server && !server_name.empty()) nva[n++] = nv("server", put(server_name));
   s.headers_written = true;
   s.headers_submitted = true;
   s.finished = true;
@@ -195,8 +202,7 @@ void HTTP2Session::write_response_fields(HTTP2StreamState& s, int status, const 
   nghttp2_data_provider provider;
   provider.source.ptr = &s;
   provider.read_callback = &HTTP2Session::read_body;
-  // nghttp2 copies the fields (all but the literal names); the state outlives the
-  // provider, as in submit_headers.
+  // The state outlives the provider and the head block, as in submit_headers.
   int rv = nghttp2_submit_response(session_, s.id, nva, n, with_body ? &provider : nullptr);
   if (rv != 0) log::error("http2", std::string("submit_response: ") + nghttp2_strerror(rv));
   schedule_flush();
@@ -212,12 +218,11 @@ void HTTP2Session::submit_headers(HTTP2StreamState& s, bool with_body) {
   nghttp2_data_provider provider;
   provider.source.ptr = &s;
   provider.read_callback = &HTTP2Session::read_body;
-  // nghttp2 copies the fields; the state outlives the provider (the stream table holds
-  // it until nghttp2 reports the stream closed).
+  // nghttp2 points into the fields (NO_COPY), which the state keeps until END_STREAM is
+  // sent; the state outlives the provider (the stream table holds it until nghttp2
+  // reports the stream closed).
   int rv = nghttp2_submit_response(session_, s.id, nva.data(), nva.size(),
                                    with_body ? &provider : nullptr);
-  s.response_fields.clear();
-  s.response_fields.shrink_to_fit();
   if (rv != 0) log::error("http2", std::string("submit_response: ") + nghttp2_strerror(rv));
   schedule_flush();
 }

@@ -147,6 +147,10 @@ HTTP2Session::HTTP2Session(std::shared_ptr<IOStream> stream,
             (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
           if (auto* s = state_of(session, frame->hd.stream_id)) {
             s->response_done = true;
+            // nghttp2 is done with the head it pointed into (submit_headers).
+            s->response_fields.clear();
+            s->response_fields.shrink_to_fit();
+            s->head_block.reset();
             // Answered before the request body ended: tell the peer to stop sending it
             // (RFC 9113 8.1) instead of reading and dropping it.
             if (!s->request_done) {

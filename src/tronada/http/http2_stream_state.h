@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tronada/async/detail/frame_pool.h"
 #include "tronada/async/future.h"
 #include "tronada/http/http_connection.h"
 #include "tronada/http/http_headers.h"
@@ -18,6 +19,32 @@
 namespace tronada {
 
 namespace detail {
+
+/// A block of bytes from the thread's pool (frame_pool.h), freed when it is reset or
+/// destroyed.
+class PooledBytes {
+ public:
+  PooledBytes() = default;
+  PooledBytes(const PooledBytes&) = delete;
+  PooledBytes& operator=(const PooledBytes&) = delete;
+  ~PooledBytes() { reset(); }
+
+  char* allocate(std::size_t size) {
+    reset();
+    data_ = static_cast<char*>(allocate_frame(size));
+    size_ = size;
+    return data_;
+  }
+  void reset() noexcept {
+    if (data_) free_frame(data_, size_);
+    data_ = nullptr;
+    size_ = 0;
+  }
+
+ private:
+  char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
 
 /// One stream's request and response state. Owned by the session's stream table while
 /// the stream is open, and by its response channel for as long as the handler keeps it.
@@ -30,9 +57,13 @@ struct HTTP2StreamState {
   std::string cookies;  // "cookie" fields joined with "; " (RFC 9113 8.2.3)
   std::size_t header_bytes = 0;
   std::size_t header_count = 0;
-  // Response fields (names lowercased) from write_headers, until submitted.
+  // The response head nghttp2 encodes: its fields point into these (no copies), so they
+  // are kept until END_STREAM is sent or the stream closes, whichever comes first. Either
+  // fields (names lowercased) from write_headers, or one block of names and values from
+  // write_whole_response.
   std::vector<HeaderField> response_fields;
   std::string status;
+  PooledBytes head_block;
   // Response body not yet taken by nghttp2: bytes [out_pos, size).
   std::string out;
   std::size_t out_pos = 0;
