@@ -117,7 +117,7 @@ void HTTP2Session::write_head_fields(HTTP2StreamState& s, int status, const Fiel
   if (s.no_body) {
     submit_headers(s, false);
   } else {
-    headers_due_.push_back(streams_.at(s.id));
+    if (s.open_ref) headers_due_.push_back(s.open_ref);
     schedule_flush();
   }
 }

@@ -177,6 +177,8 @@ HTTP2Session::HTTP2Session(std::shared_ptr<IOStream> stream,
 }
 
 HTTP2Session::~HTTP2Session() {
+  // Streams still open (the socket's close never came): their self-references go.
+  while (open_streams_) remove_open(*open_streams_);
   ctx_->sessions.erase(this);
   nghttp2_session_del(session_);
 }
@@ -230,9 +232,32 @@ void HTTP2Session::start_upgraded(std::string_view settings,
   // Room for a browser's usual fields at once, rather than growing 1, 2, 4, 8...
   s->request->headers.reserve(8);
   nghttp2_session_set_stream_user_data(session_, s->id, s.get());
-  streams_.emplace(s->id, s);
+  add_open(s);
   upgraded_ = std::move(s);
   start(initial);
+}
+
+void HTTP2Session::add_open(std::shared_ptr<HTTP2StreamState> s) {
+  HTTP2StreamState* state = s.get();
+  state->open_ref = std::move(s);
+  state->open_prev = nullptr;
+  state->open_next = open_streams_;
+  if (open_streams_) open_streams_->open_prev = state;
+  open_streams_ = state;
+  ++open_count_;
+}
+
+std::shared_ptr<HTTP2StreamState> HTTP2Session::remove_open(HTTP2StreamState& s) {
+  if (s.open_prev) {
+    s.open_prev->open_next = s.open_next;
+  } else {
+    open_streams_ = s.open_next;
+  }
+  if (s.open_next) s.open_next->open_prev = s.open_prev;
+  s.open_prev = s.open_next = nullptr;
+  --open_count_;
+  if (receiving_ == &s) receiving_ = nullptr;
+  return std::move(s.open_ref);
 }
 
 void HTTP2Session::close() {
@@ -292,7 +317,8 @@ int HTTP2Session::on_begin_headers(nghttp2_session* session, const nghttp2_frame
   s->request->remote_port = self->remote_port_;
   s->request->start_time = Clock::now();
   nghttp2_session_set_stream_user_data(session, s->id, s.get());
-  self->streams_.emplace(s->id, std::move(s));
+  self->receiving_ = s.get();
+  self->add_open(std::move(s));
   self->update_timeouts();
   return 0;
 }
@@ -305,7 +331,9 @@ int HTTP2Session::on_header(nghttp2_session* session, const nghttp2_frame* frame
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
     return 0;  // trailers are not passed on
   }
-  HTTP2StreamState* s = state_of(session, frame->hd.stream_id);
+  HTTP2StreamState* s = self->receiving_ && self->receiving_->id == frame->hd.stream_id
+                            ? self->receiving_
+                            : state_of(session, frame->hd.stream_id);
   if (!s || s->headers_too_big) return 0;
   // Counted as RFC 9113 6.5.2 does; nghttp2 has decoded the field already, within its
   // own per-field limit, and we drop the request once the list is too big.
@@ -369,7 +397,7 @@ void HTTP2Session::dispatch_request(HTTP2StreamState& s) {
     reject(s, 503);
     return;
   }
-  auto keep = streams_.at(s.id);
+  auto keep = s.open_ref;
   req.connection = std::allocate_shared<HTTP2StreamConnection>(
       detail::PoolAllocator<HTTP2StreamConnection>(), shared_from_this(), keep);
   s.dispatched = true;
@@ -445,13 +473,12 @@ int HTTP2Session::on_data_chunk_recv(nghttp2_session* session, std::uint8_t, std
   return 0;
 }
 
-int HTTP2Session::on_stream_close(nghttp2_session*, std::int32_t id, std::uint32_t error_code,
-                                  void* user) {
+int HTTP2Session::on_stream_close(nghttp2_session* session, std::int32_t id,
+                                  std::uint32_t error_code, void* user) {
   auto* self = static_cast<HTTP2Session*>(user);
-  auto it = self->streams_.find(id);
-  if (it == self->streams_.end()) return 0;
-  std::shared_ptr<HTTP2StreamState> s = std::move(it->second);
-  self->streams_.erase(it);
+  HTTP2StreamState* open = state_of(session, id);
+  if (!open || !open->open_ref) return 0;
+  std::shared_ptr<HTTP2StreamState> s = self->remove_open(*open);
   s->closed = true;
   self->queued_body_ -= s->queued;
   s->queued = 0;
@@ -534,7 +561,7 @@ void HTTP2Session::resume_body(HTTP2StreamState& s) {
   if (!s.paused) return;
   s.paused = false;
   // Delivered from the loop, as the HTTPConnection contract says.
-  auto keep = streams_.count(s.id) ? streams_.at(s.id) : nullptr;
+  auto keep = s.open_ref;
   if (!keep) return;
   stream_->loop().add_callback([self = shared_from_this(), keep] {
     HTTP2StreamState& st = *keep;
@@ -620,7 +647,11 @@ void HTTP2Session::flush() {
     stream_->pause_reading();
     stream_->drain().add_done_callback([self = shared_from_this()] { self->on_write_done(); });
   }
-  for (auto& [id, s] : streams_) wake_drainers(*s);
+  for (HTTP2StreamState* s = open_streams_; s;) {
+    HTTP2StreamState* next = s->open_next;
+    wake_drainers(*s);
+    s = next;
+  }
   bool session_over = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
   if (session_over || (close_after_flush_ && !nghttp2_session_want_write(session_))) {
     close_after_flush();
@@ -647,7 +678,7 @@ void HTTP2Session::close_after_flush() {
 void HTTP2Session::update_timeouts() {
   if (closing_) return;
   detail::HTTP1ServerContext& base = *ctx_->base;
-  if (streams_.empty() && !close_after_flush_) {
+  if (open_count_ == 0 && !close_after_flush_) {
     if (base.idle_timeouts.duration() > Duration::zero()) base.idle_timeouts.arm(idle_timeout_);
   } else {
     idle_timeout_.disarm();
@@ -665,7 +696,7 @@ void HTTP2Session::update_timeouts() {
 
 void HTTP2Session::on_idle_timeout(void* p) {
   auto* self = static_cast<HTTP2Session*>(p);
-  if (!self->streams_.empty()) return;
+  if (self->open_count_ != 0) return;
   log::debug("http2", "idle timeout for " + self->remote_ip_);
   nghttp2_session_terminate_session(self->session_, NGHTTP2_NO_ERROR);
   self->close_after_flush();
@@ -686,10 +717,15 @@ void HTTP2Session::on_stream_closed() {
   closing_ = true;
   idle_timeout_.disarm();
   write_timeout_.disarm();
-  auto streams = std::move(streams_);
-  streams_.clear();
+  std::vector<std::shared_ptr<HTTP2StreamState>> streams;
+  streams.reserve(open_count_);
+  while (open_streams_) {
+    // nghttp2 (deleted with us) must not hand out the state once we let go of it.
+    nghttp2_session_set_stream_user_data(session_, open_streams_->id, nullptr);
+    streams.push_back(remove_open(*open_streams_));
+  }
   headers_due_.clear();
-  for (auto& [id, s] : streams) {
+  for (auto& s : streams) {
     s->closed = true;
     s->segments.clear();  // lets go of the files it was sending
     if (s->dispatched && !s->response_done) {

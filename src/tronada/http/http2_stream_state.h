@@ -46,10 +46,16 @@ class PooledBytes {
   std::size_t size_ = 0;
 };
 
-/// One stream's request and response state. Owned by the session's stream table while
-/// the stream is open, and by its response channel for as long as the handler keeps it.
+/// One stream's request and response state. Owned by itself (open_ref) while the stream
+/// is open, and by its response channel for as long as the handler keeps it.
 struct HTTP2StreamState {
   std::int32_t id = 0;
+  // While the stream is open: the session's reference to it and its place in the
+  // session's list of open streams, intrusive so that opening a stream allocates nothing
+  // more and closing one finds it without a lookup.
+  std::shared_ptr<HTTP2StreamState> open_ref;
+  HTTP2StreamState* open_prev = nullptr;
+  HTTP2StreamState* open_next = nullptr;
   std::shared_ptr<HTTPServerRequest> request;
   std::unique_ptr<HTTPMessageDelegate> message;
   std::function<void()> close_callback;
