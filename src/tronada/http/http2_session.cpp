@@ -320,7 +320,7 @@ int HTTP2Session::on_begin_headers(nghttp2_session* session, const nghttp2_frame
   s->request->protocol = self->ctx_->base->options.protocol;
   s->request->remote_ip = self->remote_ip_;
   s->request->remote_port = self->remote_port_;
-  s->request->start_time = Clock::now();
+  // start_time: the request's constructor read the clock a moment ago.
   nghttp2_session_set_stream_user_data(session, s->id, s.get());
   self->receiving_ = s.get();
   self->add_open(std::move(s));
