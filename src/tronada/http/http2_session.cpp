@@ -19,50 +19,6 @@ using detail::HTTP2StreamState;
 
 namespace {
 
-/// One stream's response channel: what a handler sees as request->connection.
-class HTTP2StreamConnection final : public HTTPConnection {
- public:
-  HTTP2StreamConnection(std::shared_ptr<HTTP2Session> session,
-                        std::shared_ptr<HTTP2StreamState> state)
-      : session_(std::move(session)), state_(std::move(state)) {}
-  void write_headers(int status, const HTTPHeaders& headers) override {
-    session_->write_headers(*state_, status, headers);
-  }
-  void write_head(int status, std::span<const HeaderRef> fields) override {
-    session_->write_head(*state_, status, fields);
-  }
-  void write_response(int status, const HTTPHeaders& headers, std::string_view body) override {
-    session_->write_response(*state_, status, headers, body);
-  }
-  void write_whole_response(int status, std::span<const HeaderRef> fields,
-                            std::string_view body) override {
-    session_->write_whole_response(*state_, status, fields, body);
-  }
-  void write(std::string_view chunk) override { session_->write_body(*state_, chunk); }
-  bool can_write_file() const override { return true; }
-  void write_file(FileRegion region) override { session_->write_file(*state_, std::move(region)); }
-  void finish() override { session_->finish_response(*state_); }
-  void abort() override { session_->abort_response(*state_); }
-  Future<void> drain() override { return session_->drain(*state_); }
-  bool closed() const override { return state_->closed && !state_->response_done; }
-  void set_close_callback(std::function<void()> cb) override {
-    if (state_->closed) {
-      if (!state_->response_done && cb) IOLoop::current().add_callback(std::move(cb));
-      return;
-    }
-    state_->close_callback = std::move(cb);
-  }
-  // Per stream through flow control: held bytes are not consumed, so the peer's window
-  // for this stream stays shut until resume.
-  void pause_reading() override { session_->pause_body(*state_); }
-  void resume_reading() override { session_->resume_body(*state_); }
-  std::pair<std::string, int> local_address() const override { return session_->local_address(); }
-
- private:
-  std::shared_ptr<HTTP2Session> session_;
-  std::shared_ptr<HTTP2StreamState> state_;
-};
-
 constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 // Output gathered from nghttp2 before it is handed to the socket in one write.
 constexpr std::size_t kWriteChunk = 64 * 1024;
@@ -123,6 +79,61 @@ HTTP2StreamState* state_of(nghttp2_session* session, std::int32_t id) {
 }
 
 }  // namespace
+
+namespace detail {
+
+void HTTP2StreamConnection::write_headers(int status, const HTTPHeaders& headers) {
+  session->write_headers(state_, status, headers);
+}
+void HTTP2StreamConnection::write_head(int status, std::span<const HeaderRef> fields) {
+  session->write_head(state_, status, fields);
+}
+void HTTP2StreamConnection::write_response(int status, const HTTPHeaders& headers,
+                                           std::string_view body) {
+  session->write_response(state_, status, headers, body);
+}
+void HTTP2StreamConnection::write_whole_response(int status, std::span<const HeaderRef> fields,
+                                                 std::string_view body) {
+  session->write_whole_response(state_, status, fields, body);
+}
+void HTTP2StreamConnection::write(std::string_view chunk) {
+  session->write_body(state_, chunk);
+}
+void HTTP2StreamConnection::write_file(FileRegion region) {
+  session->write_file(state_, std::move(region));
+}
+void HTTP2StreamConnection::finish() {
+  session->finish_response(state_);
+}
+void HTTP2StreamConnection::abort() {
+  session->abort_response(state_);
+}
+Future<void> HTTP2StreamConnection::drain() {
+  return session->drain(state_);
+}
+bool HTTP2StreamConnection::closed() const {
+  return state_.closed && !state_.response_done;
+}
+void HTTP2StreamConnection::set_close_callback(std::function<void()> cb) {
+  if (state_.closed) {
+    if (!state_.response_done && cb) IOLoop::current().add_callback(std::move(cb));
+    return;
+  }
+  state_.close_callback = std::move(cb);
+}
+// Per stream through flow control: held bytes are not consumed, so the peer's window
+// for this stream stays shut until resume.
+void HTTP2StreamConnection::pause_reading() {
+  session->pause_body(state_);
+}
+void HTTP2StreamConnection::resume_reading() {
+  session->resume_body(state_);
+}
+std::pair<std::string, int> HTTP2StreamConnection::local_address() const {
+  return session->local_address();
+}
+
+}  // namespace detail
 
 HTTP2Session::HTTP2Session(std::shared_ptr<IOStream> stream,
                            std::shared_ptr<detail::HTTP2ServerContext> ctx)
@@ -402,9 +413,8 @@ void HTTP2Session::dispatch_request(HTTP2StreamState& s) {
     reject(s, 503);
     return;
   }
-  auto keep = s.open_ref;
-  req.connection = std::allocate_shared<HTTP2StreamConnection>(
-      detail::PoolAllocator<HTTP2StreamConnection>(), shared_from_this(), keep);
+  s.connection.session = shared_from_this();
+  req.connection = std::shared_ptr<HTTPConnection>(s.open_ref, &s.connection);
   s.dispatched = true;
   s.max_body = ctx_->base->options.limits.max_body_bytes;
   RequestStart start;

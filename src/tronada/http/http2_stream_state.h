@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tronada/async/detail/frame_pool.h"
@@ -18,7 +20,44 @@
 
 namespace tronada {
 
+class HTTP2Session;
+
 namespace detail {
+
+struct HTTP2StreamState;
+
+/// One stream's response channel: what a handler sees as request->connection. Part of
+/// the stream's state, whose ownership request->connection shares (an aliasing
+/// shared_ptr), so a request allocates nothing for it. Holds the session for as long as
+/// a handler keeps it.
+class HTTP2StreamConnection final : public HTTPConnection {
+ public:
+  explicit HTTP2StreamConnection(HTTP2StreamState& state) : state_(state) {}
+  HTTP2StreamConnection(const HTTP2StreamConnection&) = delete;
+  HTTP2StreamConnection& operator=(const HTTP2StreamConnection&) = delete;
+
+  void write_headers(int status, const HTTPHeaders& headers) override;
+  void write_head(int status, std::span<const HeaderRef> fields) override;
+  void write_response(int status, const HTTPHeaders& headers, std::string_view body) override;
+  void write_whole_response(int status, std::span<const HeaderRef> fields,
+                            std::string_view body) override;
+  void write(std::string_view chunk) override;
+  bool can_write_file() const override { return true; }
+  void write_file(FileRegion region) override;
+  void finish() override;
+  void abort() override;
+  Future<void> drain() override;
+  bool closed() const override;
+  void set_close_callback(std::function<void()> cb) override;
+  void pause_reading() override;
+  void resume_reading() override;
+  std::pair<std::string, int> local_address() const override;
+
+  std::shared_ptr<HTTP2Session> session;  // set when the request is dispatched
+
+ private:
+  HTTP2StreamState& state_;
+};
 
 /// A block of bytes from the thread's pool (frame_pool.h), freed when it is reset or
 /// destroyed.
@@ -50,6 +89,7 @@ class PooledBytes {
 /// is open, and by its response channel for as long as the handler keeps it.
 struct HTTP2StreamState {
   std::int32_t id = 0;
+  HTTP2StreamConnection connection{*this};
   // While the stream is open: the session's reference to it and its place in the
   // session's list of open streams, intrusive so that opening a stream allocates nothing
   // more and closing one finds it without a lookup.
