@@ -3,8 +3,13 @@
 // session's lifecycle, input and nghttp2's receiving callbacks are in http2_session.cpp.
 #include <unistd.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
@@ -35,10 +40,13 @@ constexpr std::array<char, 256> kLowerTchar = [] {
   return t;
 }();
 
+constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+
 /// Lowercases a field name into `out` (room for name.size() bytes) and checks it is a
 /// token, in one pass with a table: what is_valid_header_name and lowercase() did in
 /// two, with a call per byte. nghttp2 checks neither on the fields we send.
-bool lowercase_field_name(std::string_view name, char* out) {
+bool lowercase_field_name_bytewise(std::string_view name, char* out) {
   if (name.empty()) return false;
   for (std::size_t i = 0; i < name.size(); ++i) {
     char c = kLowerTchar[static_cast<unsigned char>(name[i])];
@@ -48,25 +56,76 @@ bool lowercase_field_name(std::string_view name, char* out) {
   return true;
 }
 
-/// is_valid_header_value (no NUL, CR or LF), eight bytes at a time: every response
+/// Eight bytes of a name lowercased, if each is a letter, a digit or '-' (what the
+/// names a server sends are made of); false sends the name to the table.
+bool lowercase_common_word(std::uint64_t word, std::uint64_t& lower) {
+  if (word & kHighs) return false;
+  // With no byte over 0x7f, adding 0x80 - c to each sets its high bit exactly when the
+  // byte is >= c, and no sum carries into the next byte.
+  auto at_least = [](std::uint64_t x, unsigned char c) {
+    return (x + kOnes * (0x80 - c)) & kHighs;
+  };
+  auto within = [&](std::uint64_t x, unsigned char lo, unsigned char hi) {
+    return at_least(x, lo) & ~at_least(x, hi + 1);
+  };
+  std::uint64_t folded = word | (within(word, 'A', 'Z') >> 2);  // 0x80 >> 2 is 'a' - 'A'
+  std::uint64_t dash = word ^ (kOnes * '-');
+  dash = ~(dash + kOnes * 0x7f) & kHighs;  // bytes that were '-'
+  if ((within(folded, 'a', 'z') | within(word, '0', '9') | dash) != kHighs) return false;
+  lower = folded;
+  return true;
+}
+
+/// lowercase_field_name_bytewise, eight bytes at a time for the usual names (the last
+/// word overlapping the one before it): the byte loop was 2 % of an h2c request.
+bool lowercase_field_name(std::string_view name, char* out) {
+  const std::size_t n = name.size();
+  if (n < 8) return lowercase_field_name_bytewise(name, out);
+  for (std::size_t i = 0;; i += 8) {
+    if (i + 8 > n) i = n - 8;
+    std::uint64_t word, lower;
+    std::memcpy(&word, name.data() + i, 8);
+    if (!lowercase_common_word(word, lower)) return lowercase_field_name_bytewise(name, out);
+    std::memcpy(out + i, &lower, 8);
+    if (i + 8 == n) return true;
+  }
+}
+
+/// is_valid_header_value (no NUL, CR or LF), many bytes at a time: every response
 /// field's value is checked, and the byte loop was 2 % of an h2c request's instructions.
+/// The last block overlaps the one before it rather than ending in a byte loop.
 bool is_valid_field_value(std::string_view value) {
-  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  const char* p = value.data();
+  const std::size_t n = value.size();
+#if defined(__SSE2__)
+  if (n >= 16) {
+    const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), nul = _mm_setzero_si128();
+    for (std::size_t i = 0;; i += 16) {
+      if (i + 16 > n) i = n - 16;
+      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+      __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)),
+                                 _mm_cmpeq_epi8(v, nul));
+      if (_mm_movemask_epi8(bad) != 0) return false;
+      if (i + 16 == n) return true;
+    }
+  }
+#endif
   // Nonzero if some byte of `word` equals `byte` (the classic zero-byte test on the xor).
   auto has = [](std::uint64_t word, unsigned char byte) {
     std::uint64_t x = word ^ (kOnes * byte);
     return (x - kOnes) & ~x & kHighs;
   };
-  const char* p = value.data();
-  std::size_t n = value.size();
-  for (; n >= 8; p += 8, n -= 8) {
-    std::uint64_t word;
-    std::memcpy(&word, p, 8);
-    if (has(word, '\0') | has(word, '\r') | has(word, '\n')) return false;
+  if (n >= 8) {
+    for (std::size_t i = 0;; i += 8) {
+      if (i + 8 > n) i = n - 8;
+      std::uint64_t word;
+      std::memcpy(&word, p + i, 8);
+      if (has(word, '\0') | has(word, '\r') | has(word, '\n')) return false;
+      if (i + 8 == n) return true;
+    }
   }
-  for (; n > 0; ++p, --n) {
-    if (*p == '\r' || *p == '\n' || *p == '\0') return false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0') return false;
   }
   return true;
 }
@@ -74,7 +133,7 @@ bool is_valid_field_value(std::string_view value) {
 nghttp2_nv make_nv(const std::string& name, const std::string& value) {
   return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                    value.size(), NGHTTP2_NV_FLAG_NONE};
+                    value.size(), NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
 }
 
 }  // namespace
@@ -117,7 +176,7 @@ void HTTP2Session::write_head_fields(HTTP2StreamState& s, int status, const Fiel
   if (s.no_body) {
     submit_headers(s, false);
   } else {
-    headers_due_.push_back(streams_.at(s.id));
+    if (s.open_ref) headers_due_.push_back(s.open_ref);
     schedule_flush();
   }
 }
@@ -137,36 +196,46 @@ void HTTP2Session::write_response_fields(HTTP2StreamState& s, int status, const 
                                          std::string_view body) {
   if (s.closed || closing_) return;
   // The whole response is known: HEADERS (with END_STREAM, or the body's DATA behind it)
-  // is submitted now, from fields gathered on this frame, instead of copies kept until
-  // the flush. Unusually many or long fields take the general way.
+  // is submitted now. Names (lowercased) and values go into one pooled block that the
+  // stream keeps while nghttp2 points into it (NO_COPY): nghttp2 neither copies nor
+  // lowercases them again. Unusually many fields take the general way.
   constexpr std::size_t kMaxFields = 32;
-  constexpr std::size_t kNameSpace = 1024;
-  std::size_t name_bytes = 0;
-  for (const auto& f : headers) name_bytes += std::string_view(f.name).size();
-  if (s.headers_written || headers.size() > kMaxFields || name_bytes > kNameSpace || status < 200 ||
-      status > 999) {
+  if (s.headers_written || headers.size() > kMaxFields || status < 200 || status > 999) {
     write_head_fields(s, status, headers);
     if (!body.empty()) write_body(s, body);
     finish_response(s);
     return;
   }
+  const std::string_view date = http_date_now();
+  const std::string& server_name = ctx_->base->options.server_name;
+  std::size_t bytes = 3 + date.size() + server_name.size();
+  for (const auto& f : headers) {
+    bytes += std::string_view(f.name).size() + std::string_view(f.value).size();
+  }
+  char* p = s.head_block.allocate(bytes);
+  constexpr std::uint8_t kNoCopy = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+  auto nv = [](std::string_view name, std::string_view value) {
+    return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+                      reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                      value.size(), kNoCopy};
+  };
+  auto put = [&p](std::string_view text) {
+    std::memcpy(p, text.data(), text.size());
+    std::string_view copy(p, text.size());
+    p += text.size();
+    return copy;
+  };
   nghttp2_nv nva[kMaxFields + 3];
-  char names[kNameSpace];
+  std::size_t n = 0;
   char status_text[3] = {static_cast<char>('0' + status / 100),
                          static_cast<char>('0' + status / 10 % 10),
                          static_cast<char>('0' + status % 10)};
-  auto nv = [](std::string_view name, std::string_view value, std::uint8_t flags) {
-    return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
-                      reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                      value.size(), flags};
-  };
-  std::size_t n = 0;
-  nva[n++] = nv(":status", std::string_view(status_text, 3), NGHTTP2_NV_FLAG_NO_COPY_NAME);
+  nva[n++] = nv(":status", put(std::string_view(status_text, 3)));
   bool has_date = false, has_server = false;
-  char* p = names;
   for (const auto& f : headers) {
     std::string_view name_in(f.name), value(f.value);
     if (!lowercase_field_name(name_in, p) || !is_valid_field_value(value)) {
+      s.head_block.reset();
       throw std::invalid_argument("invalid response header field: " + std::string(name_in));
     }
     std::string_view name(p, name_in.size());
@@ -174,13 +243,10 @@ void HTTP2Session::write_response_fields(HTTP2StreamState& s, int status, const 
     if (is_connection_specific(name)) continue;
     if (name == "date") has_date = true;
     if (name == "server") has_server = true;
-    nva[n++] = nv(name, value, NGHTTP2_NV_FLAG_NONE);
+    nva[n++] = nv(name, put(value));
   }
-  if (!has_date) nva[n++] = nv("date", http_date_now(), NGHTTP2_NV_FLAG_NO_COPY_NAME);
-  const std::string& server_name = ctx_->base->options.server_name;
-  if (!has_server && !server_name.empty()) {
-    nva[n++] = nv("server", server_name, NGHTTP2_NV_FLAG_NO_COPY_NAME);
-  }
+  if (!has_date) nva[n++] = nv("date", put(date));
+  if (!has_server && !server_name.empty()) nva[n++] = nv("server", put(server_name));
   s.headers_written = true;
   s.headers_submitted = true;
   s.finished = true;
@@ -195,8 +261,7 @@ void HTTP2Session::write_response_fields(HTTP2StreamState& s, int status, const 
   nghttp2_data_provider provider;
   provider.source.ptr = &s;
   provider.read_callback = &HTTP2Session::read_body;
-  // nghttp2 copies the fields (all but the literal names); the state outlives the
-  // provider, as in submit_headers.
+  // The state outlives the provider and the head block, as in submit_headers.
   int rv = nghttp2_submit_response(session_, s.id, nva, n, with_body ? &provider : nullptr);
   if (rv != 0) log::error("http2", std::string("submit_response: ") + nghttp2_strerror(rv));
   schedule_flush();
@@ -212,12 +277,11 @@ void HTTP2Session::submit_headers(HTTP2StreamState& s, bool with_body) {
   nghttp2_data_provider provider;
   provider.source.ptr = &s;
   provider.read_callback = &HTTP2Session::read_body;
-  // nghttp2 copies the fields; the state outlives the provider (the stream table holds
-  // it until nghttp2 reports the stream closed).
+  // nghttp2 points into the fields (NO_COPY), which the state keeps until END_STREAM is
+  // sent; the state outlives the provider (the stream table holds it until nghttp2
+  // reports the stream closed).
   int rv = nghttp2_submit_response(session_, s.id, nva.data(), nva.size(),
                                    with_body ? &provider : nullptr);
-  s.response_fields.clear();
-  s.response_fields.shrink_to_fit();
   if (rv != 0) log::error("http2", std::string("submit_response: ") + nghttp2_strerror(rv));
   schedule_flush();
 }

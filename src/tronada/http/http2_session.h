@@ -10,7 +10,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -105,7 +104,7 @@ class HTTP2Session : public std::enable_shared_from_this<HTTP2Session> {
   void close();
   /// Graceful shutdown: GOAWAY, open streams finish, then the connection closes.
   void close_when_idle();
-  std::size_t open_streams() const { return streams_.size(); }
+  std::size_t open_streams() const { return open_count_; }
 
   // The response side, called through a stream's HTTPConnection.
   void write_headers(detail::HTTP2StreamState& s, int status, const HTTPHeaders& headers);
@@ -143,6 +142,8 @@ class HTTP2Session : public std::enable_shared_from_this<HTTP2Session> {
   void write_response_fields(detail::HTTP2StreamState& s, int status, const Fields& fields,
                              std::string_view body);
 
+  void add_open(std::shared_ptr<detail::HTTP2StreamState> s);
+  std::shared_ptr<detail::HTTP2StreamState> remove_open(detail::HTTP2StreamState& s);
   void on_data(std::string_view data);
   void dispatch_request(detail::HTTP2StreamState& s);
   void request_complete(detail::HTTP2StreamState& s);
@@ -163,10 +164,15 @@ class HTTP2Session : public std::enable_shared_from_this<HTTP2Session> {
   std::shared_ptr<IOStream> stream_;
   std::shared_ptr<detail::HTTP2ServerContext> ctx_;
   nghttp2_session* session_ = nullptr;
-  std::unordered_map<std::int32_t, std::shared_ptr<detail::HTTP2StreamState>> streams_;
+  // Open streams, most recent first (linked through the states themselves).
+  detail::HTTP2StreamState* open_streams_ = nullptr;
+  std::size_t open_count_ = 0;
   std::vector<std::shared_ptr<detail::HTTP2StreamState>>
       headers_due_;                                     // write_headers, not submitted
   std::shared_ptr<detail::HTTP2StreamState> upgraded_;  // stream 1 of an h2c Upgrade, until start
+  // The stream whose request head is being received: on_header finds it without asking
+  // nghttp2 (a hash lookup per field). Reset when that stream closes.
+  detail::HTTP2StreamState* receiving_ = nullptr;
   std::string remote_ip_;
   int remote_port_ = 0;
   TimeoutEntry idle_timeout_;

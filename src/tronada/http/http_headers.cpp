@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
@@ -69,8 +70,15 @@ constexpr std::size_t kMaxSpareCapacity = 512;
 // other thread_locals) free their strings. Trivially destructible, so always readable.
 thread_local bool spares_gone = false;
 
+// Spares are kept by capacity, bucket k holding capacities below 32 << k (the last up to
+// kMaxSpareCapacity): a take looks at the top of its own bucket, else takes from the
+// next one up, instead of searching every spare for the best fit (which was 5 % of an
+// h2c request's instructions once the spares were full).
+constexpr std::size_t kBuckets = 5;
+
 struct SpareStrings {
-  std::string strings[kSpareStrings];
+  std::string strings[kBuckets][kSpareStrings];
+  std::size_t in_bucket[kBuckets] = {};
   std::size_t count = 0;
   ~SpareStrings() { spares_gone = true; }
 };
@@ -84,31 +92,54 @@ SpareStrings& spares() {
 // cannot evaluate the constructor with libstdc++ 12.
 const std::size_t kInlineCapacity = std::string().capacity();
 
-/// `text` as a string, in the smallest spare that holds it when it needs the heap.
+// For a capacity of 16 .. kMaxSpareCapacity.
+std::size_t bucket_of(std::size_t capacity) {
+  return std::min<std::size_t>(kBuckets - 1,
+                               static_cast<std::size_t>(std::bit_width(capacity)) - 5);
+}
+
+/// `text` as a string, in a spare that holds it (one of about its size, else a bigger
+/// one) when it needs the heap.
 std::string take_string(std::string_view text) {
-  if (!kRecycleStrings || text.size() <= kInlineCapacity || spares_gone) {
+  if (!kRecycleStrings || text.size() <= kInlineCapacity || spares_gone ||
+      text.size() > kMaxSpareCapacity) {
     return std::string(text);
   }
   SpareStrings& s = spares();
-  std::size_t best = s.count;
-  for (std::size_t i = 0; i < s.count; ++i) {
-    std::size_t capacity = s.strings[i].capacity();
-    if (capacity >= text.size() && (best == s.count || capacity < s.strings[best].capacity())) {
-      best = i;
+  if (s.count == 0) return std::string(text);
+  std::size_t k = bucket_of(text.size());
+  std::string* bucket = s.strings[k];
+  std::size_t& n = s.in_bucket[k];
+  // Its own bucket, newest first: strings of one size are usually parked together.
+  for (std::size_t i = n; i-- > 0;) {
+    if (bucket[i].capacity() >= text.size()) {
+      std::string out = std::move(bucket[i]);
+      if (i != --n) bucket[i] = std::move(bucket[n]);
+      --s.count;
+      out.assign(text);
+      return out;
     }
   }
-  if (best == s.count) return std::string(text);
-  std::string out = std::move(s.strings[best]);
-  if (best != --s.count) s.strings[best] = std::move(s.strings[s.count]);
-  out.assign(text);
-  return out;
+  // Every string in a bucket above is bigger than any that belongs to this one.
+  for (std::size_t j = k + 1; j < kBuckets; ++j) {
+    if (s.in_bucket[j] > 0) {
+      std::string out = std::move(s.strings[j][--s.in_bucket[j]]);
+      --s.count;
+      out.assign(text);
+      return out;
+    }
+  }
+  return std::string(text);
 }
 
 void park_string(std::string& text) {
   std::size_t capacity = text.capacity();
   if (capacity <= kInlineCapacity || capacity > kMaxSpareCapacity) return;
   SpareStrings& s = spares();
-  if (s.count < kSpareStrings) s.strings[s.count++] = std::move(text);
+  if (s.count == kSpareStrings) return;
+  std::size_t k = bucket_of(capacity);
+  s.strings[k][s.in_bucket[k]++] = std::move(text);
+  ++s.count;
 }
 
 void park_strings(HTTPHeaders::Fields& fields) {

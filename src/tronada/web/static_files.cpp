@@ -243,6 +243,37 @@ class TextBuffer {
   char* end_;
 };
 
+struct RequestConditions {
+  std::optional<std::string_view> if_none_match, if_modified_since, range, if_range;
+};
+
+RequestConditions conditions_of(const HTTPHeaders& headers) {
+  RequestConditions c;
+  auto take = [](std::optional<std::string_view>& slot, const HeaderField& f,
+                 std::string_view name) {
+    if (!slot && detail::iequals(f.name, name)) slot = f.value;
+  };
+  for (const HeaderField& f : headers) {
+    switch (f.name.size()) {  // the four names differ in length
+      case 5:
+        take(c.range, f, "Range");
+        break;
+      case 8:
+        take(c.if_range, f, "If-Range");
+        break;
+      case 13:
+        take(c.if_none_match, f, "If-None-Match");
+        break;
+      case 17:
+        take(c.if_modified_since, f, "If-Modified-Since");
+        break;
+      default:
+        break;
+    }
+  }
+  return c;
+}
+
 bool is_get_or_head(const HTTPServerRequest& req) {
   return req.method == "GET" || req.method == "HEAD";
 }
@@ -397,11 +428,15 @@ StaticFiles::Answer StaticFiles::answer(HTTPServerRequest& req, const CachedFile
   if (!encoding.empty()) add("Content-Encoding", encoding);
   if (f.has_variants()) add("Vary", "Accept-Encoding");
 
+  // The request fields this answer depends on, in one pass over them (the first of each,
+  // as HTTPHeaders::get finds) rather than one search per name.
+  RequestConditions c = conditions_of(req.headers);
+
   // Conditional requests (RFC 9110 13.2.2): If-None-Match wins over If-Modified-Since.
   bool not_modified = false;
-  if (auto inm = req.headers.get("If-None-Match")) {
+  if (auto inm = c.if_none_match) {
     not_modified = etag_matches(*inm, rep->etag);
-  } else if (auto ims = req.headers.get("If-Modified-Since")) {
+  } else if (auto ims = c.if_modified_since) {
     // Clients send back the Last-Modified they got: equal text needs no date parsing.
     if (*ims == rep->last_modified) {
       not_modified = true;
@@ -419,10 +454,10 @@ StaticFiles::Answer StaticFiles::answer(HTTPServerRequest& req, const CachedFile
   std::uint64_t first = 0, last = size ? size - 1 : 0;
   int status = 200;
   char range_buf[80];
-  if (auto range = req.headers.get("Range")) {
+  if (auto range = c.range) {
     // If-Range: only honour the range if the validator still matches.
     bool honour = true;
-    if (auto if_range = req.headers.get("If-Range")) {
+    if (auto if_range = c.if_range) {
       honour = *if_range == rep->etag || *if_range == rep->last_modified;
     }
     bool unsatisfiable = false;

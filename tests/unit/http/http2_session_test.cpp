@@ -508,10 +508,19 @@ TEST_F(HTTP2SessionTest, WholeResponseFromViewsAndInjectionRefused) {
   HeaderRef bad[] = {{"X-Bad", "a\r\nInjected: yes"}};
   EXPECT_THROW(requests_[0]->connection->write_whole_response(200, bad, "x"),
                std::invalid_argument);
+  // Long names and values are checked a word (a vector) at a time: a bad byte anywhere,
+  // in the overlapping last block too, is still found.
+  HeaderRef bad_long_value[] = {{"X-Long", "0123456789abcdef012345\nInjected"}};
+  EXPECT_THROW(requests_[0]->connection->write_whole_response(200, bad_long_value, "x"),
+               std::invalid_argument);
+  HeaderRef bad_long_name[] = {{"X-Long-Name-With Space", "v"}};
+  EXPECT_THROW(requests_[0]->connection->write_whole_response(200, bad_long_name, "x"),
+               std::invalid_argument);
   HeaderRef fields[] = {{"Content-Type", "text/plain"},
                         {"Connection", "keep-alive"},
                         {"Content-Length", "5"},
-                        {"X-Mixed-Case", "v"}};
+                        {"X-Mixed-Case", "v"},
+                        {"X_Other~Token!Chars", "a value longer than sixteen bytes"}};
   requests_[0]->connection->write_whole_response(206, fields, "hello");
   // Written whole: a second answer is a logic error, not a second HEADERS.
   EXPECT_THROW(requests_[0]->connection->write_whole_response(200, fields, "again"),
@@ -523,6 +532,7 @@ TEST_F(HTTP2SessionTest, WholeResponseFromViewsAndInjectionRefused) {
   EXPECT_EQ(r.body, "hello");
   EXPECT_EQ(r.headers["content-type"], "text/plain");
   EXPECT_EQ(r.headers["x-mixed-case"], "v");
+  EXPECT_EQ(r.headers["x_other~token!chars"], "a value longer than sixteen bytes");
   EXPECT_EQ(r.headers.count("connection"), 0u);
   EXPECT_FALSE(r.headers["date"].empty());
   EXPECT_EQ(r.headers["server"], "tronada");
