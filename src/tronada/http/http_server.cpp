@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "tronada/async/detail/pool_allocator.h"
 #include "tronada/base/log.h"
 #include "tronada/net/ssl_iostream.h"
 
@@ -50,7 +51,8 @@ class HTTPServer::CallbackDelegate final : public HTTPServerDelegate {
   }
 
  private:
-  class Message final : public HTTPMessageDelegate {
+  // Pooled: one per request, and the only heap block a cached static answer still made.
+  class Message final : public HTTPMessageDelegate, public detail::PooledObject {
    public:
     Message(RequestCallback& cb, std::shared_ptr<HTTPServerRequest> req)
         : callback_(cb), request_(std::move(req)) {}
