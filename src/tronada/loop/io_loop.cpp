@@ -60,7 +60,7 @@ void close_raw(Handle* h) {
 
 }  // namespace
 
-IOLoop::IOLoop() : thread_id_(std::this_thread::get_id()) {
+IOLoop::IOLoop() : thread_tag_(&detail::t_thread_tag) {
   check_uv(uv_loop_init(&loop_), "uv_loop_init");
   loop_.data = this;
 
@@ -109,7 +109,7 @@ IOLoop* IOLoop::current_or_null() {
 
 void IOLoop::make_current() {
   t_current = this;
-  thread_id_ = std::this_thread::get_id();
+  thread_tag_ = &detail::t_thread_tag;
 }
 
 void IOLoop::start() {
@@ -117,7 +117,7 @@ void IOLoop::start() {
   if (running_) throw std::logic_error("IOLoop is already running");
   IOLoop* previous = t_current;
   t_current = this;
-  thread_id_ = std::this_thread::get_id();
+  thread_tag_ = &detail::t_thread_tag;
   running_ = true;
   // Info lines (a native app's access line per request) go out once per iteration,
   // before libuv polls, instead of a write each.
@@ -214,9 +214,9 @@ void IOLoop::run_ready_callbacks() {
   }
 }
 
-void IOLoop::invoke_logged(const char* context, const std::function<void()>& fn) noexcept {
+void IOLoop::log_callback_exception(const char* context) noexcept {
   try {
-    fn();
+    throw;
   } catch (const std::exception& e) {
     log::error("loop", std::string("exception in ") + context + ": " + e.what());
   } catch (...) {

@@ -35,6 +35,9 @@ namespace detail {
 struct Timer;
 struct FdWatcher;
 struct SignalWatcher;
+/// One per thread: its address tells threads apart in a couple of instructions, where
+/// std::this_thread::get_id() is a library call (add_callback asks on every call).
+inline thread_local const char t_thread_tag = 0;
 }  // namespace detail
 
 /// One event loop per thread, as Tornado's IOLoop. Each iteration runs the callbacks
@@ -103,11 +106,20 @@ class IOLoop {
   /// Whether `handle` is one of the loop's own timer slots (kept open while idle, so a
   /// leak check walking the loop's handles must skip it unless it is active).
   bool is_timer_slot(const uv_handle_t* handle) const;
-  bool in_loop_thread() const { return std::this_thread::get_id() == thread_id_; }
+  bool in_loop_thread() const { return &detail::t_thread_tag == thread_tag_; }
 
   /// Runs `fn` catching any exception, logging it with `context`. Used by every place
   /// that invokes user callbacks so that a throwing callback never stops the loop.
-  static void invoke_logged(const char* context, const std::function<void()>& fn) noexcept;
+  /// Inline: the loop calls it around every callback and timeout.
+  static void invoke_logged(const char* context, const std::function<void()>& fn) noexcept {
+    try {
+      fn();
+    } catch (...) {
+      log_callback_exception(context);
+    }
+  }
+  /// Logs the exception being handled (from a catch block only).
+  static void log_callback_exception(const char* context) noexcept;
 
  private:
   static void on_async(uv_async_t* handle);
@@ -120,7 +132,7 @@ class IOLoop {
   void release_timer(detail::Timer* timer);
 
   uv_loop_t loop_;
-  std::thread::id thread_id_;
+  const char* thread_tag_;  // detail::t_thread_tag of the loop's thread
   bool running_ = false;
   std::atomic<bool> stop_requested_{false};
   bool closed_ = false;
