@@ -56,6 +56,10 @@ struct ConnectionCallbacks {
   /// Once, when the stream has closed: the peer's close code and reason (1005 when its
   /// close frame had no code, 1006 when no close frame came at all).
   std::function<void(std::uint16_t code, std::string reason)> on_close;
+  /// What the callbacks use, kept alive with them: released (with them) once on_close
+  /// returned. WebSocketHandler puts itself here, so that it lives as long as the socket
+  /// without a coroutine waiting for the close.
+  std::shared_ptr<void> owner;
 };
 
 /// One WebSocket over a stream that the opening handshake already switched.
