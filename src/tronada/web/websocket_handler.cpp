@@ -122,18 +122,11 @@ Task<void> WebSocketHandler::get() {
   // Tornado's finish() in its accept does; the session's length is not the request's.
   complete_elsewhere(101, 0);
 
-  ws::ConnectionCallbacks callbacks;
-  // Raw `this`: the connection owns the handler (`owner`) and drops its callbacks and
-  // the handler together, once on_close returned.
-  callbacks.on_message = [this](std::string&& message, bool binary) {
-    on_message(message, binary);
-  };
-  callbacks.on_ping = [this](std::string_view data) { on_ping(data); };
-  callbacks.on_pong = [this](std::string_view data) { on_pong(data); };
-  callbacks.on_close = [this](std::uint16_t code, std::string reason) { on_close(code, reason); };
-  callbacks.owner = shared_self();
+  // The connection's pointer to our events owns the handler: the handler lives until
+  // on_close returned, when the connection lets its delegate go.
+  std::shared_ptr<ws::ConnectionDelegate> delegate(shared_self(), &events_);
   ws_ = ws::WebSocketConnection::create(std::move(detached.stream), std::move(options),
-                                        std::move(callbacks));
+                                        std::move(delegate));
   try {
     co_await open();
   } catch (const std::exception& e) {

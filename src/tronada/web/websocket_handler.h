@@ -91,7 +91,23 @@ class WebSocketHandler : public RequestHandler {
   Task<void> get() final;
 
  private:
+  // Forwards the connection's events to the handler's virtuals; a member, so that the
+  // connection's shared_ptr to it can own the handler (see Lifetime).
+  struct Events final : ws::ConnectionDelegate {
+    explicit Events(WebSocketHandler& h) : handler(h) {}
+    void on_message(std::string&& message, bool binary) override {
+      handler.on_message(message, binary);
+    }
+    void on_ping(std::string_view data) override { handler.on_ping(data); }
+    void on_pong(std::string_view data) override { handler.on_pong(data); }
+    void on_close(std::uint16_t code, std::string reason) override {
+      handler.on_close(code, reason);
+    }
+    WebSocketHandler& handler;
+  };
+
   void reject(int status, std::string_view message);
+  Events events_{*this};
   std::shared_ptr<ws::WebSocketConnection> ws_;
   std::string subprotocol_;
 };

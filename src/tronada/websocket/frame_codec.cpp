@@ -45,7 +45,6 @@ bool FrameParser::fail(std::uint16_t code, std::string reason) {
   error_code_ = code;
   error_reason_ = std::move(reason);
   std::string().swap(message_);
-  std::string().swap(scratch_);
   return false;
 }
 
@@ -58,19 +57,19 @@ bool FrameParser::feed(std::string_view data, std::vector<Event>& events) {
       case State::kClosed:
         return true;  // nothing may follow a close frame; it is dropped
       case State::kHeader: {
-        std::size_t take = std::min(header_need_ - header_have_, data.size() - i);
+        std::size_t take = std::min<std::size_t>(header_need_ - header_have_, data.size() - i);
         std::memcpy(header_ + header_have_, data.data() + i, take);
-        header_have_ += take;
+        header_have_ = static_cast<std::uint8_t>(header_have_ + take);
         i += take;
         if (header_have_ < header_need_) break;
         if (header_need_ == 2) {
           // The first two bytes tell the header's full size.
           std::size_t len7 = header_[1] & 0x7F;
-          header_need_ = 2 +
-                         (len7 == 126   ? 2
-                          : len7 == 127 ? 8
-                                        : 0) +
-                         ((header_[1] & 0x80) ? 4 : 0);
+          header_need_ = static_cast<std::uint8_t>(2 +
+                                                   (len7 == 126   ? 2
+                                                    : len7 == 127 ? 8
+                                                                  : 0) +
+                                                   ((header_[1] & 0x80) ? 4 : 0));
           if (header_need_ > 2) break;
         }
         if (!on_header()) return false;
@@ -164,7 +163,7 @@ void FrameParser::unmask(char* data, std::size_t len) {
   // Byte by byte up to the mask's phase, then eight at a time.
   while (k < len && mask_pos_ != 0) {
     p[k++] ^= mask_[mask_pos_];
-    mask_pos_ = (mask_pos_ + 1) & 3;
+    mask_pos_ = static_cast<std::uint8_t>((mask_pos_ + 1) & 3);
   }
   if (len - k >= 8) {
     std::uint64_t m;
@@ -180,7 +179,7 @@ void FrameParser::unmask(char* data, std::size_t len) {
   }
   for (; k < len; ++k) {
     p[k] ^= mask_[mask_pos_];
-    mask_pos_ = (mask_pos_ + 1) & 3;
+    mask_pos_ = static_cast<std::uint8_t>((mask_pos_ + 1) & 3);
   }
 }
 
@@ -194,9 +193,13 @@ bool FrameParser::on_payload(char* data, std::size_t len) {
   }
   std::size_t at = message_.size();
   if (message_compressed_) {
-    scratch_.assign(data, len);
-    unmask(scratch_.data(), len);
-    auto r = deflate_->decompress(scratch_, message_, max_message_size_);
+    // Per thread, not per connection: only this call needs the unmasked bytes, and an
+    // idle connection then holds none.
+    thread_local std::string scratch;
+    scratch.assign(data, len);
+    unmask(scratch.data(), len);
+    auto r = deflate_->decompress(scratch, message_, max_message_size_);
+    if (scratch.capacity() > 64 * 1024) std::string().swap(scratch);
     if (r == PerMessageDeflate::Result::kTooBig) {
       return fail(close_code::kMessageTooBig, "decompressed message over the size limit");
     }
@@ -276,16 +279,14 @@ bool FrameParser::on_frame_end(std::vector<Event>& events) {
   return true;
 }
 
-void append_frame(std::string& out, Opcode opcode, std::string_view payload, bool fin, bool rsv1,
-                  const unsigned char* mask) {
-  if (is_control(opcode) && payload.size() > 125) {
+std::size_t encode_frame_header(unsigned char (&h)[kMaxFrameHeader], Opcode opcode,
+                                std::uint64_t len, bool fin, bool rsv1, const unsigned char* mask) {
+  if (is_control(opcode) && len > 125) {
     throw std::invalid_argument("WebSocket control frame payload over 125 bytes");
   }
-  unsigned char h[14];
   std::size_t n = 2;
   h[0] = static_cast<unsigned char>((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) |
                                     static_cast<std::uint8_t>(opcode));
-  std::uint64_t len = payload.size();
   unsigned char mask_bit = mask ? 0x80 : 0;
   if (len <= 125) {
     h[1] = static_cast<unsigned char>(mask_bit | len);
@@ -303,6 +304,13 @@ void append_frame(std::string& out, Opcode opcode, std::string_view payload, boo
     std::memcpy(h + n, mask, 4);
     n += 4;
   }
+  return n;
+}
+
+void append_frame(std::string& out, Opcode opcode, std::string_view payload, bool fin, bool rsv1,
+                  const unsigned char* mask) {
+  unsigned char h[kMaxFrameHeader];
+  std::size_t n = encode_frame_header(h, opcode, payload.size(), fin, rsv1, mask);
   std::size_t at = out.size();
   out.reserve(at + n + payload.size());
   out.append(reinterpret_cast<const char*>(h), n);
@@ -333,6 +341,14 @@ std::string FrameWriter::message(std::string_view data, bool binary) {
     frame(out, op, data, false);
   }
   return out;
+}
+
+std::size_t FrameWriter::plain_message_header(unsigned char (&h)[kMaxFrameHeader],
+                                              std::string_view data, bool binary) const {
+  if (role_ == Role::kClient) return 0;
+  if (deflate_ && data.size() >= deflate_->min_compress_size()) return 0;
+  return encode_frame_header(h, binary ? Opcode::kBinary : Opcode::kText, data.size(), true, false,
+                             nullptr);
 }
 
 std::string FrameWriter::control(Opcode opcode, std::string_view payload) {

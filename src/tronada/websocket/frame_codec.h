@@ -46,6 +46,9 @@ bool is_sendable_close_code(std::uint16_t code);
 /// reverse (RFC 6455 section 5.1).
 enum class Role : std::uint8_t { kServer, kClient };
 
+/// The longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
+constexpr std::size_t kMaxFrameHeader = 14;
+
 /// Something the parser decoded.
 struct Event {
   enum class Type : std::uint8_t { kText, kBinary, kPing, kPong, kClose };
@@ -100,16 +103,16 @@ class FrameParser {
   State state_ = State::kHeader;
 
   // The frame header being read.
-  unsigned char header_[14];
-  std::size_t header_have_ = 0;
-  std::size_t header_need_ = 2;
+  unsigned char header_[kMaxFrameHeader];
+  std::uint8_t header_have_ = 0;
+  std::uint8_t header_need_ = 2;
 
   // The current frame.
   Opcode opcode_ = Opcode::kContinuation;
   bool fin_ = false;
   bool masked_ = false;
   unsigned char mask_[4] = {};
-  std::size_t mask_pos_ = 0;
+  std::uint8_t mask_pos_ = 0;
   std::uint64_t remaining_ = 0;
 
   // The message being assembled (text or binary), over one or more frames.
@@ -118,12 +121,17 @@ class FrameParser {
   bool message_compressed_ = false;
   std::string message_;
   std::string control_;  // a control frame's payload
-  std::string scratch_;  // unmasked compressed bytes, before inflating
   Utf8Validator utf8_;
 
   std::uint16_t error_code_ = 0;
   std::string error_reason_;
 };
+
+/// Writes a frame header for a payload of `len` bytes into `h`; returns its length.
+/// Throws std::invalid_argument for a control frame over 125 bytes.
+std::size_t encode_frame_header(unsigned char (&h)[kMaxFrameHeader], Opcode opcode,
+                                std::uint64_t len, bool fin = true, bool rsv1 = false,
+                                const unsigned char* mask = nullptr);
 
 /// Appends one frame to `out`. With `mask` (4 bytes) the payload is masked, as clients
 /// must. Throws std::invalid_argument for a control frame over 125 bytes.
@@ -139,6 +147,12 @@ class FrameWriter {
 
   /// A whole message in one frame.
   std::string message(std::string_view data, bool binary);
+  /// For a message sent as it is (a server's, not compressed): writes its frame header
+  /// into `h` and returns the header's length, so that the payload goes out from the
+  /// caller's memory with no copy. 0 when the message needs message() (masking,
+  /// compression).
+  std::size_t plain_message_header(unsigned char (&h)[kMaxFrameHeader], std::string_view data,
+                                   bool binary) const;
   std::string ping(std::string_view payload) { return control(Opcode::kPing, payload); }
   std::string pong(std::string_view payload) { return control(Opcode::kPong, payload); }
   /// A close frame; code 0 sends one without a code (and without reason). Reasons are
