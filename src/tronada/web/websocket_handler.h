@@ -98,6 +98,9 @@ class WebSocketHandler : public RequestHandler {
     void on_message(std::string&& message, bool binary) override {
       handler.on_message(message, binary);
     }
+    void on_message_view(std::string_view message, bool binary) override {
+      handler.on_message(message, binary);
+    }
     void on_ping(std::string_view data) override { handler.on_ping(data); }
     void on_pong(std::string_view data) override { handler.on_pong(data); }
     void on_close(std::uint16_t code, std::string reason) override {

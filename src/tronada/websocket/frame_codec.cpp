@@ -48,7 +48,8 @@ bool FrameParser::fail(std::uint16_t code, std::string reason) {
   return false;
 }
 
-bool FrameParser::feed(std::string_view data, std::vector<Event>& events) {
+bool FrameParser::feed(std::string_view data, std::vector<Event>& events, std::string* arena) {
+  if (arena) arena->reserve(arena->size() + data.size());
   std::size_t i = 0;
   while (i < data.size()) {
     switch (state_) {
@@ -77,6 +78,13 @@ bool FrameParser::feed(std::string_view data, std::vector<Event>& events) {
         break;
       }
       case State::kPayload: {
+        if (arena && fin_ && opcode_ != Opcode::kContinuation && !is_control(opcode_) &&
+            !message_compressed_ && message_.empty() && remaining_ <= data.size() - i) {
+          auto len = static_cast<std::size_t>(remaining_);
+          if (!whole_message_into(data.substr(i, len), events, *arena)) return false;
+          i += len;
+          break;
+        }
         std::size_t take =
             static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, data.size() - i));
         if (!on_payload(const_cast<char*>(data.data() + i), take)) return false;
@@ -213,6 +221,24 @@ bool FrameParser::on_payload(char* data, std::size_t len) {
   if (message_text_ && !utf8_.feed(std::string_view(message_).substr(at))) {
     return fail(close_code::kInvalidPayload, "invalid UTF-8 in a text message");
   }
+  return true;
+}
+
+bool FrameParser::whole_message_into(std::string_view payload, std::vector<Event>& events,
+                                     std::string& arena) {
+  std::size_t at = arena.size();
+  arena.append(payload);
+  unmask(arena.data() + at, payload.size());
+  std::string_view message(arena.data() + at, payload.size());
+  if (message_text_ && !Utf8Validator::valid(message)) {
+    return fail(close_code::kInvalidPayload, "invalid UTF-8 in a text message");
+  }
+  remaining_ = 0;
+  state_ = State::kHeader;
+  in_message_ = false;
+  Event& e = events.emplace_back();
+  e.type = message_text_ ? Event::Type::kText : Event::Type::kBinary;
+  e.view = message;
   return true;
 }
 

@@ -55,6 +55,11 @@ struct Event {
   Type type = Type::kBinary;
   /// The message, the ping/pong payload, or the close reason.
   std::string data;
+  /// Instead of `data` (then empty), for a message feed() unmasked into its caller's
+  /// arena: valid while the arena is unchanged.
+  std::string_view view;
+  /// The payload, wherever it is.
+  std::string_view payload() const { return view.data() ? view : std::string_view(data); }
   /// For kClose: the peer's code, close_code::kNoStatus if its frame had none.
   std::uint16_t code = 0;
 };
@@ -78,7 +83,12 @@ class FrameParser {
   FrameParser(Role role, std::size_t max_message_size, PerMessageDeflate* deflate = nullptr);
 
   /// Parses all of `data`, appending completed events to `events`.
-  bool feed(std::string_view data, std::vector<Event>& events);
+  ///
+  /// With an `arena`, a whole message that `data` holds in one uncompressed frame is
+  /// unmasked into it (appended; it is reserved so that nothing appended during this call
+  /// moves) and its event has a `view` of it instead of `data`: no allocation per message
+  /// for a caller that consumes the events before it changes the arena.
+  bool feed(std::string_view data, std::vector<Event>& events, std::string* arena = nullptr);
 
   std::uint16_t error_code() const { return error_code_; }
   const std::string& error_reason() const { return error_reason_; }
@@ -95,6 +105,7 @@ class FrameParser {
   bool on_header();
   bool on_payload(char* data, std::size_t len);
   bool on_frame_end(std::vector<Event>& events);
+  bool whole_message_into(std::string_view payload, std::vector<Event>& events, std::string& arena);
   void unmask(char* data, std::size_t len);
 
   Role role_;

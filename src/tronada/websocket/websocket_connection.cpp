@@ -31,6 +31,9 @@ Future<void> ready_future() {
 // The decoded events of one read, kept per thread so that their storage is reused read
 // after read without each idle connection holding a vector of its own.
 thread_local std::vector<Event> spare_events;
+// The messages of one read, unmasked (FrameParser's arena), likewise per thread.
+thread_local std::string spare_arena;
+constexpr std::size_t kArenaKeep = 256 * 1024;  // a larger one goes back to malloc
 
 }  // namespace
 
@@ -147,7 +150,9 @@ void WebSocketConnection::on_data(std::string_view data) {
   // connection read (nothing does today) would find it empty and allocate its own.
   std::vector<Event> events = std::move(spare_events);
   events.clear();
-  bool ok = parser_.feed(data, events);
+  std::string arena = std::move(spare_arena);
+  arena.clear();
+  bool ok = parser_.feed(data, events, &arena);
   dispatching_ = true;
   for (auto& e : events) {
     if (stream_closed_) break;
@@ -164,6 +169,9 @@ void WebSocketConnection::on_data(std::string_view data) {
   // Message buffers go now (an idle connection holds none); the vector's room stays.
   events.clear();
   if (events.capacity() > spare_events.capacity()) spare_events = std::move(events);
+  if (arena.capacity() > spare_arena.capacity() && arena.capacity() <= kArenaKeep) {
+    spare_arena = std::move(arena);
+  }
   if (!ok && !stream_closed_) {
     log::info("websocket", "closing: " + parser_.error_reason());
     fail(parser_.error_code(), parser_.error_reason());
@@ -176,7 +184,11 @@ void WebSocketConnection::handle(Event& e) {
     case Event::Type::kText:
     case Event::Type::kBinary:
       if (close_sent_) return;  // we are closing: what the peer still sends is dropped
-      delegate_->on_message(std::move(e.data), e.type == Event::Type::kBinary);
+      if (e.view.data()) {
+        delegate_->on_message_view(e.view, e.type == Event::Type::kBinary);
+      } else {
+        delegate_->on_message(std::move(e.data), e.type == Event::Type::kBinary);
+      }
       return;
     case Event::Type::kPing:
       if (!close_sent_) send(writer_.pong(e.data));

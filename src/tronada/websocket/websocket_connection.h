@@ -52,6 +52,12 @@ class ConnectionDelegate {
  public:
   virtual ~ConnectionDelegate() = default;
   virtual void on_message(std::string&& message, bool binary) = 0;
+  /// A message whose bytes are the connection's only during the call (one that came
+  /// whole in one read): the default copies it for on_message; a delegate that needs
+  /// no copy (WebSocketHandler's on_message takes a view) overrides it.
+  virtual void on_message_view(std::string_view message, bool binary) {
+    on_message(std::string(message), binary);
+  }
   virtual void on_ping(std::string_view data) { (void)data; }
   virtual void on_pong(std::string_view data) { (void)data; }
   /// Once, when the stream has closed: the peer's close code and reason (1005 when its
