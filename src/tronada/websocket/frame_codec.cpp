@@ -35,6 +35,12 @@ bool is_known(std::uint8_t op) {
   return op <= 0x2 || (op >= 0x8 && op <= 0xA);
 }
 
+// A frame header's whole size, from its second byte (the length code and mask bit).
+std::size_t header_size(unsigned char second) {
+  std::size_t len7 = second & 0x7F;
+  return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((second & 0x80) ? 4 : 0);
+}
+
 }  // namespace
 
 FrameParser::FrameParser(Role role, std::size_t max_message_size, PerMessageDeflate* deflate)
@@ -58,6 +64,17 @@ bool FrameParser::feed(std::string_view data, std::vector<Event>& events, std::s
       case State::kClosed:
         return true;  // nothing may follow a close frame; it is dropped
       case State::kHeader: {
+        if (header_have_ == 0 && data.size() - i >= 2) {
+          // The usual case, a whole header in the buffer: parsed where it lies.
+          auto* h = reinterpret_cast<const unsigned char*>(data.data() + i);
+          std::size_t need = header_size(h[1]);
+          if (data.size() - i >= need) {
+            i += need;
+            if (!on_header(h)) return false;
+            if (remaining_ == 0 && !on_frame_end(events)) return false;
+            break;
+          }
+        }
         std::size_t take = std::min<std::size_t>(header_need_ - header_have_, data.size() - i);
         std::memcpy(header_ + header_have_, data.data() + i, take);
         header_have_ = static_cast<std::uint8_t>(header_have_ + take);
@@ -65,15 +82,10 @@ bool FrameParser::feed(std::string_view data, std::vector<Event>& events, std::s
         if (header_have_ < header_need_) break;
         if (header_need_ == 2) {
           // The first two bytes tell the header's full size.
-          std::size_t len7 = header_[1] & 0x7F;
-          header_need_ = static_cast<std::uint8_t>(2 +
-                                                   (len7 == 126   ? 2
-                                                    : len7 == 127 ? 8
-                                                                  : 0) +
-                                                   ((header_[1] & 0x80) ? 4 : 0));
+          header_need_ = static_cast<std::uint8_t>(header_size(header_[1]));
           if (header_need_ > 2) break;
         }
-        if (!on_header()) return false;
+        if (!on_header(header_)) return false;
         if (remaining_ == 0 && !on_frame_end(events)) return false;
         break;
       }
@@ -98,8 +110,7 @@ bool FrameParser::feed(std::string_view data, std::vector<Event>& events, std::s
   return state_ != State::kError;
 }
 
-bool FrameParser::on_header() {
-  const unsigned char* h = header_;
+bool FrameParser::on_header(const unsigned char* h) {
   fin_ = (h[0] & 0x80) != 0;
   bool rsv1 = (h[0] & 0x40) != 0;
   if (h[0] & 0x30) return fail(close_code::kProtocolError, "reserved bits RSV2/RSV3 set");

@@ -102,7 +102,7 @@ class FrameParser {
   enum class State : std::uint8_t { kHeader, kPayload, kError, kClosed };
 
   bool fail(std::uint16_t code, std::string reason);
-  bool on_header();
+  bool on_header(const unsigned char* h);  // `h`: the whole header
   bool on_payload(char* data, std::size_t len);
   bool on_frame_end(std::vector<Event>& events);
   bool whole_message_into(std::string_view payload, std::vector<Event>& events, std::string& arena);
