@@ -115,6 +115,10 @@ Task<void> WebSocketHandler::get() {
     }
   }
 
+  // The WebSocket will own the handler through this; without it (get() called other than
+  // from the application's request task) nothing would keep the handler alive.
+  std::shared_ptr<RequestHandler> self = shared_self();
+  if (!self) throw std::logic_error("WebSocketHandler::get() outside its request's task");
   HTTPConnection& conn = *request().connection;
   conn.write_headers(101, response);
   DetachedConnection detached = conn.detach();
@@ -124,7 +128,7 @@ Task<void> WebSocketHandler::get() {
 
   // The connection's pointer to our events owns the handler: the handler lives until
   // on_close returned, when the connection lets its delegate go.
-  std::shared_ptr<ws::ConnectionDelegate> delegate(shared_self(), &events_);
+  std::shared_ptr<ws::ConnectionDelegate> delegate(std::move(self), &events_);
   ws_ = ws::WebSocketConnection::create(std::move(detached.stream), std::move(options),
                                         std::move(delegate));
   try {
