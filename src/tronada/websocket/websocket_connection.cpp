@@ -146,12 +146,27 @@ void WebSocketConnection::on_data(std::string_view data) {
     stream_->loop().remove_timeout(pong_timer_);
     pong_timer_ = {};
   }
-  // Taken from the thread's spare, given back below: a callback that makes another
-  // connection read (nothing does today) would find it empty and allocate its own.
-  std::vector<Event> events = std::move(spare_events);
-  events.clear();
-  std::string arena = std::move(spare_arena);
-  arena.clear();
+  // The thread's vector and arena, used in place; a callback below that made another
+  // connection read (nothing does today) would get fresh ones instead.
+  thread_local bool reading = false;
+  std::vector<Event> own_events;
+  std::string own_arena;
+  std::vector<Event>& events = reading ? own_events : spare_events;
+  std::string& arena = reading ? own_arena : spare_arena;
+  struct Done {
+    bool& reading;
+    bool was;
+    std::vector<Event>& events;
+    std::string& arena;
+    ~Done() {
+      // Message buffers go now (an idle connection holds none); the vector's room stays.
+      events.clear();
+      arena.clear();
+      if (arena.capacity() > kArenaKeep) std::string().swap(arena);
+      reading = was;
+    }
+  } done{reading, reading, events, arena};
+  reading = true;
   bool ok = parser_.feed(data, events, &arena);
   dispatching_ = true;
   for (auto& e : events) {
@@ -166,12 +181,6 @@ void WebSocketConnection::on_data(std::string_view data) {
     }
   }
   dispatching_ = false;
-  // Message buffers go now (an idle connection holds none); the vector's room stays.
-  events.clear();
-  if (events.capacity() > spare_events.capacity()) spare_events = std::move(events);
-  if (arena.capacity() > spare_arena.capacity() && arena.capacity() <= kArenaKeep) {
-    spare_arena = std::move(arena);
-  }
   if (!ok && !stream_closed_) {
     log::info("websocket", "closing: " + parser_.error_reason());
     fail(parser_.error_code(), parser_.error_reason());
