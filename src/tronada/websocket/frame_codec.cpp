@@ -185,10 +185,10 @@ void FrameParser::unmask(char* data, std::size_t len) {
     mask_pos_ = static_cast<std::uint8_t>((mask_pos_ + 1) & 3);
   }
   if (len - k >= 8) {
-    std::uint64_t m;
-    unsigned char m8[8];
-    for (int j = 0; j < 8; ++j) m8[j] = mask_[j & 3];
-    std::memcpy(&m, m8, 8);
+    // The key twice: its bytes repeat every 4, whatever the byte order.
+    std::uint32_t m4;
+    std::memcpy(&m4, mask_, 4);
+    std::uint64_t m = (std::uint64_t{m4} << 32) | m4;
     for (; len - k >= 8; k += 8) {
       std::uint64_t w;
       std::memcpy(&w, p + k, 8);
