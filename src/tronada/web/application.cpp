@@ -70,7 +70,9 @@ class HandlerRunner final : public HTTPMessageDelegate, public detail::PooledObj
 
  private:
   // The handler is a parameter, so it lives in the coroutine frame for the whole run.
-  static Task<void> run(std::shared_ptr<RequestHandler> handler) { co_await handler->execute(); }
+  static Task<void> run(std::shared_ptr<RequestHandler> handler) {
+    co_await handler->execute(handler);
+  }
   std::shared_ptr<RequestHandler> handler_;
 };
 

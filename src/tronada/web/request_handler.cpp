@@ -118,7 +118,12 @@ Task<void> RequestHandler::options() {
 
 // --- execution ---------------------------------------------------------------
 
-Task<void> RequestHandler::execute() {
+Task<void> RequestHandler::execute(const std::shared_ptr<RequestHandler>& self) {
+  running_ = &self;
+  struct Unset {
+    const std::shared_ptr<RequestHandler>** p;
+    ~Unset() { *p = nullptr; }
+  } unset{&running_};
   const std::string& method = request_->method;
   try {
     if (!request_->body.empty() || !request_->query.empty()) parse_body_arguments();
@@ -366,6 +371,15 @@ void RequestHandler::complete_elsewhere(int status, std::uint64_t body_bytes) {
   IOLoop::invoke_logged("on_finish", [this] { on_finish(); });
   log_request();
   if (finished_promise_) finished_promise_->try_set_result();
+}
+
+void RequestHandler::release_exchange() {
+  headers_ = HTTPHeaders();
+  std::string().swap(body_);
+  arguments_.reset();
+  request_->headers = HTTPHeaders();
+  std::string().swap(request_->body);
+  request_->connection.reset();
 }
 
 void RequestHandler::redirect(std::string_view url, bool permanent, int status) {

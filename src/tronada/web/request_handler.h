@@ -184,13 +184,26 @@ class RequestHandler : public detail::PooledObject {
   /// `status` and `body_bytes`, so that the framework writes no second response, and
   /// run on_finish and the access log as finish() does. Nothing is written.
   void complete_elsewhere(int status, std::uint64_t body_bytes);
+  /// This handler's owning pointer, for a handler that must outlive its request's task
+  /// (WebSocketHandler hands it to the WebSocket). Only while the HTTP method runs:
+  /// nullptr before and after.
+  std::shared_ptr<RequestHandler> shared_self() const {
+    return running_ ? *running_ : std::shared_ptr<RequestHandler>();
+  }
+  /// For a handler that took its connection over (detach()) and lives on after the
+  /// exchange was completed elsewhere: frees what only the exchange needed, the response's
+  /// header fields and body buffer, the parsed arguments, and the request's header fields,
+  /// body and response channel (which holds the HTTP/1 connection). request() keeps its
+  /// request line, addresses and host.
+  void release_exchange();
 
  private:
   friend class Application;
   friend class HandlerRunner;
 
   /// Runs the whole request: arguments, XSRF check, prepare, the method, finish.
-  Task<void> execute();
+  /// `self` owns this handler and outlives the task (it is the caller's frame's).
+  Task<void> execute(const std::shared_ptr<RequestHandler>& self);
   void parse_body_arguments();
   void flush_headers_if_needed();
   void log_request();
@@ -215,6 +228,9 @@ class RequestHandler : public detail::PooledObject {
   metrics::RouteSeries* metrics_ = nullptr;  // the rule's counters, or nullptr
   std::optional<std::string> xsrf_token_;
   std::optional<Promise<void>> finished_promise_;
+  // The caller's owning pointer while execute() runs (see shared_self()): a pointer to
+  // it rather than a weak_ptr, so that requests pay no reference counting for it.
+  const std::shared_ptr<RequestHandler>* running_ = nullptr;
 };
 
 }  // namespace tronada

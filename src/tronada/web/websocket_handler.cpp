@@ -115,34 +115,33 @@ Task<void> WebSocketHandler::get() {
     }
   }
 
+  // The WebSocket will own the handler through this; without it (get() called other than
+  // from the application's request task) nothing would keep the handler alive.
+  std::shared_ptr<RequestHandler> self = shared_self();
+  if (!self) throw std::logic_error("WebSocketHandler::get() outside its request's task");
   HTTPConnection& conn = *request().connection;
   conn.write_headers(101, response);
-  // This frame lives as long as the WebSocket (get() awaits its close): free what only
-  // the handshake needed.
-  response = HTTPHeaders();
   DetachedConnection detached = conn.detach();
-  set_status(101);  // for the access log when the session ends
+  // Accounted (on_finish, access log, metrics) now that the handshake is done, as
+  // Tornado's finish() in its accept does; the session's length is not the request's.
+  complete_elsewhere(101, 0);
 
-  ws::ConnectionCallbacks callbacks;
-  // Raw `this`: get() below keeps the handler alive until on_close has run, and the
-  // callbacks are dropped before that.
-  callbacks.on_message = [this](std::string&& message, bool binary) {
-    on_message(message, binary);
-  };
-  callbacks.on_ping = [this](std::string_view data) { on_ping(data); };
-  callbacks.on_pong = [this](std::string_view data) { on_pong(data); };
-  callbacks.on_close = [this](std::uint16_t code, std::string reason) { on_close(code, reason); };
+  // The connection's pointer to our events owns the handler: the handler lives until
+  // on_close returned, when the connection lets its delegate go.
+  std::shared_ptr<ws::ConnectionDelegate> delegate(std::move(self), &events_);
   ws_ = ws::WebSocketConnection::create(std::move(detached.stream), std::move(options),
-                                        std::move(callbacks));
-  std::shared_ptr<ws::WebSocketConnection> conn_ws = ws_;
+                                        std::move(delegate));
   try {
     co_await open();
   } catch (const std::exception& e) {
     log::error("websocket", std::string("uncaught exception in open(): ") + e.what());
     ws_->close(ws::close_code::kInternalError, "internal error");
   }
-  conn_ws->start(std::move(detached.leftover));
-  co_await conn_ws->wait_closed();
+  // An idle WebSocket should hold no more than the protocol needs: the request's fields
+  // and the HTTP/1 connection go (request() keeps its line, addresses and host), and so
+  // does this coroutine, and with it the request's task.
+  release_exchange();
+  ws_->start(std::move(detached.leftover));
 }
 
 Future<void> WebSocketHandler::write_message(std::string_view message, bool binary) {

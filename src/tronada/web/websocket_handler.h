@@ -25,15 +25,23 @@ namespace tronada {
 /// out and the handler takes the connection over from HTTP.
 ///
 /// Order of calls: open (awaited; no message is read before it completes), then
-/// on_message / on_ping / on_pong as frames arrive, then on_close exactly once.
+/// on_message / on_ping / on_pong as frames arrive, then on_close exactly once. The
+/// request counts as finished once the 101 went out: on_finish and the access log run
+/// then, as in Tornado, not when the session ends.
 ///
-/// Lifetime: the handler lives until the connection closed and on_close returned (its
-/// get() awaits that), so its own callbacks may use `this` freely. Code outside them (a
-/// timer, another connection's on_message) may hold a plain pointer only between open()
-/// and on_close, e.g. in a registry that open() adds to and on_close removes from, as
-/// examples/06_websocket.cpp does; check closed() before writing. The detached
-/// connection is no longer the HTTP server's: stopping the server does not close open
-/// WebSockets (close them from the application).
+/// Lifetime: the WebSocket owns the handler from the 101 until on_close returned, so its
+/// own callbacks may use `this` freely; get() returns once open() did and no coroutine
+/// waits for the close. Code outside them (a timer, another connection's on_message) may
+/// hold a plain pointer only between open() and on_close, e.g. in a registry that open()
+/// adds to and on_close removes from, as examples/06_websocket.cpp does; check closed()
+/// before writing. The detached connection is no longer the HTTP server's: stopping the
+/// server does not close open WebSockets (close them from the application).
+///
+/// request() after open(): its header fields and body are released once open() returned
+/// (an idle WebSocket keeps only what the protocol needs); the request line (method, uri,
+/// path, query, version), remote_ip/remote_port, protocol, host and start_time stay.
+/// Read in open() whatever header or cookie later callbacks need. (Tornado keeps the
+/// whole request; changed in issue 18.)
 class WebSocketHandler : public RequestHandler {
  public:
   WebSocketHandler();
@@ -83,7 +91,26 @@ class WebSocketHandler : public RequestHandler {
   Task<void> get() final;
 
  private:
+  // Forwards the connection's events to the handler's virtuals; a member, so that the
+  // connection's shared_ptr to it can own the handler (see Lifetime).
+  struct Events final : ws::ConnectionDelegate {
+    explicit Events(WebSocketHandler& h) : handler(h) {}
+    void on_message(std::string&& message, bool binary) override {
+      handler.on_message(message, binary);
+    }
+    void on_message_view(std::string_view message, bool binary) override {
+      handler.on_message(message, binary);
+    }
+    void on_ping(std::string_view data) override { handler.on_ping(data); }
+    void on_pong(std::string_view data) override { handler.on_pong(data); }
+    void on_close(std::uint16_t code, std::string reason) override {
+      handler.on_close(code, reason);
+    }
+    WebSocketHandler& handler;
+  };
+
   void reject(int status, std::string_view message);
+  Events events_{*this};
   std::shared_ptr<ws::WebSocketConnection> ws_;
   std::string subprotocol_;
 };

@@ -35,6 +35,12 @@ bool is_known(std::uint8_t op) {
   return op <= 0x2 || (op >= 0x8 && op <= 0xA);
 }
 
+// A frame header's whole size, from its second byte (the length code and mask bit).
+std::size_t header_size(unsigned char second) {
+  std::size_t len7 = second & 0x7F;
+  return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((second & 0x80) ? 4 : 0);
+}
+
 }  // namespace
 
 FrameParser::FrameParser(Role role, std::size_t max_message_size, PerMessageDeflate* deflate)
@@ -45,11 +51,11 @@ bool FrameParser::fail(std::uint16_t code, std::string reason) {
   error_code_ = code;
   error_reason_ = std::move(reason);
   std::string().swap(message_);
-  std::string().swap(scratch_);
   return false;
 }
 
-bool FrameParser::feed(std::string_view data, std::vector<Event>& events) {
+bool FrameParser::feed(std::string_view data, std::vector<Event>& events, std::string* arena) {
+  if (arena) arena->reserve(arena->size() + data.size());
   std::size_t i = 0;
   while (i < data.size()) {
     switch (state_) {
@@ -58,26 +64,39 @@ bool FrameParser::feed(std::string_view data, std::vector<Event>& events) {
       case State::kClosed:
         return true;  // nothing may follow a close frame; it is dropped
       case State::kHeader: {
-        std::size_t take = std::min(header_need_ - header_have_, data.size() - i);
+        if (header_have_ == 0 && data.size() - i >= 2) {
+          // The usual case, a whole header in the buffer: parsed where it lies.
+          auto* h = reinterpret_cast<const unsigned char*>(data.data() + i);
+          std::size_t need = header_size(h[1]);
+          if (data.size() - i >= need) {
+            i += need;
+            if (!on_header(h)) return false;
+            if (remaining_ == 0 && !on_frame_end(events)) return false;
+            break;
+          }
+        }
+        std::size_t take = std::min<std::size_t>(header_need_ - header_have_, data.size() - i);
         std::memcpy(header_ + header_have_, data.data() + i, take);
-        header_have_ += take;
+        header_have_ = static_cast<std::uint8_t>(header_have_ + take);
         i += take;
         if (header_have_ < header_need_) break;
         if (header_need_ == 2) {
           // The first two bytes tell the header's full size.
-          std::size_t len7 = header_[1] & 0x7F;
-          header_need_ = 2 +
-                         (len7 == 126   ? 2
-                          : len7 == 127 ? 8
-                                        : 0) +
-                         ((header_[1] & 0x80) ? 4 : 0);
+          header_need_ = static_cast<std::uint8_t>(header_size(header_[1]));
           if (header_need_ > 2) break;
         }
-        if (!on_header()) return false;
+        if (!on_header(header_)) return false;
         if (remaining_ == 0 && !on_frame_end(events)) return false;
         break;
       }
       case State::kPayload: {
+        if (arena && fin_ && opcode_ != Opcode::kContinuation && !is_control(opcode_) &&
+            !message_compressed_ && message_.empty() && remaining_ <= data.size() - i) {
+          auto len = static_cast<std::size_t>(remaining_);
+          if (!whole_message_into(data.substr(i, len), events, *arena)) return false;
+          i += len;
+          break;
+        }
         std::size_t take =
             static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, data.size() - i));
         if (!on_payload(const_cast<char*>(data.data() + i), take)) return false;
@@ -91,8 +110,7 @@ bool FrameParser::feed(std::string_view data, std::vector<Event>& events) {
   return state_ != State::kError;
 }
 
-bool FrameParser::on_header() {
-  const unsigned char* h = header_;
+bool FrameParser::on_header(const unsigned char* h) {
   fin_ = (h[0] & 0x80) != 0;
   bool rsv1 = (h[0] & 0x40) != 0;
   if (h[0] & 0x30) return fail(close_code::kProtocolError, "reserved bits RSV2/RSV3 set");
@@ -164,13 +182,13 @@ void FrameParser::unmask(char* data, std::size_t len) {
   // Byte by byte up to the mask's phase, then eight at a time.
   while (k < len && mask_pos_ != 0) {
     p[k++] ^= mask_[mask_pos_];
-    mask_pos_ = (mask_pos_ + 1) & 3;
+    mask_pos_ = static_cast<std::uint8_t>((mask_pos_ + 1) & 3);
   }
   if (len - k >= 8) {
-    std::uint64_t m;
-    unsigned char m8[8];
-    for (int j = 0; j < 8; ++j) m8[j] = mask_[j & 3];
-    std::memcpy(&m, m8, 8);
+    // The key twice: its bytes repeat every 4, whatever the byte order.
+    std::uint32_t m4;
+    std::memcpy(&m4, mask_, 4);
+    std::uint64_t m = (std::uint64_t{m4} << 32) | m4;
     for (; len - k >= 8; k += 8) {
       std::uint64_t w;
       std::memcpy(&w, p + k, 8);
@@ -180,7 +198,7 @@ void FrameParser::unmask(char* data, std::size_t len) {
   }
   for (; k < len; ++k) {
     p[k] ^= mask_[mask_pos_];
-    mask_pos_ = (mask_pos_ + 1) & 3;
+    mask_pos_ = static_cast<std::uint8_t>((mask_pos_ + 1) & 3);
   }
 }
 
@@ -194,9 +212,13 @@ bool FrameParser::on_payload(char* data, std::size_t len) {
   }
   std::size_t at = message_.size();
   if (message_compressed_) {
-    scratch_.assign(data, len);
-    unmask(scratch_.data(), len);
-    auto r = deflate_->decompress(scratch_, message_, max_message_size_);
+    // Per thread, not per connection: only this call needs the unmasked bytes, and an
+    // idle connection then holds none.
+    thread_local std::string scratch;
+    scratch.assign(data, len);
+    unmask(scratch.data(), len);
+    auto r = deflate_->decompress(scratch, message_, max_message_size_);
+    if (scratch.capacity() > 64 * 1024) std::string().swap(scratch);
     if (r == PerMessageDeflate::Result::kTooBig) {
       return fail(close_code::kMessageTooBig, "decompressed message over the size limit");
     }
@@ -210,6 +232,24 @@ bool FrameParser::on_payload(char* data, std::size_t len) {
   if (message_text_ && !utf8_.feed(std::string_view(message_).substr(at))) {
     return fail(close_code::kInvalidPayload, "invalid UTF-8 in a text message");
   }
+  return true;
+}
+
+bool FrameParser::whole_message_into(std::string_view payload, std::vector<Event>& events,
+                                     std::string& arena) {
+  std::size_t at = arena.size();
+  arena.append(payload);
+  unmask(arena.data() + at, payload.size());
+  std::string_view message(arena.data() + at, payload.size());
+  if (message_text_ && !Utf8Validator::valid(message)) {
+    return fail(close_code::kInvalidPayload, "invalid UTF-8 in a text message");
+  }
+  remaining_ = 0;
+  state_ = State::kHeader;
+  in_message_ = false;
+  Event& e = events.emplace_back();
+  e.type = message_text_ ? Event::Type::kText : Event::Type::kBinary;
+  e.view = message;
   return true;
 }
 
@@ -276,16 +316,14 @@ bool FrameParser::on_frame_end(std::vector<Event>& events) {
   return true;
 }
 
-void append_frame(std::string& out, Opcode opcode, std::string_view payload, bool fin, bool rsv1,
-                  const unsigned char* mask) {
-  if (is_control(opcode) && payload.size() > 125) {
+std::size_t encode_frame_header(unsigned char (&h)[kMaxFrameHeader], Opcode opcode,
+                                std::uint64_t len, bool fin, bool rsv1, const unsigned char* mask) {
+  if (is_control(opcode) && len > 125) {
     throw std::invalid_argument("WebSocket control frame payload over 125 bytes");
   }
-  unsigned char h[14];
   std::size_t n = 2;
   h[0] = static_cast<unsigned char>((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) |
                                     static_cast<std::uint8_t>(opcode));
-  std::uint64_t len = payload.size();
   unsigned char mask_bit = mask ? 0x80 : 0;
   if (len <= 125) {
     h[1] = static_cast<unsigned char>(mask_bit | len);
@@ -303,6 +341,13 @@ void append_frame(std::string& out, Opcode opcode, std::string_view payload, boo
     std::memcpy(h + n, mask, 4);
     n += 4;
   }
+  return n;
+}
+
+void append_frame(std::string& out, Opcode opcode, std::string_view payload, bool fin, bool rsv1,
+                  const unsigned char* mask) {
+  unsigned char h[kMaxFrameHeader];
+  std::size_t n = encode_frame_header(h, opcode, payload.size(), fin, rsv1, mask);
   std::size_t at = out.size();
   out.reserve(at + n + payload.size());
   out.append(reinterpret_cast<const char*>(h), n);
@@ -333,6 +378,14 @@ std::string FrameWriter::message(std::string_view data, bool binary) {
     frame(out, op, data, false);
   }
   return out;
+}
+
+std::size_t FrameWriter::plain_message_header(unsigned char (&h)[kMaxFrameHeader],
+                                              std::string_view data, bool binary) const {
+  if (role_ == Role::kClient) return 0;
+  if (deflate_ && data.size() >= deflate_->min_compress_size()) return 0;
+  return encode_frame_header(h, binary ? Opcode::kBinary : Opcode::kText, data.size(), true, false,
+                             nullptr);
 }
 
 std::string FrameWriter::control(Opcode opcode, std::string_view payload) {

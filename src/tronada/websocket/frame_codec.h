@@ -46,12 +46,20 @@ bool is_sendable_close_code(std::uint16_t code);
 /// reverse (RFC 6455 section 5.1).
 enum class Role : std::uint8_t { kServer, kClient };
 
+/// The longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
+constexpr std::size_t kMaxFrameHeader = 14;
+
 /// Something the parser decoded.
 struct Event {
   enum class Type : std::uint8_t { kText, kBinary, kPing, kPong, kClose };
   Type type = Type::kBinary;
   /// The message, the ping/pong payload, or the close reason.
   std::string data;
+  /// Instead of `data` (then empty), for a message feed() unmasked into its caller's
+  /// arena: valid while the arena is unchanged.
+  std::string_view view;
+  /// The payload, wherever it is.
+  std::string_view payload() const { return view.data() ? view : std::string_view(data); }
   /// For kClose: the peer's code, close_code::kNoStatus if its frame had none.
   std::uint16_t code = 0;
 };
@@ -75,7 +83,12 @@ class FrameParser {
   FrameParser(Role role, std::size_t max_message_size, PerMessageDeflate* deflate = nullptr);
 
   /// Parses all of `data`, appending completed events to `events`.
-  bool feed(std::string_view data, std::vector<Event>& events);
+  ///
+  /// With an `arena`, a whole message that `data` holds in one uncompressed frame is
+  /// unmasked into it (appended; it is reserved so that nothing appended during this call
+  /// moves) and its event has a `view` of it instead of `data`: no allocation per message
+  /// for a caller that consumes the events before it changes the arena.
+  bool feed(std::string_view data, std::vector<Event>& events, std::string* arena = nullptr);
 
   std::uint16_t error_code() const { return error_code_; }
   const std::string& error_reason() const { return error_reason_; }
@@ -89,9 +102,10 @@ class FrameParser {
   enum class State : std::uint8_t { kHeader, kPayload, kError, kClosed };
 
   bool fail(std::uint16_t code, std::string reason);
-  bool on_header();
+  bool on_header(const unsigned char* h);  // `h`: the whole header
   bool on_payload(char* data, std::size_t len);
   bool on_frame_end(std::vector<Event>& events);
+  bool whole_message_into(std::string_view payload, std::vector<Event>& events, std::string& arena);
   void unmask(char* data, std::size_t len);
 
   Role role_;
@@ -100,16 +114,16 @@ class FrameParser {
   State state_ = State::kHeader;
 
   // The frame header being read.
-  unsigned char header_[14];
-  std::size_t header_have_ = 0;
-  std::size_t header_need_ = 2;
+  unsigned char header_[kMaxFrameHeader];
+  std::uint8_t header_have_ = 0;
+  std::uint8_t header_need_ = 2;
 
   // The current frame.
   Opcode opcode_ = Opcode::kContinuation;
   bool fin_ = false;
   bool masked_ = false;
   unsigned char mask_[4] = {};
-  std::size_t mask_pos_ = 0;
+  std::uint8_t mask_pos_ = 0;
   std::uint64_t remaining_ = 0;
 
   // The message being assembled (text or binary), over one or more frames.
@@ -118,12 +132,17 @@ class FrameParser {
   bool message_compressed_ = false;
   std::string message_;
   std::string control_;  // a control frame's payload
-  std::string scratch_;  // unmasked compressed bytes, before inflating
   Utf8Validator utf8_;
 
   std::uint16_t error_code_ = 0;
   std::string error_reason_;
 };
+
+/// Writes a frame header for a payload of `len` bytes into `h`; returns its length.
+/// Throws std::invalid_argument for a control frame over 125 bytes.
+std::size_t encode_frame_header(unsigned char (&h)[kMaxFrameHeader], Opcode opcode,
+                                std::uint64_t len, bool fin = true, bool rsv1 = false,
+                                const unsigned char* mask = nullptr);
 
 /// Appends one frame to `out`. With `mask` (4 bytes) the payload is masked, as clients
 /// must. Throws std::invalid_argument for a control frame over 125 bytes.
@@ -139,6 +158,12 @@ class FrameWriter {
 
   /// A whole message in one frame.
   std::string message(std::string_view data, bool binary);
+  /// For a message sent as it is (a server's, not compressed): writes its frame header
+  /// into `h` and returns the header's length, so that the payload goes out from the
+  /// caller's memory with no copy. 0 when the message needs message() (masking,
+  /// compression).
+  std::size_t plain_message_header(unsigned char (&h)[kMaxFrameHeader], std::string_view data,
+                                   bool binary) const;
   std::string ping(std::string_view payload) { return control(Opcode::kPing, payload); }
   std::string pong(std::string_view payload) { return control(Opcode::kPong, payload); }
   /// A close frame; code 0 sends one without a code (and without reason). Reasons are

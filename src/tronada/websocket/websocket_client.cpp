@@ -184,18 +184,23 @@ Task<std::shared_ptr<WebSocketClientConnection>> websocket_connect_task(
     throw WebSocketHandshakeError(status, e.what());
   }
 
-  std::weak_ptr<WebSocketClientConnection> weak = conn;
-  ws::ConnectionCallbacks callbacks;
-  callbacks.on_message = [weak](std::string&& data, bool binary) {
-    if (auto c = weak.lock()) c->deliver(WebSocketMessage{std::move(data), binary});
+  // The delegate holds the client connection weakly: the user's pointer decides when it
+  // goes, the WebSocket (which holds its delegate until on_close) does not.
+  struct Events final : ws::ConnectionDelegate {
+    std::weak_ptr<WebSocketClientConnection> weak;
+    void on_message(std::string&& data, bool binary) override {
+      if (auto c = weak.lock()) c->deliver(WebSocketMessage{std::move(data), binary});
+    }
+    void on_pong(std::string_view data) override {
+      if (auto c = weak.lock(); c && c->on_pong) c->on_pong(data);
+    }
+    void on_close(std::uint16_t code, std::string reason) override {
+      if (auto c = weak.lock()) c->finish(code, std::move(reason));
+    }
   };
-  callbacks.on_pong = [weak](std::string_view data) {
-    if (auto c = weak.lock(); c && c->on_pong) c->on_pong(data);
-  };
-  callbacks.on_close = [weak](std::uint16_t code, std::string reason) {
-    if (auto c = weak.lock()) c->finish(code, std::move(reason));
-  };
-  conn->ws_ = ws::WebSocketConnection::create(stream, std::move(copts), std::move(callbacks));
+  auto events = std::make_shared<Events>();
+  events->weak = conn;
+  conn->ws_ = ws::WebSocketConnection::create(stream, std::move(copts), std::move(events));
   // Frames the server sent right behind its 101 are still in the stream's buffer; the
   // data handler gets them first.
   conn->ws_->start();

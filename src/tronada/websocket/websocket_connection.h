@@ -47,15 +47,22 @@ struct ConnectionOptions {
   DeflateOptions deflate_options;
 };
 
-/// What the connection reports. Each runs on the loop, never re-entered; none may be
-/// empty except on_ping/on_pong.
-struct ConnectionCallbacks {
-  std::function<void(std::string&& message, bool binary)> on_message;
-  std::function<void(std::string_view data)> on_ping;
-  std::function<void(std::string_view data)> on_pong;
+/// What the connection reports, each on the loop, never re-entered.
+class ConnectionDelegate {
+ public:
+  virtual ~ConnectionDelegate() = default;
+  virtual void on_message(std::string&& message, bool binary) = 0;
+  /// A message whose bytes are the connection's only during the call (one that came
+  /// whole in one read): the default copies it for on_message; a delegate that needs
+  /// no copy (WebSocketHandler's on_message takes a view) overrides it.
+  virtual void on_message_view(std::string_view message, bool binary) {
+    on_message(std::string(message), binary);
+  }
+  virtual void on_ping(std::string_view data) { (void)data; }
+  virtual void on_pong(std::string_view data) { (void)data; }
   /// Once, when the stream has closed: the peer's close code and reason (1005 when its
   /// close frame had no code, 1006 when no close frame came at all).
-  std::function<void(std::uint16_t code, std::string reason)> on_close;
+  virtual void on_close(std::uint16_t code, std::string reason) = 0;
 };
 
 /// One WebSocket over a stream that the opening handshake already switched.
@@ -64,15 +71,20 @@ struct ConnectionCallbacks {
 /// once the stream's write queue is below its high-water mark. Inbound flow control is
 /// pause_reading()/resume_reading() (the client pauses while its read queue is full).
 ///
-/// Lifetime: held by shared_ptr; the stream's close callback holds one reference from
-/// start() until the stream closes, so the connection lives as long as its socket
-/// whatever its users do. Timers hold only weak references. Callbacks are cleared once
-/// on_close ran, which breaks cycles through the user's objects.
+/// Lifetime: held by shared_ptr; the connection holds itself (self_) from create()
+/// until its stream's close callback ran, so it lives as long as its socket whatever its
+/// users do. Timers hold only weak references. The delegate is held (the shared_ptr
+/// given, which may own more than the delegate: WebSocketHandler passes one that owns
+/// the handler) until on_close returned, which breaks cycles through the user's objects.
 class WebSocketConnection : public std::enable_shared_from_this<WebSocketConnection> {
+  struct Token {};  // create() only; public for make_shared's sake
+
  public:
+  WebSocketConnection(Token, std::shared_ptr<IOStream> stream, ConnectionOptions options,
+                      std::shared_ptr<ConnectionDelegate> delegate);
   static std::shared_ptr<WebSocketConnection> create(std::shared_ptr<IOStream> stream,
                                                      ConnectionOptions options,
-                                                     ConnectionCallbacks callbacks);
+                                                     std::shared_ptr<ConnectionDelegate> delegate);
   ~WebSocketConnection();
 
   /// Starts reading; `leftover` is input that arrived with the handshake.
@@ -102,12 +114,10 @@ class WebSocketConnection : public std::enable_shared_from_this<WebSocketConnect
   bool closing() const { return close_sent_ || close_received_ || stream_closed_; }
   bool closed() const { return stream_closed_; }
   /// Completes once the stream closed and on_close ran.
-  Future<void> wait_closed() { return closed_promise_.get_future(); }
+  Future<void> wait_closed();
   IOStream& stream() { return *stream_; }
 
  private:
-  WebSocketConnection(std::shared_ptr<IOStream> stream, ConnectionOptions options,
-                      ConnectionCallbacks callbacks);
   void on_data(std::string_view data);
   void handle(Event& e);
   void fail(std::uint16_t code, const std::string& reason);
@@ -116,26 +126,43 @@ class WebSocketConnection : public std::enable_shared_from_this<WebSocketConnect
   void on_stream_closed();
   void schedule_ping();
   void arm_close_timeout();
+  void link_open_server();
+  void unlink_open_server();
 
+  // Ourselves until the stream's close callback ran (see Lifetime): a member rather
+  // than the callback's capture, which std::function would keep on the heap.
+  std::shared_ptr<WebSocketConnection> self_;
   std::shared_ptr<IOStream> stream_;
-  ConnectionOptions options_;
-  ConnectionCallbacks callbacks_;
+  std::shared_ptr<ConnectionDelegate> delegate_;
   std::unique_ptr<PerMessageDeflate> deflate_;
   FrameParser parser_;
   FrameWriter writer_;
-  std::vector<Event> events_;
-  Promise<void> closed_promise_;
+  // Only what is needed after construction of the options (the parser keeps the size
+  // limit, deflate_ the compression settings): an idle WebSocket holds no more.
+  Duration ping_interval_;
+  Duration ping_timeout_;
+  Duration close_timeout_;
+  // Made by the first wait_closed(): the server side never asks, and a promise is a heap
+  // block per connection.
+  std::unique_ptr<Promise<void>> closed_promise_;
   TimeoutHandle ping_timer_;
   TimeoutHandle pong_timer_;
   TimeoutHandle close_timer_;
+  // The list of open server connections (close_all_server), intrusive: no node to
+  // allocate per connection.
+  WebSocketConnection* prev_open_ = nullptr;
+  WebSocketConnection* next_open_ = nullptr;
 
-  std::uint16_t peer_code_ = close_code::kAbnormal;
   std::string peer_reason_;
+  std::uint16_t peer_code_ = close_code::kAbnormal;
+  Role role_;
   bool close_sent_ = false;
   bool close_received_ = false;
   bool stream_closed_ = false;
   bool awaiting_pong_ = false;
   bool dispatching_ = false;
+  bool open_listed_ = false;
+  bool close_reported_ = false;
 };
 
 }  // namespace ws

@@ -306,3 +306,38 @@ TEST(WsFrameCodec, ControlPayloadOver125IsRefusedByTheWriter) {
   EXPECT_THROW(w.ping(std::string(126, 'x')), std::invalid_argument);
   EXPECT_NO_THROW(w.ping(std::string(125, 'x')));
 }
+
+TEST(WsFrameCodec, WholeMessagesGoIntoTheArenaAsViews) {
+  // Two whole messages, a fragmented one and a ping in one read: the whole ones are views
+  // into the arena (no string each), the rest as without an arena.
+  std::string bytes =
+      client_frame(Opcode::kText, "first") + client_frame(Opcode::kBinary, std::string(300, 'b')) +
+      client_frame(Opcode::kText, "frag", false) + client_frame(Opcode::kPing, "p") +
+      client_frame(Opcode::kContinuation, "ment") + client_frame(Opcode::kText, "split");
+  FrameParser p(Role::kServer, 1 << 20);
+  std::vector<Event> events;
+  std::string arena;
+  // The last frame arrives in two reads: it is assembled as before, not viewed.
+  ASSERT_TRUE(p.feed(std::string_view(bytes).substr(0, bytes.size() - 2), events, &arena));
+  ASSERT_TRUE(p.feed(std::string_view(bytes).substr(bytes.size() - 2), events, &arena));
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_EQ(events[0].type, Event::Type::kText);
+  EXPECT_EQ(events[0].view, "first");
+  EXPECT_TRUE(events[0].data.empty());
+  EXPECT_EQ(events[1].type, Event::Type::kBinary);
+  EXPECT_EQ(events[1].payload(), std::string(300, 'b'));
+  EXPECT_EQ(events[2].type, Event::Type::kPing);
+  EXPECT_EQ(events[3].type, Event::Type::kText);
+  EXPECT_EQ(events[3].data, "fragment");
+  EXPECT_TRUE(events[3].view.empty());
+  EXPECT_EQ(events[4].payload(), "split");
+  EXPECT_TRUE(events[4].view.empty());
+
+  // Invalid UTF-8 in a whole text message still fails with 1007.
+  FrameParser q(Role::kServer, 1 << 20);
+  events.clear();
+  arena.clear();
+  EXPECT_FALSE(q.feed(client_frame(Opcode::kText, "\xff"), events, &arena));
+  EXPECT_EQ(q.error_code(), close_code::kInvalidPayload);
+  EXPECT_TRUE(events.empty());
+}

@@ -20,7 +20,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Side {
+struct Side final : ws::ConnectionDelegate {
   std::shared_ptr<ws::WebSocketConnection> conn;
   std::vector<std::string> messages;
   std::vector<std::string> pings;
@@ -28,18 +28,18 @@ struct Side {
   std::uint16_t code = 0;
   std::string reason;
 
-  ws::ConnectionCallbacks callbacks() {
-    ws::ConnectionCallbacks cb;
-    cb.on_message = [this](std::string&& m, bool binary) {
-      messages.push_back((binary ? "b:" : "t:") + m);
-    };
-    cb.on_ping = [this](std::string_view d) { pings.emplace_back(d); };
-    cb.on_close = [this](std::uint16_t c, std::string r) {
-      ++closes;
-      code = c;
-      reason = std::move(r);
-    };
-    return cb;
+  void on_message(std::string&& m, bool binary) override {
+    messages.push_back((binary ? "b:" : "t:") + m);
+  }
+  void on_ping(std::string_view d) override { pings.emplace_back(d); }
+  void on_close(std::uint16_t c, std::string r) override {
+    ++closes;
+    code = c;
+    reason = std::move(r);
+  }
+  // Owns nothing: the fixture outlives the connection's use of it.
+  std::shared_ptr<ws::ConnectionDelegate> delegate() {
+    return std::shared_ptr<ws::ConnectionDelegate>(std::shared_ptr<void>(), this);
   }
 };
 
@@ -62,13 +62,13 @@ class WsConnectionTest : public ::testing::Test {
   void start_server(ws::ConnectionOptions options = {}) {
     options.role = ws::Role::kServer;
     server_.conn = ws::WebSocketConnection::create(IOStream::from_fd(server_fd_, {}, &loop_),
-                                                   options, server_.callbacks());
+                                                   options, server_.delegate());
     server_.conn->start();
   }
   void start_client(ws::ConnectionOptions options = {}) {
     options.role = ws::Role::kClient;
     client_.conn = ws::WebSocketConnection::create(IOStream::from_fd(client_fd_, {}, &loop_),
-                                                   options, client_.callbacks());
+                                                   options, client_.delegate());
     client_.conn->start();
   }
   // The client end stays a raw socket the test reads (and never answers on).
