@@ -12,9 +12,16 @@ using namespace tronada;
 class EchoHandler : public WebSocketHandler {
  public:
   void on_message(std::string_view message, bool binary) override {
-    // Echo servers are reached from pages and tools on any origin.
+    // /ws-header answers "header NAME" with that request header's value, read after
+    // open() (the tests' check of keep_request_headers).
+    if (keep_request_headers() && message.starts_with("header ")) {
+      auto value = request().headers.get(message.substr(7));
+      (void)write_message(value ? *value : std::string_view("(none)"), false);
+      return;
+    }
     (void)write_message(message, binary);
   }
+  bool keep_request_headers() const override { return request().path == "/ws-header"; }
   bool check_origin(std::string_view origin) override {
     // /ws-same-origin keeps Tornado's default (the tests check the 403).
     if (request().path == "/ws-same-origin") return WebSocketHandler::check_origin(origin);
@@ -36,7 +43,8 @@ int main(int argc, char** argv) {
   ApplicationSettings settings;
   settings.log_function = [](const RequestHandler&) {};
   Application app(
-      {Rule("/ws", handler<EchoHandler>()), Rule("/ws-same-origin", handler<EchoHandler>())},
+      {Rule("/ws", handler<EchoHandler>()), Rule("/ws-same-origin", handler<EchoHandler>()),
+       Rule("/ws-header", handler<EchoHandler>())},
       settings);
   HTTPServer& server = app.listen(args.port, args.address);
   std::printf("listening on ws://%s:%d/ws\n", args.address.c_str(), server.ports().at(0));

@@ -145,6 +145,23 @@ def test_subprotocol_and_close_code(echo):
     run(go())
 
 
+def test_request_headers_after_open_only_when_kept(echo):
+    # By default request() drops its header fields once open() returned (an idle
+    # WebSocket holds no more than it needs); keep_request_headers() keeps them, as
+    # Tornado keeps its request.
+    async def go():
+        headers = {"X-Team": "blue"}
+        async with websockets.connect(echo + "/ws-header", extra_headers=headers) as ws:
+            await ws.send("header X-Team")
+            assert await ws.recv() == "blue"
+            await ws.send("header X-Missing")
+            assert await ws.recv() == "(none)"
+        async with websockets.connect(echo + "/ws", extra_headers=headers) as ws:
+            await ws.send("header X-Team")
+            assert await ws.recv() == "header X-Team"  # plain echo there
+    run(go())
+
+
 def test_message_over_10_mib_closes_with_1009(echo):
     async def go():
         async with websockets.connect(echo + "/ws", compression=None, max_size=None) as ws:

@@ -373,11 +373,11 @@ void RequestHandler::complete_elsewhere(int status, std::uint64_t body_bytes) {
   if (finished_promise_) finished_promise_->try_set_result();
 }
 
-void RequestHandler::release_exchange() {
+void RequestHandler::release_exchange(bool keep_request_headers) {
   headers_ = HTTPHeaders();
   std::string().swap(body_);
   arguments_.reset();
-  request_->headers = HTTPHeaders();
+  if (!keep_request_headers) request_->headers = HTTPHeaders();
   std::string().swap(request_->body);
   request_->connection.reset();
 }

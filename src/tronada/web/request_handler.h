@@ -194,8 +194,8 @@ class RequestHandler : public detail::PooledObject {
   /// exchange was completed elsewhere: frees what only the exchange needed, the response's
   /// header fields and body buffer, the parsed arguments, and the request's header fields,
   /// body and response channel (which holds the HTTP/1 connection). request() keeps its
-  /// request line, addresses and host.
-  void release_exchange();
+  /// request line, addresses and host, and its header fields if `keep_request_headers`.
+  void release_exchange(bool keep_request_headers = false);
 
  private:
   friend class Application;

@@ -140,7 +140,7 @@ Task<void> WebSocketHandler::get() {
   // An idle WebSocket should hold no more than the protocol needs: the request's fields
   // and the HTTP/1 connection go (request() keeps its line, addresses and host), and so
   // does this coroutine, and with it the request's task.
-  release_exchange();
+  release_exchange(keep_request_headers());
   ws_->start(std::move(detached.leftover));
 }
 

@@ -40,8 +40,8 @@ namespace tronada {
 /// request() after open(): its header fields and body are released once open() returned
 /// (an idle WebSocket keeps only what the protocol needs); the request line (method, uri,
 /// path, query, version), remote_ip/remote_port, protocol, host and start_time stay.
-/// Read in open() whatever header or cookie later callbacks need. (Tornado keeps the
-/// whole request; changed in issue 18.)
+/// Read in open() whatever header or cookie later callbacks need, or override
+/// keep_request_headers() to keep the fields, as Tornado keeps its whole request.
 class WebSocketHandler : public RequestHandler {
  public:
   WebSocketHandler();
@@ -52,6 +52,10 @@ class WebSocketHandler : public RequestHandler {
   virtual Task<void> open();
   /// A whole message; `binary` for binary frames, otherwise text (valid UTF-8).
   virtual void on_message(std::string_view message, bool binary) = 0;
+  /// True keeps request()'s header fields (and so its cookies) after open(), as Tornado
+  /// keeps its request, for callbacks that read them later; each open WebSocket then
+  /// holds them (a browser sends one to two kilobytes).
+  virtual bool keep_request_headers() const { return false; }
   virtual void on_ping(std::string_view data) { (void)data; }
   virtual void on_pong(std::string_view data) { (void)data; }
   /// The connection closed: `code` and `reason` are the peer's (1005 if its close frame
