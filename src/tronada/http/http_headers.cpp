@@ -6,6 +6,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace tronada {
 
 namespace detail {
@@ -233,9 +237,16 @@ std::size_t HTTPHeaders::remove(std::string_view name) {
                        [&](const HeaderField& f) { return detail::iequals(f.name, name); });
 }
 
+namespace {
+
+constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+
+}  // namespace
+
 bool is_valid_header_name(std::string_view name) {
-  // A plain loop over the table: std::all_of with is_tchar made a call per character,
-  // and every response field is checked.
+  // A plain loop over the table: std::all_of with is_tchar made a call per character.
+  // (Eight bytes at a time measured no faster: the names sent are mostly short.)
   if (name.empty()) return false;
   for (char c : name) {
     if (!detail::kTchar[static_cast<unsigned char>(c)]) return false;
@@ -244,23 +255,39 @@ bool is_valid_header_name(std::string_view name) {
 }
 
 bool is_valid_header_value(std::string_view value) {
-  // Eight bytes at a time (the zero-byte test on the word xor each forbidden byte): a
-  // loop per character was the largest single cost of writing a response head.
-  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  // Many bytes at a time (the last block overlapping the one before it rather than a
+  // byte loop): a loop per character was the largest single cost of a response head.
+  const char* p = value.data();
+  const std::size_t n = value.size();
+#if defined(__SSE2__)
+  if (n >= 16) {
+    const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), nul = _mm_setzero_si128();
+    for (std::size_t i = 0;; i += 16) {
+      if (i + 16 > n) i = n - 16;
+      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+      __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)),
+                                 _mm_cmpeq_epi8(v, nul));
+      if (_mm_movemask_epi8(bad) != 0) return false;
+      if (i + 16 == n) return true;
+    }
+  }
+#endif
+  // Nonzero if some byte of `word` equals `byte` (the zero-byte test on the xor).
   auto has = [](std::uint64_t word, unsigned char byte) {
     std::uint64_t x = word ^ (kOnes * byte);
     return (x - kOnes) & ~x & kHighs;
   };
-  const char* p = value.data();
-  std::size_t n = value.size();
-  for (; n >= 8; p += 8, n -= 8) {
-    std::uint64_t word;
-    std::memcpy(&word, p, 8);
-    if (has(word, '\0') | has(word, '\r') | has(word, '\n')) return false;
+  if (n >= 8) {
+    for (std::size_t i = 0;; i += 8) {
+      if (i + 8 > n) i = n - 8;
+      std::uint64_t word;
+      std::memcpy(&word, p + i, 8);
+      if (has(word, '\0') | has(word, '\r') | has(word, '\n')) return false;
+      if (i + 8 == n) return true;
+    }
   }
-  for (; n > 0; ++p, --n) {
-    if (*p == '\r' || *p == '\n' || *p == '\0') return false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0') return false;
   }
   return true;
 }
