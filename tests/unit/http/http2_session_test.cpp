@@ -541,6 +541,36 @@ TEST_F(HTTP2SessionTest, WholeResponseFromViewsAndInjectionRefused) {
   EXPECT_EQ(h.headers["content-length"], "5");
 }
 
+TEST_F(HTTP2SessionTest, CheckedFieldsAreLowercasedAsOthers) {
+  hold_ = true;
+  start();
+  auto ok = request("GET", "/ok");
+  run_until([&] {
+    pump();
+    return requests_.size() == 1;
+  });
+  // Vouched for by the sender: lowercased a word at a time without the checks. Letters
+  // at both ends of a word, other token characters, names shorter than a word and
+  // longer than two.
+  HeaderRef fields[] = {{"Content-Type", "text/plain", true},
+                        {"A", "1", true},
+                        {"ZZ-Top", "2", true},
+                        {"AbcdefgH", "3", true},
+                        {"X-Some~Token!Chars_Az", "4", true},
+                        {"ETag", "\"abc\"", true},
+                        {"Last-Modified", "Mon, 07 Dec 2026 10:00:00 GMT", true}};
+  requests_[0]->connection->write_whole_response(200, fields, "hello");
+  auto& r = wait(ok);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "text/plain");
+  EXPECT_EQ(r.headers["a"], "1");
+  EXPECT_EQ(r.headers["zz-top"], "2");
+  EXPECT_EQ(r.headers["abcdefgh"], "3");
+  EXPECT_EQ(r.headers["x-some~token!chars_az"], "4");
+  EXPECT_EQ(r.headers["etag"], "\"abc\"");
+  EXPECT_EQ(r.headers["last-modified"], "Mon, 07 Dec 2026 10:00:00 GMT");
+}
+
 TEST_F(HTTP2SessionTest, FileRegionsGoOutInOrderWithTheBody) {
   hold_ = true;
   start();
