@@ -556,6 +556,9 @@ TEST_F(HTTP2SessionTest, CheckedFieldsAreLowercasedAsOthers) {
                         {"A", "1", true},
                         {"ZZ-Top", "2", true},
                         {"AbcdefgH", "3", true},
+                        {"XyZ", "5", true},
+                        {"Q-Abcdef", "6", true},
+                        {"ABCDEFGHI", "7", true},
                         {"X-Some~Token!Chars_Az", "4", true},
                         {"ETag", "\"abc\"", true},
                         {"Last-Modified", "Mon, 07 Dec 2026 10:00:00 GMT", true}};
@@ -566,6 +569,9 @@ TEST_F(HTTP2SessionTest, CheckedFieldsAreLowercasedAsOthers) {
   EXPECT_EQ(r.headers["a"], "1");
   EXPECT_EQ(r.headers["zz-top"], "2");
   EXPECT_EQ(r.headers["abcdefgh"], "3");
+  EXPECT_EQ(r.headers["xyz"], "5");
+  EXPECT_EQ(r.headers["q-abcdef"], "6");
+  EXPECT_EQ(r.headers["abcdefghi"], "7");
   EXPECT_EQ(r.headers["x-some~token!chars_az"], "4");
   EXPECT_EQ(r.headers["etag"], "\"abc\"");
   EXPECT_EQ(r.headers["last-modified"], "Mon, 07 Dec 2026 10:00:00 GMT");
