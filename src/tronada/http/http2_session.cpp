@@ -375,6 +375,8 @@ int HTTP2Session::on_header(nghttp2_session* session, const nghttp2_frame* frame
     if (!s->cookies.empty()) s->cookies.append("; ");
     s->cookies.append(v);
   } else {
+    // nghttp2 lets only lowercase names through (RFC 9113 8.2.1).
+    if (s->host_field < 0 && n == "host") s->host_field = static_cast<int>(req.headers.size());
     req.headers.add(n, v);
   }
   return 0;
@@ -401,9 +403,18 @@ void HTTP2Session::dispatch_request(HTTP2StreamState& s) {
     reject(s, 431);
     return;
   }
-  if (!s.authority.empty() && !req.headers.contains("Host")) req.headers.add("Host", s.authority);
+  bool authority_as_host = !s.authority.empty() && s.host_field < 0;
+  if (authority_as_host) req.headers.add("Host", s.authority);
   if (!s.cookies.empty()) req.headers.add("Cookie", s.cookies);
-  if (req.method == "CONNECT" || !req.parse_target()) {
+  // The Host field's value as on_header saw it go in (after the last add: a view into
+  // the fields would not survive their vector growing); without either, as for the
+  // request an h2c upgrade carried over, its fields are searched.
+  auto parse_target = [&] {
+    if (s.host_field >= 0) return req.parse_target(req.headers.begin()[s.host_field].value);
+    if (authority_as_host) return req.parse_target(s.authority);
+    return req.parse_target();
+  };
+  if (req.method == "CONNECT" || !parse_target()) {
     reject(s, req.method == "CONNECT" ? 405 : 400);
     return;
   }

@@ -275,6 +275,27 @@ TEST_F(HTTP2SessionTest, AnswersRequestsWithFieldsAndBodies) {
   EXPECT_EQ(req.headers.get("X-Y").value_or(""), "z");
 }
 
+TEST_F(HTTP2SessionTest, HostFieldWinsOverAuthority) {
+  start();
+  // A host field among many (the fields' vector grows after it went in) and a cookie
+  // added behind them all; then one with :authority alone.
+  std::vector<std::pair<std::string, std::string>> fields = {{"x-a", "1"},
+                                                             {"host", "host.example:8080"}};
+  for (int i = 0; i < 12; ++i) fields.emplace_back("x-" + std::to_string(i), "v");
+  fields.emplace_back("cookie", "c=1");
+  auto a = request("GET", "/a", "", fields);
+  auto b = request("GET", "/b");
+  wait(a);
+  wait(b);
+  ASSERT_EQ(requests_.size(), 2u);
+  EXPECT_EQ(requests_[0]->host, "host.example:8080");
+  EXPECT_EQ(requests_[0]->host_name, "host.example");
+  EXPECT_EQ(requests_[0]->headers.get("Host").value_or(""), "host.example:8080");
+  EXPECT_EQ(requests_[0]->headers.get("Cookie").value_or(""), "c=1");
+  EXPECT_EQ(requests_[1]->host, "example");
+  EXPECT_EQ(requests_[1]->headers.get("Host").value_or(""), "example");
+}
+
 TEST_F(HTTP2SessionTest, StreamsAnswerOutOfOrder) {
   hold_ = true;
   start();
