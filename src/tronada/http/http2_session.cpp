@@ -335,7 +335,9 @@ int HTTP2Session::on_begin_headers(nghttp2_session* session, const nghttp2_frame
   nghttp2_session_set_stream_user_data(session, s->id, s.get());
   self->receiving_ = s.get();
   self->add_open(std::move(s));
-  self->update_timeouts();
+  // Only the idle clock can need stopping now; the flush that follows every
+  // nghttp2_session_mem_recv brings both clocks up to date (update_timeouts) anyway.
+  if (self->open_count_ == 1) self->idle_timeout_.disarm();
   return 0;
 }
 
@@ -528,7 +530,9 @@ int HTTP2Session::on_stream_close(nghttp2_session* session, std::int32_t id,
   s->close_callback = nullptr;
   s->message.reset();
   s->request.reset();  // breaks the request -> connection -> state cycle
-  self->update_timeouts();
+  // No update_timeouts: nghttp2 closes streams only within mem_recv and mem_send, and
+  // the flush that ends both (the one running, or the one after on_data's mem_recv)
+  // arms the idle clock once the last stream is gone.
   return 0;
 }
 

@@ -474,6 +474,31 @@ TEST_F(HTTP2SessionTest, IdleTimeoutSendsGoaway) {
   EXPECT_EQ(goaway_code_, 0u);
 }
 
+TEST_F(HTTP2SessionTest, IdleTimeoutWaitsWhileAStreamIsOpen) {
+  hold_ = true;
+  HTTPServerOptions o;
+  o.idle_timeout = 50ms;
+  start(o);
+  auto id = request("GET", "/slow");
+  run_until([&] {
+    pump();
+    return requests_.size() == 1;
+  });
+  // Four idle timeouts pass with the stream open and unanswered: no GOAWAY.
+  TimePoint until = Clock::now() + 200ms;
+  run_until([&] {
+    pump();
+    return Clock::now() > until;
+  });
+  EXPECT_FALSE(goaway_);
+  requests_[0]->connection->write_whole_response(200, {}, "late");
+  EXPECT_EQ(wait(id).body, "late");
+  // The last stream closed: now the connection is idle.
+  run_until([&] { return pump(); });
+  EXPECT_TRUE(goaway_);
+  EXPECT_EQ(goaway_code_, 0u);
+}
+
 TEST_F(HTTP2SessionTest, PausedBodyHoldsThePeerBackByItsWindow) {
   std::size_t received = 0;
   std::shared_ptr<HTTPServerRequest> paused;
