@@ -8,6 +8,7 @@
 #endif
 
 #include <array>
+#include <cassert>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -130,6 +131,53 @@ bool is_valid_field_value(std::string_view value) {
   return true;
 }
 
+/// lowercase_field_name for a name its sender checked already (HeaderRef::checked, a
+/// token): only the letters change, eight bytes at a time, with no test on the way. The
+/// checks were a third of what a static answer's fields cost over HTTP/2.
+void lowercase_token(std::string_view name, char* out) {
+  // A token is ASCII, so no byte carries into the next (see lowercase_common_word).
+  auto lower = [](auto word) {
+    using W = decltype(word);
+    constexpr W ones = static_cast<W>(kOnes), highs = static_cast<W>(kHighs);
+    W upper = (word + ones * (0x80 - 'A')) & ~(word + ones * (0x80 - 'Z' - 1)) & highs;
+    return static_cast<W>(word | (upper >> 2));
+  };
+  // Whole words, the last one overlapping the one before it (lowercasing a byte twice
+  // changes nothing): a byte loop over the rest cost more than the words did.
+  auto words = [&](auto word, std::size_t n) {
+    constexpr std::size_t w = sizeof word;
+    for (std::size_t i = 0;; i += w) {
+      if (i + w > n) i = n - w;
+      std::memcpy(&word, name.data() + i, w);
+      word = lower(word);
+      std::memcpy(out + i, &word, w);
+      if (i + w == n) return;
+    }
+  };
+  const std::size_t n = name.size();
+  if (n >= 8) {
+    words(std::uint64_t{}, n);
+  } else if (n >= 4) {
+    words(std::uint32_t{}, n);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      char c = name[i];
+      out[i] = static_cast<unsigned char>(c - 'A') < 26 ? static_cast<char>(c + 32) : c;
+    }
+  }
+}
+
+/// Whether a field's sender vouched for it (HeaderRef::checked); HTTPHeaders' fields
+/// are checked here.
+template <typename Field>
+bool checked_by_sender(const Field& f) {
+  if constexpr (requires { f.checked; }) {
+    return f.checked;
+  } else {
+    return false;
+  }
+}
+
 nghttp2_nv make_nv(const std::string& name, const std::string& value) {
   return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
@@ -234,7 +282,10 @@ void HTTP2Session::write_response_fields(HTTP2StreamState& s, int status, const 
   bool has_date = false, has_server = false;
   for (const auto& f : headers) {
     std::string_view name_in(f.name), value(f.value);
-    if (!lowercase_field_name(name_in, p) || !is_valid_field_value(value)) {
+    if (checked_by_sender(f)) {
+      assert(lowercase_field_name(name_in, p) && is_valid_field_value(value));
+      lowercase_token(name_in, p);
+    } else if (!lowercase_field_name(name_in, p) || !is_valid_field_value(value)) {
       s.head_block.reset();
       throw std::invalid_argument("invalid response header field: " + std::string(name_in));
     }

@@ -335,7 +335,9 @@ int HTTP2Session::on_begin_headers(nghttp2_session* session, const nghttp2_frame
   nghttp2_session_set_stream_user_data(session, s->id, s.get());
   self->receiving_ = s.get();
   self->add_open(std::move(s));
-  self->update_timeouts();
+  // Only the idle clock can need stopping now; the flush that follows every
+  // nghttp2_session_mem_recv brings both clocks up to date (update_timeouts) anyway.
+  if (self->open_count_ == 1) self->idle_timeout_.disarm();
   return 0;
 }
 
@@ -375,6 +377,8 @@ int HTTP2Session::on_header(nghttp2_session* session, const nghttp2_frame* frame
     if (!s->cookies.empty()) s->cookies.append("; ");
     s->cookies.append(v);
   } else {
+    // nghttp2 lets only lowercase names through (RFC 9113 8.2.1).
+    if (s->host_field < 0 && n == "host") s->host_field = static_cast<int>(req.headers.size());
     req.headers.add(n, v);
   }
   return 0;
@@ -401,9 +405,18 @@ void HTTP2Session::dispatch_request(HTTP2StreamState& s) {
     reject(s, 431);
     return;
   }
-  if (!s.authority.empty() && !req.headers.contains("Host")) req.headers.add("Host", s.authority);
+  bool authority_as_host = !s.authority.empty() && s.host_field < 0;
+  if (authority_as_host) req.headers.add("Host", s.authority);
   if (!s.cookies.empty()) req.headers.add("Cookie", s.cookies);
-  if (req.method == "CONNECT" || !req.parse_target()) {
+  // The Host field's value as on_header saw it go in (after the last add: a view into
+  // the fields would not survive their vector growing); without either, as for the
+  // request an h2c upgrade carried over, its fields are searched.
+  auto parse_target = [&] {
+    if (s.host_field >= 0) return req.parse_target(req.headers.begin()[s.host_field].value);
+    if (authority_as_host) return req.parse_target(s.authority);
+    return req.parse_target();
+  };
+  if (req.method == "CONNECT" || !parse_target()) {
     reject(s, req.method == "CONNECT" ? 405 : 400);
     return;
   }
@@ -517,7 +530,9 @@ int HTTP2Session::on_stream_close(nghttp2_session* session, std::int32_t id,
   s->close_callback = nullptr;
   s->message.reset();
   s->request.reset();  // breaks the request -> connection -> state cycle
-  self->update_timeouts();
+  // No update_timeouts: nghttp2 closes streams only within mem_recv and mem_send, and
+  // the flush that ends both (the one running, or the one after on_data's mem_recv)
+  // arms the idle clock once the last stream is gone.
   return 0;
 }
 

@@ -103,6 +103,9 @@ struct HTTP2StreamState {
   std::string cookies;  // "cookie" fields joined with "; " (RFC 9113 8.2.3)
   std::size_t header_bytes = 0;
   std::size_t header_count = 0;
+  // Where on_header put the first "host" field among the request's, or -1: a search by
+  // name when the request is dispatched compared every field.
+  int host_field = -1;
   // The response head nghttp2 encodes: its fields point into these (no copies), so they
   // are kept until END_STREAM is sent or the stream closes, whichever comes first. Either
   // fields (names lowercased) from write_headers, or one block of names and values from

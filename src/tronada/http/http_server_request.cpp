@@ -40,8 +40,17 @@ std::string_view split_host_name(std::string_view host) {
 }
 
 bool HTTPServerRequest::parse_target() {
+  if (auto h = headers.get("Host")) return parse_target(*h);
+  return parse_target_rest();
+}
+
+bool HTTPServerRequest::parse_target(std::string_view host_field) {
+  host.assign(host_field);
+  return parse_target_rest();
+}
+
+bool HTTPServerRequest::parse_target_rest() {
   std::string_view target = uri;
-  if (auto h = headers.get("Host")) host.assign(*h);
   if (method == "CONNECT") {
     // authority-form: "host:port" names the tunnel's other end; there is no path.
     host.assign(target);

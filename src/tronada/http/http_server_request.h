@@ -46,8 +46,14 @@ class HTTPServerRequest {
   /// Fills path, query from `uri` (origin-form or absolute-form) and host/host_name from
   /// the Host header. Returns false for a target that is neither.
   bool parse_target();
+  /// parse_target() with the Host field's value already found by the caller (HTTP/2
+  /// knows it from receiving the fields), which saves searching for it.
+  bool parse_target(std::string_view host_field);
 
  private:
+  // Both parse_targets once `host` holds the Host field's value (or what it held).
+  bool parse_target_rest();
+
   TimePoint finish_time_{};
 };
 

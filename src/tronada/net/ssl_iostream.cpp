@@ -40,6 +40,14 @@ class TLSVerifyCategory final : public std::error_category {
   std::string message(int code) const override { return X509_verify_cert_error_string(code); }
 };
 
+// SSL_get_error reads the thread's error queue, so a failed call must not find errors
+// left there by someone else. ERR_clear_error wipes all sixteen slots whether or not
+// any is used (~800 instructions in OpenSSL 3, 1.3 % of an h2 request over TLS); the
+// queue is nearly always empty, and looking costs a tenth of that.
+inline void clear_stale_errors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 // Library and reason only: the packed form is what the category's message decodes.
 int pack_error(unsigned long e) {
   return static_cast<int>((static_cast<unsigned long>(ERR_GET_LIB(e)) << 23) |
@@ -190,7 +198,7 @@ void SSLIOStream::unwatch_for_close() {
 // --- handshake -----------------------------------------------------------------
 
 void SSLIOStream::do_handshake() {
-  ERR_clear_error();
+  clear_stale_errors();
   int ret = SSL_do_handshake(ssl_);
   if (ret != 1) {
     int err = SSL_get_error(ssl_, ret);
@@ -359,7 +367,7 @@ void SSLIOStream::on_transport_data(const char* data, std::size_t len) {
 void SSLIOStream::read_plaintext() {
   std::size_t used = 0;
   while (!closed()) {
-    ERR_clear_error();
+    clear_stale_errors();
     int n = SSL_read(ssl_, t_plain + used, static_cast<int>(kPlainChunk - used));
     if (n > 0) {
       used += static_cast<std::size_t>(n);
@@ -367,6 +375,11 @@ void SSLIOStream::read_plaintext() {
         deliver(t_plain, used);
         used = 0;
       }
+      // Every byte lent is taken and OpenSSL holds no part of a record: another SSL_read
+      // could only say WANT_READ, and with SSL_MODE_RELEASE_BUFFERS it would allocate
+      // and free a 16 KiB record buffer to say it (a third of SSL_read's cost per
+      // socket read).
+      if (in_len_ == 0 && in_rest_pos_ >= in_rest_.size() && !SSL_has_pending(ssl_)) break;
       continue;
     }
     int err = SSL_get_error(ssl_, n);
@@ -434,7 +447,7 @@ void SSLIOStream::encrypt(const char* data, std::size_t len) {
     std::size_t n = std::min(len, kEncryptChunk);
     // One allocation per chunk: records add at most 5 + 16 + 1 bytes to 16 KiB.
     out_.reserve(out_.size() + n + (n / 16384 + 1) * 32);
-    ERR_clear_error();
+    clear_stale_errors();
     int ret = SSL_write(ssl_, data, static_cast<int>(n));
     if (ret <= 0) {
       fail_on_ssl_error(ret, "write");

@@ -275,6 +275,27 @@ TEST_F(HTTP2SessionTest, AnswersRequestsWithFieldsAndBodies) {
   EXPECT_EQ(req.headers.get("X-Y").value_or(""), "z");
 }
 
+TEST_F(HTTP2SessionTest, HostFieldWinsOverAuthority) {
+  start();
+  // A host field among many (the fields' vector grows after it went in) and a cookie
+  // added behind them all; then one with :authority alone.
+  std::vector<std::pair<std::string, std::string>> fields = {{"x-a", "1"},
+                                                             {"host", "host.example:8080"}};
+  for (int i = 0; i < 12; ++i) fields.emplace_back("x-" + std::to_string(i), "v");
+  fields.emplace_back("cookie", "c=1");
+  auto a = request("GET", "/a", "", fields);
+  auto b = request("GET", "/b");
+  wait(a);
+  wait(b);
+  ASSERT_EQ(requests_.size(), 2u);
+  EXPECT_EQ(requests_[0]->host, "host.example:8080");
+  EXPECT_EQ(requests_[0]->host_name, "host.example");
+  EXPECT_EQ(requests_[0]->headers.get("Host").value_or(""), "host.example:8080");
+  EXPECT_EQ(requests_[0]->headers.get("Cookie").value_or(""), "c=1");
+  EXPECT_EQ(requests_[1]->host, "example");
+  EXPECT_EQ(requests_[1]->headers.get("Host").value_or(""), "example");
+}
+
 TEST_F(HTTP2SessionTest, StreamsAnswerOutOfOrder) {
   hold_ = true;
   start();
@@ -453,6 +474,31 @@ TEST_F(HTTP2SessionTest, IdleTimeoutSendsGoaway) {
   EXPECT_EQ(goaway_code_, 0u);
 }
 
+TEST_F(HTTP2SessionTest, IdleTimeoutWaitsWhileAStreamIsOpen) {
+  hold_ = true;
+  HTTPServerOptions o;
+  o.idle_timeout = 50ms;
+  start(o);
+  auto id = request("GET", "/slow");
+  run_until([&] {
+    pump();
+    return requests_.size() == 1;
+  });
+  // Four idle timeouts pass with the stream open and unanswered: no GOAWAY.
+  TimePoint until = Clock::now() + 200ms;
+  run_until([&] {
+    pump();
+    return Clock::now() > until;
+  });
+  EXPECT_FALSE(goaway_);
+  requests_[0]->connection->write_whole_response(200, {}, "late");
+  EXPECT_EQ(wait(id).body, "late");
+  // The last stream closed: now the connection is idle.
+  run_until([&] { return pump(); });
+  EXPECT_TRUE(goaway_);
+  EXPECT_EQ(goaway_code_, 0u);
+}
+
 TEST_F(HTTP2SessionTest, PausedBodyHoldsThePeerBackByItsWindow) {
   std::size_t received = 0;
   std::shared_ptr<HTTPServerRequest> paused;
@@ -539,6 +585,42 @@ TEST_F(HTTP2SessionTest, WholeResponseFromViewsAndInjectionRefused) {
   auto& h = wait(head);
   EXPECT_EQ(h.body, "");
   EXPECT_EQ(h.headers["content-length"], "5");
+}
+
+TEST_F(HTTP2SessionTest, CheckedFieldsAreLowercasedAsOthers) {
+  hold_ = true;
+  start();
+  auto ok = request("GET", "/ok");
+  run_until([&] {
+    pump();
+    return requests_.size() == 1;
+  });
+  // Vouched for by the sender: lowercased a word at a time without the checks. Letters
+  // at both ends of a word, other token characters, names shorter than a word and
+  // longer than two.
+  HeaderRef fields[] = {{"Content-Type", "text/plain", true},
+                        {"A", "1", true},
+                        {"ZZ-Top", "2", true},
+                        {"AbcdefgH", "3", true},
+                        {"XyZ", "5", true},
+                        {"Q-Abcdef", "6", true},
+                        {"ABCDEFGHI", "7", true},
+                        {"X-Some~Token!Chars_Az", "4", true},
+                        {"ETag", "\"abc\"", true},
+                        {"Last-Modified", "Mon, 07 Dec 2026 10:00:00 GMT", true}};
+  requests_[0]->connection->write_whole_response(200, fields, "hello");
+  auto& r = wait(ok);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "text/plain");
+  EXPECT_EQ(r.headers["a"], "1");
+  EXPECT_EQ(r.headers["zz-top"], "2");
+  EXPECT_EQ(r.headers["abcdefgh"], "3");
+  EXPECT_EQ(r.headers["xyz"], "5");
+  EXPECT_EQ(r.headers["q-abcdef"], "6");
+  EXPECT_EQ(r.headers["abcdefghi"], "7");
+  EXPECT_EQ(r.headers["x-some~token!chars_az"], "4");
+  EXPECT_EQ(r.headers["etag"], "\"abc\"");
+  EXPECT_EQ(r.headers["last-modified"], "Mon, 07 Dec 2026 10:00:00 GMT");
 }
 
 TEST_F(HTTP2SessionTest, FileRegionsGoOutInOrderWithTheBody) {
