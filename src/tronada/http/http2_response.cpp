@@ -3,10 +3,6 @@
 // session's lifecycle, input and nghttp2's receiving callbacks are in http2_session.cpp.
 #include <unistd.h>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include <array>
 #include <cassert>
 #include <cerrno>
@@ -92,45 +88,6 @@ bool lowercase_field_name(std::string_view name, char* out) {
   }
 }
 
-/// is_valid_header_value (no NUL, CR or LF), many bytes at a time: every response
-/// field's value is checked, and the byte loop was 2 % of an h2c request's instructions.
-/// The last block overlaps the one before it rather than ending in a byte loop.
-bool is_valid_field_value(std::string_view value) {
-  const char* p = value.data();
-  const std::size_t n = value.size();
-#if defined(__SSE2__)
-  if (n >= 16) {
-    const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), nul = _mm_setzero_si128();
-    for (std::size_t i = 0;; i += 16) {
-      if (i + 16 > n) i = n - 16;
-      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-      __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)),
-                                 _mm_cmpeq_epi8(v, nul));
-      if (_mm_movemask_epi8(bad) != 0) return false;
-      if (i + 16 == n) return true;
-    }
-  }
-#endif
-  // Nonzero if some byte of `word` equals `byte` (the classic zero-byte test on the xor).
-  auto has = [](std::uint64_t word, unsigned char byte) {
-    std::uint64_t x = word ^ (kOnes * byte);
-    return (x - kOnes) & ~x & kHighs;
-  };
-  if (n >= 8) {
-    for (std::size_t i = 0;; i += 8) {
-      if (i + 8 > n) i = n - 8;
-      std::uint64_t word;
-      std::memcpy(&word, p + i, 8);
-      if (has(word, '\0') | has(word, '\r') | has(word, '\n')) return false;
-      if (i + 8 == n) return true;
-    }
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0') return false;
-  }
-  return true;
-}
-
 /// lowercase_field_name for a name its sender checked already (HeaderRef::checked, a
 /// token): only the letters change, eight bytes at a time, with no test on the way. The
 /// checks were a third of what a static answer's fields cost over HTTP/2.
@@ -206,7 +163,7 @@ void HTTP2Session::write_head_fields(HTTP2StreamState& s, int status, const Fiel
   bool has_date = false, has_server = false;
   for (const auto& f : headers) {
     std::string name(std::string_view(f.name).size(), '\0');
-    if (!lowercase_field_name(f.name, name.data()) || !is_valid_field_value(f.value)) {
+    if (!lowercase_field_name(f.name, name.data()) || !is_valid_header_value(f.value)) {
       throw std::invalid_argument("invalid response header field: " + std::string(f.name));
     }
     if (is_connection_specific(name)) continue;
@@ -283,9 +240,9 @@ void HTTP2Session::write_response_fields(HTTP2StreamState& s, int status, const 
   for (const auto& f : headers) {
     std::string_view name_in(f.name), value(f.value);
     if (checked_by_sender(f)) {
-      assert(lowercase_field_name(name_in, p) && is_valid_field_value(value));
+      assert(lowercase_field_name(name_in, p) && is_valid_header_value(value));
       lowercase_token(name_in, p);
-    } else if (!lowercase_field_name(name_in, p) || !is_valid_field_value(value)) {
+    } else if (!lowercase_field_name(name_in, p) || !is_valid_header_value(value)) {
       s.head_block.reset();
       throw std::invalid_argument("invalid response header field: " + std::string(name_in));
     }
