@@ -33,6 +33,7 @@ char lower(char c) {
 struct HeadCursor {
   char* p;
   void put(std::string_view s) {
+    if (s.empty()) return;  // an empty view may have no data(), which memcpy must not get
     std::memcpy(p, s.data(), s.size());
     p += s.size();
   }
