@@ -109,7 +109,7 @@ IOLoop* IOLoop::current_or_null() {
 
 void IOLoop::make_current() {
   t_current = this;
-  thread_tag_ = &detail::t_thread_tag;
+  thread_tag_.store(&detail::t_thread_tag, std::memory_order_relaxed);
 }
 
 void IOLoop::start() {
@@ -117,7 +117,7 @@ void IOLoop::start() {
   if (running_) throw std::logic_error("IOLoop is already running");
   IOLoop* previous = t_current;
   t_current = this;
-  thread_tag_ = &detail::t_thread_tag;
+  thread_tag_.store(&detail::t_thread_tag, std::memory_order_relaxed);
   running_ = true;
   // Info lines (a native app's access line per request) go out once per iteration,
   // before libuv polls, instead of a write each.

@@ -106,7 +106,9 @@ class IOLoop {
   /// Whether `handle` is one of the loop's own timer slots (kept open while idle, so a
   /// leak check walking the loop's handles must skip it unless it is active).
   bool is_timer_slot(const uv_handle_t* handle) const;
-  bool in_loop_thread() const { return &detail::t_thread_tag == thread_tag_; }
+  bool in_loop_thread() const {
+    return thread_tag_.load(std::memory_order_relaxed) == &detail::t_thread_tag;
+  }
 
   /// Runs `fn` catching any exception, logging it with `context`. Used by every place
   /// that invokes user callbacks so that a throwing callback never stops the loop.
@@ -132,7 +134,9 @@ class IOLoop {
   void release_timer(detail::Timer* timer);
 
   uv_loop_t loop_;
-  const char* thread_tag_;  // detail::t_thread_tag of the loop's thread
+  // detail::t_thread_tag of the loop's thread. Atomic: other threads' add_callback reads
+  // it while start() may set it (relaxed: a plain load on x86).
+  std::atomic<const char*> thread_tag_;
   bool running_ = false;
   std::atomic<bool> stop_requested_{false};
   bool closed_ = false;
