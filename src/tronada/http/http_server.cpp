@@ -93,6 +93,8 @@ struct HTTPServer::Sniffer {
   /// Hands the stream to the protocol `head` begins, or keeps waiting; true once handed.
   /// `head` is every byte received so far; it stays valid for the call.
   bool decide(std::string_view head);
+  /// Hands the stream to `protocol`, which parses `head` (its first bytes) first.
+  void hand_over(Preface protocol, std::string_view head);
 
   std::weak_ptr<IOStream> stream;
   std::weak_ptr<detail::HTTP1ServerContext> context;
@@ -104,19 +106,23 @@ struct HTTPServer::Sniffer {
 bool HTTPServer::Sniffer::decide(std::string_view head) {
   Preface p = classify(head);
   if (p == Preface::undecided) return false;
+  hand_over(p, head);
+  return true;
+}
+
+void HTTPServer::Sniffer::hand_over(Preface protocol, std::string_view head) {
   auto s = stream.lock();
   auto c1 = context.lock();
   auto c2 = h2.lock();
   decided();
-  if (!s) return true;
+  if (!s || s->closed()) return;
   if (!c1 || !c2 || !c1->delegate) {
     s->close();
-  } else if (p == Preface::http1) {
-    start_http1(std::move(s), c1, head);
-  } else {
+  } else if (protocol == Preface::http2) {
     start_http2(std::move(s), c2, head);
+  } else {
+    start_http1(std::move(s), c1, head);
   }
-  return true;
 }
 
 HTTPServer::HTTPServer(HTTPServerDelegate& delegate, HTTPServerOptions options)
@@ -208,18 +214,23 @@ void HTTPServer::handle_stream(std::shared_ptr<IOStream> stream) {
   }
 }
 
+std::shared_ptr<HTTPServer::Sniffer> HTTPServer::make_sniffer(
+    const std::shared_ptr<IOStream>& stream) {
+  auto sniffer = std::make_shared<Sniffer>(stream, context_, h2_);
+  if (context_->idle_timeouts.duration() > Duration::zero()) {
+    context_->idle_timeouts.arm(sniffer->timeout);
+  }
+  return sniffer;
+}
+
 void HTTPServer::sniff_preface(std::shared_ptr<IOStream> stream) {
   // Raw mode rather than a buffered read: the first chunk is classified by one memcmp and
   // handed to the protocol in this same call, without a copy, and the socket stays
   // registered for reading throughout (a buffered read would stop reading, go through
   // the loop once more and start again: two epoll_ctl calls per connection).
-  auto sniffer = std::make_shared<Sniffer>(stream, context_, h2_);
-  if (context_->idle_timeouts.duration() > Duration::zero()) {
-    context_->idle_timeouts.arm(sniffer->timeout);
-  }
   // The handler owns the sniffer; the protocol's start() replaces the handler, which
   // the stream keeps alive until this call returns.
-  stream->set_data_handler([sniffer](std::string_view data) {
+  stream->set_data_handler([sniffer = make_sniffer(stream)](std::string_view data) {
     if (sniffer->seen.empty()) {
       if (!sniffer->decide(data)) sniffer->seen.assign(data);
       return;
@@ -232,26 +243,10 @@ void HTTPServer::sniff_preface(std::shared_ptr<IOStream> stream) {
 
 void HTTPServer::await_alpn(std::shared_ptr<IOStream> stream) {
   auto* ssl = static_cast<SSLIOStream*>(stream.get());
-  auto sniffer = std::make_shared<Sniffer>(stream, context_, h2_);
-  if (context_->idle_timeouts.duration() > Duration::zero()) {
-    context_->idle_timeouts.arm(sniffer->timeout);
-  }
-  std::weak_ptr<detail::HTTP1ServerContext> h1 = context_;
-  std::weak_ptr<detail::HTTP2ServerContext> h2 = h2_;
-  std::weak_ptr<IOStream> weak = stream;
-  ssl->wait_for_handshake([sniffer, h1, h2, weak] {
-    sniffer->decided();
-    auto s = weak.lock();
-    auto c1 = h1.lock();
-    auto c2 = h2.lock();
-    if (!s || s->closed()) return;
-    if (!c1 || !c2 || !c1->delegate) {
-      s->close();
-    } else if (static_cast<SSLIOStream*>(s.get())->selected_alpn() == "h2") {
-      start_http2(std::move(s), c2, {});
-    } else {
-      start_http1(std::move(s), c1);
-    }
+  ssl->wait_for_handshake([sniffer = make_sniffer(stream)] {
+    auto s = sniffer->stream.lock();
+    bool h2 = s && static_cast<SSLIOStream*>(s.get())->selected_alpn() == "h2";
+    sniffer->hand_over(h2 ? Preface::http2 : Preface::http1, {});
   });
 }
 

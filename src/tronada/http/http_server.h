@@ -75,6 +75,7 @@ class HTTPServer : public TCPServer {
  private:
   class CallbackDelegate;
   struct Sniffer;
+  std::shared_ptr<Sniffer> make_sniffer(const std::shared_ptr<IOStream>& stream);
   void sniff_preface(std::shared_ptr<IOStream> stream);
   void await_alpn(std::shared_ptr<IOStream> stream);
   /// Offers h2c Upgrade to HTTP/1 connections exactly when HTTP/2 is on without TLS.

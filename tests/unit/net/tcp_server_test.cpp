@@ -24,8 +24,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A blocking client in a thread: the loop under test must not be blocked by it.
-std::string blocking_exchange(int port, const std::string& send, std::size_t expect) {
+// A blocking connect to 127.0.0.1:port; the fd, or -1.
+int connect_loopback(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   // A server that never answers fails the test instead of hanging it.
   timeval tv{5, 0};
@@ -37,8 +37,15 @@ std::string blocking_exchange(int port, const std::string& send, std::size_t exp
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
     close(fd);
-    return "connect failed";
+    return -1;
   }
+  return fd;
+}
+
+// A blocking client in a thread: the loop under test must not be blocked by it.
+std::string blocking_exchange(int port, const std::string& send, std::size_t expect) {
+  int fd = connect_loopback(port);
+  if (fd < 0) return "connect failed";
   if (!send.empty()) (void)!write(fd, send.data(), send.size());
   std::string got;
   char buf[4096];
@@ -304,19 +311,26 @@ int nodelay_of(IOStream& stream) {
   return on ? 1 : 0;
 }
 
-// Accepts one connection on `server` (listening on `port`) and reports its TCP_NODELAY.
-int nodelay_of_accepted(IOLoop& loop, TCPServer& server, int port) {
+// Runs the loop until `server` accepts a connection; its TCP_NODELAY, then stops the
+// server.
+int nodelay_of_next(IOLoop& loop, TCPServer& server) {
   int seen = -1;
   server.set_stream_handler([&](std::shared_ptr<IOStream> stream) {
     seen = nodelay_of(*stream);
     stream->close();
     loop.stop();
   });
-  std::thread client([port] { blocking_exchange(port, "", 1); });
   loop.start();
-  client.join();
   drain_connections(loop, server);
   server.stop();
+  return seen;
+}
+
+// Connects a client to `server` (listening on `port`); the accepted stream's TCP_NODELAY.
+int nodelay_of_accepted(IOLoop& loop, TCPServer& server, int port) {
+  std::thread client([port] { blocking_exchange(port, "", 1); });
+  int seen = nodelay_of_next(loop, server);
+  client.join();
   return seen;
 }
 
@@ -338,26 +352,13 @@ TEST(TCPServer, NodelayOnAListenerMadeElsewhereWithoutIt) {
   loop.make_current();
   std::vector<int> fds = bind_sockets(0, "127.0.0.1");
   int port = socket_port(fds.at(0));
-  int early = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(early, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);  // queued
+  int early = connect_loopback(port);  // queued in the backlog, not yet accepted
+  ASSERT_GE(early, 0);
   TCPServer server;
   server.set_nodelay(true);
   server.add_sockets(fds);
-  int seen = -1;
-  server.set_stream_handler([&](std::shared_ptr<IOStream> stream) {
-    seen = nodelay_of(*stream);
-    stream->close();
-    loop.stop();
-  });
-  loop.start();
+  EXPECT_EQ(nodelay_of_next(loop, server), 1);
   close(early);
-  EXPECT_EQ(seen, 1);
-  drain_connections(loop, server);
-  server.stop();
 }
 
 TEST(TCPServer, NoNodelayUnlessAsked) {
