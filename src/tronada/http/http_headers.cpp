@@ -237,13 +237,6 @@ std::size_t HTTPHeaders::remove(std::string_view name) {
                        [&](const HeaderField& f) { return detail::iequals(f.name, name); });
 }
 
-namespace {
-
-constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
-constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
-
-}  // namespace
-
 bool is_valid_header_name(std::string_view name) {
   // A plain loop over the table: std::all_of with is_tchar made a call per character.
   // (Eight bytes at a time measured no faster: the names sent are mostly short.)
@@ -273,6 +266,8 @@ bool is_valid_header_value(std::string_view value) {
   }
 #endif
   // Nonzero if some byte of `word` equals `byte` (the zero-byte test on the xor).
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
   auto has = [](std::uint64_t word, unsigned char byte) {
     std::uint64_t x = word ^ (kOnes * byte);
     return (x - kOnes) & ~x & kHighs;
