@@ -29,8 +29,7 @@ std::vector<int> open_listening_sockets(const std::vector<BindAddress>& binds) {
       if (b.kind == BindAddress::Kind::unix_socket) {
         fds.push_back(bind_unix_socket(b.path, 0660));
       } else {
-        // HTTP only: accepted sockets inherit TCP_NODELAY from the listener.
-        for (int fd : bind_sockets(b.port, b.host, BindOptions{.nodelay = true})) fds.push_back(fd);
+        for (int fd : bind_sockets(b.port, b.host, kHTTPListener)) fds.push_back(fd);
       }
       log::info("server", "listening on " + b.to_string());
     }

@@ -11,8 +11,14 @@
 #include "cli/common_options.h"
 #include "tronada/http/http_server.h"
 #include "tronada/loop/periodic_callback.h"
+#include "tronada/net/bind_sockets.h"
 
 namespace tronada::cli {
+
+/// How the HTTP commands bind TCP: accepted sockets inherit TCP_NODELAY, and the kernel
+/// accepts a connection once its first request bytes arrived (as h2o does by default),
+/// which saves a wake-up and a system call per new connection.
+inline constexpr BindOptions kHTTPListener{.nodelay = true, .defer_accept_seconds = 1};
 
 /// The listening sockets of a process that serves by itself (no master above it): the
 /// ones it inherited (LISTEN_FDS: systemd's socket activation, or an old binary handing

@@ -79,6 +79,10 @@ std::vector<int> bind_sockets(int port, const std::string& address, const BindOp
         }
       }
       if (options.nodelay) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (options.defer_accept_seconds > 0) {
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &options.defer_accept_seconds,
+                   sizeof options.defer_accept_seconds);
+      }
       if (ai->ai_family == AF_INET6) {
         // Keep IPv6 sockets to IPv6 so the IPv4 socket of the same port can bind too.
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);

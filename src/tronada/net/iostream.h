@@ -172,6 +172,12 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// the read buffer and are delivered, from the loop, after resume_reading().
   void pause_reading();
   void resume_reading();
+  /// Reads from the socket once, now, if the stream is reading, rather than waiting for
+  /// the loop to report it readable. For a connection accepted from a deferred-accept
+  /// listener, whose first bytes are there already: the request is answered in the
+  /// accept callback, and a connection closed in the same turn is never registered with
+  /// epoll at all. EOF and errors are left to the loop's read, which handles them.
+  void read_now();
   /// Raw mode only: the peer's EOF (it shut down its sending side) calls `handler`, once
   /// every byte before it was delivered, instead of closing the stream, so the protocol
   /// can still answer what it received (a client that sends its request and then

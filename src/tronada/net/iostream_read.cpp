@@ -1,7 +1,10 @@
 // IOStream's read side: the buffered read operations (read_until, read_bytes, ...), the
 // raw mode protocol connections use (set_data_handler), pausing, and the socket reads
 // under both. Writing, files, closing and the socket queries are in iostream.cpp.
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <limits>
 
@@ -503,6 +506,19 @@ void IOStream::start_socket_reads() {
     return;
   }
   socket_reading_ = true;
+}
+
+void IOStream::read_now() {
+  if (!socket_reading_ || closing_) return;
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(handle_), &fd) != 0) return;
+  ssize_t n;
+  do {
+    n = ::read(fd, t_read_chunk, kReadChunk);
+  } while (n < 0 && errno == EINTR);
+  // Only bytes: after EOF or an error libuv's own read stops reading, which this could
+  // not do for it; the socket stays readable, so the loop's read finds them next.
+  if (n > 0) on_transport_data(t_read_chunk, static_cast<std::size_t>(n));
 }
 
 void IOStream::stop_socket_reads() {

@@ -21,6 +21,7 @@ struct TCPServer::Listener {
   bool listening = false;
   bool accept_pending = false;  // libuv holds an accepted fd we have not taken yet
   bool nodelay_each = false;    // set TCP_NODELAY per accepted socket (not inherited)
+  bool read_at_accept = false;  // TCP_DEFER_ACCEPT: accepted sockets have bytes already
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&handle); }
 };
 
@@ -95,6 +96,12 @@ void TCPServer::add_sockets(const std::vector<int>& fds) {
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
         l->nodelay_each = true;
       }
+    }
+    if (!l->is_unix) {
+      int defer = 0;
+      socklen_t defer_len = sizeof defer;
+      getsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, &defer_len);
+      l->read_at_accept = defer > 0;
     }
     int rc = l->is_unix ? uv_pipe_init(loop.uv(), &l->handle.pipe, 0)
                         : uv_tcp_init(loop.uv(), &l->handle.tcp);
@@ -191,6 +198,8 @@ void TCPServer::accept_from(Listener* l) {
   stream->set_acceptor(counter_);
   if (l->nodelay_each) stream->set_nodelay(true);
   IOLoop::invoke_logged("handle_stream", [&] { handle_stream(stream); });
+  // The kernel accepted it once data came: read it now rather than a loop turn later.
+  if (l->read_at_accept) stream->read_now();
 }
 
 void TCPServer::on_stream_closed() {

@@ -368,3 +368,68 @@ TEST(TCPServer, NoNodelayUnlessAsked) {
   server.listen(0, "127.0.0.1");
   EXPECT_EQ(nodelay_of_accepted(loop, server, server.ports()[0]), 0);
 }
+
+TEST(TCPServer, DeferredAcceptReadsTheFirstBytesInTheAcceptCallback) {
+  // With TCP_DEFER_ACCEPT the kernel hands over a connection once its first bytes came:
+  // they reach the stream before the loop turns again (a callback queued by the accept
+  // has not run yet), not on the next poll.
+  IOLoop loop;
+  loop.make_current();
+  std::vector<int> fds = bind_sockets(0, "127.0.0.1", BindOptions{.defer_accept_seconds = 1});
+  int defer = 0;
+  socklen_t len = sizeof defer;
+  ASSERT_EQ(getsockopt(fds.at(0), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, &len), 0);
+  EXPECT_GT(defer, 0);
+  int port = socket_port(fds.at(0));
+  TCPServer server;
+  server.add_sockets(fds);
+  bool turned = false;
+  std::string first;
+  bool before_turn = false;
+  server.set_stream_handler([&](std::shared_ptr<IOStream> stream) {
+    loop.add_callback([&] { turned = true; });
+    stream->set_data_handler([&, raw = stream.get()](std::string_view data) {
+      first.assign(data);
+      before_turn = !turned;
+      raw->write("pong\n");
+      raw->close();
+    });
+  });
+  std::string got;
+  std::thread client([&] {
+    got = blocking_exchange(port, "ping\n", 5);
+    loop.add_callback([&] { loop.stop(); });
+  });
+  loop.start();
+  client.join();
+  EXPECT_EQ(first, "ping\n");
+  EXPECT_TRUE(before_turn);
+  EXPECT_EQ(got, "pong\n");
+  drain_connections(loop, server);
+  server.stop();
+}
+
+TEST(TCPServer, DeferredAcceptStillTakesAClientThatSendsNothing) {
+  // The kernel accepts a silent connection after the deferral (about a second here): the
+  // server then sees it, and its own timeouts apply, as without the option.
+  IOLoop loop;
+  loop.make_current();
+  std::vector<int> fds = bind_sockets(0, "127.0.0.1", BindOptions{.defer_accept_seconds = 1});
+  int port = socket_port(fds.at(0));
+  TCPServer server;
+  server.add_sockets(fds);
+  int silent = connect_loopback(port);
+  ASSERT_GE(silent, 0);
+  bool accepted = false;
+  server.set_stream_handler([&](std::shared_ptr<IOStream> stream) {
+    accepted = true;
+    stream->close();
+    loop.stop();
+  });
+  loop.call_later(20s, [&] { loop.stop(); });  // a bound, not a measured time
+  loop.start();
+  EXPECT_TRUE(accepted);
+  close(silent);
+  drain_connections(loop, server);
+  server.stop();
+}
