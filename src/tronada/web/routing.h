@@ -22,7 +22,9 @@ using HandlerFactory = std::function<std::unique_ptr<RequestHandler>()>;
 
 namespace detail {
 template <typename H, typename... Args>
-concept HasInitialize = requires(H& h, Args&... args) { h.initialize(args...); };
+concept HasInitialize = requires(H& h, Args&... args) {
+  h.initialize(args...);
+};
 }  // namespace detail
 
 /// A factory for handler type H. The arguments are stored in the rule and passed to
@@ -80,6 +82,11 @@ class Rule {
   std::string literal_;                   // the whole pattern when it has no regex syntax
   bool is_literal_ = false;
   std::string prefix_;  // literal text every match starts with: a cheap pre-filter
+  // What follows prefix_ when the pattern is a path prefix: `.*`, `(.*)` or
+  // `(?:/(.*))?`, matched without the regex; otherwise the regex decides.
+  enum class Tail { regex, any, rest, slash_rest };
+  Tail tail_ = Tail::regex;
+  std::optional<Match> match_tail(std::string_view rest) const;
   // For reverse(): literal pieces around the top-level groups.
   std::vector<std::string> reverse_pieces_;
   bool reversible_ = true;

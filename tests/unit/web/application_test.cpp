@@ -466,3 +466,33 @@ TEST(Application, OptionsAsteriskGoesToARuleThatMatchesIt) {
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "options for *");
 }
+
+TEST(Rule, PathPrefixShapesMatchAsTheirRegexWould) {
+  // `PREFIX.*`, `PREFIX(.*)` and `PREFIX(?:/(.*))?` are matched without the regex engine: every
+  // path must get the verdict and the argument std::regex gives.
+  const std::vector<std::string> patterns = {
+      "/api/(.*)", "/api(?:/(.*))?", "/(.*)", "/a\\.b(?:/(.*))?", "/a\\+b/(.*)$", "/.*", "/api/.*"};
+  const std::vector<std::string> paths = {
+      "/",      "",       "/api",      "/api/",      "/api/x", "/api/x/y",
+      "/apix",  "/ap",    "/api/a\nb", "/api/a\rb",  "/a.b",   "/a.b/",
+      "/a.b/c", "/aXb/c", "/a+b/",     "/a+b/q?x=1", "//api/", "/api//x"};
+  auto noop = [] { return std::unique_ptr<RequestHandler>(); };
+  for (const auto& pattern : patterns) {
+    Rule rule(pattern, noop);
+    std::string body = pattern.back() == '$' ? pattern.substr(0, pattern.size() - 1) : pattern;
+    std::regex reference(body, std::regex::ECMAScript);
+    for (const auto& path : paths) {
+      std::smatch m;
+      bool want = std::regex_match(path, m, reference);
+      auto got = rule.match(path);
+      ASSERT_EQ(got.has_value(), want) << pattern << " on " << path;
+      if (!want) continue;
+      ASSERT_EQ(got->args.size(), m.size() - 1) << pattern << " on " << path;
+      if (m.size() > 1) {
+        EXPECT_EQ(got->args[0], m[1].matched ? m[1].str() : std::string())
+            << pattern << " on " << path;
+      }
+      EXPECT_TRUE(got->kwargs.empty());
+    }
+  }
+}
