@@ -274,14 +274,14 @@ void RequestHandler::set_header(std::string_view name, std::string_view value) {
   if (!is_valid_header_name(name) || !is_valid_header_value(value)) {
     throw std::invalid_argument("unsafe header value for " + std::string(name));
   }
-  headers_.set(std::string(name), std::string(value));
+  headers_.set(name, value);
 }
 
 void RequestHandler::add_header(std::string_view name, std::string_view value) {
   if (!is_valid_header_name(name) || !is_valid_header_value(value)) {
     throw std::invalid_argument("unsafe header value for " + std::string(name));
   }
-  headers_.add(std::string(name), std::string(value));
+  headers_.add(name, value);
 }
 
 void RequestHandler::clear_header(std::string_view name) {
