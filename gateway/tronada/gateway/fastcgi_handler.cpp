@@ -1,5 +1,6 @@
 #include "tronada/gateway/fastcgi_handler.h"
 
+#include <cassert>
 #include <cstdlib>
 #include <stdexcept>
 #include <system_error>
@@ -24,6 +25,7 @@ using fastcgi::NameValuePairs;
 namespace {
 
 constexpr std::uint16_t kRequestId = 1;
+constexpr std::string_view kServerSoftware = "tronada/" TRONADA_VERSION;
 // A body kept for a retry on a fresh connection at most this big; larger ones that hit
 // a connection the responder closed get 502 (rare: the idle check catches most).
 constexpr std::size_t kMaxRetainedBody = 1024 * 1024;
@@ -110,7 +112,7 @@ class Sink final : public fastcgi::ResponseHandler {
 struct FastCGIHandler::Exchange {
   std::shared_ptr<const FastCGIConfig> config;
   std::shared_ptr<HTTPServerRequest> request;
-  NameValuePairs params;
+  std::string params;   // the PARAMS stream, encoded once (each try sends it)
   std::string pending;  // body bytes received, not yet written to the responder
   bool body_complete = false;
   bool aborted = false;
@@ -157,7 +159,7 @@ Task<void> send_request(std::shared_ptr<FastCGIHandler::Exchange> ex) {
     const auto& options = ex->config->pool->options();
     std::string head;
     fastcgi::append_begin_request(head, kRequestId, fastcgi::Role::responder, options.keep_conn);
-    fastcgi::append_params(head, kRequestId, ex->params);
+    head.append(ex->params);
     for (;;) {
       if (ex->aborted) throw StreamClosedError();
       if (ex->pending.empty() && !ex->body_complete) {
@@ -263,36 +265,48 @@ void FastCGIHandler::start_exchange() {
   ex->request = shared_request();
   const HTTPServerRequest& req = request();
   const FastCGITarget& t = *target_;
-  NameValuePairs& p = ex->params;
+  // Views of the request's, the target's and the config's strings, encoded into one
+  // PARAMS stream before this returns; only what is computed here is owned, in `made`,
+  // whose strings never move (reserved for the most it can hold: six computed values,
+  // and per header field a name and a merged value). A vector of owned pairs cost a
+  // PHP request a dozen allocations.
+  fastcgi::NameValueViews p;
+  std::vector<std::string> made;
+  made.reserve(6 + 2 * req.headers.size());
+  [[maybe_unused]] const std::size_t made_capacity = made.capacity();
+  auto own = [&made](std::string text) -> std::string_view {
+    return made.emplace_back(std::move(text));
+  };
   auto content_length = req.headers.get("Content-Length");
   p.reserve(32 + req.headers.size());
   p.emplace_back("SCRIPT_FILENAME", t.script_filename);
   p.emplace_back("QUERY_STRING", req.query);
   p.emplace_back("REQUEST_METHOD", req.method);
-  p.emplace_back("CONTENT_TYPE", std::string(req.headers.get("Content-Type").value_or("")));
-  p.emplace_back("CONTENT_LENGTH", content_length ? std::string(*content_length) : "");
+  p.emplace_back("CONTENT_TYPE", req.headers.get("Content-Type").value_or(""));
+  p.emplace_back("CONTENT_LENGTH", content_length.value_or(""));
   p.emplace_back("SCRIPT_NAME", t.script_name);
   p.emplace_back("REQUEST_URI", req.uri);
-  p.emplace_back("DOCUMENT_URI", t.script_name + t.path_info);
+  p.emplace_back("DOCUMENT_URI", t.path_info.empty() ? std::string_view(t.script_name)
+                                                     : own(t.script_name + t.path_info));
   p.emplace_back("DOCUMENT_ROOT", config_->root);
   p.emplace_back("SERVER_PROTOCOL", req.version);
   p.emplace_back("REQUEST_SCHEME", req.protocol);
   if (req.protocol == "https") p.emplace_back("HTTPS", "on");
   p.emplace_back("GATEWAY_INTERFACE", "CGI/1.1");
-  p.emplace_back("SERVER_SOFTWARE", std::string("tronada/") + TRONADA_VERSION);
+  p.emplace_back("SERVER_SOFTWARE", kServerSoftware);
   p.emplace_back("REMOTE_ADDR", req.remote_ip);
-  p.emplace_back("REMOTE_PORT", std::to_string(req.remote_port));
+  p.emplace_back("REMOTE_PORT", own(std::to_string(req.remote_port)));
   p.emplace_back("SERVER_ADDR", config_->server_addr);
   int port = config_->server_port;
   if (std::size_t colon = req.host.rfind(':');
       colon != std::string::npos && req.host.find(']', colon) == std::string::npos) {
     port = std::atoi(req.host.c_str() + colon + 1);
   }
-  p.emplace_back("SERVER_PORT", std::to_string(port));
+  p.emplace_back("SERVER_PORT", own(std::to_string(port)));
   p.emplace_back("SERVER_NAME", req.host_name);
   p.emplace_back("REDIRECT_STATUS", "200");
   p.emplace_back("PATH_INFO", t.path_info);
-  if (!t.path_info.empty()) p.emplace_back("PATH_TRANSLATED", config_->root + t.path_info);
+  if (!t.path_info.empty()) p.emplace_back("PATH_TRANSLATED", own(config_->root + t.path_info));
   for (const auto& [name, value] : config_->env) p.emplace_back(name, value);
   for (const auto& field : req.headers) {
     // As nginx (underscores_in_headers off): a name with '_' could pose as another
@@ -304,24 +318,28 @@ void FastCGIHandler::start_exchange() {
     bool merged = false;
     for (auto& [n, v] : p) {
       if (n == name) {
-        v += detail::iequals(field.name, "Cookie") ? "; " : ", ";
-        v += field.value;
+        std::string joined(v);
+        joined += detail::iequals(field.name, "Cookie") ? "; " : ", ";
+        joined += field.value;
+        v = own(std::move(joined));
         merged = true;
         break;
       }
     }
-    if (!merged) p.emplace_back(std::move(name), field.value);
+    if (!merged) p.emplace_back(own(std::move(name)), field.value);
   }
   if (!content_length) {
     // The body is here whole (spooled, or none): its length is known now. p[4] is
     // CONTENT_LENGTH, empty without a body as nginx sends it.
     if (!spool_.empty()) {
-      p[4].second = std::to_string(spool_.size());
+      p[4].second = own(std::to_string(spool_.size()));
       ex->pending = std::move(spool_);
       spool_.clear();
     }
     ex->body_complete = true;
   }
+  assert(made.capacity() == made_capacity);  // no string in `made` moved
+  fastcgi::append_params(ex->params, kRequestId, p);
   exchange_ = std::move(ex);
   spawn_logged(send_request(exchange_), "fastcgi request");
 }

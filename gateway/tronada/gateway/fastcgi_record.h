@@ -43,6 +43,8 @@ enum class ProtocolStatus : std::uint8_t {
 };
 
 using NameValuePairs = std::vector<std::pair<std::string, std::string>>;
+/// Pairs that borrow their text (a request's fields, a config's strings) while encoded.
+using NameValueViews = std::vector<std::pair<std::string_view, std::string_view>>;
 
 /// Malformed or unexpected input from the peer; the connection cannot be trusted after it.
 class ProtocolError : public std::runtime_error {
@@ -66,6 +68,7 @@ void append_abort_request(std::string& out, std::uint16_t request_id);
 void append_name_value(std::string& out, std::string_view name, std::string_view value);
 /// The PARAMS stream: the pairs in as many records as needed, then the empty record.
 void append_params(std::string& out, std::uint16_t request_id, const NameValuePairs& params);
+void append_params(std::string& out, std::uint16_t request_id, const NameValueViews& params);
 /// A STDIN/STDOUT/STDERR/DATA piece (non-empty) or, for empty `data`, the stream's end.
 inline void append_stream(std::string& out, RecordType type, std::uint16_t request_id,
                           std::string_view data) {
