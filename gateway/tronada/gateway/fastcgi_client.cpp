@@ -264,6 +264,9 @@ Task<std::shared_ptr<IOStream>> Pool::connect(std::string to) {
       stream->set_nodelay(true);
       if (!to.empty()) connected_to_[stream.get()] = to;
     }
+    // Read response after response without stopping the socket's reads in between; an
+    // idle connection's EOF (a recycled php-fpm child) then closes it at once.
+    if (options_.keep_conn) stream->set_read_ahead(true);
     co_return stream;
   } catch (...) {
     // The slot is free again: let the next waiter try.

@@ -1309,3 +1309,48 @@ TEST_F(IOStreamTest, UnixStreamPeerAddress) {
 }
 
 }  // namespace
+
+TEST_F(IOStreamTest, ReadAheadBuffersBetweenReadsUpToTheBoundAndKeepsTheOrder) {
+  // With read-ahead the socket is read while no read is pending: the bytes wait in the
+  // buffer, reading stops at max_buffer_size (the peer is held back, nothing is lost or
+  // counted as an overflow), and later reads get everything in order.
+  auto [ours, peer] = pair();
+  IOStreamOptions options;
+  options.max_buffer_size = 1024;
+  auto stream = IOStream::from_fd(ours, options);
+  stream->set_read_ahead(true);
+  std::string data;
+  for (int i = 0; i < 2000; ++i) data += "line" + std::to_string(i) + "\n";  // ~17 KiB
+  std::thread writer([&, fd = peer] { write_all(fd, data); });
+  // No read pending: the loop reads ahead until the bound, then stops.
+  run_until([&] { return stream->read_buffer_size() >= options.max_buffer_size; });
+  std::size_t held = stream->read_buffer_size();
+  loop_.call_later(std::chrono::milliseconds(50), [&] { loop_.stop(); });
+  loop_.start();
+  EXPECT_EQ(stream->read_buffer_size(), held);  // stopped: nothing more came in
+  EXPECT_LT(held, options.max_buffer_size + 64 * 1024);
+  std::string got;
+  run_sync(
+      [&]() -> Task<void> {
+        while (got.size() < data.size()) got += co_await stream->read_until("\n");
+      },
+      kTimeout);
+  writer.join();
+  EXPECT_EQ(got, data);
+  EXPECT_FALSE(stream->closed());
+  close_and_wait(stream);
+}
+
+TEST_F(IOStreamTest, ReadAheadSeesEofWithNoReadPendingAndKeepsWhatCameBefore) {
+  auto [ours, peer] = pair();
+  auto stream = IOStream::from_fd(ours);
+  stream->set_read_ahead(true);
+  write_all(peer, "last words");
+  shutdown(peer, SHUT_WR);
+  // Without read-ahead the EOF would wait for the next read; here it closes the stream.
+  run_until([&] { return stream->closed(); });
+  auto rest = stream->read_bytes(10);
+  ASSERT_TRUE(rest.done());
+  EXPECT_EQ(rest.result(), "last words");
+  run_until([&] { return stream->handle() == nullptr; });
+}
