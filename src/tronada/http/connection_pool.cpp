@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdint>
 #include <list>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -381,7 +382,8 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
     EndpointGroup& g = it->second;
     --g.busy;
     --busy_total;
-    std::vector<Handoff> handoffs;
+    // At most one: the oldest waiter for this endpoint (no vector to allocate per request).
+    std::optional<Handoff> handoff;
     if (closed || !reusable || stream->closed()) {
       stream->set_close_callback(nullptr);
       stream->set_data_handler(nullptr);
@@ -396,8 +398,9 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
         stream->set_data_handler([raw](std::string_view) { raw->close(); });
         loop->remove_timeout(w->timer);
         --g.waiting;
-        handoffs.push_back(
-            Handoff{std::move(w->promise), checkout(g, key, std::move(stream), true)});
+        // The waiter's own copy of the key goes with the connection: it is erased next.
+        handoff.emplace(Handoff{std::move(w->promise),
+                                checkout(g, std::move(w->key), std::move(stream), true)});
         waiters.erase(w);
       } else if (g.idle.size() < options.max_idle_per_endpoint) {
         park(g, std::move(stream));
@@ -405,7 +408,7 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
         stream->close();
       }
     }
-    for (auto& h : handoffs) h.promise.try_set_result(std::move(h.connection));
+    if (handoff) handoff->promise.try_set_result(std::move(handoff->connection));
     dispatch();
     maybe_erase(key);
   }
