@@ -4,6 +4,7 @@
 #include <charconv>
 #include <system_error>
 
+#include "tronada/async/detail/pool_allocator.h"
 #include "tronada/async/spawn.h"
 #include "tronada/base/error.h"
 #include "tronada/base/log.h"
@@ -999,9 +1000,17 @@ std::optional<std::uint64_t> ProxyHandler::max_body_size() const {
   return route_->options().max_body_size;
 }
 
+std::shared_ptr<ProxyHandler::Exchange> ProxyHandler::make_exchange() {
+  // From the per-thread pool: at 700 bytes with its control block, and one per request
+  // in flight, exchanges outran malloc's small per-size cache and cost a proxied request
+  // about 400 instructions in the allocator.
+  return std::allocate_shared<Exchange>(detail::PoolAllocator<Exchange>(), route_,
+                                        shared_request());
+}
+
 void ProxyHandler::data_received(std::string_view chunk) {
   if (!exchange_) {
-    exchange_ = std::make_shared<Exchange>(route_, shared_request());
+    exchange_ = make_exchange();
     exchange_->start();
   }
   exchange_->body(chunk);
@@ -1026,7 +1035,7 @@ double ProxyHandler::upstream_seconds() const {
 }
 
 Task<void> ProxyHandler::serve() {
-  if (!exchange_) exchange_ = std::make_shared<Exchange>(route_, shared_request());
+  if (!exchange_) exchange_ = make_exchange();
   std::shared_ptr<Exchange> ex = exchange_;
   ex->request_complete();
   Future<void> done = ex->done();

@@ -199,6 +199,7 @@ class ProxyHandler : public GatewayHandler {
 
  private:
   Task<void> serve() override;
+  std::shared_ptr<Exchange> make_exchange();
 
   std::shared_ptr<ProxyRoute> route_;
   std::shared_ptr<Exchange> exchange_;
