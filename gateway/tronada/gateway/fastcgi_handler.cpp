@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "tronada/async/detail/pool_allocator.h"
 #include "tronada/async/event.h"
 #include "tronada/async/spawn.h"
 #include "tronada/async/with_timeout.h"
@@ -260,7 +261,8 @@ void FastCGIHandler::write_error(int status, std::exception_ptr error) {
 }
 
 void FastCGIHandler::start_exchange() {
-  auto ex = std::make_shared<Exchange>();
+  // From the per-thread pool, as the proxy's exchanges: one per request in flight.
+  auto ex = std::allocate_shared<Exchange>(detail::PoolAllocator<Exchange>());
   ex->config = config_;
   ex->request = shared_request();
   const HTTPServerRequest& req = request();
