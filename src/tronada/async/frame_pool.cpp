@@ -16,8 +16,7 @@ namespace tronada::detail {
 namespace {
 
 constexpr std::size_t kGranule = 64;
-constexpr std::size_t kClasses = 16;       // frames up to 1 KiB
-constexpr std::size_t kKeepPerClass = 64;  // at most 64 KiB parked per class and thread
+constexpr std::size_t kClasses = 16;  // frames up to 1 KiB
 
 struct FreeFrame {
   FreeFrame* next;
@@ -28,7 +27,8 @@ struct FreeFrame {
 struct Lists {
   FreeFrame* head[kClasses];
   std::size_t count[kClasses];
-  bool closed;  // the thread is exiting: frees go straight to operator delete
+  std::size_t bytes;  // parked, over every class
+  bool closed;        // the thread is exiting: frees go straight to operator delete
 };
 thread_local Lists lists;
 
@@ -42,6 +42,7 @@ struct Reaper {
       }
       lists.count[c] = 0;
     }
+    lists.bytes = 0;
     lists.closed = true;
   }
 };
@@ -59,6 +60,7 @@ void* allocate_frame(std::size_t size) {
     if (FreeFrame* f = lists.head[c]) {
       lists.head[c] = f->next;
       --lists.count[c];
+      lists.bytes -= (c + 1) * kGranule;
       return f;
     }
     (void)&reaper;  // odr-use: constructs the reaper on this thread's first frame
@@ -68,12 +70,17 @@ void* allocate_frame(std::size_t size) {
 }
 
 void free_frame(void* frame, std::size_t size) noexcept {
+  // Bounded in bytes, not per class: a proxied request in flight holds several frames and
+  // pooled objects of one class for its whole round trip, so at 64 concurrent requests a
+  // bound of 64 per class sent most of them back to malloc (about 1,000 instructions per
+  // request); the byte bound still caps what an idle thread keeps.
   std::size_t c = size_class(size);
-  if (c < kClasses && !lists.closed && lists.count[c] < kKeepPerClass) {
+  if (c < kClasses && !lists.closed && lists.bytes + (c + 1) * kGranule <= kMaxParkedFrameBytes) {
     auto* f = static_cast<FreeFrame*>(frame);
     f->next = lists.head[c];
     lists.head[c] = f;
     ++lists.count[c];
+    lists.bytes += (c + 1) * kGranule;
     return;
   }
   ::operator delete(frame);

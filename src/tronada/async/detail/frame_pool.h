@@ -8,13 +8,16 @@
 
 namespace tronada::detail {
 
+/// The most a thread keeps parked for reuse, over every size class.
+inline constexpr std::size_t kMaxParkedFrameBytes = 256 * 1024;
+
 /// Memory for a coroutine frame of `size` bytes: from this thread's free list of its
 /// size class when one is there, else from operator new. Frames over the largest class
 /// always come from operator new.
 void* allocate_frame(std::size_t size);
 
 /// Gives a frame back; `size` is the size it was allocated with. Keeps it on this
-/// thread's free list unless the list is full (a bounded number per class), so a burst
+/// thread's free list unless the thread keeps kMaxParkedFrameBytes already, so a burst
 /// of coroutines never pins its peak memory. A frame freed on another thread than the
 /// one that allocated it simply joins that thread's list.
 void free_frame(void* frame, std::size_t size) noexcept;
