@@ -14,6 +14,14 @@
 
 namespace tronada::fastcgi {
 
+namespace {
+
+// What a kept-alive responder connection reads ahead between reads: about one response
+// record's worth, so the socket stays registered without taking backpressure away.
+constexpr std::size_t kReadAhead = 64 * 1024;
+
+}  // namespace
+
 Address Address::parse(std::string_view text) {
   Address a;
   if (text.starts_with("unix:")) {
@@ -77,9 +85,10 @@ Pool::~Pool() {
 
 bool Pool::idle_stream_usable(IOStream& stream) {
   // An idle responder connection has nothing to say: readable means EOF (a recycled
-  // php-fpm child) or garbage, both unusable. This catches most closed connections
-  // before we write to them; the retry in the handler covers the rest.
-  return stream.socket_quiet();
+  // php-fpm child) or garbage, both unusable, and so are bytes it read ahead. This
+  // catches most closed connections before we write to them; the retry in the handler
+  // covers the rest.
+  return stream.read_buffer_size() == 0 && stream.socket_quiet();
 }
 
 std::shared_ptr<IOStream> Pool::take_idle(const std::string& to) {
@@ -265,8 +274,9 @@ Task<std::shared_ptr<IOStream>> Pool::connect(std::string to) {
       if (!to.empty()) connected_to_[stream.get()] = to;
     }
     // Read response after response without stopping the socket's reads in between; an
-    // idle connection's EOF (a recycled php-fpm child) then closes it at once.
-    if (options_.keep_conn) stream->set_read_ahead(true);
+    // idle connection's EOF (a recycled php-fpm child) then closes it at once. A chunk
+    // ahead at most: a response streamed to a slow client still holds php-fpm back.
+    if (options_.keep_conn) stream->set_read_ahead(kReadAhead);
     co_return stream;
   } catch (...) {
     // The slot is free again: let the next waiter try.

@@ -178,12 +178,14 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// accept callback, and a connection closed in the same turn is never registered with
   /// epoll at all. EOF and errors are left to the loop's read, which handles them.
   void read_now();
-  /// Buffered mode: keep reading from the socket between reads, into the read buffer
-  /// (up to max_buffer_size), rather than stop when a read completes and start again with
-  /// the next. For a connection read again and again, as an upstream's responses: each
-  /// stop and start cost two epoll_ctl calls. EOF or an error arriving meanwhile closes
-  /// the stream; what was buffered can still be read, as after any close.
-  void set_read_ahead(bool on);
+  /// Buffered mode: keep reading from the socket between reads while fewer than `limit`
+  /// bytes wait in the read buffer (0: off, the default), rather than stop when a read
+  /// completes and start again with the next. For a connection read again and again, as
+  /// an upstream's responses: each stop and start cost two epoll_ctl calls. Keep `limit`
+  /// small: bytes read ahead are not backpressure on the peer (one chunk more may come).
+  /// EOF or an error arriving meanwhile closes the stream; what was buffered can still be
+  /// read, as after any close.
+  void set_read_ahead(std::size_t limit);
   /// Raw mode only: the peer's EOF (it shut down its sending side) calls `handler`, once
   /// every byte before it was delivered, instead of closing the stream, so the protocol
   /// can still answer what it received (a client that sends its request and then
@@ -400,7 +402,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   ReadOp read_op_ = ReadOp::none;
   bool flush_scheduled_ = false;
   bool reading_paused_ = false;
-  bool read_ahead_ = false;
+  std::size_t read_ahead_ = 0;  // bytes to read ahead between buffered reads
   bool socket_reading_ = false;
   bool socket_ended_ = false;  // libuv reported EOF or an error: it reads no more
   bool eof_received_ = false;

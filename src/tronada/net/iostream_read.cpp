@@ -397,9 +397,9 @@ void IOStream::deliver(const char* data, std::size_t len) {
   // pipelined data (at most one chunk) that no read asked for yet: not an overflow.
   try_complete_read();
   spill_input();
-  // Read ahead with no read pending: stop at the buffer's bound (one chunk past it at
-  // most) until a read takes some.
-  if (read_ahead_ && read_op_ == ReadOp::none) maybe_update_reading();
+  // Read ahead with no read pending: stop at its bound (one chunk past it at most) until
+  // a read takes some.
+  if (read_ahead_ > 0 && read_op_ == ReadOp::none) maybe_update_reading();
 }
 
 void IOStream::dispatch_raw(std::string_view data) {
@@ -490,17 +490,16 @@ void IOStream::resume_reading() {
   maybe_update_reading();
 }
 
-void IOStream::set_read_ahead(bool on) {
-  read_ahead_ = on;
+void IOStream::set_read_ahead(std::size_t limit) {
+  read_ahead_ = std::min(limit, options_.max_buffer_size);
   maybe_update_reading();
 }
 
 void IOStream::maybe_update_reading() {
   bool want =
       !closing_ && !socket_ended_ &&
-      (transport_wants_reads() ||
-       (!reading_paused_ && (data_handler_ || read_op_ != ReadOp::none ||
-                             (read_ahead_ && read_buffer_size() < options_.max_buffer_size))));
+      (transport_wants_reads() || (!reading_paused_ && (data_handler_ || read_op_ != ReadOp::none ||
+                                                        read_buffer_size() < read_ahead_)));
   if (want && !socket_reading_) {
     start_socket_reads();
   } else if (!want && socket_reading_) {

@@ -1312,23 +1312,25 @@ TEST_F(IOStreamTest, UnixStreamPeerAddress) {
 
 TEST_F(IOStreamTest, ReadAheadBuffersBetweenReadsUpToTheBoundAndKeepsTheOrder) {
   // With read-ahead the socket is read while no read is pending: the bytes wait in the
-  // buffer, reading stops at max_buffer_size (the peer is held back, nothing is lost or
-  // counted as an overflow), and later reads get everything in order.
+  // buffer, reading stops at the read-ahead bound (the peer is held back, nothing is lost
+  // or counted as an overflow), and later reads get everything in order.
   auto [ours, peer] = pair();
-  IOStreamOptions options;
-  options.max_buffer_size = 1024;
-  auto stream = IOStream::from_fd(ours, options);
-  stream->set_read_ahead(true);
+  auto stream = IOStream::from_fd(ours);
+  const std::size_t bound = 1024;
+  stream->set_read_ahead(bound);
   std::string data;
-  for (int i = 0; i < 2000; ++i) data += "line" + std::to_string(i) + "\n";  // ~17 KiB
+  // About 280 KB: more than one read's chunk and the socket's buffer together, so that
+  // reading must stop before all of it came.
+  for (int i = 0; i < 30000; ++i) data += "line" + std::to_string(i) + "\n";
   std::thread writer([&, fd = peer] { write_all(fd, data); });
   // No read pending: the loop reads ahead until the bound, then stops.
-  run_until([&] { return stream->read_buffer_size() >= options.max_buffer_size; });
+  run_until([&] { return stream->read_buffer_size() >= bound; });
   std::size_t held = stream->read_buffer_size();
   loop_.call_later(std::chrono::milliseconds(50), [&] { loop_.stop(); });
   loop_.start();
   EXPECT_EQ(stream->read_buffer_size(), held);  // stopped: nothing more came in
-  EXPECT_LT(held, options.max_buffer_size + 64 * 1024);
+  EXPECT_LT(held, bound + 64 * 1024);           // one chunk past the bound at most
+  EXPECT_LT(held, data.size());
   std::string got;
   run_sync(
       [&]() -> Task<void> {
@@ -1344,7 +1346,7 @@ TEST_F(IOStreamTest, ReadAheadBuffersBetweenReadsUpToTheBoundAndKeepsTheOrder) {
 TEST_F(IOStreamTest, ReadAheadSeesEofWithNoReadPendingAndKeepsWhatCameBefore) {
   auto [ours, peer] = pair();
   auto stream = IOStream::from_fd(ours);
-  stream->set_read_ahead(true);
+  stream->set_read_ahead(64 * 1024);
   write_all(peer, "last words");
   shutdown(peer, SHUT_WR);
   // Without read-ahead the EOF would wait for the next read; here it closes the stream.
