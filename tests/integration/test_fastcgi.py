@@ -361,6 +361,34 @@ def test_large_response(tronada):
     assert body[:16] == b"0123456789abcdef"
 
 
+def rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_slow_client_holds_the_responder_back(tronada):
+    # A 48 MiB response to a client that reads nothing for a while: the gateway keeps
+    # only its bounded buffers (the responder's connection reads ahead one chunk at
+    # most), so php-fpm waits, and the whole body still arrives intact afterwards.
+    before = rss_kib(tronada.proc.pid)
+    s = socket.create_connection(("127.0.0.1", tronada.port), timeout=60)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.sendall(b"GET /big.php?mb=48 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    time.sleep(2)
+    grown = rss_kib(tronada.proc.pid) - before
+    got = 0
+    while True:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        got += len(chunk)
+    s.close()
+    assert grown < 16 * 1024, f"gateway grew by {grown} KiB while the client did not read"
+    assert got > 48 * 1024 * 1024  # the head and the whole body
+
+
 def test_stderr_goes_to_log(tronada):
     status, _, body = request(tronada.port, "GET", "/stderr.php")
     assert status == 200 and body == b"logged\n"
