@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, free_port, wait_for_port
+from conftest import BIN, free_port, rss_kib, wait_for_port
 
 PHP_DIR = Path(__file__).resolve().parent / "php"
 PHP_FPM = next(iter(sorted(Path("/usr/sbin").glob("php-fpm*"))), None)
@@ -359,13 +359,6 @@ def test_large_response(tronada):
     assert status == 200
     assert len(body) == 8 * 1024 * 1024
     assert body[:16] == b"0123456789abcdef"
-
-
-def rss_kib(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_slow_client_holds_the_responder_back(tronada):

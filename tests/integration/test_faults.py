@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, BIN, ROOT, free_port, wait_for_port
+from conftest import BUILD, BIN, ROOT, free_port, rss_kib, wait_for_port
 from test_fastcgi import PHP_DIR, PHP_FPM, PHPFPM, wait_for_path
 from test_proxy import APPS, PYTHON, Proc
 
@@ -74,11 +74,7 @@ class Tronada:
         return sorted(out)
 
     def rss_kib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+        return rss_kib(self.proc.pid)
 
     def log_text(self):
         if not self.logf.closed:
