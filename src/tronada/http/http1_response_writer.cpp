@@ -66,15 +66,6 @@ void HTTP1ResponseWriter::start(bool http10, bool head_request) {
   head_request_ = head_request;
 }
 
-namespace {
-bool is_checked(const HeaderRef& f) {
-  return f.checked;
-}
-bool is_checked(const HeaderField&) {
-  return false;
-}
-}  // namespace
-
 template <typename Fields>
 void HTTP1ResponseWriter::write_head(std::string& out, int status, const Fields& headers,
                                      std::optional<std::string_view> reason,
@@ -97,7 +88,7 @@ void HTTP1ResponseWriter::write_head(std::string& out, int status, const Fields&
   const Field* connection = nullptr;
   bool has_date = false, has_server = false;
   for (const auto& f : headers) {
-    if (is_checked(f)) {
+    if (checked_by_sender(f)) {
       // Checked when stored (see HeaderRef): a cached static response spent a tenth of
       // its instructions checking its fields again, character by character.
       assert(is_valid_header_name(f.name) && is_valid_header_value(f.value));

@@ -124,17 +124,6 @@ void lowercase_token(std::string_view name, char* out) {
   }
 }
 
-/// Whether a field's sender vouched for it (HeaderRef::checked); HTTPHeaders' fields
-/// are checked here.
-template <typename Field>
-bool checked_by_sender(const Field& f) {
-  if constexpr (requires { f.checked; }) {
-    return f.checked;
-  } else {
-    return false;
-  }
-}
-
 nghttp2_nv make_nv(const std::string& name, const std::string& value) {
   return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),

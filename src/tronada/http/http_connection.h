@@ -44,6 +44,15 @@ struct HeaderRef {
   bool checked = false;
 };
 
+/// Whether a response field's sender vouched for it (HeaderRef::checked), so that the
+/// writers (HTTP/1 and HTTP/2) skip checking it again; HTTPHeaders' fields never are.
+inline bool checked_by_sender(const HeaderRef& f) {
+  return f.checked;
+}
+inline bool checked_by_sender(const HeaderField&) {
+  return false;
+}
+
 /// One request's response channel (Tornado's HTTPConnection as seen by a handler).
 /// Calls must come in order: write_headers once, write any number of times, finish
 /// once. After the peer went away every call is a harmless no-op and closed() is true.
