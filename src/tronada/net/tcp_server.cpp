@@ -10,6 +10,18 @@
 
 namespace tronada {
 
+namespace {
+
+// An integer option of a TCP socket (0 if it cannot be read).
+int tcp_option(int fd, int name) {
+  int value = 0;
+  socklen_t len = sizeof value;
+  getsockopt(fd, IPPROTO_TCP, name, &value, &len);
+  return value;
+}
+
+}  // namespace
+
 struct TCPServer::Listener {
   union {
     uv_tcp_t tcp;
@@ -86,22 +98,14 @@ void TCPServer::add_sockets(const std::vector<int>& fds) {
     socklen_t len = sizeof domain;
     getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
     l->is_unix = domain == AF_UNIX;
-    if (nodelay_ && !l->is_unix) {
-      int on = 0;
-      socklen_t on_len = sizeof on;
-      getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &on_len);
-      if (!on) {
+    if (!l->is_unix) {
+      if (nodelay_ && !tcp_option(fd, TCP_NODELAY)) {
         // Listening before it had the option: connections queued since lack it.
-        on = 1;
+        int on = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
         l->nodelay_each = true;
       }
-    }
-    if (!l->is_unix) {
-      int defer = 0;
-      socklen_t defer_len = sizeof defer;
-      getsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, &defer_len);
-      l->read_at_accept = defer > 0;
+      l->read_at_accept = tcp_option(fd, TCP_DEFER_ACCEPT) > 0;
     }
     int rc = l->is_unix ? uv_pipe_init(loop.uv(), &l->handle.pipe, 0)
                         : uv_tcp_init(loop.uv(), &l->handle.tcp);
