@@ -1,7 +1,7 @@
 #include "tronada/gateway/fastcgi_handler.h"
 
-#include <cassert>
 #include <cstdlib>
+#include <deque>
 #include <stdexcept>
 #include <system_error>
 
@@ -21,7 +21,6 @@
 namespace tronada {
 
 using fastcgi::Lease;
-using fastcgi::NameValuePairs;
 
 namespace {
 
@@ -269,13 +268,10 @@ void FastCGIHandler::start_exchange() {
   const FastCGITarget& t = *target_;
   // Views of the request's, the target's and the config's strings, encoded into one
   // PARAMS stream before this returns; only what is computed here is owned, in `made`,
-  // whose strings never move (reserved for the most it can hold: six computed values,
-  // and per header field a name and a merged value). A vector of owned pairs cost a
-  // PHP request a dozen allocations.
+  // whose strings stay where they are as it grows (a deque). A vector of owned pairs cost
+  // a PHP request a dozen allocations.
   fastcgi::NameValueViews p;
-  std::vector<std::string> made;
-  made.reserve(6 + 2 * req.headers.size());
-  [[maybe_unused]] const std::size_t made_capacity = made.capacity();
+  std::deque<std::string> made;
   auto own = [&made](std::string text) -> std::string_view {
     return made.emplace_back(std::move(text));
   };
@@ -340,7 +336,6 @@ void FastCGIHandler::start_exchange() {
     }
     ex->body_complete = true;
   }
-  assert(made.capacity() == made_capacity);  // no string in `made` moved
   fastcgi::append_params(ex->params, kRequestId, p);
   exchange_ = std::move(ex);
   spawn_logged(send_request(exchange_), "fastcgi request");

@@ -48,8 +48,8 @@ std::size_t length_size(std::size_t n) {
 
 /// Appends name-value pairs in records of at most 64 KiB (a pair may span records: the
 /// spec defines the stream, not the records, as the unit).
-template <typename Pairs>
-void append_pairs(std::string& out, RecordType type, std::uint16_t request_id, const Pairs& pairs) {
+void append_pairs(std::string& out, RecordType type, std::uint16_t request_id,
+                  const NameValueViews& pairs) {
   std::size_t total = 0;
   for (const auto& [name, value] : pairs) {
     total += length_size(name.size()) + length_size(value.size()) + name.size() + value.size();
@@ -119,11 +119,6 @@ void append_name_value(std::string& out, std::string_view name, std::string_view
   append_length(out, value.size());
   out.append(name);
   out.append(value);
-}
-
-void append_params(std::string& out, std::uint16_t request_id, const NameValuePairs& params) {
-  append_pairs(out, RecordType::params, request_id, params);
-  append_one(out, static_cast<std::uint8_t>(RecordType::params), request_id, {});
 }
 
 void append_params(std::string& out, std::uint16_t request_id, const NameValueViews& params) {

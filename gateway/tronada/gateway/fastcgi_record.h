@@ -67,7 +67,6 @@ void append_abort_request(std::string& out, std::uint16_t request_id);
 /// Throws std::length_error for a name or value longer than 2^31-1.
 void append_name_value(std::string& out, std::string_view name, std::string_view value);
 /// The PARAMS stream: the pairs in as many records as needed, then the empty record.
-void append_params(std::string& out, std::uint16_t request_id, const NameValuePairs& params);
 void append_params(std::string& out, std::uint16_t request_id, const NameValueViews& params);
 /// A STDIN/STDOUT/STDERR/DATA piece (non-empty) or, for empty `data`, the stream's end.
 inline void append_stream(std::string& out, RecordType type, std::uint16_t request_id,

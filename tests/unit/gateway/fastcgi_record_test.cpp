@@ -38,6 +38,26 @@ std::vector<Record> split_all(const std::string& bytes, std::size_t step,
   return records;
 }
 
+NameValueViews views_of(const NameValuePairs& pairs) {
+  NameValueViews views;
+  for (const auto& [name, value] : pairs) views.emplace_back(name, value);
+  return views;
+}
+
+// The PARAMS stream `bytes` holds as records of request 9: its records (the last one
+// empty) and the content of all of them together.
+std::vector<Record> params_records(const std::string& bytes, std::string* stream) {
+  std::vector<std::string> contents;
+  auto records = split_all(bytes, 7, &contents);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ(records[i].type, 4);
+    EXPECT_EQ(records[i].request_id, 9);
+    *stream += contents[i];
+  }
+  EXPECT_TRUE(contents.back().empty());
+  return records;
+}
+
 std::string response_bytes(std::uint16_t id) {
   std::string b;
   append_stream(b, RecordType::stdout_, id, "Content-Type: text/plain\r\n\r\nhello");
@@ -107,18 +127,28 @@ TEST(FastCGIRecord, ParamsStreamRoundTripAcrossRecords) {
   for (int i = 0; i < 50; ++i)
     pairs.emplace_back("HTTP_X_" + std::to_string(i), std::string(3000, 'a' + i % 26));
   std::string b;
-  append_params(b, 9, pairs);
-  std::vector<std::string> contents;
-  auto records = split_all(b, 7, &contents);
+  append_params(b, 9, views_of(pairs));
   std::string stream;
-  for (std::size_t i = 0; i < records.size(); ++i) {
-    EXPECT_EQ(records[i].type, 4);
-    EXPECT_EQ(records[i].request_id, 9);
-    stream += contents[i];
-  }
-  EXPECT_TRUE(contents.back().empty());
+  auto records = params_records(b, &stream);
   EXPECT_GT(records.size(), 3u);
   EXPECT_EQ(parse_name_values(stream), pairs);
+}
+
+TEST(FastCGIRecord, ParamsThatFitOneRecordTakeOneAndTheEmptyOne) {
+  // Up to 65535 bytes of pairs go in one record (written in place); one byte more needs
+  // a second. A pair here is 1 + 4 length bytes (values of 128 bytes or more), a 1-byte
+  // name and a value.
+  for (std::size_t total : {std::size_t{200}, kMaxContentLength, kMaxContentLength + 1}) {
+    NameValuePairs pairs = {{"A", std::string(total - 6, 'v')}};
+    std::string b;
+    append_params(b, 9, views_of(pairs));
+    std::string stream;
+    auto records = params_records(b, &stream);
+    EXPECT_EQ(records.size(), total <= kMaxContentLength ? 2u : 3u) << total;
+    EXPECT_EQ(stream.size(), total);
+    EXPECT_EQ(b.size() % 8, 0u);  // every record padded to eight bytes
+    EXPECT_EQ(parse_name_values(stream), pairs);
+  }
 }
 
 TEST(FastCGIRecord, GetValuesAndResult) {
