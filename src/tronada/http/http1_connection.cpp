@@ -151,6 +151,11 @@ struct HTTP1Connection::RequestState {
   HTTP1RequestParser parser;   // spans pipelined requests; reset when taken from the pool
   HTTP1ResponseWriter writer;  // the current response's framing
   std::string out;             // response bytes not yet handed to the stream
+  // Pipelined input read ahead of the current request, unread from pending_pos on. Here
+  // rather than in the connection: a connection holding any keeps its request state
+  // (release_idle_state), so idle connections do not pay these 40 bytes.
+  std::string pending;
+  std::size_t pending_pos = 0;
   // A delegate whose request ended while one of its own methods ran; freed after it returns.
   std::unique_ptr<HTTPMessageDelegate> retired_message;
   // Within finish_upgrade_request: the bytes after the upgrade request in the input
@@ -202,11 +207,14 @@ void HTTP1Connection::RequestStateRecycler::operator()(RequestState* state) cons
   state->retired_message.reset();
   state->upgrade_rest = {};
   state->in_upgrade_finish = false;
-  if (state->out.capacity() > kKeepCapacity) {
-    std::string().swap(state->out);
-  } else {
-    state->out.clear();
+  for (std::string* buffer : {&state->out, &state->pending}) {
+    if (buffer->capacity() > kKeepCapacity) {
+      std::string().swap(*buffer);
+    } else {
+      buffer->clear();
+    }
   }
+  state->pending_pos = 0;
   RequestState::pool().free.push_back(state);
 }
 
@@ -224,11 +232,20 @@ void HTTP1Connection::make_state() {
 
 void HTTP1Connection::release_idle_state() {
   if (!rs_ || request_active_ || in_delegate_ || dispatching_ || closing_ ||
-      rs_->parser.in_message() || !rs_->out.empty() || pending_pos_ < pending_.size()) {
+      rs_->parser.in_message() || !rs_->out.empty() || has_pending()) {
     return;
   }
   rs_.reset();
-  if (pending_.capacity() > 0) std::string().swap(pending_);
+}
+
+bool HTTP1Connection::has_pending() const {
+  return rs_ && rs_->pending_pos < rs_->pending.size();
+}
+
+void HTTP1Connection::drop_pending() {
+  if (!rs_) return;
+  std::string().swap(rs_->pending);
+  rs_->pending_pos = 0;
 }
 
 /// Marks a call into the request's delegate (its data_received or finish): a delegate
@@ -302,7 +319,7 @@ void HTTP1Connection::close() {
 void HTTP1Connection::close_when_idle() {
   close_when_idle_ = true;
   keep_alive_ = false;
-  if (!request_active_ && !(rs_ && rs_->parser.in_message()) && pending_pos_ >= pending_.size()) {
+  if (!request_active_ && !(rs_ && rs_->parser.in_message()) && !has_pending()) {
     if (seq_ == 0 && phase_ == Phase::idle) {
       // Accepted but not heard from yet: its first request is most likely on the wire (a
       // client connects, then writes), and closing now would fail a client that did
@@ -395,20 +412,20 @@ void HTTP1Connection::on_data(std::string_view data) {
   if (closing_) return;  // lingering: what the client still sends is dropped
   if (phase_ == Phase::body && !state().current.body_paused) arm(context_->body_timeouts);
   dispatching_ = true;
-  if (pending_pos_ < pending_.size()) {
+  if (has_pending()) {
     if (!data.empty()) {
-      if (pending_pos_ > 0) {
-        pending_.erase(0, pending_pos_);
-        pending_pos_ = 0;
+      if (rs_->pending_pos > 0) {
+        rs_->pending.erase(0, rs_->pending_pos);
+        rs_->pending_pos = 0;
       }
-      pending_.append(data);
+      rs_->pending.append(data);
     }
     process_pending();
   } else {
     std::size_t used = process(data);
     if (used < data.size() && !closing_) {
-      pending_.assign(data.substr(used));
-      pending_pos_ = 0;
+      state().pending.assign(data.substr(used));
+      state().pending_pos = 0;
     }
   }
   dispatching_ = false;
@@ -425,23 +442,25 @@ void HTTP1Connection::on_data(std::string_view data) {
 }
 
 void HTTP1Connection::process_pending() {
-  std::string_view input(pending_);
-  input.remove_prefix(pending_pos_);
-  pending_pos_ += process(input);
-  if (pending_pos_ >= pending_.size()) {
-    pending_pos_ = 0;
-    if (pending_.capacity() > kKeepCapacity) {
-      std::string().swap(pending_);
+  // Within on_data (dispatching_): the request state stays while process() runs.
+  RequestState& rs = *rs_;
+  std::string_view input(rs.pending);
+  input.remove_prefix(rs.pending_pos);
+  rs.pending_pos += process(input);
+  if (rs.pending_pos >= rs.pending.size()) {
+    rs.pending_pos = 0;
+    if (rs.pending.capacity() > kKeepCapacity) {
+      std::string().swap(rs.pending);
     } else {
-      pending_.clear();
+      rs.pending.clear();
     }
   }
 }
 
 void HTTP1Connection::update_read_pause() {
-  // While a request is answered, what the client pipelines behind it waits in pending_;
+  // While a request is answered, what the client pipelines behind it waits in pending;
   // past a bound, reading stops (TCP flow control holds the client back).
-  std::size_t held = pending_.size() - pending_pos_;
+  std::size_t held = has_pending() ? rs_->pending.size() - rs_->pending_pos : 0;
   std::size_t limit = context_->options.limits.max_header_bytes + kPendingSlack;
   bool pause = (rs_ && rs_->current.body_paused) || held > limit;
   if (!reading_paused_ && pause) {
@@ -682,8 +701,8 @@ DetachedConnection HTTP1Connection::detach(std::uint64_t seq) {
   result.stream = stream_;
   if (state().in_upgrade_finish) {
     result.leftover.assign(state().upgrade_rest);
-  } else if (pending_pos_ < pending_.size()) {
-    result.leftover.assign(pending_, pending_pos_);
+  } else if (has_pending()) {
+    result.leftover.assign(rs_->pending, rs_->pending_pos);
   }
   flush();  // the 101 head goes out ahead of anything the new owner writes
   // The stream's close callback holds the last reference but one to us (the response
@@ -709,8 +728,7 @@ DetachedConnection HTTP1Connection::detach(std::uint64_t seq) {
   }
   state().current.request.reset();
   state().current.close_callback = nullptr;
-  std::string().swap(pending_);
-  pending_pos_ = 0;
+  drop_pending();
   std::string().swap(state().out);
   std::string().swap(state().current.held_body);
   if (reading_paused_) {
@@ -951,7 +969,7 @@ void HTTP1Connection::on_request_done() {
   if (dispatching_) return;
   flush();
   if (was_complete) state().parser.resume();
-  if (pending_pos_ < pending_.size()) {
+  if (has_pending()) {
     // Pipelined requests read while this one was answered: go on with them from the
     // loop, not from inside the handler's finish() call.
     stream_->loop().add_callback([self = shared_from_this()] {
@@ -1055,8 +1073,7 @@ void HTTP1Connection::close_after_flush(bool linger) {
     close_after_flush(false);
     return;
   }
-  std::string().swap(pending_);
-  pending_pos_ = 0;
+  drop_pending();
   if (reading_paused_) {
     reading_paused_ = false;
     stream_->resume_reading();
@@ -1098,8 +1115,7 @@ void HTTP1Connection::on_stream_closed() {
   write_timeout_.disarm();
   context_->connections.erase(this);
   if (request_active_) abort_request();
-  std::string().swap(pending_);
-  pending_pos_ = 0;
+  drop_pending();
   if (!rs_) return;
   if (!in_delegate_ && !dispatching_) {
     rs_.reset();  // nothing runs on it any more: back to the pool

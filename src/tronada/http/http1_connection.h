@@ -214,6 +214,10 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   /// Gives the request state back once the connection is idle between requests (nothing
   /// read of the next request, no response bytes waiting, no delegate call running).
   void release_idle_state();
+  /// Pipelined input is waiting in the request state.
+  bool has_pending() const;
+  /// Frees the pipelined input (the connection closes or changes hands).
+  void drop_pending();
 
   friend class detail::HTTP1ConnectionList;
 
@@ -239,9 +243,7 @@ class HTTP1Connection : public std::enable_shared_from_this<HTTP1Connection>,
   std::uint64_t write_mark_taken_ = 0;
   std::size_t write_mark_unsent_ = 0;
 
-  std::string remote_ip_;        // the peer's address, looked up once per connection
-  std::string pending_;          // pipelined input read ahead of the current request...
-  std::size_t pending_pos_ = 0;  // ...from this offset on
+  std::string remote_ip_;  // the peer's address, looked up once per connection
 
   // The port and the flags share one word (bit-fields): every byte here is paid by each
   // open connection, idle or not. keep_alive_ stays a plain bool: the response writer

@@ -399,10 +399,10 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   CloseCallback close_callback_;
   std::shared_ptr<StreamAcceptor> acceptor_;
   std::error_code error_;
+  std::size_t read_ahead_ = 0;  // bytes to read ahead between buffered reads
   ReadOp read_op_ = ReadOp::none;
   bool flush_scheduled_ = false;
   bool reading_paused_ = false;
-  std::size_t read_ahead_ = 0;  // bytes to read ahead between buffered reads
   bool socket_reading_ = false;
   bool socket_ended_ = false;  // libuv reported EOF or an error: it reads no more
   bool eof_received_ = false;
