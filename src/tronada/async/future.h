@@ -23,13 +23,29 @@ struct FutureState {
   std::optional<Stored> value;
   std::exception_ptr exception;
   bool done = false;
-  std::vector<std::function<void()>> callbacks;
+  // The first callback is kept inline: nearly every future has exactly one (the
+  // coroutine awaiting it), which a vector would cost an allocation per future.
+  std::function<void()> first_callback;
+  std::vector<std::function<void()>> more_callbacks;
   IOLoop* loop = nullptr;
 
+  void add_callback(std::function<void()> cb) {
+    if (!first_callback && more_callbacks.empty()) {
+      first_callback = std::move(cb);
+    } else {
+      more_callbacks.push_back(std::move(cb));
+    }
+  }
+
   void fire() {
-    auto cbs = std::move(callbacks);
-    callbacks.clear();
-    for (auto& cb : cbs) IOLoop::invoke_logged("future done callback", cb);
+    // In the order they were added; moved out first, so that a callback that drops the
+    // last reference to this state does not free what the loop below reads.
+    std::function<void()> first = std::move(first_callback);
+    first_callback = nullptr;
+    std::vector<std::function<void()>> more = std::move(more_callbacks);
+    more_callbacks.clear();
+    if (first) IOLoop::invoke_logged("future done callback", first);
+    for (auto& cb : more) IOLoop::invoke_logged("future done callback", cb);
   }
 };
 
@@ -72,7 +88,7 @@ class Future {
     if (state_->done) {
       IOLoop::invoke_logged("future done callback", cb);
     } else {
-      state_->callbacks.push_back(std::move(cb));
+      state_->add_callback(std::move(cb));
     }
   }
 
@@ -82,7 +98,7 @@ class Future {
       bool await_ready() const noexcept { return state->done; }
       void await_suspend(std::coroutine_handle<> h) {
         IOLoop* loop = state->loop ? state->loop : &IOLoop::current();
-        state->callbacks.push_back([h, loop] { loop->add_callback([h] { h.resume(); }); });
+        state->add_callback([h, loop] { loop->add_callback([h] { h.resume(); }); });
       }
       T await_resume() {
         if (state->exception) std::rethrow_exception(state->exception);
