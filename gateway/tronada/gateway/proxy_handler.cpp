@@ -242,6 +242,10 @@ void ProxyRoute::start_discovery() {
   if (discovery_) discovery_->start();
 }
 
+bool ProxyRoute::discovery_unsettled() const {
+  return discovery_ && !discovery_->settled();
+}
+
 Future<void> ProxyRoute::discovery_settled(Duration timeout) {
   if (!discovery_ || discovery_->settled()) return make_ready_future<void>();
   return discovery_->wait_settled(timeout);
@@ -544,7 +548,7 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
 
   static Task<void> connect(std::shared_ptr<Exchange> self, bool fresh) {
     ProxyRoute& route = *self->route_;
-    if (!fresh) {
+    if (!fresh && route.discovery_unsettled()) {
       // Upstreams found by DNS: the first answers are a few milliseconds away after
       // start-up or a reload; connecting by name meanwhile could reach nothing (a name
       // only the configured resolver knows). Bounded by the connect timeout; on timeout

@@ -110,6 +110,9 @@ class ProxyRoute {
   /// Starts looking the upstreams' host names up again and again if resolve_interval
   /// asks (idempotent; the constructor schedules it on the current loop).
   void start_discovery();
+  /// The first DNS lookups of discovery are still on their way: discovery_settled()
+  /// would wait. False without discovery (then nothing is made per request).
+  bool discovery_unsettled() const;
   /// Ready at once without discovery or once its first lookups ended; else completes
   /// when they do, or fails with TimeoutError after `timeout`.
   Future<void> discovery_settled(Duration timeout);
