@@ -37,9 +37,8 @@ bool is_tchar(unsigned char c) {
   return kTchar[c];
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
+bool iequals_n(const char* a, const char* b, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
     if (a[i] != b[i] && ascii_lower(a[i]) != ascii_lower(b[i])) return false;
   }
   return true;

@@ -104,8 +104,15 @@ bool is_valid_header_value(std::string_view value);
 
 namespace detail {
 
+/// iequals for two strings of `n` bytes each.
+bool iequals_n(const char* a, const char* b, std::size_t n);
+
 /// ASCII case-insensitive equality, the comparison HTTP uses for field names and tokens.
-bool iequals(std::string_view a, std::string_view b);
+/// The length check is inline: most comparisons (a name looked up among a message's
+/// fields) fail on it, and a request makes about a hundred of them.
+inline bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && iequals_n(a.data(), b.data(), a.size());
+}
 
 /// `s` without leading and trailing spaces and tabs (HTTP's OWS).
 std::string_view trim_ows(std::string_view s);
