@@ -180,6 +180,33 @@ TEST(HTTPHeadersTest, DetailHelpers) {
   // Only ASCII letters fold: '@' (0x40) and '`' (0x60) differ by the case bit but are not letters.
   EXPECT_FALSE(detail::iequals("@", "`"));
   EXPECT_EQ(detail::trim_ows(" \t value \t "), "value");
+}
+
+TEST(HTTPHeadersTest, IequalsAgreesWithAByteLoopAtEveryLengthAndPosition) {
+  // The comparison goes eight bytes at a time while they match exactly: a difference in
+  // case or in content must be found in any word and in the tail after the last one.
+  auto reference = [](std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] + 32) : a[i];
+      char y = b[i] >= 'A' && b[i] <= 'Z' ? static_cast<char>(b[i] + 32) : b[i];
+      if (x != y) return false;
+    }
+    return true;
+  };
+  const std::string base = "proxy-connection-keep-alive-x";
+  for (std::size_t len = 0; len <= base.size(); ++len) {
+    std::string a = base.substr(0, len);
+    EXPECT_TRUE(detail::iequals(a, a));
+    for (std::size_t at = 0; at < len; ++at) {
+      for (char c : {'P', 'Q', '`', '@', '-', '\0'}) {
+        std::string b = a;
+        b[at] = c;
+        EXPECT_EQ(detail::iequals(a, b), reference(a, b)) << "len " << len << " at " << at;
+        EXPECT_EQ(detail::iequals(b, a), reference(b, a)) << "len " << len << " at " << at;
+      }
+    }
+  }
   EXPECT_EQ(detail::trim_ows("   "), "");
   EXPECT_EQ(detail::trim_ows("a b"), "a b");
 }
