@@ -408,9 +408,10 @@ void ProxyRoute::check_health(const std::shared_ptr<Upstream>& u) {
 /// task and the upstream stream's callbacks, so whichever ends first (client leaves,
 /// upstream fails, response completes) leaves the others something valid to look at.
 ///
-/// Lifetime: while attached, the upstream stream's data handler and close callback own
-/// the exchange; every way to the end clears them (end()), and the handler's reference
-/// goes with the handler.
+/// Lifetime: the handler owns the exchange (and ends it when it goes), the connecting
+/// task holds it while it runs, and a call from the upstream stream holds it for the
+/// call; the stream's callbacks are cleared whenever the connection is given back,
+/// discarded or taken over, so they never reach a destroyed exchange.
 class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
                                public std::enable_shared_from_this<Exchange> {
  public:
@@ -625,9 +626,20 @@ class ProxyHandler::Exchange : public HTTP1ResponseParser::Events,
     parser_.reset();
     if (head_request_) parser_.expect_no_body();
     IOStream& s = conn_.stream();
-    auto self = shared_from_this();
-    s.set_data_handler([self](std::string_view data) { self->on_upstream_data(data); });
-    s.set_close_callback([self] { self->on_upstream_closed(); });
+    // `this`, not a shared_ptr: std::function keeps a pointer inline, where a captured
+    // shared_ptr cost two allocations per request. The callbacks never outlive us:
+    // every way the connection leaves (release, discard, take, and our destructor,
+    // through conn_) clears both first. Each call holds a reference while it runs, since
+    // finishing the client's response may release the handler that holds us.
+    Exchange* self = this;
+    s.set_data_handler([self](std::string_view data) {
+      std::shared_ptr<Exchange> keep = self->shared_from_this();
+      self->on_upstream_data(data);
+    });
+    s.set_close_callback([self] {
+      std::shared_ptr<Exchange> keep = self->shared_from_this();
+      self->on_upstream_closed();
+    });
     if (!request_done_) {
       // The response is read once the whole request is in: the client's connection
       // takes it only then.

@@ -373,8 +373,11 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
   }
 
   void give_back(const std::string& key, std::shared_ptr<IOStream> stream, bool reusable) {
+    // Whatever happens to the stream, the holder's callbacks are cleared or replaced here:
+    // holders may capture raw pointers to themselves (the proxy's exchange does).
     auto it = groups.find(key);
     if (it == groups.end()) {
+      stream->set_close_callback(nullptr);
       stream->set_data_handler(nullptr);
       stream->close();
       return;
@@ -405,6 +408,7 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
       } else if (g.idle.size() < options.max_idle_per_endpoint) {
         park(g, std::move(stream));
       } else {
+        stream->set_data_handler(nullptr);
         stream->close();
       }
     }

@@ -72,6 +72,8 @@ class PoolFullError : public std::runtime_error {
 /// checked-out stream still has the pool's idle watcher as its data handler (it closes
 /// the stream on any byte): the holder replaces it with its own before sending, and on
 /// release leaves its handler for the pool to replace, so reads never stop and restart.
+/// release() and discard() always clear or replace both of the holder's callbacks, so a
+/// holder may capture a raw pointer to itself in them.
 class PooledConnection {
  public:
   PooledConnection() = default;
