@@ -23,29 +23,39 @@ struct FutureState {
   std::optional<Stored> value;
   std::exception_ptr exception;
   bool done = false;
-  // The first callback is kept inline: nearly every future has exactly one (the
-  // coroutine awaiting it), which a vector would cost an allocation per future.
-  std::function<void()> first_callback;
-  std::vector<std::function<void()>> more_callbacks;
+  // The coroutine awaiting this future, when it was the first to ask: nearly every
+  // future has exactly one, and keeping it here costs nothing, where a callback in a
+  // vector cost an allocation per future.
+  std::coroutine_handle<> waiter;
+  // Done callbacks, and awaiting coroutines after the first, in the order added; made
+  // for the first of them, so a pending future (an idle WebSocket waits on one) does not
+  // carry an empty vector.
+  std::unique_ptr<std::vector<std::function<void()>>> callbacks;
   IOLoop* loop = nullptr;
 
   void add_callback(std::function<void()> cb) {
-    if (!first_callback && more_callbacks.empty()) {
-      first_callback = std::move(cb);
-    } else {
-      more_callbacks.push_back(std::move(cb));
+    if (!callbacks) callbacks = std::make_unique<std::vector<std::function<void()>>>();
+    callbacks->push_back(std::move(cb));
+  }
+
+  void add_waiter(std::coroutine_handle<> h) {
+    if (!loop) loop = &IOLoop::current();
+    if (!waiter && !callbacks) {
+      waiter = h;
+      return;
     }
+    add_callback([h, l = loop] { l->add_callback([h] { h.resume(); }); });
   }
 
   void fire() {
-    // In the order they were added; moved out first, so that a callback that drops the
-    // last reference to this state does not free what the loop below reads.
-    std::function<void()> first = std::move(first_callback);
-    first_callback = nullptr;
-    std::vector<std::function<void()>> more = std::move(more_callbacks);
-    more_callbacks.clear();
-    if (first) IOLoop::invoke_logged("future done callback", first);
-    for (auto& cb : more) IOLoop::invoke_logged("future done callback", cb);
+    // In the order they were added (the inline waiter, when there is one, came first).
+    // Everything is moved out first: a callback may drop the last reference to this state.
+    std::coroutine_handle<> first = std::exchange(waiter, {});
+    std::unique_ptr<std::vector<std::function<void()>>> cbs = std::move(callbacks);
+    if (first) loop->add_callback([first] { first.resume(); });
+    if (cbs) {
+      for (auto& cb : *cbs) IOLoop::invoke_logged("future done callback", cb);
+    }
   }
 };
 
@@ -96,10 +106,7 @@ class Future {
     struct Awaiter {
       std::shared_ptr<State> state;
       bool await_ready() const noexcept { return state->done; }
-      void await_suspend(std::coroutine_handle<> h) {
-        IOLoop* loop = state->loop ? state->loop : &IOLoop::current();
-        state->add_callback([h, loop] { loop->add_callback([h] { h.resume(); }); });
-      }
+      void await_suspend(std::coroutine_handle<> h) { state->add_waiter(h); }
       T await_resume() {
         if (state->exception) std::rethrow_exception(state->exception);
         // Copies: several coroutines may await one future. Move-only results move out,

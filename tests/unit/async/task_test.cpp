@@ -82,7 +82,54 @@ Task<int> gated(Event& release, Event& finished) {
   co_return 7;
 }
 
+Task<void> await_and_note(Future<int> f, std::vector<std::string>& order, std::string name) {
+  int v = co_await f;
+  order.push_back(name + "=" + std::to_string(v));
+}
+
+// Done callbacks and awaiting coroutines, registered in `pattern` order ('c' a callback
+// that also posts a loop callback, 'w' a coroutine), then the promise completes: what
+// runs, and when.
+std::vector<std::string> completion_order(const std::string& pattern) {
+  IOLoop loop;
+  loop.make_current();
+  std::vector<std::string> order;
+  Promise<int> promise(&loop);
+  Future<int> future = promise.get_future();
+  std::vector<Future<void>> waiters;
+  int c = 0, w = 0;
+  for (char kind : pattern) {
+    if (kind == 'c') {
+      std::string name = "c" + std::to_string(++c);
+      future.add_done_callback([&order, &loop, name] {
+        order.push_back(name);
+        loop.add_callback([&order, name] { order.push_back("posted by " + name); });
+      });
+    } else {
+      waiters.push_back(spawn(await_and_note(future, order, "w" + std::to_string(++w))));
+    }
+  }
+  run_sync([&]() -> Task<void> {
+    promise.set_result(5);
+    for (auto& f : waiters) co_await f;
+  });
+  expect_clean_close(loop);
+  return order;
+}
+
 }  // namespace
+
+TEST(Future, CallbacksAndAwaitingCoroutinesRunInTheOrderTheyCame) {
+  // Callbacks run inside set_result; each coroutine resumes from the loop, after what
+  // the callbacks before it posted and before what those after it posted.
+  EXPECT_EQ(completion_order("wcw"),
+            (std::vector<std::string>{"c1", "w1=5", "posted by c1", "w2=5"}));
+  EXPECT_EQ(completion_order("cww"),
+            (std::vector<std::string>{"c1", "posted by c1", "w1=5", "w2=5"}));
+  EXPECT_EQ(completion_order("wwcc"),
+            (std::vector<std::string>{"c1", "c2", "w1=5", "w2=5", "posted by c1", "posted by c2"}));
+  EXPECT_EQ(completion_order("w"), (std::vector<std::string>{"w1=5"}));
+}
 
 TEST(Task, ExceptionPropagatesThroughNestedTasks) {
   IOLoop loop;
