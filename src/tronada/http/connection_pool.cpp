@@ -117,7 +117,10 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
       // stopping and restarting reads costs two epoll_ctl calls per request, and a byte
       // arriving before the holder sent anything still means a broken connection.
       if (!c.stream->closed()) {
-        stop_sweep_if_idle_none();
+        // The sweep timer stays: the connection comes back to the idle list after its
+        // exchange nearly always, and stopping and re-making the timer cost a request
+        // an allocation whenever one connection was all the pool had idle. If it is
+        // discarded instead, give_back stops the timer then.
         return std::move(c.stream);
       }
     }
@@ -412,6 +415,7 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
         stream->close();
       }
     }
+    stop_sweep_if_idle_none();
     if (handoff) handoff->promise.try_set_result(std::move(handoff->connection));
     dispatch();
     maybe_erase(key);
@@ -424,6 +428,7 @@ struct PoolState : std::enable_shared_from_this<PoolState> {
     if (it == groups.end()) return;
     --it->second.busy;
     --busy_total;
+    stop_sweep_if_idle_none();
     dispatch();
     maybe_erase(key);
   }
