@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "alloc_counter.h"
+#include "hello_handler.h"
 #include "tronada/web/application.h"
 #include "tronada/web/request_handler.h"
 
@@ -19,14 +20,7 @@ using namespace tronada;
 
 namespace {
 
-class HelloHandler : public RequestHandler {
- public:
-  Task<void> get() override {
-    set_header("Content-Type", "text/plain");
-    write("Hello, world");
-    co_return;
-  }
-};
+using alloc_test::HelloHandler;
 
 // Loop-thread allocations per keep-alive `request` to a hello-world Application.
 double allocations_per_request(std::string_view request) {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "hello_handler.h"
 #include "idle_heap.h"
 #include "tronada/http/http1_connection.h"
 #include "tronada/web/application.h"
@@ -22,14 +23,7 @@ using namespace tronada;
 
 namespace {
 
-class HelloHandler : public RequestHandler {
- public:
-  Task<void> get() override {
-    set_header("Content-Type", "text/plain");
-    write("Hello, world");
-    co_return;
-  }
-};
+using alloc_test::HelloHandler;
 
 // Opens `count` connections, each answered once and left open in `fds`.
 bool open_idle_connections(int port, int count, std::vector<int>& fds) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "alloc_counter.h"
+#include "hello_handler.h"
 #include "tronada/gateway/proxy_handler.h"
 #include "tronada/web/application.h"
 #include "tronada/web/request_handler.h"
@@ -18,14 +19,7 @@ using namespace tronada;
 
 namespace {
 
-class HelloHandler : public RequestHandler {
- public:
-  Task<void> get() override {
-    set_header("Content-Type", "text/plain");
-    write("Hello, world");
-    co_return;
-  }
-};
+using alloc_test::HelloHandler;
 
 TEST(ProxyAllocations, KeepAliveProxiedRequestStaysWithinCeiling) {
   // Measured 2026-12-08: 8 when this test was written, 7 once taking the pool's only
