@@ -133,6 +133,15 @@ constexpr std::size_t kPendingSlack = 64 * 1024;
 // Buffers bigger than this are given back when they empty (idle connections stay small).
 constexpr std::size_t kKeepCapacity = 16 * 1024;
 
+// Empties a buffer that has been used up, giving its memory back past kKeepCapacity.
+void empty_buffer(std::string& buffer) {
+  if (buffer.capacity() > kKeepCapacity) {
+    std::string().swap(buffer);
+  } else {
+    buffer.clear();
+  }
+}
+
 // Request states kept per thread for reuse, so that a request costs no allocation for
 // its parser and response buffer; beyond this many the rest are freed.
 constexpr std::size_t kPooledStates = 64;
@@ -207,13 +216,8 @@ void HTTP1Connection::RequestStateRecycler::operator()(RequestState* state) cons
   state->retired_message.reset();
   state->upgrade_rest = {};
   state->in_upgrade_finish = false;
-  for (std::string* buffer : {&state->out, &state->pending}) {
-    if (buffer->capacity() > kKeepCapacity) {
-      std::string().swap(*buffer);
-    } else {
-      buffer->clear();
-    }
-  }
+  empty_buffer(state->out);
+  empty_buffer(state->pending);
   state->pending_pos = 0;
   RequestState::pool().free.push_back(state);
 }
@@ -449,11 +453,7 @@ void HTTP1Connection::process_pending() {
   rs.pending_pos += process(input);
   if (rs.pending_pos >= rs.pending.size()) {
     rs.pending_pos = 0;
-    if (rs.pending.capacity() > kKeepCapacity) {
-      std::string().swap(rs.pending);
-    } else {
-      rs.pending.clear();
-    }
+    empty_buffer(rs.pending);
   }
 }
 
