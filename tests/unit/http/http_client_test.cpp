@@ -375,6 +375,41 @@ TEST_F(HTTPClientTest, PoolIdleTimeoutCountsFromEachConnectionsRelease) {
   server.stop();
 }
 
+// Taking the only idle connection leaves the sweep timer armed for its old deadline:
+// when it fires, the connection released again since must stay, and close its own
+// idle_timeout after that release.
+TEST_F(HTTPClientTest, PoolIdleTimeoutOfAConnectionTakenAndReleasedAgain) {
+  ScriptServer server([](const Seen&) { return ok(""); });
+  ConnectionPoolOptions options;
+  options.idle_timeout = 300ms;
+  ConnectionPool pool(options);
+  Endpoint e{"http", "127.0.0.1", server.port, "", nullptr, ""};
+  std::size_t idle_after_old_deadline = 0;
+  run([&]() -> Task<void> {
+    Future<PooledConnection> f1 = pool.acquire(e, 5s);
+    PooledConnection c1 = co_await f1;
+    c1.release();  // the sweep is due 300 ms from here
+    Future<void> gap = sleep(200ms);
+    co_await gap;
+    Future<PooledConnection> f2 = pool.acquire(e, 5s);
+    PooledConnection c2 = co_await f2;  // the same connection, from the idle list
+    c2.release();                       // due 300 ms from here, 200 ms after the sweep
+    Future<void> past_old = sleep(170ms);
+    co_await past_old;
+    idle_after_old_deadline = pool.idle_count(e);
+    for (int i = 0; i < 100 && pool.idle_count(e) > 0; ++i) {
+      Future<void> s = sleep(10ms);
+      co_await s;
+    }
+  });
+  EXPECT_EQ(idle_after_old_deadline, 1u);
+  EXPECT_EQ(pool.idle_count(e), 0u);
+  EXPECT_EQ(pool.stats().opened, 1u);
+  EXPECT_EQ(pool.stats().reused, 1u);
+  pool.close();
+  server.stop();
+}
+
 TEST_F(HTTPClientTest, RequestTimeoutAgainstASilentServer) {
   ScriptServer server([](const Seen&) { return Reply{"", false, true}; });
   {
