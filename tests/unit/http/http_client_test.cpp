@@ -163,6 +163,14 @@ std::string error_of(const Future<HTTPResponse>& f) {
   return "";
 }
 
+// Waits (up to a second) until the pool has closed every idle connection to `e`.
+Task<void> until_no_idle(ConnectionPool& pool, const Endpoint& e) {
+  for (int i = 0; i < 100 && pool.idle_count(e) > 0; ++i) {
+    Future<void> s = sleep(10ms);
+    co_await s;
+  }
+}
+
 }  // namespace
 
 TEST_F(HTTPClientTest, KeepAliveReusesOneConnection) {
@@ -331,10 +339,7 @@ TEST_F(HTTPClientTest, PoolIdleTimeoutClosesConnections) {
     Future<PooledConnection> f = pool.acquire(e, 5s);
     PooledConnection c = co_await f;
     c.release();
-    for (int i = 0; i < 100 && pool.idle_count(e) > 0; ++i) {
-      Future<void> s = sleep(10ms);
-      co_await s;
-    }
+    co_await until_no_idle(pool, e);
   });
   EXPECT_EQ(pool.idle_count(e), 0u);
   pool.close();
@@ -363,10 +368,7 @@ TEST_F(HTTPClientTest, PoolIdleTimeoutCountsFromEachConnectionsRelease) {
     Future<void> past_first = sleep(200ms);
     co_await past_first;
     idle_between = pool.idle_count(e);
-    for (int i = 0; i < 100 && pool.idle_count(e) > 0; ++i) {
-      Future<void> s = sleep(10ms);
-      co_await s;
-    }
+    co_await until_no_idle(pool, e);
   });
   EXPECT_EQ(idle_between, 1u);
   EXPECT_EQ(pool.idle_count(e), 0u);
@@ -397,10 +399,7 @@ TEST_F(HTTPClientTest, PoolIdleTimeoutOfAConnectionTakenAndReleasedAgain) {
     Future<void> past_old = sleep(170ms);
     co_await past_old;
     idle_after_old_deadline = pool.idle_count(e);
-    for (int i = 0; i < 100 && pool.idle_count(e) > 0; ++i) {
-      Future<void> s = sleep(10ms);
-      co_await s;
-    }
+    co_await until_no_idle(pool, e);
   });
   EXPECT_EQ(idle_after_old_deadline, 1u);
   EXPECT_EQ(pool.idle_count(e), 0u);
